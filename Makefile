@@ -1,0 +1,123 @@
+# smtpkit build. `make` builds the command and the library; `make run` starts
+# the server on the sample configuration; `make check` runs every test (unit,
+# end-to-end, the same again under ASan+UBSan, and a short fuzz run).
+# Both install missing Debian packages first when run as root.
+
+SAN      ?= 0
+PREFIX   ?= /usr/local
+PYTHON   ?= /usr/bin/python3
+FUZZ_SECONDS ?= 15
+VERSION  := 0.1.0
+
+ifeq ($(SAN),1)
+CC       := clang
+BUILD    ?= build/san
+SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer -O1 -g
+else
+CC       ?= cc
+BUILD    ?= build/release
+SANFLAGS := -O2 -g
+endif
+
+PKGS     := libevent_openssl libevent libssl libcrypto libconfig libcares libcrypt
+WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 -Wvla
+CPPFLAGS += -Iinclude -Isrc -D_GNU_SOURCE -DSMTPKIT_VERSION='"$(VERSION)"'
+CFLAGS   += -std=c11 $(WARN) -fPIC $(SANFLAGS)
+LDLIBS   += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lresolv -lpthread
+
+LIB_SRC  := $(sort $(wildcard src/core/*.c src/store/*.c src/client/*.c src/server/*.c))
+CLI_SRC  := $(sort $(wildcard src/cli/*.c))
+UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
+FUZZ_SRC := $(sort $(wildcard fuzz/fuzz_*.c))
+
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=build/fuzz/%)
+
+.PHONY: all deps deps-test run check unit e2e fuzz fuzz-smoke lint format format-check install clean
+
+all: $(BUILD)/smtpkit $(BUILD)/libsmtpkit.a $(BUILD)/libsmtpkit.so $(BUILD)/smtpkit.pc
+
+deps:
+	@scripts/deps.sh build
+deps-test:
+	@scripts/deps.sh test
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/libsmtpkit.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/libsmtpkit.so: $(LIB_OBJ)
+	$(CC) $(CFLAGS) -shared -Wl,-soname,libsmtpkit.so.0 -o $@ $^ $(LDFLAGS) $(LDLIBS)
+
+$(BUILD)/smtpkit: $(CLI_OBJ) $(BUILD)/libsmtpkit.a
+	$(CC) $(CFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libsmtpkit.a $(LDFLAGS) $(LDLIBS)
+
+$(BUILD)/smtpkit.pc: smtpkit.pc.in
+	@mkdir -p $(dir $@)
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' $< > $@
+
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libsmtpkit.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -Wno-missing-prototypes -o $@ $< $(BUILD)/libsmtpkit.a $(LDFLAGS) $(LDLIBS) -lcmocka
+
+run: deps all
+	$(BUILD)/smtpkit serve -c etc/smtpkit.conf
+
+unit: $(UNIT_BIN)
+	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
+
+e2e: all
+	SMTPKIT_BIN=$(CURDIR)/$(BUILD)/smtpkit $(PYTHON) -m pytest -q -p no:cacheprovider tests/e2e
+
+# The fuzz targets link the library sources built with clang's fuzzer runtime.
+build/fuzz/%: fuzz/%.c $(LIB_SRC)
+	@mkdir -p $(dir $@)
+	clang $(CPPFLAGS) -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -o $@ $< $(LIB_SRC) $(LDLIBS)
+
+fuzz: $(FUZZ_BIN)
+
+fuzz-smoke: $(FUZZ_BIN)
+	@set -e; for f in $(FUZZ_BIN); do n=$$(basename $$f); mkdir -p build/fuzz/corpus-$$n; \
+	  echo "== $$n ($(FUZZ_SECONDS)s)"; \
+	  $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=0 build/fuzz/corpus-$$n $$( [ -d fuzz/corpus/$$n ] && echo fuzz/corpus/$$n ) 2>&1 | tail -n 2; done
+
+check: deps-test
+	$(MAKE) all
+	$(MAKE) CC=clang BUILD=build/clang all
+	$(MAKE) unit
+	$(MAKE) e2e
+	$(MAKE) SAN=1 unit
+	$(MAKE) SAN=1 e2e
+	$(MAKE) fuzz-smoke
+
+lint:
+	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability --inline-suppr -Iinclude -Isrc -D__GNUC__ src
+	$(MAKE) format-check
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+format-check:
+	clang-format --dry-run --Werror $$(git ls-files '*.c' '*.h')
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include/smtpkit $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man5
+	install -m 755 $(BUILD)/smtpkit $(DESTDIR)$(PREFIX)/bin/
+	install -m 644 $(BUILD)/libsmtpkit.a $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 $(BUILD)/libsmtpkit.so $(DESTDIR)$(PREFIX)/lib/libsmtpkit.so.0
+	ln -sf libsmtpkit.so.0 $(DESTDIR)$(PREFIX)/lib/libsmtpkit.so
+	install -m 644 $(BUILD)/smtpkit.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/
+	install -m 644 include/smtpkit/*.h $(DESTDIR)$(PREFIX)/include/smtpkit/
+	install -m 644 man/*.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+	-install -m 644 man/*.5 $(DESTDIR)$(PREFIX)/share/man/man5/
+
+clean:
+	rm -rf build
+
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)

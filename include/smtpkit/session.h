@@ -1,0 +1,156 @@
+/*
+ * session.h - the SMTP server protocol core (RFC 5321, 1869, 2920, 3030,
+ * 6152, 6531, 2034, 3207, 4954). No I/O: bytes in, replies and actions out.
+ *
+ * The shell (src/server) feeds every byte read from the client into
+ * sk_session_feed(), writes out whatever sk_session_output() holds, and
+ * follows the flags of sk_session_wants(). The session asks the shell for
+ * recipient verdicts, credential checks and storage through sk_session_ops.
+ */
+#ifndef SMTPKIT_SESSION_H
+#define SMTPKIT_SESSION_H
+
+#include <stddef.h>
+
+#include "smtpkit/buf.h"
+
+typedef struct sk_session sk_session;
+
+typedef enum sk_bare_policy {
+    SK_BARE_REJECT,    /* default: a bare CR or LF in DATA/BDAT makes the message
+                          refused (550 5.6.0 after end of data), nothing stored */
+    SK_BARE_NORMALISE, /* store it as CRLF; it never ends the data */
+} sk_bare_policy;
+
+/* Per-listener settings; the shell owns the memory, which outlives the session. */
+typedef struct sk_session_config {
+    const char *hostname;       /* our name in 220/250/Received */
+    size_t max_message_size;    /* SIZE limit in octets (RFC 1870), > 0 */
+    unsigned max_recipients;    /* per transaction, >= 100 (RFC 5321 4.5.3.1.8) */
+    size_t max_line;            /* command line limit incl. CRLF, >= 512 */
+    unsigned max_errors;        /* errors before 421 4.7.0 and close */
+    unsigned max_commands;      /* commands per session before 421 */
+    sk_bare_policy bare_policy;
+    int vrfy_discloses;         /* 0: VRFY answers 252 (default) */
+    int expn_enabled;           /* 0: EXPN answers 502 (default) */
+    int starttls_offered;       /* listener can do STARTTLS */
+    int auth_offered;           /* AUTH available on this listener at all */
+    int auth_requires_tls;      /* AUTH only advertised/accepted under TLS */
+    int mail_requires_auth;     /* submission: MAIL needs AUTH first (530 5.7.0) */
+    int implicit_tls;           /* the connection started in TLS (RFC 8314) */
+} sk_session_config;
+
+/* What the shell tells the session about the peer. */
+typedef struct sk_peer {
+    const char *addr;   /* "192.0.2.1" or "2001:db8::1" */
+    const char *rdns;   /* verified reverse name, or NULL */
+    int trusted;        /* in a configured trusted network: may relay */
+} sk_peer;
+
+/* Recipient verdicts. */
+typedef enum sk_rcpt_verdict {
+    SK_RCPT_ACCEPT,        /* 250 2.1.5 */
+    SK_RCPT_FORWARD,       /* 251 2.1.5 User not local; will forward to <fwd> */
+    SK_RCPT_UNKNOWN,       /* 550 5.1.1 */
+    SK_RCPT_RELAY_DENIED,  /* 550 5.7.1 relay access denied */
+    SK_RCPT_DISABLED,      /* 550 5.2.1 mailbox disabled */
+    SK_RCPT_TEMPFAIL,      /* 451 4.3.0 */
+} sk_rcpt_verdict;
+
+/* Store results, for store_append and sk_session_commit_done. */
+typedef enum sk_store_result {
+    SK_STORE_OK = 0,
+    SK_STORE_NOSPACE = 1,  /* 452 4.3.1 insufficient system storage */
+    SK_STORE_IOERR = 2,    /* 451 4.3.0 local error in processing */
+} sk_store_result;
+
+/* A recipient accepted into the current transaction. */
+typedef struct sk_rcpt {
+    char *addr;   /* forward-path mailbox as given, without <> */
+    void *dest;   /* opaque, set by ops->rcpt_check; freed by ops->dest_free */
+} sk_rcpt;
+
+/* The transaction (one message): reset by RSET, EHLO/HELO, STARTTLS, and
+ * at the end of each message. */
+typedef struct sk_transaction {
+    char *mail_from;          /* reverse-path without <>; "" for the null path */
+    unsigned long long size;  /* SIZE= declared, 0 if none */
+    int body_8bit;            /* BODY=8BITMIME */
+    int smtputf8;             /* SMTPUTF8 */
+    sk_rcpt *rcpts;
+    size_t nrcpts;
+    char id[32];              /* message id, set by ops->store_begin */
+} sk_transaction;
+
+/* Read-only view of the session for the ops callbacks. */
+typedef struct sk_session_info {
+    const sk_peer *peer;
+    const char *helo;        /* HELO/EHLO argument, or NULL */
+    int esmtp;               /* EHLO was used */
+    int tls;                 /* TLS active */
+    const char *tls_version; /* "TLSv1.3" or NULL */
+    const char *tls_cipher;
+    const char *auth_user;   /* authenticated identity, or NULL */
+} sk_session_info;
+
+typedef struct sk_session_ops {
+    /* Decide on one recipient (address without <>). May set *dest. */
+    sk_rcpt_verdict (*rcpt_check)(void *ctx, const sk_session_info *info, const char *addr,
+                                  void **dest, const char **forward_to);
+    void (*dest_free)(void *ctx, void *dest);
+    /* 1 valid, 0 invalid, -1 temporary failure (454 4.7.0). May be NULL (no AUTH). */
+    int (*auth_check)(void *ctx, const char *user, const char *password);
+    /* Open a new message for tx (fills tx->id). SK_STORE_OK or an error. */
+    sk_store_result (*store_begin)(void *ctx, sk_transaction *tx);
+    /* Append message bytes, already dot-unstuffed, CRLF line ends. */
+    sk_store_result (*store_append)(void *ctx, const char *p, size_t n);
+    /* Make the message durable for every recipient. Asynchronous: the shell
+     * calls sk_session_commit_done() when it is done; meanwhile the session
+     * consumes no input. */
+    void (*store_commit)(void *ctx, sk_transaction *tx);
+    /* Discard the open message (RSET mid-BDAT, refused data, disconnect). */
+    void (*store_abort)(void *ctx);
+    /* One log event: a stable key=value line without trailing newline. */
+    void (*log)(void *ctx, const char *line);
+} sk_session_ops;
+
+/* Flags returned by sk_session_wants(). */
+#define SK_WANT_CLOSE   0x1 /* flush output, then close the connection */
+#define SK_WANT_TLS     0x2 /* flush the 220, discard unread input, start TLS,
+                               then call sk_session_tls_started() */
+#define SK_WANT_COMMIT  0x4 /* waiting for sk_session_commit_done() */
+#define SK_IN_DATA      0x8 /* reading message data (use the data timeout) */
+
+sk_session *sk_session_new(const sk_session_config *cfg, const sk_session_ops *ops, void *ctx,
+                           const sk_peer *peer);
+void sk_session_free(sk_session *s);
+
+/* Queue the 220 greeting. */
+void sk_session_greet(sk_session *s);
+/* Queue `code` (421 or 554) with text and close: used when the shell refuses
+ * the connection (too many connections: 421 4.7.0). */
+void sk_session_refuse(sk_session *s, int code, const char *enhanced, const char *text);
+
+/* Feed bytes from the client. Returns how many were consumed; fewer than n
+ * only when the session stops reading (SK_WANT_CLOSE, SK_WANT_TLS or
+ * SK_WANT_COMMIT): feed the rest again after the condition clears (except
+ * after SK_WANT_TLS, where the rest must be discarded). */
+size_t sk_session_feed(sk_session *s, const char *p, size_t n);
+
+/* The bytes to send; the shell consumes from it with sk_buf_consume. */
+sk_buf *sk_session_output(sk_session *s);
+unsigned sk_session_wants(const sk_session *s);
+
+void sk_session_tls_started(sk_session *s, const char *version, const char *cipher);
+void sk_session_commit_done(sk_session *s, sk_store_result r);
+/* Idle/command/data timeout: 421 4.4.2 and close. */
+void sk_session_timeout(sk_session *s);
+/* Server shutting down: 421 4.3.2 and close (only call between transactions
+ * or at a timeout; the shell waits for commits in flight). */
+void sk_session_shutdown(sk_session *s);
+/* The client vanished: abort any open message. */
+void sk_session_disconnected(sk_session *s);
+
+const sk_session_info *sk_session_get_info(const sk_session *s);
+
+#endif

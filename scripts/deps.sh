@@ -1,0 +1,26 @@
+#!/bin/sh
+# Installs the Debian packages smtpkit needs to build and test, when run as
+# root; otherwise prints the exact apt-get line and fails.
+# Usage: scripts/deps.sh build|test
+set -eu
+BUILD="build-essential clang pkg-config libssl-dev libevent-dev libconfig-dev libc-ares-dev libcrypt-dev openssl"
+TEST="libcmocka-dev python3 python3-pytest python3-aiosmtpd swaks curl dnsmasq-base libclang-rt-14-dev"
+case "${1:-build}" in
+  build) want="$BUILD" ;;
+  test)  want="$BUILD $TEST" ;;
+  *) echo "usage: $0 build|test" >&2; exit 2 ;;
+esac
+missing=""
+for p in $want; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+if [ "$(id -u)" = 0 ]; then
+  echo "smtpkit: installing missing Debian packages:$missing" >&2
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >&2
+else
+  echo "smtpkit: missing Debian packages. Run as root:" >&2
+  echo "  apt-get update && apt-get install -y$missing" >&2
+  exit 1
+fi
