@@ -211,7 +211,9 @@ static const sk_enhanced_entry table[] = {
 
     /* X.7 */
     {7, -1, "Security or policy status",
-     "Security or policy: filtering, authentication, encryption, sender checks.", "RFC 3463 3.8"},
+     "Filtering, authentication, encryption and sender checks, under the control of the "
+     "sender, the recipient or both.",
+     "RFC 3463 3.8"},
     {7, 0, "Other or undefined security status",
      "A security or policy reason, possibly not described further on purpose.", "RFC 3463 3.8"},
     {7, 1, "Delivery not authorized, message refused",

@@ -9,8 +9,9 @@
  * RFC 4954 (AUTH), RFC 7504 (521, 556), RFC 1845 (355), RFC 2034/3463
  * (the enhanced code that goes with each reply).
  *
- * Every code in the project's seed documents is here. Where a seed disagrees
- * with the RFCs, the RFC meaning is used and status_note records the claim.
+ * Every code in the widely copied reply-code tables (the project's seed
+ * documents) is here. Where such a table disagrees with the RFCs, the RFC
+ * meaning is used and status_note records what the table claims.
  */
 #include "smtpkit/registry.h"
 
@@ -34,7 +35,8 @@ static const sk_code_entry table[] = {
      "Success, as some early implementations answered NOOP and RSET instead of 250. Treat it "
      "as 250.",
      NONSTD,
-     "Seed: \"nonstandard success response, see rfc876\". Neither RFC 821 nor RFC 5321 defines "
+     "Common reply-code tables call it a \"nonstandard success response, see rfc876\". Neither RFC "
+     "821 nor RFC 5321 defines "
      "200; RFC 876 (1983) surveyed implementations that sent it.",
      "RFC 876 (survey; not defined by RFC 821 or RFC 5321)", "RSET NOOP", DONE},
 
@@ -76,23 +78,23 @@ static const sk_code_entry table[] = {
      "The BDAT chunk was received; after BDAT ... LAST the whole message was accepted.", STD, NULL,
      "RFC 3030 2", "BDAT", DONE},
     {250, "ETRN", "2.0.0", "OK, queuing for node <x> started",
-     "ETRN accepted: the server starts delivering the mail queued for the named node.", STD,
-     "Seeds put this ETRN meaning under 250 next to the base meaning.", "RFC 1985", "ETRN", DONE},
+     "ETRN accepted: the server starts delivering the mail queued for the named node.", STD, NULL,
+     "RFC 1985", "ETRN", DONE},
 
     {251, NULL, "2.1.5", "User not local; will forward to <forward-path>",
      "The recipient is not local, but the server accepts the message and will forward it.", STD,
      NULL, "RFC 5321 3.4, 4.2.2, 4.3.2", "RCPT VRFY", DONE},
     {251, "ETRN", "2.0.0", "OK, no messages waiting for node <x>",
-     "ETRN accepted, but nothing is queued for the named node.", STD,
-     "Seeds put this ETRN meaning under 251 next to the base meaning.", "RFC 1985", "ETRN", DONE},
+     "ETRN accepted, but nothing is queued for the named node.", STD, NULL, "RFC 1985", "ETRN",
+     DONE},
 
     {252, NULL, "2.0.0", "Cannot VRFY user, but will accept message and attempt delivery",
      "The server will not confirm or deny the address (usually on purpose, against address "
      "harvesting) but will take mail for it. This is the normal answer to VRFY and EXPN.",
      STD, NULL, "RFC 5321 3.5.3, 4.2.2, 4.3.2", "VRFY EXPN", DONE},
     {252, "ETRN", "2.0.0", "OK, pending messages for node <x> started",
-     "ETRN accepted: delivery of the messages pending for the named node has started.", STD,
-     "Seeds put this ETRN meaning under 252 next to the base meaning.", "RFC 1985", "ETRN", DONE},
+     "ETRN accepted: delivery of the messages pending for the named node has started.", STD, NULL,
+     "RFC 1985", "ETRN", DONE},
 
     {253, "ETRN", "2.0.0", "OK, <n> pending messages for node <x> started",
      "ETRN accepted: delivery of the given number of pending messages has started.", STD, NULL,
@@ -131,15 +133,13 @@ static const sk_code_entry table[] = {
      "(greylisting usually answers 450).",
      STD, NULL, "RFC 5321 4.2.2, 4.3.2", "RCPT DATA-END", RETRY},
     {450, "ATRN", "4.0.0", "ATRN request refused",
-     "The server refuses ATRN for now; try again later.", STD,
-     "Seeds put this ATRN meaning under 450 next to the base meaning.", "RFC 2645", "ATRN", RETRY},
+     "The server refuses ATRN for now; try again later.", STD, NULL, "RFC 2645", "ATRN", RETRY},
 
     {451, NULL, "4.3.0", "Requested action aborted: local error in processing",
      "The server hit an internal problem (disk, database, lookup); not the client's fault.", STD,
      NULL, "RFC 5321 4.2.2, 4.3.2", "MAIL RCPT DATA DATA-END BDAT SEND SOML SAML", RETRY},
     {451, "ATRN", "4.3.0", "Unable to process ATRN request now",
-     "The server cannot process ATRN at the moment.", STD,
-     "Seeds put this ATRN meaning under 451 next to the base meaning.", "RFC 2645", "ATRN", RETRY},
+     "The server cannot process ATRN at the moment.", STD, NULL, "RFC 2645", "ATRN", RETRY},
 
     {452, NULL, "4.3.1", "Requested action not taken: insufficient system storage",
      "The server is short of storage. It is also the reply when a transaction reaches its "
@@ -154,7 +154,8 @@ static const sk_code_entry table[] = {
      "AUTH could not be completed because of a temporary server problem (e.g. the password "
      "database is unreachable).",
      STD,
-     "Seeds also list \"Encryption required for requested authentication mechanism\" under "
+     "Common reply-code tables also list \"Encryption required for requested authentication "
+     "mechanism\" under "
      "454; RFC 4954 gives that meaning to 538 (5.7.11).",
      "RFC 4954 6", "AUTH", RETRY},
     {454, "STARTTLS", "4.7.0", "TLS not available due to temporary reason",
@@ -186,7 +187,8 @@ static const sk_code_entry table[] = {
      "The command is known but its arguments are malformed (e.g. a bad address in MAIL "
      "FROM).",
      STD,
-     "Seeds give \"Syntax error, no parameters allowed\", which is the STARTTLS meaning "
+     "Common reply-code tables give \"Syntax error, no parameters allowed\", which is the STARTTLS "
+     "meaning "
      "(RFC 3207).",
      "RFC 5321 4.2.2, 4.3.2", "ANY", FIX},
     {501, "AUTH", "5.5.2", "Cannot decode response",
@@ -200,7 +202,8 @@ static const sk_code_entry table[] = {
      "The server knows the command but does not implement it (or has it disabled, like EXPN "
      "often is). Do not send it again to this server.",
      STD,
-     "A seed lists \"550 Not implemented\" for EHLO; RFC 5321 4.3.2 says an old server that "
+     "A common reply-code table lists \"550 Not implemented\" for EHLO; RFC 5321 4.3.2 says an old "
+     "server that "
      "lacks EHLO answers 502.",
      "RFC 5321 4.2.2, 4.2.4, 4.3.2",
      "HELO EHLO VRFY EXPN HELP SEND SOML SAML TURN ETRN ATRN AUTH STARTTLS BDAT", FIX},
@@ -222,18 +225,21 @@ static const sk_code_entry table[] = {
 
     {505, NULL, "5.7.0", "Authentication required",
      "A folk code for \"authenticate first\". Standard servers send 530 5.7.0.", NONSTD,
-     "Seed: \"505 Authentication required\". RFC 5321 does not define 505; RFC 4954 uses 530.",
+     "Common reply-code tables list \"505 Authentication required\". RFC 5321 does not define 505; "
+     "RFC 4954 uses 530.",
      "none (folk usage; RFC 4954 6 defines 530 for this)", "MAIL RCPT", FIX},
 
     {521, NULL, "5.3.2", "Host does not accept mail",
      "This host never accepts mail; it may answer the connection or any command with 521.", STD,
-     "Seeds cite RFC 1846 (experimental, 1995); RFC 7504 now defines 521 on the standards "
+     "Common reply-code tables cite RFC 1846 (experimental, 1995); RFC 7504 now defines 521 on the "
+     "standards "
      "track.",
      "RFC 7504 3", "CONNECT ANY", GIVEUP},
 
     {530, "AUTH", "5.7.0", "Authentication required",
      "The server requires AUTH before this command (submission service).", STD,
-     "Seeds also list \"Encryption required for requested authentication mechanism\" (538 "
+     "Common reply-code tables also list \"Encryption required for requested authentication "
+     "mechanism\" (538 "
      "in RFC 4954) and \"Access denied (a Sendmailism)\" under 530.",
      "RFC 4954 6", "ANY", FIX},
     {530, "STARTTLS", "5.7.0", "Must issue a STARTTLS command first",
@@ -257,7 +263,8 @@ static const sk_code_entry table[] = {
      "Refused for good: the mailbox does not exist, access is denied, or a policy rejects "
      "the command (relaying denied; content refused after the data).",
      STD,
-     "A seed lists \"550 Not implemented\" for EHLO: 550 to EHLO is a refusal; \"not "
+     "A common reply-code table lists \"550 Not implemented\" for EHLO: 550 to EHLO is a refusal; "
+     "\"not "
      "implemented\" is 502.",
      "RFC 5321 4.2.2, 4.3.2", "HELO EHLO MAIL RCPT DATA-END VRFY EXPN", GIVEUP},
 
@@ -294,14 +301,14 @@ static const sk_code_entry table[] = {
      "sender is blocklisted.",
      NONSTD,
      "Outside RFC 5321's grammar (second digit 7 > 5). Used by Microsoft Exchange/IIS SMTP "
-     "and various spam filters; the standard reply is 550 5.7.1. Seed: \"571 No external "
+     "and various spam filters; the standard reply is 550 5.7.1. Common tables: \"571 No external "
      "routing allowed, remote sending only allowed with authentication\".",
      "none (vendor code)", "RCPT DATA-END", GIVEUP},
 
     {572, NULL, NULL, "Bounces are blocked due to system abuse by spammers",
      "A vendor code refusing bounces (null sender) because of abuse.", NONSTD,
      "Outside RFC 5321's grammar (second digit 7 > 5); seen from some filtering vendors, "
-     "with no published specification. The standard reply is 550 5.7.1. Seed: \"572 "
+     "with no published specification. The standard reply is 550 5.7.1. Common tables: \"572 "
      "Bounces are blocked due to system abuse by spammers\".",
      "none (vendor code)", "MAIL RCPT", GIVEUP},
 };
@@ -411,16 +418,16 @@ const char *sk_advice_meaning(sk_advice a)
 {
     switch (a) {
     case SK_ADVICE_DONE:
-        return "Success: nothing more to do for this step.";
+        return "Nothing more to do for this step.";
     case SK_ADVICE_CONTINUE:
         return "Send the next part the server asked for.";
     case SK_ADVICE_RETRY:
-        return "Temporary: keep the message and try again later, unchanged.";
+        return "The condition is temporary: keep the message and try again later, unchanged.";
     case SK_ADVICE_FIX:
         return "Do not repeat the request as it is; a corrected one (other command, "
                "parameters, credentials or TLS) may succeed.";
     case SK_ADVICE_GIVE_UP:
-        return "Permanent: do not retry; report the failure to the sender.";
+        return "The failure is permanent: do not retry; report it to the sender.";
     }
     return "?";
 }
