@@ -33,6 +33,7 @@
 #define HOST_CAP (3 * HOST_NAME_MAX + 1) /* hostname with / and : escaped */
 #define NAME_TRIES 8                  /* fresh names tried on EEXIST */
 #define TMP_MAX_AGE (36 * 3600)       /* Maildir: tmp/ files this old are abandoned */
+#define PRE_MAX_AGE 3600              /* a ".name" in tmp_root this old is abandoned */
 
 struct sk_store {
     int tmp_fd; /* tmp_root, opened once */
@@ -230,8 +231,8 @@ static int make_name(const sk_store *st, char *name, size_t cap, char *id)
 }
 
 /* Remove whatever a crashed or killed process left in tmp_root. A file still
- * open in a running process is locked (flock in sk_store_begin) and kept,
- * so several processes may share one tmp_root. */
+ * open in a running process is locked (create_locked) and kept, so several
+ * processes may share one tmp_root. */
 static void clean_tmp_root(int dirfd)
 {
     int fd2 = dup(dirfd);
@@ -254,8 +255,11 @@ static void clean_tmp_root(int dirfd)
             fd = openat(dirfd, de->d_name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
             if (fd < 0)
                 continue;
-            if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-                close(fd); /* in use by a live process */
+            /* Locked: in use by a live process. A ".name" is a file being
+             * created (see create_locked); only an old one is abandoned. */
+            if (flock(fd, LOCK_EX | LOCK_NB) < 0 ||
+                (de->d_name[0] == '.' && time(NULL) - sb.st_mtime < PRE_MAX_AGE)) {
+                close(fd);
                 continue;
             }
         }
@@ -335,6 +339,40 @@ int sk_store_maildir_clean_tmp(const char *maildir)
     return removed;
 }
 
+/* Create `name` in dirfd, locked before it becomes visible under that name:
+ * it is made as ".<name>", flock()ed, then renamed without replacing. So a
+ * process cleaning tmp_root never takes a live message for a stale one.
+ * Returns the fd, or -1 with errno (EEXIST: pick another name). */
+static int create_locked(int dirfd, const char *name)
+{
+    char pre[NAME_CAP + 1];
+    int n = snprintf(pre, sizeof pre, ".%s", name);
+    if (n < 0 || (size_t)n >= sizeof pre) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    int fd = openat(dirfd, pre, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0)
+        return -1;
+    /* Fails only where flock is not supported; clean_tmp_root then keeps
+     * every file, so nothing is lost either way. */
+    (void)flock(fd, LOCK_EX | LOCK_NB);
+    int rc = renameat2(dirfd, pre, dirfd, name, RENAME_NOREPLACE);
+    if (rc < 0 && (errno == EINVAL || errno == ENOSYS)) {
+        rc = linkat(dirfd, pre, dirfd, name, 0); /* no RENAME_NOREPLACE here */
+        if (rc == 0)
+            unlinkat(dirfd, pre, 0);
+    }
+    if (rc < 0) {
+        int e = errno;
+        unlinkat(dirfd, pre, 0);
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    return fd;
+}
+
 sk_store_msg *sk_store_begin(sk_store *st, char id[32], sk_store_result *res)
 {
     sk_store_result dummy;
@@ -356,9 +394,10 @@ sk_store_msg *sk_store_begin(sk_store *st, char id[32], sk_store_result *res)
     for (int tries = 0; tries < NAME_TRIES && m->fd < 0; tries++) {
         if (make_name(st, m->name, sizeof m->name, id) < 0)
             break;
-        m->fd = openat(st->tmp_fd, m->name,
-                       O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-        if (m->fd < 0 && errno != EEXIST) {
+        int fd = create_locked(st->tmp_fd, m->name);
+        if (fd >= 0)
+            m->fd = fd;
+        else if (errno != EEXIST) {
             *res = result_of(errno);
             break;
         }
@@ -368,8 +407,6 @@ sk_store_msg *sk_store_begin(sk_store *st, char id[32], sk_store_result *res)
         free(m);
         return NULL;
     }
-    /* Marks the file as in use for clean_tmp_root in other processes. */
-    (void)flock(m->fd, LOCK_EX | LOCK_NB);
     *res = SK_STORE_OK;
     return m;
 }
