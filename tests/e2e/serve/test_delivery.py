@@ -96,7 +96,7 @@ def test_relay_denied_550_571(server):
                      "alice@[127.0.0.1]"):
             code, msg = s.rcpt(rcpt)
             assert code == 550 and msg.startswith(b"5.7.1"), (rcpt, code, msg)
-        code, _ = s.data(MSG)
+        code, _ = s.docmd("DATA")
         assert code >= 500  # no valid recipient: no message
     assert srv.messages("alice") == [] and srv.messages("bob") == []
 

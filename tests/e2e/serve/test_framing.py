@@ -48,7 +48,7 @@ def test_byte_exact_round_trip_dots_8bit_long_lines(server):
 def test_data_split_in_tiny_writes(server):
     """The end of data may arrive one byte at a time."""
     srv = server()
-    body = b"Subject: drip\r\n\r\nline one\r\n.. stuffed\r\n"
+    body = b"Subject: drip\r\n\r\nline one\r\n. stuffed\r\n.\r\n"
     with srv.raw() as r:
         start_data(r)
         for b in smtp_dot_stuff(body) + b".\r\n":
@@ -56,7 +56,7 @@ def test_data_split_in_tiny_writes(server):
         code, lines = r.reply()
         assert code == 250, lines
     _, rest, _ = split_trace(srv.messages("alice")[0])
-    assert rest == b"Subject: drip\r\n\r\nline one\r\n. stuffed\r\n"
+    assert rest == body
 
 
 # Each variant tries to end the data early with a bare LF or CR around the
