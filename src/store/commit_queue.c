@@ -102,6 +102,10 @@ static size_t collect_dirs(struct commit_job *batch, struct batch_dir **out)
 static unsigned long long run_batch(struct commit_job *batch)
 {
     unsigned long long fsyncs = 0;
+    if (batch->next) {
+        for (struct commit_job *j = batch; j; j = j->next)
+            sk_store_commit_start(j->m);
+    }
     for (struct commit_job *j = batch; j; j = j->next)
         j->res = sk_store_commit_link(j->m, (const char *const *)j->dests, j->ndests);
 
