@@ -1,6 +1,6 @@
 /*
  * commit_queue.c - runs store commits on worker threads, off the event
- * loop, with group commit (the durability RFC 5321 4.1.1.4 asks for before
+ * loop, with group commit (the durability RFC 5321 6.1 asks for before
  * the 250 reply to the end of data, without one directory fsync per message).
  *
  * A worker takes every pending commit at once, fsyncs and links each

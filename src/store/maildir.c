@@ -1,6 +1,6 @@
 /*
  * maildir.c - the Maildir message store (the Maildir convention as described
- * at cr.yp.to/proto/maildir.html; the durability RFC 5321 4.1.1.4 asks of a
+ * at cr.yp.to/proto/maildir.html; the durability RFC 5321 6.1 asks of a
  * server before its 250 reply to the end of data).
  *
  * A message is written with plain write(2) into a file in the store's
