@@ -226,8 +226,8 @@ static void test_every_prefix_is_incomplete(void **state)
     (void)state;
     static const char *const replies[] = {
         "250-mx.example.com\r\n250-8BITMIME\r\n250 2.0.0 SIZE\r\n",
-        "550-5.1.1 The email account that you tried to reach does not exist.\r\n"
-        "550-5.1.1 double-checking\r\n550 5.1.1 gsmtp\r\n",
+        ("550-5.1.1 The email account that you tried to reach does not exist.\r\n"
+         "550-5.1.1 double-checking\r\n550 5.1.1 gsmtp\r\n"),
         "220\r\n",
     };
     static const int modes[] = {0, SK_REPLY_LENIENT_EOL, SK_REPLY_ALLOW_ANY,
