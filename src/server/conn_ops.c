@@ -65,11 +65,12 @@ static sk_store_result op_store_append(void *ctx, const char *p, size_t n)
     return sk_store_append(c->msg, p, n);
 }
 
-/* "id=... from=<...> nrcpts=N rcpts=<a>,<b> size=N" for the message log. */
+/* "id=... from=<...> stored_size=N nrcpts=N rcpts=<a>,<b>" for the message
+ * log (stored_size includes the trace headers the session prepended). */
 static void summarise(sk_conn *c, const sk_transaction *tx)
 {
     int n = snprintf(c->tx_summary, sizeof c->tx_summary,
-                     "id=%s from=<%s> size=%llu nrcpts=%zu rcpts=", tx->id,
+                     "id=%s from=<%s> stored_size=%llu nrcpts=%zu rcpts=", tx->id,
                      tx->mail_from ? tx->mail_from : "", c->msg_size, tx->nrcpts);
     size_t len = n > 0 ? (size_t)n : 0;
     for (size_t i = 0; i < tx->nrcpts && len < sizeof c->tx_summary; i++) {

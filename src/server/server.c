@@ -315,6 +315,13 @@ sk_server *sk_server_new(sk_config *cfg, char *err, size_t errlen)
         snprintf(err, errlen, "cannot open the store in %s: %s", cfg->spool_dir, why);
         goto fail;
     }
+    /* Files abandoned in tmp/ by a crash (Maildir: older than 36 hours). */
+    for (size_t i = 0; i < sk_policy_nmaildirs(srv->policy); i++) {
+        int n = sk_store_maildir_clean_tmp(sk_policy_maildir(srv->policy, i));
+        if (n > 0)
+            sk_log(LOG_INFO, "event=tmp-cleaned maildir=%s files=%d",
+                   sk_policy_maildir(srv->policy, i), n);
+    }
     srv->queue = sk_commit_queue_new((int)cfg->commit_threads);
     if (!srv->queue) {
         snprintf(err, errlen, "cannot start the commit threads");
@@ -357,9 +364,12 @@ int sk_server_run(sk_server *srv)
            sk_policy_naliases(srv->policy), srv->cfg->mail_root);
     int rc = event_base_dispatch(srv->base) < 0 ? 1 : 0;
     /* Every connection has ended (each waited for its own commit). */
+    sk_commit_queue_stats st;
+    sk_commit_queue_stats_get(srv->queue, &st);
     sk_commit_queue_free(srv->queue);
     srv->queue = NULL;
-    sk_log(LOG_INFO, "event=stop messages=%llu", srv->messages);
+    sk_log(LOG_INFO, "event=stop messages=%llu commits=%llu commit_batches=%llu dir_fsyncs=%llu",
+           srv->messages, st.commits, st.batches, st.dir_fsyncs);
     return rc;
 }
 

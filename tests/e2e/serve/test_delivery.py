@@ -35,7 +35,7 @@ def test_smtplib_delivers_byte_exact(server):
     assert srv.files("alice", "tmp") == []
     assert list((srv.mail_root / ".spool").iterdir()) == []
     # one transaction line in the log with id, sender, recipient, size, reply
-    line = srv.wait_log(r"event=message conn=\d+ id=\S+ from=<carol@remote.test> size=\d+ "
+    line = srv.wait_log(r"event=message conn=\d+ id=\S+ from=<carol@remote.test> stored_size=\d+ "
                         r"nrcpts=1 rcpts=<alice@example.test> result=250")
     assert line
     assert srv.stop() == 0
