@@ -139,3 +139,24 @@ def test_many_messages_one_connection(server):
     assert len(msgs) == 20
     bodies = sorted(split_trace(m)[1] for m in msgs)
     assert bodies == sorted(b"Subject: %d\r\n\r\nmessage %d\r\n" % (i, i) for i in range(20))
+
+
+@pytest.mark.parametrize("quit_first", [True, False], ids=["quit-then-eof", "eof-after-dot"])
+def test_half_closed_client_still_gets_its_replies(server, quit_first):
+    """A client that sends its last bytes and shuts down its sending side
+    still gets the 250 (sent once the message is durable) before the close."""
+    import socket as _socket
+    srv = server()
+    msg = b"Subject: half close\r\n\r\nbye\r\n"
+    with srv.raw() as r:
+        start_data(r)
+        r.send(msg + b".\r\n" + (b"QUIT\r\n" if quit_first else b""))
+        r.sock.shutdown(_socket.SHUT_WR)
+        code, lines = r.reply()
+        assert code == 250, lines
+        if quit_first:
+            assert r.reply()[0] == 221
+        assert r.at_eof()
+    _, rest, _ = split_trace(srv.messages("alice")[0])
+    assert rest == msg
+    srv.wait_log(r"event=disconnect conn=2 .*reason=%s" % ("quit" if quit_first else "eof"))
