@@ -154,7 +154,7 @@ class RawSession:
 
 
 class Server:
-    def __init__(self, binary, tmp_path, **kw):
+    def __init__(self, binary, tmp_path, index=0, **kw):
         self.binary = binary
         self.tmp_path = tmp_path
         self.host = "127.0.0.1"
@@ -162,9 +162,10 @@ class Server:
         self.kw = kw
         self.listen_v6 = kw.get("listen_v6", False)
         self.port = free_port(self.listen_v6)
-        self.mail_root = Path(kw.get("mail_root") or tmp_path / "mail")
-        self.conf_path = tmp_path / "smtpkit.conf"
-        self.log_path = tmp_path / "smtpkit.log"
+        sfx = f"-{index + 1}" if index else ""  # a second server in one test
+        self.mail_root = Path(kw.get("mail_root") or tmp_path / f"mail{sfx}")
+        self.conf_path = tmp_path / f"smtpkit{sfx}.conf"
+        self.log_path = tmp_path / f"smtpkit{sfx}.log"
         self.user = run_as_user()
         open_path_for(tmp_path)
         self.write_config(**kw)
@@ -302,7 +303,7 @@ def server(smtpkit_bin, tmp_path):
     started = []
 
     def make(start=True, **kw):
-        srv = Server(smtpkit_bin, tmp_path, **kw)
+        srv = Server(smtpkit_bin, tmp_path, index=len(started), **kw)
         started.append(srv)
         return srv.start() if start else srv
 

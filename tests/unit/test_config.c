@@ -220,6 +220,9 @@ static void test_listener_errors(void **state)
     assert_null(load_text("mail_root = \"m\";\nlisteners = (\n { address = \"::1\"; port = 25; "
                           "starttls = true; } );\n"));
     assert_error_at(3, "TLS");
+    assert_null(load_text("mail_root = \"m\";\nlisteners = (\n { address = \"::1\"; port = 587; "
+                          "mail_requires_auth = true; } );\n"));
+    assert_error_at(3, "AUTH");
 }
 
 static void test_table_errors(void **state)

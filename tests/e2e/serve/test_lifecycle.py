@@ -122,6 +122,29 @@ def test_ipv4_and_ipv6_listeners(server):
     assert b"::1" in trace or b"127.0.0.1" in trace
 
 
+def test_listener_in_use_is_fatal_with_file_and_line(smtpkit_bin, server):
+    first = server()
+    second = server(start=False)
+    text = second.conf_path.read_text().replace(f"port = {second.port};", f"port = {first.port};")
+    second.conf_path.write_text(text)
+    r = run(smtpkit_bin, "serve", "-c", str(second.conf_path))
+    assert r.returncode == 1
+    line = next(i for i, l in enumerate(text.splitlines(), 1) if f"port = {first.port}" in l)
+    assert (f"{second.conf_path}:{line}: cannot listen on 127.0.0.1:{first.port}: "
+            "Address already in use").encode() in r.stderr
+
+
+def test_unavailable_ipv6_listener_is_only_a_warning(server):
+    srv = server(start=False)
+    text = srv.conf_path.read_text().replace(
+        f'port = {srv.port}; }}', f'port = {srv.port}; }},\n  {{ address = "2001:db8::5"; port = {srv.port}; }}')
+    srv.conf_path.write_text(text)
+    srv.start()
+    srv.wait_log(r"warning event=listen-skipped listener=\[2001:db8::5\]:\d+ ")
+    with smtplib.SMTP(srv.host, srv.port, timeout=10) as s:
+        assert s.noop()[0] == 250
+
+
 def test_sigterm_idle_session_gets_421_432_and_exit_0(server):
     srv = server()
     with srv.raw() as r:
