@@ -17,7 +17,8 @@
  *   sk_session_timeout() (421 4.4.2). A client that does not read our
  *   replies for the command timeout is dropped.
  * - Limits: over the total or per-address connection limit, the session
- *   answers 421 4.7.0 and the connection closes.
+ *   answers 421 4.7.0 and the connection closes. IPv6 clients are counted
+ *   per /64, the block one subscriber usually holds.
  * - One error funnel: timeout, EOF, I/O error, QUIT and shutdown all end in
  *   conn_end(), which closes the socket and, once no commit is in flight
  *   for this connection, conn_finish() logs the counters and frees.
@@ -76,7 +77,7 @@ static void conn_finish(sk_conn *c)
            c->messages, c->failed_messages);
     sk_session_free(c->session);
     if (c->counted)
-        sk_peer_count_dec(srv->per_ip, c->addr);
+        sk_peer_count_dec(srv->per_ip, c->limit_key);
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -338,12 +339,20 @@ void sk_conn_accept(sk_listener *l, int fd, const struct sockaddr *sa, int sockl
         const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
         inet_ntop(AF_INET6, &s6->sin6_addr, c->addr, sizeof c->addr);
         c->port = ntohs(s6->sin6_port);
+        /* One IPv6 client usually owns a whole /64: count it as one. */
+        struct in6_addr net = s6->sin6_addr;
+        memset(net.s6_addr + 8, 0, 8);
+        char buf[INET6_ADDRSTRLEN];
+        inet_ntop(AF_INET6, &net, buf, sizeof buf);
+        snprintf(c->limit_key, sizeof c->limit_key, "%s/64", buf);
     } else if (sa->sa_family == AF_INET && (size_t)socklen >= sizeof(struct sockaddr_in)) {
         const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
         inet_ntop(AF_INET, &s4->sin_addr, c->addr, sizeof c->addr);
         c->port = ntohs(s4->sin_port);
+        snprintf(c->limit_key, sizeof c->limit_key, "%s", c->addr);
     } else {
         snprintf(c->addr, sizeof c->addr, "unknown");
+        snprintf(c->limit_key, sizeof c->limit_key, "unknown");
     }
     c->peer.addr = c->addr;
     c->peer.rdns = NULL;
@@ -371,7 +380,7 @@ void sk_conn_accept(sk_listener *l, int fd, const struct sockaddr *sa, int sockl
         srv->conns->prev = c;
     srv->conns = c;
     srv->nconns++;
-    unsigned per_ip = sk_peer_count_inc(srv->per_ip, c->addr);
+    unsigned per_ip = sk_peer_count_inc(srv->per_ip, c->limit_key);
     c->counted = per_ip > 0;
 
     bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);

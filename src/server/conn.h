@@ -23,6 +23,7 @@ struct sk_conn {
     sk_session *session;
     sk_peer peer;
     char addr[INET6_ADDRSTRLEN];
+    char limit_key[INET6_ADDRSTRLEN + 4]; /* the address, or its /64 for IPv6 */
     unsigned port;
     struct timespec started;
 
