@@ -137,13 +137,29 @@ static void conn_set_timeouts(sk_conn *c, int in_data)
     c->in_data_timeouts = in_data;
 }
 
+static void conn_read_cb(struct bufferevent *bev, void *arg);
+static void conn_write_cb(struct bufferevent *bev, void *arg);
+static void conn_event_cb(struct bufferevent *bev, short what, void *arg);
+
+/* Make `bev` the connection's transport: callbacks, the input cap
+ * (watermark) and the timeouts. Used at accept, and by conn_start_tls() for
+ * the TLS filter that will sit on top of the socket bufferevent. */
+static void conn_attach(sk_conn *c, struct bufferevent *bev)
+{
+    c->bev = bev;
+    bufferevent_setcb(bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
+    bufferevent_setwatermark(bev, EV_READ, 0, c->srv->cfg->input_buffer);
+    conn_set_timeouts(c, (sk_session_wants(c->session) & SK_IN_DATA) != 0);
+}
+
 /* Put TLS under the session (RFC 3207 STARTTLS, RFC 8314 implicit TLS).
- * The hook for the OpenSSL bufferevent filter: wrap c->bev with
- * bufferevent_openssl_filter_new(), move the callbacks, watermarks and
- * timeouts to the new bufferevent, and call sk_session_tls_started() when
- * the handshake completes. Not available yet: TLS listeners are refused by
- * the configuration, so this is only reached if the core asks anyway.
- * Returns 0 when the handshake has started, -1 if TLS is unavailable. */
+ * The hook for the OpenSSL bufferevent filter: once the 220 is flushed,
+ * wrap c->bev with bufferevent_openssl_filter_new(..., BEV_OPT_CLOSE_ON_FREE),
+ * conn_attach() the filter, and call sk_session_tls_started() from the
+ * event callback when BEV_EVENT_CONNECTED reports the finished handshake.
+ * Not available yet: TLS listeners are refused by the configuration, so this
+ * is only reached if the core asks anyway. Returns 0 when the handshake has
+ * started, -1 if TLS is unavailable (the connection is then closed). */
 static int conn_start_tls(sk_conn *c)
 {
     (void)c;
@@ -383,9 +399,7 @@ void sk_conn_accept(sk_listener *l, int fd, const struct sockaddr *sa, int sockl
     unsigned per_ip = sk_peer_count_inc(srv->per_ip, c->limit_key);
     c->counted = per_ip > 0;
 
-    bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
-    bufferevent_setwatermark(c->bev, EV_READ, 0, srv->cfg->input_buffer);
-    conn_set_timeouts(c, 0);
+    conn_attach(c, c->bev);
 
     sk_log(LOG_INFO, "event=connect conn=%llu peer=%s port=%u listener=%s trusted=%d conns=%u",
            c->id, c->addr, c->port, l->label, c->peer.trusted, srv->nconns);

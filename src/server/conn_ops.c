@@ -151,4 +151,5 @@ const sk_session_ops sk_conn_ops = {
     .store_commit = op_store_commit,
     .store_abort = op_store_abort,
     .log = op_log,
+    .tls_available = NULL, /* TLS listeners are refused by the configuration for now */
 };

@@ -210,3 +210,34 @@ def test_swaks_client(server):
     assert b"\r\n\r\nswaks body line\r\n" in rest
     # swaks reports the server's final 250 and the 221
     assert b"<-  250" in r.stdout and b"<-  221" in r.stdout
+
+
+@pytest.mark.parametrize("notify", [False, True], ids=["250", "251-forward-notify"])
+def test_alias_to_other_domain_goes_to_relay_queue(server, tmp_path, notify):
+    queue = tmp_path / "mail" / "queue"
+    srv = server(aliases={"postmaster@example.test": ["alice@example.test"],
+                          "fwd@example.test": ["bob@example.test", "far@remote.test"]},
+                 extra=f'relay_queue = "{queue}";\n'
+                       + ("forward_notify = true;\n" if notify else ""))
+    with smtplib.SMTP(srv.host, srv.port, timeout=10) as s:
+        s.ehlo("client.test")
+        s.mail("carol@remote.test")
+        code, msg = s.rcpt("fwd@example.test")
+        if notify:
+            assert code == 251 and b"far@remote.test" in msg, msg
+        else:
+            assert code == 250, msg
+        # relaying itself is still refused: this client is not trusted
+        assert s.rcpt("far@remote.test")[0] == 550
+        assert s.data(MSG)[0] == 250
+    assert len(srv.messages("bob")) == 1
+    assert len(list((queue / "new").iterdir())) == 1
+
+
+def test_catch_all(server):
+    srv = server(extra='catch_all = ( { domain = "example.test"; to = "bob@example.test"; } );\n')
+    with smtplib.SMTP(srv.host, srv.port, timeout=10) as s:
+        assert s.sendmail("c@remote.test", ["whoever@example.test", "Alice@Example.Test"],
+                          MSG) == {}
+    assert len(srv.messages("bob")) == 1
+    assert len(srv.messages("alice")) == 1
