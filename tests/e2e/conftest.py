@@ -13,7 +13,11 @@ server(...) keyword arguments (all optional):
     mailboxes     {address: maildir relative to the mail root}
                   (default alice@ and bob@example.test -> "alice", "bob")
     aliases       {address: [targets]}            (default postmaster@ -> alice@)
-    limits        {name: value} merged into the limits group (see smtpkit.conf(5))
+    limits        {name: value} merged into the limits group (see smtpkit.conf(5));
+                  the fixture's own defaults: command_timeout and data_timeout
+                  30, shutdown_grace 10
+    listener      raw settings added to the 127.0.0.1 listener group,
+                  e.g. 'starttls = true; auth = true;'
     extra         raw configuration text appended to the file
     mail_root     directory for the mailboxes     (default tmp_path/"mail")
     listen_v6     also listen on [::1] (same port)
@@ -172,7 +176,7 @@ class Server:
 
     # -- configuration -------------------------------------------------
     def write_config(self, domains=None, mailboxes=None, aliases=None, limits=None, extra="",
-                     **_ignored):
+                     listener="", **_ignored):
         domains = ["example.test"] if domains is None else domains
         if mailboxes is None:
             mailboxes = {"alice@example.test": "alice", "bob@example.test": "bob"}
@@ -190,7 +194,7 @@ class Server:
             f"mail_root = {q(str(self.mail_root))};",
             "limits = { " + " ".join(f"{k} = {v};" for k, v in lim.items()) + " };",
             "listeners = (",
-            f'  {{ address = "127.0.0.1"; port = {self.port}; }}'
+            f'  {{ address = "127.0.0.1"; port = {self.port}; {listener} }}'
             + (f',\n  {{ address = "::1"; port = {self.port}; }}' if self.listen_v6 else ""),
             ");",
             "domains = [ " + ", ".join(q(d) for d in domains) + " ];",

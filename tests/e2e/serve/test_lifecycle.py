@@ -136,8 +136,10 @@ def test_listener_in_use_is_fatal_with_file_and_line(smtpkit_bin, server):
 
 def test_unavailable_ipv6_listener_is_only_a_warning(server):
     srv = server(start=False)
-    text = srv.conf_path.read_text().replace(
-        f'port = {srv.port}; }}', f'port = {srv.port}; }},\n  {{ address = "2001:db8::5"; port = {srv.port}; }}')
+    text = srv.conf_path.read_text()
+    assert "listeners = (\n" in text
+    text = text.replace("listeners = (\n", "listeners = (\n"
+                        f'  {{ address = "2001:db8::5"; port = {srv.port}; }},\n')
     srv.conf_path.write_text(text)
     srv.start()
     srv.wait_log(r"warning event=listen-skipped listener=\[2001:db8::5\]:\d+ ")
