@@ -96,9 +96,9 @@ int sk_received_write(sk_buf *out, const sk_received_info *ri)
         goto fail;
 
     const char *helo = ri->helo;
-    int helo_ok = helo && *helo &&
-                  (sk_domain_valid(helo, strlen(helo), 0) ||
-                   sk_address_literal_valid(helo, strlen(helo)));
+    int helo_ok =
+        helo && *helo &&
+        (sk_domain_valid(helo, strlen(helo), 0) || sk_address_literal_valid(helo, strlen(helo)));
     const char *rdns = ri->peer_rdns;
     int rdns_ok = rdns && *rdns && sk_domain_valid(rdns, strlen(rdns), 0);
 
@@ -120,8 +120,8 @@ int sk_received_write(sk_buf *out, const sk_received_info *ri)
         goto fail;
     if (ri->tls_version) {
         if (sk_buf_append_str(out, " (") < 0 || append_ctext(out, ri->tls_version, 64) < 0 ||
-            (ri->tls_cipher && (sk_buf_append_str(out, " ") < 0 ||
-                                append_ctext(out, ri->tls_cipher, 128) < 0)) ||
+            (ri->tls_cipher &&
+             (sk_buf_append_str(out, " ") < 0 || append_ctext(out, ri->tls_cipher, 128) < 0)) ||
             sk_buf_append_str(out, ")") < 0)
             goto fail;
     }

@@ -74,9 +74,8 @@ void sk_sess_log(sk_session *s, const char *fmt, ...)
     s->ops->log(s->ctx, line);
 }
 
-__attribute__((format(printf, 4, 0))) static void vreply(sk_session *s, int code,
-                                                         const char *enhanced, const char *fmt,
-                                                         va_list ap)
+__attribute__((format(printf, 4, 0))) static void
+vreply(sk_session *s, int code, const char *enhanced, const char *fmt, va_list ap)
 {
     char text[1024];
     vsnprintf(text, sizeof text, fmt, ap);
@@ -106,8 +105,8 @@ void sk_sess_reject(sk_session *s, int code, const char *enhanced, const char *f
     vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
     sk_sess_reply(s, code, enhanced, "%s", text);
-    sk_sess_log(s, "event=reject cmd=%s code=%d enh=%s text=\"%s\"", s->verb ? s->verb : "-",
-                code, enhanced ? enhanced : "-", clean_text(text, clean, sizeof clean));
+    sk_sess_log(s, "event=reject cmd=%s code=%d enh=%s text=\"%s\"", s->verb ? s->verb : "-", code,
+                enhanced ? enhanced : "-", clean_text(text, clean, sizeof clean));
     s->errors++;
     if (s->cfg->max_errors && s->errors >= s->cfg->max_errors && !(s->wants & SK_WANT_CLOSE))
         sk_sess_close_421(s, "4.7.0", "Error: too many errors");
@@ -342,8 +341,9 @@ void sk_sess_data_finish(sk_session *s, const char *phase)
         case SK_DATA_TOO_BIG:
             log_data(s, 552, "size");
             sk_sess_tx_reset(s);
-            sk_sess_reject(s, 552, "5.3.4", "Message size exceeds fixed maximum message size "
-                                            "(%zu octets)",
+            sk_sess_reject(s, 552, "5.3.4",
+                           "Message size exceeds fixed maximum message size "
+                           "(%zu octets)",
                            s->cfg->max_message_size);
             break;
         case SK_DATA_BARE_LF:
@@ -439,8 +439,9 @@ void sk_sess_auth_result(sk_session *s, sk_sasl_status st, const char *challenge
     case SK_SASL_AUTHZ:
         sk_sasl_clear(&s->sasl);
         sk_sess_log(s, "event=auth mech=%s result=535 reason=authzid", mech);
-        sk_sess_reject(s, 535, "5.7.8", "Authentication credentials invalid (authorization "
-                                        "identity not permitted)");
+        sk_sess_reject(s, 535, "5.7.8",
+                       "Authentication credentials invalid (authorization "
+                       "identity not permitted)");
         return;
     default:
         break;

@@ -69,8 +69,9 @@ void sk_cmd_ehlo(sk_session *s, const sk_command *cmd)
     char text[512];
     sk_buf b;
     sk_buf_init(&b, sizeof text);
-    sk_buf_printf(&b, "%s\nPIPELINING\nSIZE %zu\n8BITMIME\nENHANCEDSTATUSCODES\nSMTPUTF8\n"
-                      "CHUNKING\nHELP",
+    sk_buf_printf(&b,
+                  "%s\nPIPELINING\nSIZE %zu\n8BITMIME\nENHANCEDSTATUSCODES\nSMTPUTF8\n"
+                  "CHUNKING\nHELP",
                   s->cfg->hostname, s->cfg->max_message_size);
     if (sk_cmd_starttls_available(s) && !s->tls)
         sk_buf_append_str(&b, "\nSTARTTLS");
@@ -120,8 +121,8 @@ void sk_cmd_mail(sk_session *s, const sk_command *cmd)
     const char *err = NULL;
     /* UTF-8 is allowed by the parser here and checked against the SMTPUTF8
      * parameter below, which follows the address on the line. */
-    sk_path_cmd_status st = sk_command_parse_path(cmd->arg, cmd->arg_len, "FROM:",
-                                                  SK_ADDR_ALLOW_NULL | SK_ADDR_UTF8, &pc, &err);
+    sk_path_cmd_status st = sk_command_parse_path(
+        cmd->arg, cmd->arg_len, "FROM:", SK_ADDR_ALLOW_NULL | SK_ADDR_UTF8, &pc, &err);
     switch (st) {
     case SK_PATHCMD_OK:
         break;
@@ -425,8 +426,7 @@ void sk_cmd_bdat(sk_session *s, const sk_command *cmd)
         }
     }
     if (!s->bdat_reply.code && !s->data_error &&
-        (size > s->cfg->max_message_size ||
-         s->data_size > s->cfg->max_message_size - size))
+        (size > s->cfg->max_message_size || s->data_size > s->cfg->max_message_size - size))
         s->data_error = SK_DATA_TOO_BIG; /* known now; the chunk is still read */
     s->mode = SK_MODE_BDAT;
     s->wants |= SK_IN_DATA;
@@ -588,8 +588,9 @@ void sk_cmd_auth(sk_session *s, const sk_command *cmd)
     }
     if (s->cfg->auth_requires_tls && !s->tls) {
         /* RFC 4954 6: PLAIN and LOGIN send the password in clear */
-        sk_sess_reject(s, 538, "5.7.11", "Encryption required for requested authentication "
-                                         "mechanism");
+        sk_sess_reject(s, 538, "5.7.11",
+                       "Encryption required for requested authentication "
+                       "mechanism");
         return;
     }
     const char *challenge = NULL;

@@ -57,11 +57,10 @@ static void test_split(void **state)
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         sk_command c;
         int r = sk_command_split(cases[i].line, strlen(cases[i].line), &c);
-        if (r != cases[i].ret || c.verb != cases[i].verb ||
-            c.arg_len != strlen(cases[i].arg) ||
+        if (r != cases[i].ret || c.verb != cases[i].verb || c.arg_len != strlen(cases[i].arg) ||
             (c.arg_len && memcmp(c.arg, cases[i].arg, c.arg_len) != 0))
-            fail_msg("'%s': ret %d verb %d arg '%.*s'", cases[i].line, r, c.verb,
-                     (int)c.arg_len, c.arg ? c.arg : "");
+            fail_msg("'%s': ret %d verb %d arg '%.*s'", cases[i].line, r, c.verb, (int)c.arg_len,
+                     c.arg ? c.arg : "");
     }
 }
 
@@ -98,8 +97,8 @@ static void test_parse_path(void **state)
         {"FROM:<a@example..org>", "FROM:", 0, SK_PATHCMD_E_ADDRESS, NULL, 0},
         {"FROM:<>", "FROM:", 0, SK_PATHCMD_E_ADDRESS, NULL, 0},
         {"FROM:<\xc3\xa9@example.org>", "FROM:", 0, SK_PATHCMD_E_NEEDS_UTF8, NULL, 0},
-        {"FROM:<\xc3\xa9@example.org>", "FROM:", SK_ADDR_UTF8, SK_PATHCMD_OK, "\xc3\xa9@example.org",
-         0},
+        {"FROM:<\xc3\xa9@example.org>", "FROM:", SK_ADDR_UTF8, SK_PATHCMD_OK,
+         "\xc3\xa9@example.org", 0},
         {"FROM:<a@example.org> =1", "FROM:", 0, SK_PATHCMD_E_PARAM, NULL, 0},
         {"FROM:<a@example.org> -X=1", "FROM:", 0, SK_PATHCMD_E_PARAM, NULL, 0},
         {"FROM:<a@example.org> X_Y=1", "FROM:", 0, SK_PATHCMD_E_PARAM, NULL, 0},
@@ -131,8 +130,7 @@ static void test_params(void **state)
     sk_path_command pc;
     const char *err;
     const char *arg = "FROM:<a@example.org> SIZE=1000 body=8BITMIME SMTPUTF8 AUTH=<> X-1=a+b";
-    assert_int_equal(sk_command_parse_path(arg, strlen(arg), "FROM:", 0, &pc, &err),
-                     SK_PATHCMD_OK);
+    assert_int_equal(sk_command_parse_path(arg, strlen(arg), "FROM:", 0, &pc, &err), SK_PATHCMD_OK);
     assert_int_equal(pc.nparams, 5);
     assert_true(sk_esmtp_param_is(&pc.params[0], "SIZE"));
     assert_int_equal(pc.params[0].value_len, 4);
@@ -176,8 +174,8 @@ static void test_xtext(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_verbs),       cmocka_unit_test(test_split),
-        cmocka_unit_test(test_parse_path),  cmocka_unit_test(test_params),
+        cmocka_unit_test(test_verbs),      cmocka_unit_test(test_split),
+        cmocka_unit_test(test_parse_path), cmocka_unit_test(test_params),
         cmocka_unit_test(test_xtext),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -36,8 +36,7 @@ typedef struct result {
 } result;
 
 /* Feed `in` in pieces: split at `at` (0 = one piece) or byte by byte. */
-static void run(sk_framer_mode mode, const char *in, size_t n, size_t at, int bytewise,
-                result *r)
+static void run(sk_framer_mode mode, const char *in, size_t n, size_t at, int bytewise, result *r)
 {
     sink k = {0};
     sk_buf_init(&k.out, 0);
@@ -145,7 +144,8 @@ static void test_long_message_splits(void **state)
     sk_buf in;
     sk_buf_init(&in, 0);
     for (int i = 0; i < 300; i++)
-        sk_buf_printf(&in, "%sline %d\r\n%s", i % 7 == 0 ? "." : "", i, i % 11 == 0 ? "..\r\n" : "");
+        sk_buf_printf(&in, "%sline %d\r\n%s", i % 7 == 0 ? "." : "", i,
+                      i % 11 == 0 ? "..\r\n" : "");
     sk_buf_append_str(&in, "x\n.\ny\r.\r\n.\r\nTRAILER");
     result whole;
     run(SK_FRAMER_DOTS, in.data, in.len, 0, 0, &whole);

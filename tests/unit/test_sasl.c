@@ -16,8 +16,12 @@ static void test_b64_vectors(void **state)
     (void)state;
     static const struct {
         const char *plain, *b64;
-    } v[] = {{"", ""},         {"f", "Zg=="},         {"fo", "Zm8="},
-             {"foo", "Zm9v"},  {"foob", "Zm9vYg=="},  {"fooba", "Zm9vYmE="},
+    } v[] = {{"", ""},
+             {"f", "Zg=="},
+             {"fo", "Zm8="},
+             {"foo", "Zm9v"},
+             {"foob", "Zm9vYg=="},
+             {"fooba", "Zm9vYmE="},
              {"foobar", "Zm9vYmFy"}};
     for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
         unsigned char out[16];
@@ -47,19 +51,19 @@ static void test_b64_strict(void **state)
 {
     (void)state;
     static const char *const bad[] = {
-        "Zg",        /* no padding */
-        "Zg=",       /* short padding */
-        "Zh==",      /* non-zero bits under the padding */
-        "Zm9=",      /* same, one pad */
-        "Zm9v\r\n",  /* whitespace */
-        "Zm 9v",     /* space */
-        "Zm9vY===",  /* three pads */
-        "====",      /* only padding */
-        "Z===",      /* one data char */
-        "Zg==Zm9v",  /* data after padding */
-        "Zm=v",      /* pad in the middle */
-        "Zm9v!A==",  /* bad character */
-        "Zm9v-_==",  /* base64url alphabet */
+        "Zg",       /* no padding */
+        "Zg=",      /* short padding */
+        "Zh==",     /* non-zero bits under the padding */
+        "Zm9=",     /* same, one pad */
+        "Zm9v\r\n", /* whitespace */
+        "Zm 9v",    /* space */
+        "Zm9vY===", /* three pads */
+        "====",     /* only padding */
+        "Z===",     /* one data char */
+        "Zg==Zm9v", /* data after padding */
+        "Zm=v",     /* pad in the middle */
+        "Zm9v!A==", /* bad character */
+        "Zm9v-_==", /* base64url alphabet */
         "*",
     };
     unsigned char out[64];
@@ -108,13 +112,13 @@ static void test_plain(void **state)
     assert_string_equal(x.pass, ""); /* wiped */
     /* malformed messages */
     static const char *const bad[] = {
-        "dXNlcg==",         /* "user": no NUL */
-        "AHVzZXI=",         /* "\0user": no password */
-        "AAA=",             /* "\0\0": empty user and password */
-        "AHVzZXIA",         /* "\0user\0": empty password */
-        "AAB4",             /* "\0\0x": empty user */
-        "AHXDAHg=",         /* "\0u\xc3\0x": bad UTF-8 in user */
-        "=",                /* empty initial response */
+        "dXNlcg==", /* "user": no NUL */
+        "AHVzZXI=", /* "\0user": no password */
+        "AAA=",     /* "\0\0": empty user and password */
+        "AHVzZXIA", /* "\0user\0": empty password */
+        "AAB4",     /* "\0\0x": empty user */
+        "AHXDAHg=", /* "\0u\xc3\0x": bad UTF-8 in user */
+        "=",        /* empty initial response */
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         sk_sasl_status st = sk_sasl_start(&x, SK_SASL_PLAIN, bad[i], strlen(bad[i]), &ch);

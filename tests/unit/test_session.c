@@ -23,8 +23,8 @@ static fake_reply *expect_at(fake *f, int code, const char *enh, int line)
 {
     fake_reply *r = fake_pop(f);
     if (r->code != code || strcmp(r->enhanced, enh) != 0)
-        fail_msg("line %d: expected %d %s, got %d %s \"%s\"", line, code, enh, r->code,
-                 r->enhanced, r->text);
+        fail_msg("line %d: expected %d %s, got %d %s \"%s\"", line, code, enh, r->code, r->enhanced,
+                 r->text);
     return r;
 }
 #define EXPECT(f, code, enh) expect_at((f), (code), (enh), __LINE__)
@@ -208,8 +208,9 @@ enum {
     ST_COUNT
 };
 static const char *const state_names[ST_COUNT] = {
-    "fresh", "after HELO", "after EHLO", "in MAIL", "after RCPT", "all RCPT refused",
-    "in AUTH exchange", "TLS + EHLO", "authenticated"};
+    "fresh",        "after HELO",       "after EHLO",       "in MAIL",
+    "after RCPT",   "all RCPT refused", "in AUTH exchange", "TLS + EHLO",
+    "authenticated"};
 
 static void enter_state(fake *f, int st)
 {
@@ -272,8 +273,14 @@ typedef struct verb_case {
 } verb_case;
 
 /* Shorthands: E = after EHLO (enhanced), P = plain (before EHLO / after HELO). */
-#define P(c) {c, ""}
-#define E(c, e) {c, e}
+#define P(c)                                                                                       \
+    {                                                                                              \
+        c, ""                                                                                      \
+    }
+#define E(c, e)                                                                                    \
+    {                                                                                              \
+        c, e                                                                                       \
+    }
 #define AX E(501, "5.5.2") /* any line in a PLAIN exchange that is not a valid response */
 
 static const verb_case verb_cases[] = {
@@ -393,8 +400,8 @@ static void test_every_command_in_every_state(void **state)
 #if CHECK_REGISTRY
             const char *cmd = st == ST_AUTHX ? "AUTH" : vc->registry_cmd;
             if (cmd && !sk_registry_allows(r->code, cmd))
-                fail_msg("%s in state '%s': reply %d not allowed for %s by the registry",
-                         vc->input, state_names[st], r->code, cmd);
+                fail_msg("%s in state '%s': reply %d not allowed for %s by the registry", vc->input,
+                         state_names[st], r->code, cmd);
 #else
             (void)vc->registry_cmd;
 #endif
@@ -431,9 +438,10 @@ static void test_transaction_and_trace_headers(void **state)
     assert_int_equal(f.aborts, 0);
     const char *m = f.committed.data;
     assert_non_null(m);
-    assert_true(strncmp(m, "Return-Path: <a@example.org>\r\nReceived: from client.example "
-                           "(client.example.org [192.0.2.7])\r\n\tby mx.example.com (smtpkit) "
-                           "with ESMTP id ID0001\r\n\tfor <b@example.com>;\r\n\t",
+    assert_true(strncmp(m,
+                        "Return-Path: <a@example.org>\r\nReceived: from client.example "
+                        "(client.example.org [192.0.2.7])\r\n\tby mx.example.com (smtpkit) "
+                        "with ESMTP id ID0001\r\n\tfor <b@example.com>;\r\n\t",
                         strlen("Return-Path: <a@example.org>\r\nReceived: from client.example "
                                "(client.example.org [192.0.2.7])\r\n\tby mx.example.com "
                                "(smtpkit) with ESMTP id ID0001\r\n\tfor <b@example.com>;\r\n\t")) ==
@@ -477,26 +485,25 @@ static void test_empty_message_and_null_sender(void **state)
     fake_finish(&f);
 }
 
-static const char pipeline_script[] =
-    "EHLO client.example\r\n"
-    "MAIL FROM:<a@example.org>\r\n"
-    "RCPT TO:<b@example.com>\r\n"
-    "RCPT TO:<unknown@example.com>\r\n"
-    "RCPT TO:<c@example.com>\r\n"
-    "DATA\r\n"
-    "Subject: one\r\n\r\nhello\r\n..dot\r\n.\r\n"
-    "MAIL FROM:<a2@example.org>\r\n"
-    "RCPT TO:<d@example.com>\r\n"
-    "DATA\r\n"
-    "Subject: two\r\n\r\nsecond\r\n.\r\n"
-    "BOGUS\r\n"
-    "MAIL FROM:<a3@example.org>\r\n"
-    "RCPT TO:<e@example.com>\r\n"
-    "BDAT 16\r\n"
-    "Subject: three\r\n"
-    "BDAT 9 LAST\r\n"
-    "\r\nthird\r\n"
-    "QUIT\r\n";
+static const char pipeline_script[] = "EHLO client.example\r\n"
+                                      "MAIL FROM:<a@example.org>\r\n"
+                                      "RCPT TO:<b@example.com>\r\n"
+                                      "RCPT TO:<unknown@example.com>\r\n"
+                                      "RCPT TO:<c@example.com>\r\n"
+                                      "DATA\r\n"
+                                      "Subject: one\r\n\r\nhello\r\n..dot\r\n.\r\n"
+                                      "MAIL FROM:<a2@example.org>\r\n"
+                                      "RCPT TO:<d@example.com>\r\n"
+                                      "DATA\r\n"
+                                      "Subject: two\r\n\r\nsecond\r\n.\r\n"
+                                      "BOGUS\r\n"
+                                      "MAIL FROM:<a3@example.org>\r\n"
+                                      "RCPT TO:<e@example.com>\r\n"
+                                      "BDAT 16\r\n"
+                                      "Subject: three\r\n"
+                                      "BDAT 9 LAST\r\n"
+                                      "\r\nthird\r\n"
+                                      "QUIT\r\n";
 
 static void test_pipelining_one_feed(void **state)
 {
@@ -764,10 +771,9 @@ static void test_data_bare_lf_rejected(void **state)
     static const struct {
         const char *body, *problem;
     } cases[] = {
-        {"a\nb\r\n.\r\n", "bare <LF>"},
-        {"a\rb\r\n.\r\n", "bare <CR>"},
-        {"a\r\n.\n.\r\n.\r\n", "bare <LF>"},  /* CRLF . LF: not an end */
-        {"a\n.\r\n.\r\n", "bare <LF>"},       /* LF . CRLF: not an end */
+        {"a\nb\r\n.\r\n", "bare <LF>"},      {"a\rb\r\n.\r\n", "bare <CR>"},
+        {"a\r\n.\n.\r\n.\r\n", "bare <LF>"}, /* CRLF . LF: not an end */
+        {"a\n.\r\n.\r\n", "bare <LF>"},      /* LF . CRLF: not an end */
         {"a\r\n.\r.\r\n.\r\n", "bare <CR>"}, /* CRLF . CR: not an end */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -808,7 +814,7 @@ static void test_data_bare_lf_normalised(void **state)
 static void test_data_smuggling_not_an_end(void **state)
 {
     (void)state;
-    static const char *const fake_ends[] = {"\n.\n", "\n.\r\n", "\r\n.\n", "\r.\r",
+    static const char *const fake_ends[] = {"\n.\n",   "\n.\r\n",   "\r\n.\n", "\r.\r",
                                             "\r\n.\r", "\n.\r\r\n", "\r.\r\n"};
     for (size_t i = 0; i < sizeof fake_ends / sizeof fake_ends[0]; i++) {
         for (int policy = 0; policy < 2; policy++) {
@@ -1318,8 +1324,7 @@ static void test_rcpt_arguments(void **state)
         {"RCPT TO:<b@\xc3\xa9xample.com>", 250, "2.1.5"},
         {"RCPT TO:<\xed\xa0\x80@example.com>", 501, "5.1.3"}, /* a surrogate */
     };
-    run_cases_after(1, utf8_cases,
-                    sizeof utf8_cases / sizeof utf8_cases[0], 1);
+    run_cases_after(1, utf8_cases, sizeof utf8_cases / sizeof utf8_cases[0], 1);
 }
 
 static void test_rcpt_postmaster_and_forward(void **state)
@@ -1391,7 +1396,8 @@ static void test_line_length_limit(void **state)
     EXPECT(&f, 250, "");
     /* a long line split over many feeds is answered once */
     for (int i = 0; i < 100; i++)
-        fake_send(&f, "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx");
+        fake_send(
+            &f, "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx");
     EXPECT_NONE(&f);
     fake_send(&f, "\r\nEHLO c.example\r\n");
     EXPECT(&f, 500, "");
@@ -1439,7 +1445,8 @@ static void test_max_errors(void **state)
     assert_string_equal(r->text, "mx.example.com Error: too many errors");
     EXPECT_NONE(&f);
     assert_true(sk_session_wants(f.s) & SK_WANT_CLOSE);
-    assert_int_equal(n, strlen("EHLO c.example\r\nFOO\r\nNOOP\r\nBAR\r\nRCPT TO:<a@b.example>\r\n"));
+    assert_int_equal(n,
+                     strlen("EHLO c.example\r\nFOO\r\nNOOP\r\nBAR\r\nRCPT TO:<a@b.example>\r\n"));
     fake_finish(&f);
 }
 
