@@ -52,7 +52,7 @@ int sk_rfc5322_date(char *buf, size_t n, time_t t)
  * by '?'. */
 static int append_ctext(sk_buf *out, const char *s, size_t max)
 {
-    for (size_t i = 0; s[i] && i < max; i++) {
+    for (size_t i = 0; i < max && s[i]; i++) {
         unsigned char c = (unsigned char)s[i];
         char ch = (c < 33 || c > 126 || c == '(' || c == ')' || c == '\\') ? '?' : (char)c;
         if (sk_buf_append(out, &ch, 1) < 0)
@@ -129,7 +129,7 @@ int sk_received_write(sk_buf *out, const sk_received_info *ri)
     if (ri->id && *ri->id) {
         if (sk_buf_append_str(out, " id ") < 0)
             goto fail;
-        for (size_t i = 0; ri->id[i] && i < 64; i++) {
+        for (size_t i = 0; i < 64 && ri->id[i]; i++) {
             char ch = is_atext_id((unsigned char)ri->id[i]) ? ri->id[i] : '?';
             if (sk_buf_append(out, &ch, 1) < 0)
                 goto fail;

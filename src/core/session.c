@@ -479,12 +479,15 @@ void sk_sess_auth_line(sk_session *s, const char *line, size_t len)
 
 /* ---- input -------------------------------------------------------------- */
 
-/* How many octets a line may have before its LF (so the CR included). */
-static size_t line_cap(const sk_session *s, const char *p, size_t n)
+/* How many octets a line may have before its LF (so the CR included);
+ * *auth says the AUTH limit applies. */
+static size_t line_cap(const sk_session *s, const char *p, size_t n, int *auth)
 {
     size_t limit = s->cfg->max_line < 512 ? 512 : s->cfg->max_line;
+    *auth = 0;
     if (s->mode == SK_MODE_AUTH) {
         limit = SK_SASL_LINE_MAX;
+        *auth = 1;
     } else if (limit < SK_SASL_LINE_MAX) {
         /* RFC 4954 4: an AUTH command line may be 12288 octets */
         char head[5];
@@ -493,8 +496,10 @@ static size_t line_cap(const sk_session *s, const char *p, size_t n)
             head[have] = s->line.data[have];
         for (size_t k = 0; have < 5 && k < n; k++)
             head[have++] = p[k];
-        if (have == 5 && strncasecmp(head, "AUTH ", 5) == 0)
+        if (have == 5 && strncasecmp(head, "AUTH ", 5) == 0) {
             limit = SK_SASL_LINE_MAX;
+            *auth = 1;
+        }
     }
     return limit - 1;
 }
@@ -505,7 +510,12 @@ static void line_complete(sk_session *s)
     size_t len = s->line.len;
     int in_auth = s->mode == SK_MODE_AUTH;
     const char *problem = NULL;
-    if (s->line_overflow)
+    const char *enhanced = "5.5.2";
+    if (s->line_overflow == 2) {
+        /* RFC 4954 6 */
+        problem = "Authentication Exchange line is too long";
+        enhanced = "5.5.6";
+    } else if (s->line_overflow)
         problem = "Error: line too long";
     else if (len && l[len - 1] == '\r')
         len--;
@@ -528,11 +538,9 @@ static void line_complete(sk_session *s)
         if (in_auth) {
             sk_sasl_clear(&s->sasl);
             s->mode = SK_MODE_COMMAND;
-            s->verb = "AUTH";
-        } else {
-            s->verb = "UNKNOWN";
         }
-        sk_sess_reject(s, 500, "5.5.2", "%s", problem);
+        s->verb = in_auth || s->line_overflow == 2 ? "AUTH" : "UNKNOWN";
+        sk_sess_reject(s, 500, enhanced, "%s", problem);
     } else if (in_auth) {
         sk_sess_auth_line(s, l, len);
     } else {
@@ -551,9 +559,10 @@ static size_t line_input(sk_session *s, const char *p, size_t n)
     const char *lf = memchr(p, '\n', n);
     size_t take = lf ? (size_t)(lf - p) : n;
     if (!s->line_overflow && take) {
-        size_t cap = line_cap(s, p, take);
+        int auth;
+        size_t cap = line_cap(s, p, take, &auth);
         if (take > cap || s->line.len > cap - take || sk_buf_append(&s->line, p, take) < 0) {
-            s->line_overflow = 1; /* discard up to the LF, then answer once */
+            s->line_overflow = auth ? 2 : 1; /* discard up to the LF, then answer once */
             sk_buf_clear(&s->line);
         }
     }

@@ -11,7 +11,7 @@
  * Handlers run after the table's gates (command_table.c) and answer every
  * command with exactly one reply.
  */
-#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -324,23 +324,24 @@ void sk_cmd_rcpt(sk_session *s, const sk_command *cmd)
  * command must be refused. */
 static int message_gate(sk_session *s, int is_bdat, sk_pending_reply *r)
 {
+    const char *verb = is_bdat ? "BDAT" : "DATA";
     r->code = 0;
     if (!s->helo) {
         r->code = 503, r->enhanced = "5.5.1";
-        strcpy(r->text, "Error: send HELO/EHLO first");
+        snprintf(r->text, sizeof r->text, "Error: send HELO/EHLO first");
     } else if (!s->in_tx) {
         r->code = 503, r->enhanced = "5.5.1";
-        strcpy(r->text, "Error: need MAIL command");
+        snprintf(r->text, sizeof r->text, "Error: need MAIL before %s", verb);
     } else if (!is_bdat && s->tx_bdat) {
         r->code = 503, r->enhanced = "5.5.1";
-        strcpy(r->text, "Error: DATA not allowed in a BDAT transaction");
+        snprintf(r->text, sizeof r->text, "Error: DATA not allowed in a BDAT transaction");
     } else if (s->tx.nrcpts == 0 && s->refused_rcpts) {
         /* RFC 5321 3.3: 554 "no valid recipients" */
         r->code = 554, r->enhanced = "5.5.1";
-        strcpy(r->text, "Error: no valid recipients");
+        snprintf(r->text, sizeof r->text, "Error: no valid recipients");
     } else if (s->tx.nrcpts == 0) {
         r->code = 503, r->enhanced = "5.5.1";
-        strcpy(r->text, "Error: need RCPT command");
+        snprintf(r->text, sizeof r->text, "Error: need RCPT before %s", verb);
     }
     return r->code ? -1 : 0;
 }
@@ -349,10 +350,10 @@ static void store_failure_reply(sk_pending_reply *r, sk_store_result res)
 {
     if (res == SK_STORE_NOSPACE) {
         r->code = 452, r->enhanced = "4.3.1";
-        strcpy(r->text, "Error: insufficient system storage");
+        snprintf(r->text, sizeof r->text, "Error: insufficient system storage");
     } else {
         r->code = 451, r->enhanced = "4.3.0";
-        strcpy(r->text, "Error: local error in processing");
+        snprintf(r->text, sizeof r->text, "Error: local error in processing");
     }
 }
 

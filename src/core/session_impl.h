@@ -74,8 +74,8 @@ struct sk_session {
 
     /* command line assembly */
     sk_buf line;
-    int line_overflow;
-    size_t feed_left; /* bytes of the current feed after the current line */
+    int line_overflow; /* 1: over max_line, 2: over the AUTH limit; discarding */
+    size_t feed_left;  /* bytes of the current feed after the current line */
 
     /* transaction */
     sk_transaction tx;

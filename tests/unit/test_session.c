@@ -1181,8 +1181,8 @@ static void test_auth_line_limits(void **state)
         sk_buf_append_str(&line, "QUFB");
     sk_buf_append_str(&line, "\r\n");
     fake_feed(&f, line.data, line.len);
-    r = EXPECT(&f, 500, "5.5.2");
-    assert_non_null(strstr(r->text, "too long"));
+    r = EXPECT(&f, 500, "5.5.6"); /* RFC 4954 6 */
+    assert_string_equal(r->text, "Authentication Exchange line is too long");
     /* a response line during the exchange has the same limit */
     fake_send(&f, "AUTH LOGIN\r\n");
     EXPECT(&f, 334, "");
@@ -1191,7 +1191,7 @@ static void test_auth_line_limits(void **state)
         sk_buf_append_str(&line, "QUFB");
     sk_buf_append_str(&line, "\r\n");
     fake_feed(&f, line.data, line.len);
-    r = EXPECT(&f, 500, "5.5.2");
+    r = EXPECT(&f, 500, "5.5.6");
     assert_non_null(strstr(r->text, "too long"));
     fake_send(&f, "NOOP\r\n");
     EXPECT(&f, 250, "2.0.0");
@@ -1569,6 +1569,38 @@ static void test_other_commands(void **state)
     fake_finish(&f);
 }
 
+static void test_sequence_error_texts(void **state)
+{
+    (void)state;
+    fake f;
+    fake_defaults(&f);
+    start_greeted(&f);
+    fake_send(&f, "MAIL FROM:<a@example.org>\r\nEHLO c.example\r\nRCPT TO:<b@example.com>\r\n"
+                  "DATA\r\nMAIL FROM:<a@example.org>\r\nDATA\r\nMAIL FROM:<a@example.org>\r\n"
+                  "RCPT TO:<unknown@example.com>\r\nDATA\r\n");
+    static const struct {
+        int code;
+        const char *enh, *text;
+    } want[] = {
+        {503, "", "Error: send HELO/EHLO first"},
+        {250, "", "mx.example.com"},
+        {503, "5.5.1", "Error: need MAIL before RCPT"},
+        {503, "5.5.1", "Error: need MAIL before DATA"},
+        {250, "2.1.0", "Ok"},
+        {503, "5.5.1", "Error: need RCPT before DATA"},
+        {503, "5.5.1", "Error: nested MAIL command"},
+        {550, "5.1.1", "<unknown@example.com>: Recipient address rejected: User unknown"},
+        {554, "5.5.1", "Error: no valid recipients"},
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        fake_reply *r = expect_at(&f, want[i].code, want[i].enh, __LINE__);
+        if (want[i].code != 250 || i == 4)
+            assert_string_equal(r->text, want[i].text);
+    }
+    EXPECT_NONE(&f);
+    fake_finish(&f);
+}
+
 static void test_log_lines(void **state)
 {
     (void)state;
@@ -1636,6 +1668,7 @@ int main(void)
         cmocka_unit_test(test_timeout_and_shutdown),
         cmocka_unit_test(test_disconnect_aborts),
         cmocka_unit_test(test_other_commands),
+        cmocka_unit_test(test_sequence_error_texts),
         cmocka_unit_test(test_log_lines),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
