@@ -346,10 +346,13 @@ static int message_gate(sk_session *s, int is_bdat, sk_pending_reply *r)
     return r->code ? -1 : 0;
 }
 
-static void store_failure_reply(sk_pending_reply *r, sk_store_result res)
+/* The store could not open a message. BDAT may answer 452; DATA, before
+ * its 354, only 451 (RFC 5321 4.3.2 lists 452 only after the data), so a
+ * full disk there is "451 4.3.1". */
+static void store_failure_reply(sk_pending_reply *r, sk_store_result res, int is_bdat)
 {
     if (res == SK_STORE_NOSPACE) {
-        r->code = 452, r->enhanced = "4.3.1";
+        r->code = is_bdat ? 452 : 451, r->enhanced = "4.3.1";
         snprintf(r->text, sizeof r->text, "Error: insufficient system storage");
     } else {
         r->code = 451, r->enhanced = "4.3.0";
@@ -367,7 +370,7 @@ void sk_cmd_data(sk_session *s, const sk_command *cmd)
     }
     sk_store_result res = sk_sess_data_open(s);
     if (res != SK_STORE_OK) {
-        store_failure_reply(&r, res);
+        store_failure_reply(&r, res, 0);
         sk_sess_log(s, "event=data result=%d reason=store_begin", r.code);
         sk_sess_reply(s, r.code, r.enhanced, "%s", r.text);
         return;
@@ -420,7 +423,7 @@ void sk_cmd_bdat(sk_session *s, const sk_command *cmd)
     } else if (!s->tx_bdat) {
         sk_store_result res = sk_sess_data_open(s);
         if (res != SK_STORE_OK) {
-            store_failure_reply(&s->bdat_reply, res);
+            store_failure_reply(&s->bdat_reply, res, 1);
         } else {
             s->tx_bdat = 1;
             sk_data_framer_init(&s->framer, SK_FRAMER_RAW, sk_sess_data_sink, s);
