@@ -38,34 +38,12 @@ static void expect_none_at(fake *f, int line)
 }
 #define EXPECT_NONE(f) expect_none_at((f), __LINE__)
 
-#if CHECK_REGISTRY
-/* Replies the session gives on purpose that the registry does not list yet:
- * 503 5.5.1 to STARTTLS when TLS is already active, before HELO/EHLO, or in
- * a transaction (RFC 5321 4.2.4 "bad sequence"; RFC 3207 4 names no code
- * for these cases); 550 5.6.0 to a BDAT chunk with a bare CR/LF, the reply
- * DATA gives after the data for the same refusal (RFC 3030 BDAT stands for
- * the end of data). Reported to the registry; the test below fails once the
- * registry has it, so this list gets emptied. */
-static const struct {
-    int code;
-    const char *cmd;
-} registry_gaps[] = {{503, "STARTTLS"}, {550, "BDAT"}};
-
-static int registry_gap(int code, const char *cmd)
-{
-    for (size_t i = 0; i < sizeof registry_gaps / sizeof registry_gaps[0]; i++)
-        if (registry_gaps[i].code == code && strcmp(registry_gaps[i].cmd, cmd) == 0)
-            return 1;
-    return 0;
-}
-
-#endif
 
 /* Assert the registry lets `cmd` answer `code` (no-op without it). */
 static void registry_ok_at(int code, const char *cmd, int line)
 {
 #if CHECK_REGISTRY
-    if (!sk_registry_allows(code, cmd) && !registry_gap(code, cmd))
+    if (!sk_registry_allows(code, cmd))
         fail_msg("line %d: reply %d not allowed for %s by the registry", line, code, cmd);
 #else
     (void)code;
@@ -416,17 +394,6 @@ static const verb_case verb_cases[] = {
       E(500, "5.5.2"), E(500, "5.5.2")}},
 };
 
-#if CHECK_REGISTRY
-static void test_registry_gaps_still_open(void **state)
-{
-    (void)state;
-    for (size_t i = 0; i < sizeof registry_gaps / sizeof registry_gaps[0]; i++)
-        if (sk_registry_allows(registry_gaps[i].code, registry_gaps[i].cmd))
-            fail_msg("the registry now allows %d for %s: remove it from registry_gaps",
-                     registry_gaps[i].code, registry_gaps[i].cmd);
-}
-#endif
-
 static void test_every_command_in_every_state(void **state)
 {
     (void)state;
@@ -451,7 +418,7 @@ static void test_every_command_in_every_state(void **state)
                          fake_pending(&f));
 #if CHECK_REGISTRY
             const char *cmd = st == ST_AUTHX ? "AUTH" : vc->registry_cmd;
-            if (cmd && !sk_registry_allows(r->code, cmd) && !registry_gap(r->code, cmd)) {
+            if (cmd && !sk_registry_allows(r->code, cmd)) {
                 print_message("%.*s in state '%s': reply %d not allowed for %s by the registry\n",
                               vlen, vc->input, state_names[st], r->code, cmd);
                 registry_misses++;
@@ -1718,9 +1685,6 @@ int main(void)
         cmocka_unit_test(test_helo_ehlo_arguments),
         cmocka_unit_test(test_ehlo_resets_transaction),
         cmocka_unit_test(test_every_command_in_every_state),
-#if CHECK_REGISTRY
-        cmocka_unit_test(test_registry_gaps_still_open),
-#endif
         cmocka_unit_test(test_transaction_and_trace_headers),
         cmocka_unit_test(test_empty_message_and_null_sender),
         cmocka_unit_test(test_pipelining_one_feed),
