@@ -1,0 +1,118 @@
+"""Golden transcripts (tests/e2e/transcripts/*.smtp): each scenario is
+replayed against a freshly started `smtpkit serve` over a raw socket and
+every reply line compared byte for byte. On top of the exact text, every
+reply is checked against two rules that hold whatever the scenario:
+
+- the reply code is one the registry allows for the command it answers
+  (`smtpkit explain --json CODE`, the `commands` of its meanings; ANY
+  stands for every command, not for the greeting or the end of data;
+  RFC 5321 4.3.2, 3.8 for an unsolicited 421);
+- enhanced status codes (RFC 2034, 3463): none before EHLO, none after
+  HELO, none on the greeting or on any reply to HELO/EHLO, and after EHLO
+  one on every line of every 2xx/4xx/5xx reply, of the same class.
+"""
+
+import json
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from transcript import ENHANCED, Replay, Transcript
+
+TRANSCRIPTS = Path(__file__).resolve().parents[1] / "transcripts"
+FILES = sorted(TRANSCRIPTS.glob("*.smtp"))
+
+
+@pytest.fixture(scope="session")
+def registry_commands(smtpkit_bin):
+    """code -> set of command names the registry allows it for."""
+    cache = {}
+
+    def allowed(code):
+        if code not in cache:
+            r = subprocess.run([smtpkit_bin, "explain", "--json", str(code)],
+                               capture_output=True, text=True, timeout=10)
+            assert r.returncode == 0, r.stderr
+            doc = json.loads(r.stdout)
+            cmds = set()
+            for meaning in (doc.get("code") or {}).get("meanings", []):
+                cmds.update(c.upper() for c in meaning["commands"])
+            cache[code] = cmds
+        return cache[code]
+
+    return allowed
+
+
+def registry_allows(cmds, owner):
+    if owner in cmds:
+        return True
+    # ANY: any command the client sends; the greeting and the reply to the
+    # end of data are phases, listed by name.
+    return "ANY" in cmds and owner not in ("CONNECT", "DATA-END", "UNSOLICITED")
+
+
+def make_checker(allowed):
+    def check(code, owner, lines, esmtp):
+        if owner == "UNSOLICITED":
+            # RFC 5321 3.8: the only reply without a command is 421
+            assert code == 421, f"reply {code} answers no command"
+        else:
+            cmds = allowed(code)
+            assert registry_allows(cmds, owner), (
+                f"{code} is not a reply the registry allows for {owner} "
+                f"(allowed for: {' '.join(sorted(cmds))})")
+        klass = code // 100
+        texts = [line[4:] for line in lines]
+        enh = [ENHANCED.match(t) for t in texts]
+        if owner in ("CONNECT", "HELO", "EHLO") or not esmtp or klass not in (2, 4, 5):
+            bad = [t for t, m in zip(texts, enh) if m]
+            assert not bad, (f"{code} to {owner} must carry no enhanced code "
+                             f"({'after EHLO' if esmtp else 'without EHLO'}): {bad[0]!r}")
+        else:
+            assert all(enh), f"{code} to {owner} after EHLO lacks an enhanced code: {lines!r}"
+            assert all(int(m.group(1)) == klass for m in enh), (
+                f"enhanced code class differs from {code}: {lines!r}")
+    return check
+
+
+def test_transcripts_exist():
+    assert len(FILES) >= 30, FILES
+
+
+@pytest.mark.parametrize("path", FILES, ids=[p.stem for p in FILES])
+def test_transcript(path, server, registry_commands):
+    t = Transcript(path)
+    srv = server(**t.server_kw)
+    Replay(t, srv, make_checker(registry_commands)).run()
+
+
+# ---- the checker itself must catch what it is there for -------------------
+
+def test_checker_refuses_wrong_registry_code(registry_commands):
+    check = make_checker(registry_commands)
+    with pytest.raises(AssertionError, match="not a reply the registry allows"):
+        check(354, "MAIL", [b"354 go ahead"], False)
+    with pytest.raises(AssertionError, match="answers no command"):
+        check(250, "UNSOLICITED", [b"250 2.0.0 Ok"], True)
+
+
+def test_checker_enhanced_code_rules(registry_commands):
+    check = make_checker(registry_commands)
+    check(250, "NOOP", [b"250 2.0.0 Ok"], True)
+    check(250, "NOOP", [b"250 Ok"], False)
+    with pytest.raises(AssertionError, match="no enhanced code"):
+        check(250, "NOOP", [b"250 2.0.0 Ok"], False)
+    with pytest.raises(AssertionError, match="lacks an enhanced code"):
+        check(250, "NOOP", [b"250 Ok"], True)
+    with pytest.raises(AssertionError, match="no enhanced code"):
+        check(501, "EHLO", [b"501 5.5.4 Syntax"], True)
+    with pytest.raises(AssertionError, match="class differs"):
+        check(550, "RCPT", [b"550 4.1.1 no"], True)
+
+
+def test_every_transcript_starts_with_a_comment():
+    for p in FILES:
+        first = p.read_text(encoding="utf-8").splitlines()[0]
+        assert re.match(r"# \S", first), p
