@@ -81,7 +81,13 @@ vreply(sk_session *s, int code, const char *enhanced, const char *fmt, va_list a
     vsnprintf(text, sizeof text, fmt, ap);
     if (s->mode == SK_MODE_DEAD && (s->wants & SK_WANT_CLOSE))
         return; /* closed: nothing more is said */
-    if (sk_reply_format(&s->out, code, s->esmtp ? enhanced : NULL, text) < 0) {
+    /* RFC 2034 3: enhanced codes on every reply after EHLO "other than the
+     * initial greeting and any response to HELO or EHLO" (a refused EHLO
+     * too); the 421 that closes the session is not such a response. */
+    if (!s->esmtp ||
+        (code != 421 && s->verb && (!strcmp(s->verb, "HELO") || !strcmp(s->verb, "EHLO"))))
+        enhanced = NULL;
+    if (sk_reply_format(&s->out, code, enhanced, text) < 0) {
         /* the client does not read its replies: give up on it */
         sk_sess_log(s, "event=output_overflow");
         s->wants |= SK_WANT_CLOSE;

@@ -38,7 +38,6 @@ static void expect_none_at(fake *f, int line)
 }
 #define EXPECT_NONE(f) expect_none_at((f), __LINE__)
 
-
 /* Assert the registry lets `cmd` answer `code` (no-op without it). */
 static void registry_ok_at(int code, const char *cmd, int line)
 {
@@ -188,8 +187,12 @@ static void test_helo_ehlo_arguments(void **state)
     fake_send(&f, "EHLO my_pc\r\nEHLO [192.0.2.7]\r\n");
     EXPECT(&f, 250, "");
     EXPECT(&f, 250, "");
-    fake_send(&f, "EHLO\r\n");
-    EXPECT(&f, 501, "5.5.4");
+    /* RFC 2034 3: no enhanced code on any response to HELO or EHLO, a
+     * refusal after an earlier EHLO included */
+    fake_send(&f, "EHLO\r\nHELO two words\r\nNOOP\r\n");
+    EXPECT(&f, 501, "");
+    EXPECT(&f, 501, "");
+    EXPECT(&f, 250, "2.0.0");
     fake_finish(&f);
 }
 
