@@ -381,6 +381,24 @@ void sk_cmd_data(sk_session *s, const sk_command *cmd)
     sk_sess_reply(s, 354, NULL, "End data with <CR><LF>.<CR><LF>");
 }
 
+/* chunk-size = 1*DIGIT (any length); a size beyond 64 bits saturates:
+ * it is too big either way, and its chunk must still be consumed, never
+ * read as commands (RFC 3030 2). */
+static int parse_chunk_size(const char *p, size_t n, unsigned long long *v)
+{
+    if (n == 0)
+        return -1;
+    unsigned long long x = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] < '0' || p[i] > '9')
+            return -1;
+        unsigned d = (unsigned)(p[i] - '0');
+        x = x > (~0ULL - d) / 10 ? ~0ULL : x * 10 + d;
+    }
+    *v = x;
+    return 0;
+}
+
 /* chunk-size = 1*DIGIT; end-marker = "LAST" (RFC 3030 2). */
 static int parse_bdat(const sk_command *cmd, unsigned long long *size, int *last)
 {
@@ -388,7 +406,7 @@ static int parse_bdat(const sk_command *cmd, unsigned long long *size, int *last
     size_t n = cmd->arg_len, i = 0;
     while (i < n && p[i] != ' ')
         i++;
-    if (parse_size(p, i, size) != 0)
+    if (parse_chunk_size(p, i, size) != 0)
         return -1;
     while (i < n && p[i] == ' ')
         i++;

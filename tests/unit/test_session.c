@@ -1014,10 +1014,38 @@ static void test_bdat_bare_lf_and_syntax(void **state)
     EXPECT(&f, 250, "2.1.5");
     r = EXPECT(&f, 550, "5.6.0");
     assert_non_null(strstr(r->text, "bare <CR>"));
-    fake_send(&f, "BDAT\r\nBDAT x\r\nBDAT 5 FIRST\r\nBDAT -1\r\nBDAT 123456789012345678901\r\n");
+    fake_send(&f, "BDAT\r\nBDAT x\r\nBDAT 5 FIRST\r\nBDAT -1\r\nBDAT 12345678901234567890x\r\n");
     for (int i = 0; i < 5; i++)
         EXPECT(&f, 501, "5.5.4");
     REGISTRY_OK(501, "BDAT");
+    assert_int_equal(f.commits, 1);
+    fake_finish(&f);
+}
+
+static void test_bdat_size_beyond_64_bits(void **state)
+{
+    (void)state;
+    fake f;
+    fake_defaults(&f);
+    begin_tx(&f);
+    /* 1*DIGIT has no length limit: leading zeros are fine */
+    fake_send(&f, "BDAT 000000000000000000000000003 LAST\r\nabc");
+    EXPECT(&f, 250, "2.0.0");
+    assert_int_equal(f.commits, 1);
+    /* A size no 64-bit counter holds is still a size: what follows is
+     * chunk data, never commands (it used to be a 501, after which the
+     * chunk's bytes were executed as commands). */
+    fake_send(&f, "MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.com>\r\n");
+    EXPECT(&f, 250, "2.1.0");
+    EXPECT(&f, 250, "2.1.5");
+    fake_send(&f, "BDAT 99999999999999999999999999\r\nRSET\r\nMAIL FROM:<e@example.org>\r\n");
+    EXPECT_NONE(&f);
+    assert_true(sk_session_wants(f.s) & SK_IN_DATA);
+    int aborts = f.aborts;
+    sk_session_timeout(f.s);
+    fake_collect(&f);
+    EXPECT(&f, 421, "4.4.2");
+    assert_int_equal(f.aborts, aborts + 1); /* the open message is dropped */
     assert_int_equal(f.commits, 1);
     fake_finish(&f);
 }
@@ -1707,6 +1735,7 @@ int main(void)
         cmocka_unit_test(test_bdat_refused_chunk_is_consumed),
         cmocka_unit_test(test_bdat_too_big_aborts_transaction),
         cmocka_unit_test(test_bdat_bare_lf_and_syntax),
+        cmocka_unit_test(test_bdat_size_beyond_64_bits),
         cmocka_unit_test(test_starttls_discards_injected_commands),
         cmocka_unit_test(test_starttls_cases),
         cmocka_unit_test(test_auth_plain_and_login),
