@@ -45,6 +45,19 @@ const char *sk_sess_clean(const char *src, char *dst, size_t n)
     return dst;
 }
 
+const char *sk_sess_printable(const char *src, char *dst, size_t n)
+{
+    size_t i = 0;
+    if (n == 0)
+        return "";
+    for (; src && src[i] && i + 1 < n; i++) {
+        unsigned char c = (unsigned char)src[i];
+        dst[i] = (c < 0x20 || c > 0x7e) ? '?' : (char)c;
+    }
+    dst[i] = '\0';
+    return dst;
+}
+
 /* As sk_sess_clean, but keeps spaces: for quoted free text in logs. */
 static const char *clean_text(const char *src, char *dst, size_t n)
 {

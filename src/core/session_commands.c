@@ -251,8 +251,9 @@ void sk_cmd_rcpt(sk_session *s, const sk_command *cmd)
         return;
     }
     const char *addr = pc.path.mailbox;
-    char clean[300];
+    char clean[300], shown[300];
     sk_sess_clean(addr, clean, sizeof clean);
+    sk_sess_printable(addr, shown, sizeof shown);
     if (s->tx.nrcpts >= s->cfg->max_recipients) {
         /* RFC 5321 4.5.3.1.10: 452, so the client sends the rest later */
         sk_sess_log(s, "event=rcpt to=<%s> result=452 reason=too_many_recipients", clean);
@@ -287,7 +288,7 @@ void sk_cmd_rcpt(sk_session *s, const sk_command *cmd)
             char cfwd[300];
             code = 251;
             sk_sess_reply(s, 251, "2.1.5", "User not local; will forward to <%s>",
-                          sk_sess_clean(fwd, cfwd, sizeof cfwd));
+                          sk_sess_printable(fwd, cfwd, sizeof cfwd));
         } else {
             code = 250;
             sk_sess_reply(s, 250, "2.1.5", "Ok");
@@ -303,17 +304,17 @@ void sk_cmd_rcpt(sk_session *s, const sk_command *cmd)
     s->refused_rcpts++;
     switch (v) {
     case SK_RCPT_UNKNOWN:
-        sk_sess_reject(s, 550, "5.1.1", "<%s>: Recipient address rejected: User unknown", clean);
+        sk_sess_reject(s, 550, "5.1.1", "<%s>: Recipient address rejected: User unknown", shown);
         break;
     case SK_RCPT_RELAY_DENIED:
-        sk_sess_reject(s, 550, "5.7.1", "<%s>: Relay access denied", clean);
+        sk_sess_reject(s, 550, "5.7.1", "<%s>: Relay access denied", shown);
         break;
     case SK_RCPT_DISABLED:
-        sk_sess_reject(s, 550, "5.2.1", "<%s>: Mailbox disabled", clean);
+        sk_sess_reject(s, 550, "5.2.1", "<%s>: Mailbox disabled", shown);
         break;
     default: /* SK_RCPT_TEMPFAIL and anything unknown */
         sk_sess_log(s, "event=rcpt to=<%s> result=451", clean);
-        sk_sess_reply(s, 451, "4.3.0", "<%s>: Temporary lookup failure, try again later", clean);
+        sk_sess_reply(s, 451, "4.3.0", "<%s>: Temporary lookup failure, try again later", shown);
         break;
     }
 }

@@ -108,6 +108,10 @@ void sk_sess_log(sk_session *s, const char *fmt, ...) __attribute__((format(prin
 /* Copy a client-supplied string into dst for a log line: bytes that could
  * break a key=value line (controls, space, '"', '\') become '?'. */
 const char *sk_sess_clean(const char *src, char *dst, size_t n);
+/* Copy a client-supplied string into dst for a reply text (RFC 5321 4.2:
+ * textstring is HT, SP and printable ASCII): other bytes become '?', so an
+ * address shows as written ("a b"@example.test), quotes included. */
+const char *sk_sess_printable(const char *src, char *dst, size_t n);
 
 /* Abort any open message, free the transaction, back to no transaction. */
 void sk_sess_tx_reset(sk_session *s);
