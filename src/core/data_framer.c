@@ -9,18 +9,27 @@
  * one fast path: runs of ordinary bytes inside a line are copied in bulk.
  * The end of data is recognised only as CR LF "." CR LF: every other
  * combination seen in SMTP smuggling (LF.LF, LF.CRLF, CRLF.LF, CR.CR,
- * CRLF.CR, ...) is ordinary message content with a bare CR/LF recorded.
+ * CRLF.CR, ...) is message content with a bare CR/LF recorded, and a line
+ * holding only "." next to a bare CR/LF is recorded apart (SEEN_LONE_DOT).
+ *
+ * A bare CR or LF is stored as CRLF (what the "normalise" policy keeps) and
+ * in DATA starts a new line, so a leading dot after it is transparency
+ * padding and removed like after CRLF: normalising means treating the bare
+ * line end as CRLF everywhere except for the end of data.
  */
 #include "core/data_framer.h"
 
 #include <string.h>
 
 enum {
-    ST_BOL,    /* at the start of a line (after CRLF, or at the start) */
-    ST_DOT,    /* BOL then "." */
-    ST_DOT_CR, /* BOL then "." CR */
-    ST_TEXT,   /* inside a line */
-    ST_CR,     /* inside a line, a CR is pending */
+    ST_BOL,         /* at the start of a line (after CRLF, or at the start) */
+    ST_DOT,         /* BOL then "." */
+    ST_DOT_CR,      /* BOL then "." CR */
+    ST_TEXT,        /* inside a line */
+    ST_CR,          /* inside a line, a CR is pending */
+    ST_BOL_BARE,    /* DOTS: at the start of a line begun by a bare CR or LF */
+    ST_DOT_BARE,    /* BOL_BARE then "." */
+    ST_DOT_BARE_CR, /* BOL_BARE then "." CR */
 };
 
 void sk_data_framer_init(sk_data_framer *f, sk_framer_mode mode, sk_framer_sink sink, void *arg)
@@ -62,6 +71,13 @@ static void bare(sk_data_framer *f, unsigned what)
     emit(f, "\r\n", 2);
 }
 
+/* The state after a bare line break: in DATA a new (normalised) line starts,
+ * so transparency applies to it, but it can never end the data. */
+static int after_bare(const sk_data_framer *f)
+{
+    return f->mode == SK_FRAMER_DOTS ? ST_BOL_BARE : ST_TEXT;
+}
+
 /* Handle one byte in the middle of a line; returns the new state. */
 static int text_byte(sk_data_framer *f, char ch)
 {
@@ -69,10 +85,25 @@ static int text_byte(sk_data_framer *f, char ch)
         return ST_CR;
     if (ch == '\n') {
         bare(f, SK_FRAMER_SEEN_BARE_LF);
-        return ST_TEXT; /* a bare LF does not start a line */
+        return after_bare(f);
     }
     emit(f, &ch, 1);
     return ST_TEXT;
+}
+
+/* The first byte of a line; `bare_start` when a bare CR/LF began it. */
+static int line_start(sk_data_framer *f, char ch, int bare_start)
+{
+    if (ch == '.' && f->mode == SK_FRAMER_DOTS)
+        return bare_start ? ST_DOT_BARE : ST_DOT;
+    return text_byte(f, ch);
+}
+
+/* A line holding only "." with a bare CR/LF on either side: one of the
+ * SMTP smuggling shapes. Never an end; the caller refuses the message. */
+static void lone_dot(sk_data_framer *f)
+{
+    f->seen |= SK_FRAMER_SEEN_LONE_DOT;
 }
 
 size_t sk_data_framer_feed(sk_data_framer *f, const char *p, size_t n, int *done)
@@ -97,18 +128,21 @@ size_t sk_data_framer_feed(sk_data_framer *f, const char *p, size_t n, int *done
             break;
         }
         case ST_BOL:
+        case ST_BOL_BARE:
             i++;
-            if (ch == '.' && f->mode == SK_FRAMER_DOTS)
-                f->state = ST_DOT;
-            else
-                f->state = text_byte(f, ch);
+            f->state = line_start(f, ch, f->state == ST_BOL_BARE);
             break;
         case ST_DOT:
+        case ST_DOT_BARE:
             i++;
-            if (ch == '\r')
-                f->state = ST_DOT_CR;
-            else /* the leading dot is transparency padding: drop it */
+            if (ch == '\r') {
+                f->state = f->state == ST_DOT ? ST_DOT_CR : ST_DOT_BARE_CR;
+            } else {
+                if (ch == '\n')
+                    lone_dot(f); /* "." ended by a bare LF */
+                /* the leading dot is transparency padding: drop it */
                 f->state = text_byte(f, ch);
+            }
             break;
         case ST_DOT_CR:
             i++;
@@ -119,8 +153,20 @@ size_t sk_data_framer_feed(sk_data_framer *f, const char *p, size_t n, int *done
                 return i;
             }
             /* "." then a bare CR: the dot was padding, the CR is bare */
+            lone_dot(f);
             bare(f, SK_FRAMER_SEEN_BARE_CR);
-            f->state = text_byte(f, ch);
+            f->state = line_start(f, ch, 1);
+            break;
+        case ST_DOT_BARE_CR:
+            i++;
+            lone_dot(f); /* a bare line break "." CR...: never an end */
+            if (ch == '\n') {
+                emit(f, "\r\n", 2);
+                f->state = ST_BOL;
+            } else {
+                bare(f, SK_FRAMER_SEEN_BARE_CR);
+                f->state = line_start(f, ch, 1);
+            }
             break;
         case ST_CR:
             i++;
@@ -129,7 +175,7 @@ size_t sk_data_framer_feed(sk_data_framer *f, const char *p, size_t n, int *done
                 f->state = f->mode == SK_FRAMER_DOTS ? ST_BOL : ST_TEXT;
             } else {
                 bare(f, SK_FRAMER_SEEN_BARE_CR);
-                f->state = text_byte(f, ch);
+                f->state = f->mode == SK_FRAMER_DOTS ? line_start(f, ch, 1) : text_byte(f, ch);
             }
             break;
         }
@@ -140,7 +186,9 @@ size_t sk_data_framer_feed(sk_data_framer *f, const char *p, size_t n, int *done
 
 void sk_data_framer_finish(sk_data_framer *f)
 {
-    if (f->state == ST_CR || f->state == ST_DOT_CR)
+    if (f->state == ST_DOT_CR || f->state == ST_DOT_BARE_CR)
+        lone_dot(f);
+    if (f->state == ST_CR || f->state == ST_DOT_CR || f->state == ST_DOT_BARE_CR)
         bare(f, SK_FRAMER_SEEN_BARE_CR);
     f->state = f->mode == SK_FRAMER_DOTS ? ST_BOL : ST_TEXT;
     flush(f);

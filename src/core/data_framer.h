@@ -8,7 +8,9 @@
  * caller counts them. In both modes a bare LF or bare CR is recorded in
  * `seen`, never ends anything, and is emitted as CRLF (what the
  * "normalise" policy stores; under the "reject" policy the caller discards
- * the data).
+ * the data); in DATA mode it also starts a line, so a leading dot after it
+ * is unstuffed, and a line holding only "." next to it sets
+ * SK_FRAMER_SEEN_LONE_DOT (the caller refuses such a message).
  *
  * Output goes to a sink in chunks of at most SK_FRAMER_CHUNK bytes; the
  * framer holds no message bytes between calls, only a few bits of state,
@@ -29,6 +31,9 @@ typedef enum sk_framer_mode {
 /* Bits of sk_data_framer.seen */
 #define SK_FRAMER_SEEN_BARE_LF 0x1
 #define SK_FRAMER_SEEN_BARE_CR 0x2
+/* A line holding only "." that a bare CR/LF starts or ends: what another
+ * MTA may take for the end of data (SMTP smuggling). Always with a bare bit. */
+#define SK_FRAMER_SEEN_LONE_DOT 0x4
 
 typedef void (*sk_framer_sink)(void *arg, const char *p, size_t n);
 

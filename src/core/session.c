@@ -275,16 +275,28 @@ const sk_session_info *sk_session_get_info(const sk_session *s)
 
 /* ---- message data ------------------------------------------------------- */
 
+/* The framer saw what the bare-line-end policy refuses: sets data_error.
+ * "reject": any bare CR/LF. "normalise": bare line ends are stored as CRLF,
+ * but a line holding only "." next to one is refused: taking it for the end
+ * of data is the smuggling bug, and storing it would hand the ambiguity on
+ * to whoever relays the message next. */
+static int bare_error(sk_session *s)
+{
+    unsigned seen = s->framer.seen;
+    if (s->cfg->bare_policy == SK_BARE_REJECT && seen)
+        s->data_error = (seen & SK_FRAMER_SEEN_BARE_LF) ? SK_DATA_BARE_LF : SK_DATA_BARE_CR;
+    else if (seen & SK_FRAMER_SEEN_LONE_DOT)
+        s->data_error = SK_DATA_LONE_DOT;
+    return s->data_error != SK_DATA_OK;
+}
+
 void sk_sess_data_sink(void *arg, const char *p, size_t n)
 {
     sk_session *s = arg;
     if (s->data_error)
         return;
-    if (s->cfg->bare_policy == SK_BARE_REJECT && s->framer.seen) {
-        s->data_error =
-            (s->framer.seen & SK_FRAMER_SEEN_BARE_LF) ? SK_DATA_BARE_LF : SK_DATA_BARE_CR;
+    if (bare_error(s))
         return;
-    }
     if (n > s->cfg->max_message_size - s->data_size) {
         s->data_error = SK_DATA_TOO_BIG;
         return;
@@ -351,9 +363,8 @@ void sk_sess_data_finish(sk_session *s, const char *phase)
     s->mode = SK_MODE_COMMAND;
     s->wants &= ~(unsigned)SK_IN_DATA;
     s->verb = phase;
-    if (!s->data_error && s->cfg->bare_policy == SK_BARE_REJECT && s->framer.seen)
-        s->data_error =
-            (s->framer.seen & SK_FRAMER_SEEN_BARE_LF) ? SK_DATA_BARE_LF : SK_DATA_BARE_CR;
+    if (!s->data_error)
+        bare_error(s);
     if (s->data_error) {
         sk_data_error e = s->data_error;
         switch (e) {
@@ -373,6 +384,13 @@ void sk_sess_data_finish(sk_session *s, const char *phase)
                            "Message refused: bare <%s> in message data; lines must end with "
                            "<CR><LF>, see RFC 5321 2.3.8",
                            e == SK_DATA_BARE_LF ? "LF" : "CR");
+            break;
+        case SK_DATA_LONE_DOT:
+            log_data(s, 550, "lone_dot");
+            sk_sess_tx_reset(s);
+            sk_sess_reject(s, 550, "5.6.0",
+                           "Message refused: a line holding only \".\" next to a bare <LF> or "
+                           "<CR> (SMTP smuggling, RFC 5321 2.3.8)");
             break;
         case SK_DATA_NOSPACE:
             log_data(s, 452, "store");

@@ -32,6 +32,7 @@ typedef enum sk_data_error {
     SK_DATA_TOO_BIG,  /* 552 5.3.4 */
     SK_DATA_BARE_LF,  /* 550 5.6.0 */
     SK_DATA_BARE_CR,  /* 550 5.6.0 */
+    SK_DATA_LONE_DOT, /* 550 5.6.0: "normalise" met a smuggling-shaped "." line */
     SK_DATA_NOSPACE,  /* 452 4.3.1 */
     SK_DATA_IOERR,    /* 451 4.3.0 */
     SK_DATA_DEFERRED, /* BDAT refused at command time: reply kept in bdat_reply */

@@ -69,6 +69,7 @@ typedef struct end_case {
 
 #define LF SK_FRAMER_SEEN_BARE_LF
 #define CR SK_FRAMER_SEEN_BARE_CR
+#define DOT SK_FRAMER_SEEN_LONE_DOT
 
 static const end_case dot_cases[] = {
     /* real ends */
@@ -84,22 +85,28 @@ static const end_case dot_cases[] = {
     {"a.\r\n.\r\n", 0, 1, 7, "a.\r\n", 0, 0},
     {". x\r\n.\r\n", 0, 1, 8, " x\r\n", 0, 0},
     {"a\r\n..\r\n.\r\n", 0, 1, 10, "a\r\n.\r\n", 0, 0},
-    /* SMTP smuggling: none of these is an end */
-    {"a\n.\nb", 0, 0, 0, "a\r\n.\r\nb", LF, 0},
-    {"a\n.\r\nb", 0, 0, 0, "a\r\n.\r\nb", LF, 0},
-    {"a\r\n.\nb", 0, 0, 0, "a\r\n\r\nb", LF, 0},
-    {"a\r.\rb", 0, 0, 0, "a\r\n.\r\nb", CR, 0},
-    {"a\r\n.\rb", 0, 0, 0, "a\r\n\r\nb", CR, 0},
-    {"a\n.\r\r\nb", 0, 0, 0, "a\r\n.\r\n\r\nb", LF | CR, 0},
-    {"a\r.\r\nb", 0, 0, 0, "a\r\n.\r\nb", CR, 0},
-    {"a\r\n.\r\r\n", 0, 0, 0, "a\r\n\r\n\r\n", CR, 0},
-    {"a\r\n\n.\n", 0, 0, 0, "a\r\n\r\n.\r\n", LF, 0},
-    {"\n.\r\n", 0, 0, 0, "\r\n.\r\n", LF, 0},
+    /* SMTP smuggling: none of these is an end; a bare line end starts a
+     * line (the dot is padding), and a lone "." next to one is flagged */
+    {"a\n.\nb", 0, 0, 0, "a\r\n\r\nb", LF | DOT, 0},
+    {"a\n.\r\nb", 0, 0, 0, "a\r\n\r\nb", LF | DOT, 0},
+    {"a\r\n.\nb", 0, 0, 0, "a\r\n\r\nb", LF | DOT, 0},
+    {"a\r.\rb", 0, 0, 0, "a\r\n\r\nb", CR | DOT, 0},
+    {"a\r\n.\rb", 0, 0, 0, "a\r\n\r\nb", CR | DOT, 0},
+    {"a\n.\r\r\nb", 0, 0, 0, "a\r\n\r\n\r\nb", LF | CR | DOT, 0},
+    {"a\r.\r\nb", 0, 0, 0, "a\r\n\r\nb", CR | DOT, 0},
+    {"a\r\n.\r\r\n", 0, 0, 0, "a\r\n\r\n\r\n", CR | DOT, 0},
+    {"a\r\n\n.\n", 0, 0, 0, "a\r\n\r\n\r\n", LF | DOT, 0},
+    {"\n.\r\n", 0, 0, 0, "\r\n\r\n", LF | DOT, 0},
     {"a\r\n. \r\n", 0, 0, 0, "a\r\n \r\n", 0, 0},
     {"a\r\n.\x00\r\n", 7, 0, 0, "a\r\n\x00\r\n", 0, 6},
+    /* after a bare line end a dot-stuffed line is unstuffed, as after CRLF */
+    {"a\n..b\r\n.\r\n", 0, 1, 10, "a\r\n.b\r\n", LF, 0},
+    {"a\r..\r\n.\r\n", 0, 1, 9, "a\r\n.\r\n", CR, 0},
+    {"a\n.b\nc", 0, 0, 0, "a\r\nb\r\nc", LF, 0},
+    {"a\nb.\nc", 0, 0, 0, "a\r\nb.\r\nc", LF, 0},
     /* ... and the real end after them still works */
-    {"a\n.\nb\r\n.\r\n", 0, 1, 10, "a\r\n.\r\nb\r\n", LF, 0},
-    {"a\r.\rb\r\n.\r\n", 0, 1, 10, "a\r\n.\r\nb\r\n", CR, 0},
+    {"a\n.\nb\r\n.\r\n", 0, 1, 10, "a\r\n\r\nb\r\n", LF | DOT, 0},
+    {"a\r.\rb\r\n.\r\n", 0, 1, 10, "a\r\n\r\nb\r\n", CR | DOT, 0},
 };
 
 static void check_case(const end_case *c, size_t at, int bytewise)
@@ -151,7 +158,7 @@ static void test_long_message_splits(void **state)
     run(SK_FRAMER_DOTS, in.data, in.len, 0, 0, &whole);
     assert_true(whole.done);
     assert_int_equal(whole.consumed, in.len - strlen("TRAILER"));
-    assert_int_equal(whole.seen, LF | CR);
+    assert_int_equal(whole.seen, LF | CR | DOT);
     result one;
     run(SK_FRAMER_DOTS, in.data, in.len, 0, 1, &one);
     assert_int_equal(one.out.len, whole.out.len);

@@ -64,10 +64,13 @@ def test_data_split_in_tiny_writes(server):
 SMUGGLE_ENDINGS = [b"\n.\n", b"\n.\r\n", b"\r\n.\n", b"\r.\r", b"\r\n.\r"]
 
 
+@pytest.mark.parametrize("policy", ["reject", "normalise"])
 @pytest.mark.parametrize("ending", SMUGGLE_ENDINGS,
                          ids=["LF.LF", "LF.CRLF", "CRLF.LF", "CR.CR", "CRLF.CR"])
-def test_smuggling_refused_nothing_stored(server, ending):
-    srv = server()
+def test_smuggling_refused_nothing_stored(server, ending, policy):
+    """Under "normalise" too: the lone "." next to a bare line end is refused,
+    not stored as a "." line for the next MTA to misread."""
+    srv = server(extra=f'bare_lf = "{policy}";')
     smuggled = (b"MAIL FROM:<evil@remote.test>\r\n"
                 b"RCPT TO:<bob@example.test>\r\n"
                 b"DATA\r\n"
@@ -87,6 +90,19 @@ def test_smuggling_refused_nothing_stored(server, ending):
     for name in ("alice", "bob"):
         assert srv.files(name, "tmp") == []
     assert list((srv.mail_root / ".spool").iterdir()) == []
+
+
+def test_normalise_stores_crlf_and_unstuffs_after_bare_lf(server):
+    """bare_lf = "normalise": a bare LF is stored as CRLF and starts a line,
+    so a dot-stuffed line after it is unstuffed exactly as after CRLF."""
+    srv = server(extra='bare_lf = "normalise";')
+    with srv.raw() as r:
+        start_data(r)
+        r.send(b"Subject: n\r\n\r\none\ntwo\n..three\n...\r\n.\r\n")
+        code, lines = r.reply()
+        assert code == 250, lines
+    _, rest, _ = split_trace(srv.messages("alice")[0])
+    assert rest == b"Subject: n\r\n\r\none\r\ntwo\r\n.three\r\n..\r\n"
 
 
 def test_pipelined_batch_after_end_of_data(server):
