@@ -82,6 +82,12 @@ typedef struct sk_config {
     size_t input_buffer;      /* unconsumed input kept per connection */
     size_t output_buffer;     /* unsent replies kept per connection */
 
+    /* Deadlines in seconds (0: none), however steadily the client trickles
+     * bytes in: one command line from its first octet to its CRLF; one
+     * message's data (354 to the final dot, or one BDAT chunk). */
+    unsigned command_deadline;
+    unsigned message_deadline;
+
     sk_bare_policy bare_policy;
     int vrfy_discloses;
     int expn_enabled;

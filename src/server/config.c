@@ -315,6 +315,8 @@ static void load_limits(loader *L, sk_config *c, const config_setting_t *g)
                                           "connections_per_ip",
                                           "command_timeout",
                                           "data_timeout",
+                                          "command_deadline",
+                                          "message_deadline",
                                           "shutdown_grace",
                                           "input_buffer",
                                           "output_buffer",
@@ -333,6 +335,8 @@ static void load_limits(loader *L, sk_config *c, const config_setting_t *g)
     get_unsigned(L, g, "connections_per_ip", 1, 1000000, &c->max_connections_per_ip);
     get_unsigned(L, g, "command_timeout", 1, 86400, &c->command_timeout);
     get_unsigned(L, g, "data_timeout", 1, 86400, &c->data_timeout);
+    get_unsigned(L, g, "command_deadline", 0, 86400, &c->command_deadline);
+    get_unsigned(L, g, "message_deadline", 0, 86400, &c->message_deadline);
     get_unsigned(L, g, "shutdown_grace", 0, 3600, &c->shutdown_grace);
     get_size(L, g, "input_buffer", 4096, (size_t)64 << 20, &c->input_buffer);
     get_size(L, g, "output_buffer", 4096, (size_t)64 << 20, &c->output_buffer);
@@ -613,6 +617,8 @@ static void set_defaults(sk_config *c)
     c->max_connections_per_ip = 20;
     c->command_timeout = 300;
     c->data_timeout = 180;
+    c->command_deadline = 300;
+    c->message_deadline = 3600;
     c->shutdown_grace = 30;
     c->input_buffer = 64 * 1024;
     c->output_buffer = 64 * 1024;

@@ -76,6 +76,8 @@ static void test_minimal_defaults(void **state)
     assert_int_equal(c->max_line, 512);
     assert_int_equal(c->command_timeout, 300);
     assert_int_equal(c->data_timeout, 180);
+    assert_int_equal(c->command_deadline, 300);
+    assert_int_equal(c->message_deadline, 3600);
     assert_int_equal(c->bare_policy, SK_BARE_REJECT);
     assert_int_equal(c->log_target, SK_LOG_STDERR);
     assert_null(c->user);
@@ -112,7 +114,8 @@ static void test_full_file(void **state)
                   "bare_lf = \"normalise\";\n"
                   "limits = { message_size = 1048576; recipients = 250; line_length = 1000;\n"
                   "           errors = 3; connections = 5; connections_per_ip = 2;\n"
-                  "           command_timeout = 7; data_timeout = 8; };\n"
+                  "           command_timeout = 7; data_timeout = 8;\n"
+                  "           command_deadline = 0; message_deadline = 9; };\n"
                   "listeners = ( { address = \"127.0.0.1\"; port = 25; },\n"
                   "              { address = \"[::1]\"; port = 25; } );\n"
                   "domains = [ \"Example.TEST\", \"other.test\" ];\n"
@@ -137,13 +140,15 @@ static void test_full_file(void **state)
     assert_int_equal(c->listeners[1].session.max_line, 1000);
     assert_int_equal(c->max_connections_per_ip, 2);
     assert_int_equal(c->command_timeout, 7);
+    assert_int_equal(c->command_deadline, 0); /* 0: off */
+    assert_int_equal(c->message_deadline, 9);
     assert_string_equal(c->listeners[1].address, "::1");
     assert_int_equal(c->ndomains, 2);
     assert_string_equal(c->domains[0], "example.test"); /* lower-cased */
     assert_int_equal(c->nmailboxes, 2);
     assert_string_equal(c->mailboxes[0].maildir, "/srv/mail/alice");
     assert_string_equal(c->mailboxes[1].maildir, "/srv/mail/other.test/bob");
-    assert_int_equal(c->mailboxes[0].line, 13);
+    assert_int_equal(c->mailboxes[0].line, 14);
     assert_int_equal(c->naliases, 2);
     assert_int_equal(c->aliases[0].ntargets, 1);
     assert_int_equal(c->aliases[1].ntargets, 2);
