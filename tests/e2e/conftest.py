@@ -225,8 +225,8 @@ class Server:
                 raise RuntimeError(f"smtpkit serve exited with {self.proc.returncode}:\n"
                                    + self.log())
             try:
-                with socket.create_connection((self.host, self.port), timeout=2) as s:
-                    f = s.makefile("rb")
+                with socket.create_connection((self.host, self.port), timeout=2) as s, \
+                        s.makefile("rb") as f:
                     code, lines = read_reply(f)
                     if code == 220:
                         s.sendall(b"QUIT\r\n")
