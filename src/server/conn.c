@@ -16,6 +16,15 @@
  *   command, the data timeout while reading message data; either ends in
  *   sk_session_timeout() (421 4.4.2). A client that does not read our
  *   replies for the command timeout is dropped.
+ * - Deadlines: timeouts restart with every octet, so a client trickling
+ *   one octet every few seconds would hold its connection for ever. From
+ *   the first octet after our last reply, a command line must be complete
+ *   within limits.command_deadline and a message's data (or one BDAT
+ *   chunk) within limits.message_deadline; else 421 4.4.2 as for a timeout.
+ * - Closing: after our last reply (221, 421) our side is shut down and what
+ *   the client still sends is read and dropped for a moment (a lingering
+ *   close, as nginx does): closing with unread input would make the kernel
+ *   send a reset, which can destroy the 421 before the client reads it.
  * - Limits: over the total or per-address connection limit, the session
  *   answers 421 4.7.0 and the connection closes. IPv6 clients are counted
  *   per /64, the block one subscriber usually holds.
@@ -34,14 +43,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/event.h>
 
 #include "server/log.h"
 
 static void conn_process(sk_conn *c);
+static void conn_settle(sk_conn *c);
 static void conn_commit_result(sk_conn *c, sk_store_result r);
 
 sk_conn *sk_conn_next(const sk_conn *c)
@@ -76,6 +88,8 @@ static void conn_finish(sk_conn *c)
            c->id, c->addr, reason, c->last_code, elapsed_ms(c), c->bytes_in, c->bytes_out,
            c->messages, c->failed_messages);
     sk_session_free(c->session);
+    if (c->timer)
+        event_free(c->timer);
     if (c->counted)
         sk_peer_count_dec(srv->per_ip, c->limit_key);
     if (c->prev)
@@ -166,6 +180,116 @@ static int conn_start_tls(sk_conn *c)
     return -1;
 }
 
+/* ---- deadlines and the lingering close --------------------------------- */
+
+#define LINGER_SECONDS 2 /* how long a closed connection drains the client's input */
+
+static void conn_timer_cb(evutil_socket_t fd, short what, void *arg);
+
+static void conn_timer_set(sk_conn *c, unsigned seconds)
+{
+    if (!c->timer)
+        c->timer = evtimer_new(c->srv->base, conn_timer_cb, c);
+    struct timeval tv = {.tv_sec = seconds};
+    if (c->timer)
+        evtimer_add(c->timer, &tv);
+}
+
+static void conn_deadline_clear(sk_conn *c)
+{
+    if (c->deadline_armed && c->timer)
+        evtimer_del(c->timer);
+    c->deadline_armed = 0;
+}
+
+/* After feeding the session: a reply (or a pause on our side) ends the
+ * timing; bytes that made no reply start it, once per command or message.
+ * Moving from a command line into message data (BDAT) restarts it. */
+static void conn_deadline_note(sk_conn *c, size_t used, int replied)
+{
+    unsigned w = sk_session_wants(c->session);
+    if (replied || (w & (SK_WANT_COMMIT | SK_WANT_CLOSE | SK_WANT_TLS))) {
+        conn_deadline_clear(c);
+        return;
+    }
+    int in_data = (w & SK_IN_DATA) != 0;
+    if (!used || (c->deadline_armed && c->deadline_in_data == in_data))
+        return;
+    unsigned limit = in_data ? c->srv->cfg->message_deadline : c->srv->cfg->command_deadline;
+    conn_deadline_clear(c);
+    if (limit == 0)
+        return;
+    c->deadline_armed = 1;
+    c->deadline_in_data = in_data;
+    conn_timer_set(c, limit);
+}
+
+static void conn_linger_read_cb(struct bufferevent *bev, void *arg)
+{
+    (void)arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    evbuffer_drain(in, evbuffer_get_length(in));
+}
+
+static void conn_linger_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    (void)bev;
+    (void)what; /* EOF, error or timeout: the client is done */
+    sk_conn *c = arg;
+    conn_end(c, c->reason ? c->reason : "closed");
+}
+
+/* Our last reply has left: shut our side, drain the client's input until
+ * it closes too or LINGER_SECONDS pass, then end. No lingering for a
+ * client that closed its side already, nor after the 221 to a QUIT with
+ * nothing unread (the client says no more, RFC 5321 4.1.1.10). */
+static void conn_close(sk_conn *c)
+{
+    const char *reason = c->reason ? c->reason : "closed";
+    conn_deadline_clear(c);
+    evutil_socket_t fd = c->bev ? bufferevent_getfd(c->bev) : -1;
+    struct evbuffer *in = c->bev ? bufferevent_get_input(c->bev) : NULL;
+    int unread = 0;
+    if (fd >= 0 && (ioctl(fd, FIONREAD, &unread) != 0 || unread < 0))
+        unread = 1;
+    if (in && evbuffer_get_length(in) > 0)
+        unread = 1;
+    if (c->peer_eof || c->lingering || fd < 0 || (c->last_code == 221 && !unread) ||
+        shutdown(fd, SHUT_WR) != 0) {
+        conn_end(c, reason);
+        return;
+    }
+    c->lingering = 1;
+    evbuffer_drain(in, evbuffer_get_length(in));
+    bufferevent_setcb(c->bev, conn_linger_read_cb, NULL, conn_linger_event_cb, c);
+    bufferevent_setwatermark(c->bev, EV_READ, 0, 0);
+    bufferevent_set_timeouts(c->bev, NULL, NULL);
+    bufferevent_enable(c->bev, EV_READ);
+    conn_timer_set(c, LINGER_SECONDS);
+}
+
+static void conn_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    sk_conn *c = arg;
+    c->deadline_armed = 0;
+    if (c->ended)
+        return;
+    if (c->lingering) {
+        conn_end(c, c->reason ? c->reason : "closed");
+        return;
+    }
+    /* our side is busy (a commit) or already closing: not the client's fault */
+    if (c->closing || c->commit_pending ||
+        (sk_session_wants(c->session) & (SK_WANT_COMMIT | SK_WANT_CLOSE)))
+        return;
+    c->reason = "deadline";
+    sk_session_timeout(c->session);
+    conn_flush(c);
+    conn_settle(c);
+}
+
 /* Should the session get its shutdown 421 now? Between messages, yes;
  * while a message is being received or committed, only after the grace
  * time (and never during a commit). */
@@ -195,8 +319,8 @@ static void conn_settle(sk_conn *c)
         c->closing = 1;
         bufferevent_disable(c->bev, EV_READ);
         if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
-            conn_end(c, c->reason ? c->reason : "closed");
-        return; /* else conn_write_cb ends it when the replies are sent */
+            conn_close(c);
+        return; /* else conn_write_cb closes it when the replies are sent */
     }
     if (w & SK_WANT_TLS) {
         /* RFC 3207 5: nothing the client sent before the handshake may be
@@ -248,11 +372,13 @@ static void conn_process(sk_conn *c)
         struct evbuffer_iovec v;
         if (evbuffer_get_length(in) == 0 || evbuffer_peek(in, -1, NULL, &v, 1) < 1)
             break;
+        size_t before = sk_session_output(c->session)->len;
         size_t used = sk_session_feed(c->session, v.iov_base, v.iov_len);
         if (used > v.iov_len)
             used = v.iov_len; /* defensive: never drain what was not there */
         c->bytes_in += used;
         evbuffer_drain(in, used);
+        conn_deadline_note(c, used, sk_session_output(c->session)->len > before);
         conn_flush(c);
         if (c->commit_failed_now) {
             /* the commit queue refused the message: answer at once */
@@ -286,7 +412,7 @@ static void conn_write_cb(struct bufferevent *bev, void *arg)
     (void)bev;
     sk_conn *c = arg;
     if (c->closing) {
-        conn_end(c, c->reason ? c->reason : "closed");
+        conn_close(c);
         return;
     }
     if (c->out_blocked) {

@@ -47,6 +47,13 @@ struct sk_conn {
     unsigned long long bytes_in, bytes_out;
     unsigned messages, failed_messages;
     int last_code; /* last reply code sent */
+
+    /* Deadlines (limits.command_deadline / message_deadline) and the
+     * lingering close share one timer. */
+    struct event *timer;
+    int deadline_armed;   /* a command line or message is being timed */
+    int deadline_in_data; /* ... and it is message data */
+    int lingering;        /* our side is shut; draining input until EOF or the timer */
 };
 
 /* conn_ops.c */
