@@ -232,3 +232,102 @@ def test_full_disk_452_and_server_keeps_serving(small_tmpfs, server):
         assert s.sendmail("c@remote.test", ["alice@example.test"], big) == {}
     assert len(srv.messages("alice")) == 1
     assert srv.stop() == 0
+
+
+def read_all(sock, timeout=5):
+    """Everything the server sends until it closes; raises on a reset."""
+    sock.settimeout(timeout)
+    data = b""
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
+
+
+def test_refused_client_that_talks_still_reads_its_421(server):
+    """Over the connection limit, the 421 is followed by a lingering close
+    (shutdown of our side, then reading what the client still sends): a
+    client that talks before reading gets its 421, not a reset."""
+    srv = server(limits={"connections_per_ip": 1})
+    held = srv.raw()
+    for _ in range(5):
+        with socket.create_connection((srv.host, srv.port), timeout=5) as c:
+            c.sendall(b"EHLO talker.test\r\n")
+            time.sleep(0.1)  # the 421 is out and the server has closed its side
+            c.sendall(b"MAIL FROM:<talker@remote.test>\r\n")
+            time.sleep(0.1)
+            data = read_all(c)
+            assert data.startswith(b"421 mx.example.test Too many connections from your address"), data
+    held.close()
+    srv.wait_log(r"reason=limit last_reply=421", count=5)
+
+
+def test_421_after_errors_reaches_a_client_that_keeps_sending(server):
+    srv = server(limits={"errors": 2})
+    with socket.create_connection((srv.host, srv.port), timeout=5) as c:
+        # more than the server reads before it gives up: the rest is still
+        # unread in its socket when it closes
+        c.sendall(b"EHLO junk.test\r\nFROB\r\nFROB\r\n" + b"FROB\r\n" * 50000)
+        time.sleep(0.2)
+        data = read_all(c)
+    lines = data.split(b"\r\n")
+    assert lines[0].startswith(b"220 ") and lines[-2].startswith(b"421 4.7.0 "), data
+
+
+def test_slow_command_line_hits_the_command_deadline(server):
+    """One octet every 0.3 s never trips the idle timeout (30 s here); the
+    command deadline (1 s for the whole line) does: 421 4.4.2."""
+    srv = server(limits={"command_deadline": 1})
+    with srv.raw() as r:
+        assert r.cmd("EHLO slow.test")[0] == 250
+        t0 = time.monotonic()
+        sent = b""
+        for b in b"NOOP but very very slowly\r\n":
+            try:
+                r.send(bytes([b]))
+            except (BrokenPipeError, ConnectionResetError):
+                break
+            sent += bytes([b])
+            time.sleep(0.3)
+            if time.monotonic() - t0 > 4:
+                break
+        code, lines = r.reply()
+        assert code == 421 and lines[-1].startswith("421 4.4.2 "), (lines, sent)
+        assert time.monotonic() - t0 < 4
+    srv.wait_log(r"event=disconnect conn=2 .*reason=deadline last_reply=421")
+
+
+@pytest.mark.parametrize("verb", ["DATA", "BDAT"])
+def test_slow_message_hits_the_message_deadline(server, verb):
+    """A message trickled in a line every 0.2 s: the data timeout (30 s)
+    never fires, the message deadline (1 s) does; nothing is stored."""
+    srv = server(limits={"message_deadline": 1})
+    with srv.raw() as r:
+        assert r.cmd("EHLO slow.test")[0] == 250
+        assert r.cmd("MAIL FROM:<carol@remote.test>")[0] == 250
+        assert r.cmd("RCPT TO:<alice@example.test>")[0] == 250
+        if verb == "DATA":
+            assert r.cmd("DATA")[0] == 354
+        else:
+            r.send(b"BDAT 100000\r\n")
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 4:
+            try:
+                r.send(b"Subject: slow\r\n")
+            except (BrokenPipeError, ConnectionResetError):
+                break
+            time.sleep(0.2)
+            r.sock.settimeout(0)
+            try:
+                peek = r.sock.recv(1, socket.MSG_PEEK)
+            except BlockingIOError:
+                peek = b""
+            r.sock.settimeout(10)
+            if peek:
+                break
+        code, lines = r.reply()
+        assert code == 421 and lines[-1].startswith("421 4.4.2 "), lines
+        assert time.monotonic() - t0 < 4
+    assert srv.files("alice", "new") == [] and srv.files("alice", "tmp") == []
+    srv.wait_log(r"event=disconnect conn=2 .*reason=deadline")
