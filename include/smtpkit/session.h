@@ -113,7 +113,10 @@ typedef struct sk_session_ops {
     void (*store_commit)(void *ctx, sk_transaction *tx);
     /* Discard the open message (RSET mid-BDAT, refused data, disconnect). */
     void (*store_abort)(void *ctx);
-    /* One log event: a stable key=value line without trailing newline. */
+    /* One log event: a stable key=value line without trailing newline that
+     * starts with "event=NAME " (the shell adds who the client is). The
+     * session logs each HELO/EHLO, refusal, AUTH and TLS step, and one
+     * "event=message" line when a transaction ends, whatever ends it. */
     void (*log)(void *ctx, const char *line);
     /* Optional (may be NULL, meaning "yes"): can TLS start right now? 0 makes
      * STARTTLS answer 454 4.7.0 "TLS not available due to temporary reason"
@@ -166,5 +169,11 @@ void sk_session_shutdown(sk_session *s);
 void sk_session_disconnected(sk_session *s);
 
 const sk_session_info *sk_session_get_info(const sk_session *s);
+
+/* Why the session asked to close (SK_WANT_CLOSE), for the shell's one
+ * disconnect log line: "quit", "too-many-errors", "too-many-commands",
+ * "output-overflow", "timeout", "shutdown", "refused", "disconnect"; NULL
+ * while it is open. */
+const char *sk_session_close_reason(const sk_session *s);
 
 #endif

@@ -74,15 +74,10 @@ void sk_sess_log(sk_session *s, const char *fmt, ...)
 {
     if (!s->ops->log)
         return;
-    char line[1024];
-    char addr[64];
-    int k = snprintf(line, sizeof line, "client=%s ",
-                     sk_sess_clean(s->peer_addr ? s->peer_addr : "unknown", addr, sizeof addr));
-    if (k < 0 || (size_t)k >= sizeof line)
-        k = 0;
+    char line[1800];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(line + k, sizeof line - (size_t)k, fmt, ap);
+    vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
     s->ops->log(s->ctx, line);
 }
@@ -102,7 +97,7 @@ vreply(sk_session *s, int code, const char *enhanced, const char *fmt, va_list a
         enhanced = NULL;
     if (sk_reply_format(&s->out, code, enhanced, text) < 0) {
         /* the client does not read its replies: give up on it */
-        sk_sess_log(s, "event=output_overflow");
+        s->close_reason = "output-overflow";
         s->wants |= SK_WANT_CLOSE;
         s->mode = SK_MODE_DEAD;
     }
@@ -116,19 +111,33 @@ void sk_sess_reply(sk_session *s, int code, const char *enhanced, const char *fm
     va_end(ap);
 }
 
-void sk_sess_reject(sk_session *s, int code, const char *enhanced, const char *fmt, ...)
+__attribute__((format(printf, 4, 0))) static void
+refusal(sk_session *s, int code, const char *enhanced, const char *fmt, va_list ap)
 {
     char text[512], clean[512];
-    va_list ap;
-    va_start(ap, fmt);
     vsnprintf(text, sizeof text, fmt, ap);
-    va_end(ap);
     sk_sess_reply(s, code, enhanced, "%s", text);
     sk_sess_log(s, "event=reject cmd=%s code=%d enh=%s text=\"%s\"", s->verb ? s->verb : "-", code,
                 enhanced ? enhanced : "-", clean_text(text, clean, sizeof clean));
+}
+
+void sk_sess_reject(sk_session *s, int code, const char *enhanced, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    refusal(s, code, enhanced, fmt, ap);
+    va_end(ap);
     s->errors++;
     if (s->cfg->max_errors && s->errors >= s->cfg->max_errors && !(s->wants & SK_WANT_CLOSE))
-        sk_sess_close_421(s, "4.7.0", "Error: too many errors");
+        sk_sess_close_421(s, "4.7.0", "Error: too many errors", "too-many-errors");
+}
+
+void sk_sess_refuse_temp(sk_session *s, int code, const char *enhanced, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    refusal(s, code, enhanced, fmt, ap);
+    va_end(ap);
 }
 
 void sk_sess_sync_info(sk_session *s)
@@ -142,10 +151,40 @@ void sk_sess_sync_info(sk_session *s)
     s->info.auth_user = s->auth_user;
 }
 
-void sk_sess_tx_reset(sk_session *s)
+/* The one line per transaction: id, sender, recipients, size, the reply
+ * that ended it (or "none" and why it ended without one). */
+static void log_tx(sk_session *s, const char *why)
+{
+    char from[300], id[40], rcpts[1200];
+    size_t len = 0;
+    rcpts[0] = '\0';
+    for (size_t i = 0; i < s->tx.nrcpts; i++) {
+        char one[300];
+        sk_sess_clean(s->tx.rcpts[i].addr, one, sizeof one);
+        int n = snprintf(rcpts + len, sizeof rcpts - len, "%s<%s>", i ? "," : "", one);
+        if (n < 0 || (size_t)n >= sizeof rcpts - len) {
+            /* nrcpts gives the count; mark where the list was cut */
+            snprintf(rcpts + (len < sizeof rcpts - 4 ? len : sizeof rcpts - 4), 4, "...");
+            break;
+        }
+        len += (size_t)n;
+    }
+    char result[16];
+    snprintf(result, sizeof result, s->tx_result ? "%d" : "none", s->tx_result);
+    const char *reason = s->tx_why ? s->tx_why : s->tx_result ? NULL : why;
+    sk_sess_log(s, "event=message id=%s from=<%s> nrcpts=%zu rcpts=%s size=%llu result=%s%s%s",
+                s->tx.id[0] ? sk_sess_clean(s->tx.id, id, sizeof id) : "-",
+                sk_sess_clean(s->tx.mail_from ? s->tx.mail_from : "", from, sizeof from),
+                s->tx.nrcpts, rcpts, s->data_size, result, reason ? " reason=" : "",
+                reason ? reason : "");
+}
+
+void sk_sess_tx_reset(sk_session *s, const char *why)
 {
     if (s->wants & SK_WANT_COMMIT)
         return; /* the shell holds &s->tx until sk_session_commit_done() */
+    if (s->in_tx)
+        log_tx(s, why ? why : "aborted");
     if (s->store_open) {
         if (s->ops->store_abort)
             s->ops->store_abort(s->ctx);
@@ -164,19 +203,20 @@ void sk_sess_tx_reset(sk_session *s)
     s->tx_bdat = 0;
     s->data_error = SK_DATA_OK;
     s->data_size = 0;
+    s->tx_result = 0;
+    s->tx_why = NULL;
     s->bdat_left = s->bdat_size = 0;
     s->bdat_last = 0;
     s->bdat_reply.code = 0;
 }
 
-void sk_sess_close_421(sk_session *s, const char *enhanced, const char *text)
+void sk_sess_close_421(sk_session *s, const char *enhanced, const char *text, const char *reason)
 {
     if (s->wants & SK_WANT_CLOSE)
         return;
-    sk_sess_tx_reset(s);
+    sk_sess_tx_reset(s, reason);
     sk_sasl_clear(&s->sasl);
-    char clean[256];
-    sk_sess_log(s, "event=close code=421 text=\"%s\"", clean_text(text, clean, sizeof clean));
+    s->close_reason = reason;
     sk_sess_reply(s, 421, enhanced, "%s %s", s->cfg->hostname, text);
     s->wants |= SK_WANT_CLOSE;
     s->wants &= ~(unsigned)SK_IN_DATA;
@@ -214,9 +254,6 @@ sk_session *sk_session_new(const sk_session_config *cfg, const sk_session_ops *o
     sk_buf_init(&s->line, line_max + 8);
     sk_data_framer_init(&s->framer, SK_FRAMER_DOTS, sk_sess_data_sink, s);
     sk_sess_sync_info(s);
-    char r[300];
-    sk_sess_log(s, "event=connect rdns=%s tls=%d",
-                s->peer_rdns ? sk_sess_clean(s->peer_rdns, r, sizeof r) : "-", s->tls);
     return s;
 }
 
@@ -225,7 +262,7 @@ void sk_session_free(sk_session *s)
     if (!s)
         return;
     s->wants &= ~(unsigned)SK_WANT_COMMIT;
-    sk_sess_tx_reset(s);
+    sk_sess_tx_reset(s, "disconnect");
     sk_sasl_clear(&s->sasl);
     sk_buf_free(&s->out);
     if (s->line.data)
@@ -249,11 +286,9 @@ void sk_session_refuse(sk_session *s, int code, const char *enhanced, const char
 {
     if (s->wants & SK_WANT_CLOSE)
         return;
-    char clean[256];
-    sk_sess_log(s, "event=refuse code=%d text=\"%s\"", code,
-                clean_text(text ? text : "", clean, sizeof clean));
-    sk_sess_tx_reset(s);
+    sk_sess_tx_reset(s, "refused");
     sk_sess_reply(s, code, enhanced, "%s %s", s->cfg->hostname, text ? text : "");
+    s->close_reason = "refused";
     s->wants |= SK_WANT_CLOSE;
     s->mode = SK_MODE_DEAD;
 }
@@ -271,6 +306,11 @@ unsigned sk_session_wants(const sk_session *s)
 const sk_session_info *sk_session_get_info(const sk_session *s)
 {
     return &s->info;
+}
+
+const char *sk_session_close_reason(const sk_session *s)
+{
+    return (s->wants & SK_WANT_CLOSE) ? s->close_reason : NULL;
 }
 
 /* ---- message data ------------------------------------------------------- */
@@ -349,13 +389,26 @@ sk_store_result sk_sess_data_open(sk_session *s)
     return r;
 }
 
-static void log_data(sk_session *s, int code, const char *reason)
+/* The reply that ends a message (or a refused BDAT chunk in a transaction):
+ * the transaction's line records it, so no separate reject line; a 5xx
+ * still counts towards max_errors. */
+__attribute__((format(printf, 5, 6))) static void end_tx(sk_session *s, int code, const char *why,
+                                                         const char *enhanced, const char *fmt, ...)
 {
-    char from[300], id[40];
-    sk_sess_log(s, "event=data id=%s from=<%s> nrcpt=%zu size=%llu result=%d%s%s",
-                s->tx.id[0] ? sk_sess_clean(s->tx.id, id, sizeof id) : "-",
-                sk_sess_clean(s->tx.mail_from ? s->tx.mail_from : "", from, sizeof from),
-                s->tx.nrcpts, s->data_size, code, reason ? " reason=" : "", reason ? reason : "");
+    char text[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    s->tx_result = code;
+    s->tx_why = why;
+    sk_sess_tx_reset(s, NULL);
+    sk_sess_reply(s, code, enhanced, "%s", text);
+    if (code >= 500) {
+        s->errors++;
+        if (s->cfg->max_errors && s->errors >= s->cfg->max_errors && !(s->wants & SK_WANT_CLOSE))
+            sk_sess_close_421(s, "4.7.0", "Error: too many errors", "too-many-errors");
+    }
 }
 
 void sk_sess_data_finish(sk_session *s, const char *phase)
@@ -369,38 +422,27 @@ void sk_sess_data_finish(sk_session *s, const char *phase)
         sk_data_error e = s->data_error;
         switch (e) {
         case SK_DATA_TOO_BIG:
-            log_data(s, 552, "size");
-            sk_sess_tx_reset(s);
-            sk_sess_reject(s, 552, "5.3.4",
-                           "Message size exceeds fixed maximum message size "
-                           "(%zu octets)",
-                           s->cfg->max_message_size);
+            end_tx(s, 552, "size", "5.3.4",
+                   "Message size exceeds fixed maximum message size (%zu octets)",
+                   s->cfg->max_message_size);
             break;
         case SK_DATA_BARE_LF:
         case SK_DATA_BARE_CR:
-            log_data(s, 550, e == SK_DATA_BARE_LF ? "bare_lf" : "bare_cr");
-            sk_sess_tx_reset(s);
-            sk_sess_reject(s, 550, "5.6.0",
-                           "Message refused: bare <%s> in message data; lines must end with "
-                           "<CR><LF>, see RFC 5321 2.3.8",
-                           e == SK_DATA_BARE_LF ? "LF" : "CR");
+            end_tx(s, 550, e == SK_DATA_BARE_LF ? "bare-lf" : "bare-cr", "5.6.0",
+                   "Message refused: bare <%s> in message data; lines must end with "
+                   "<CR><LF>, see RFC 5321 2.3.8",
+                   e == SK_DATA_BARE_LF ? "LF" : "CR");
             break;
         case SK_DATA_LONE_DOT:
-            log_data(s, 550, "lone_dot");
-            sk_sess_tx_reset(s);
-            sk_sess_reject(s, 550, "5.6.0",
-                           "Message refused: a line holding only \".\" next to a bare <LF> or "
-                           "<CR> (SMTP smuggling, RFC 5321 2.3.8)");
+            end_tx(s, 550, "lone-dot", "5.6.0",
+                   "Message refused: a line holding only \".\" next to a bare <LF> or <CR> "
+                   "(SMTP smuggling, RFC 5321 2.3.8)");
             break;
         case SK_DATA_NOSPACE:
-            log_data(s, 452, "store");
-            sk_sess_tx_reset(s);
-            sk_sess_reply(s, 452, "4.3.1", "Error: insufficient system storage");
+            end_tx(s, 452, "store", "4.3.1", "Error: insufficient system storage");
             break;
         default:
-            log_data(s, 451, "store");
-            sk_sess_tx_reset(s);
-            sk_sess_reply(s, 451, "4.3.0", "Error: local error in processing");
+            end_tx(s, 451, "store", "4.3.0", "Error: local error in processing");
             break;
         }
         return;
@@ -424,11 +466,13 @@ void sk_sess_bdat_chunk_end(sk_session *s)
         /* refused when the command arrived; its chunk is now read */
         sk_pending_reply r = s->bdat_reply;
         s->bdat_reply.code = 0;
-        sk_sess_tx_reset(s); /* RFC 3030 2: a failed BDAT ends the transaction */
-        if (r.code >= 500)
+        /* RFC 3030 2: a failed BDAT ends the transaction */
+        if (s->in_tx)
+            end_tx(s, r.code, "bdat", r.enhanced, "%s", r.text);
+        else if (r.code >= 500)
             sk_sess_reject(s, r.code, r.enhanced, "%s", r.text);
         else
-            sk_sess_reply(s, r.code, r.enhanced, "%s", r.text);
+            sk_sess_refuse_temp(s, r.code, r.enhanced, "%s", r.text);
         return;
     }
     if (s->bdat_last) {
@@ -567,7 +611,7 @@ static void line_complete(sk_session *s)
         s->commands++;
         if (s->cfg->max_commands && s->commands > s->cfg->max_commands) {
             s->verb = "-";
-            sk_sess_close_421(s, "4.7.0", "Error: too many commands");
+            sk_sess_close_421(s, "4.7.0", "Error: too many commands", "too-many-commands");
             goto out;
         }
     }
@@ -663,7 +707,7 @@ void sk_session_tls_started(sk_session *s, const char *version, const char *ciph
 {
     /* RFC 3207 4.2: forget everything learnt before TLS */
     s->wants &= ~(unsigned)SK_WANT_TLS;
-    sk_sess_tx_reset(s);
+    sk_sess_tx_reset(s, "starttls");
     sk_sasl_clear(&s->sasl);
     free(s->helo);
     s->helo = NULL;
@@ -692,11 +736,14 @@ void sk_session_commit_done(sk_session *s, sk_store_result r)
         return;
     s->wants &= ~(unsigned)SK_WANT_COMMIT;
     s->verb = s->tx_bdat ? "BDAT" : "DATA-END";
-    int code = r == SK_STORE_OK ? 250 : r == SK_STORE_NOSPACE ? 452 : 451;
-    log_data(s, code, r == SK_STORE_OK ? NULL : "commit");
+    s->tx_result = r == SK_STORE_OK ? 250 : r == SK_STORE_NOSPACE ? 452 : 451;
+    /* durable, but the client left before it could hear so: it will
+     * probably send the message again (RFC 5321 6.1, duplicates) */
+    int gone = s->mode == SK_MODE_DEAD && (s->wants & SK_WANT_CLOSE);
+    s->tx_why = r != SK_STORE_OK ? "commit" : gone ? "client-gone" : NULL;
     char id[40];
     sk_sess_clean(s->tx.id, id, sizeof id);
-    sk_sess_tx_reset(s);
+    sk_sess_tx_reset(s, NULL);
     if (r == SK_STORE_OK)
         sk_sess_reply(s, 250, "2.0.0", "Ok: queued as %s", id);
     else if (r == SK_STORE_NOSPACE)
@@ -708,21 +755,23 @@ void sk_session_commit_done(sk_session *s, sk_store_result r)
 void sk_session_timeout(sk_session *s)
 {
     s->verb = "-";
-    sk_sess_close_421(s, "4.4.2", "Error: timeout exceeded");
+    sk_sess_close_421(s, "4.4.2", "Error: timeout exceeded", "timeout");
 }
 
 void sk_session_shutdown(sk_session *s)
 {
     s->verb = "-";
-    sk_sess_close_421(s, "4.3.2", "Service shutting down");
+    sk_sess_close_421(s, "4.3.2", "Service shutting down", "shutdown");
 }
 
 void sk_session_disconnected(sk_session *s)
 {
-    if (s->mode != SK_MODE_DEAD || !(s->wants & SK_WANT_CLOSE))
-        sk_sess_log(s, "event=disconnect");
-    sk_sess_tx_reset(s);
+    /* a commit in flight keeps its transaction (the shell still holds it);
+     * sk_session_commit_done() then logs it with reason=client-gone */
+    sk_sess_tx_reset(s, "disconnect");
     sk_sasl_clear(&s->sasl);
+    if (!(s->wants & SK_WANT_CLOSE))
+        s->close_reason = "disconnect";
     s->mode = SK_MODE_DEAD;
     s->wants |= SK_WANT_CLOSE;
 }

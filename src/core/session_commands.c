@@ -45,7 +45,7 @@ static int set_helo(sk_session *s, const sk_command *cmd, int esmtp)
         sk_sess_reply(s, 451, "4.3.0", "Error: out of memory");
         return -1;
     }
-    sk_sess_tx_reset(s); /* RFC 5321 4.1.4: HELO/EHLO resets the transaction */
+    sk_sess_tx_reset(s, "helo"); /* RFC 5321 4.1.4: HELO/EHLO resets the transaction */
     free(s->helo);
     s->helo = name;
     s->esmtp = esmtp;
@@ -201,16 +201,12 @@ void sk_cmd_mail(sk_session *s, const sk_command *cmd)
         sk_sess_reply(s, 451, "4.3.0", "Error: out of memory");
         return;
     }
-    sk_sess_tx_reset(s);
+    sk_sess_tx_reset(s, NULL); /* no transaction here (in_tx is 0) */
     s->tx.mail_from = from;
     s->tx.size = size;
     s->tx.body_8bit = body_8bit;
     s->tx.smtputf8 = smtputf8;
-    s->in_tx = 1;
-    char clean[300];
-    sk_sess_log(s, "event=mail from=<%s> size=%llu body=%s smtputf8=%d result=250",
-                sk_sess_clean(from, clean, sizeof clean), size, body_8bit ? "8BITMIME" : "7BIT",
-                smtputf8);
+    s->in_tx = 1; /* logged once, when the transaction ends (log_tx) */
     sk_sess_reply(s, 250, "2.1.0", "Ok");
 }
 
@@ -251,13 +247,11 @@ void sk_cmd_rcpt(sk_session *s, const sk_command *cmd)
         return;
     }
     const char *addr = pc.path.mailbox;
-    char clean[300], shown[300];
-    sk_sess_clean(addr, clean, sizeof clean);
+    char shown[300];
     sk_sess_printable(addr, shown, sizeof shown);
     if (s->tx.nrcpts >= s->cfg->max_recipients) {
         /* RFC 5321 4.5.3.1.10: 452, so the client sends the rest later */
-        sk_sess_log(s, "event=rcpt to=<%s> result=452 reason=too_many_recipients", clean);
-        sk_sess_reply(s, 452, "4.5.3", "Error: too many recipients");
+        sk_sess_refuse_temp(s, 452, "4.5.3", "Error: too many recipients");
         return;
     }
     void *dest = NULL;
@@ -265,7 +259,6 @@ void sk_cmd_rcpt(sk_session *s, const sk_command *cmd)
     sk_rcpt_verdict v = SK_RCPT_ACCEPT;
     if (s->ops->rcpt_check)
         v = s->ops->rcpt_check(s->ctx, &s->info, addr, &dest, &fwd);
-    int code = 0;
     switch (v) {
     case SK_RCPT_ACCEPT:
     case SK_RCPT_FORWARD: {
@@ -284,16 +277,14 @@ void sk_cmd_rcpt(sk_session *s, const sk_command *cmd)
         s->tx.rcpts[s->tx.nrcpts].addr = copy;
         s->tx.rcpts[s->tx.nrcpts].dest = dest;
         s->tx.nrcpts++;
+        /* accepted recipients are logged with the transaction (log_tx) */
         if (v == SK_RCPT_FORWARD && fwd) {
             char cfwd[300];
-            code = 251;
             sk_sess_reply(s, 251, "2.1.5", "User not local; will forward to <%s>",
                           sk_sess_printable(fwd, cfwd, sizeof cfwd));
         } else {
-            code = 250;
             sk_sess_reply(s, 250, "2.1.5", "Ok");
         }
-        sk_sess_log(s, "event=rcpt to=<%s> result=%d", clean, code);
         return;
     }
     default:
@@ -313,8 +304,8 @@ void sk_cmd_rcpt(sk_session *s, const sk_command *cmd)
         sk_sess_reject(s, 550, "5.2.1", "<%s>: Mailbox disabled", shown);
         break;
     default: /* SK_RCPT_TEMPFAIL and anything unknown */
-        sk_sess_log(s, "event=rcpt to=<%s> result=451", clean);
-        sk_sess_reply(s, 451, "4.3.0", "<%s>: Temporary lookup failure, try again later", shown);
+        sk_sess_refuse_temp(s, 451, "4.3.0", "<%s>: Temporary lookup failure, try again later",
+                            shown);
         break;
     }
 }
@@ -372,8 +363,7 @@ void sk_cmd_data(sk_session *s, const sk_command *cmd)
     sk_store_result res = sk_sess_data_open(s);
     if (res != SK_STORE_OK) {
         store_failure_reply(&r, res, 0);
-        sk_sess_log(s, "event=data result=%d reason=store_begin", r.code);
-        sk_sess_reply(s, r.code, r.enhanced, "%s", r.text);
+        sk_sess_refuse_temp(s, r.code, r.enhanced, "%s", r.text);
         return;
     }
     sk_data_framer_init(&s->framer, SK_FRAMER_DOTS, sk_sess_data_sink, s);
@@ -462,7 +452,7 @@ void sk_cmd_bdat(sk_session *s, const sk_command *cmd)
 void sk_cmd_rset(sk_session *s, const sk_command *cmd)
 {
     (void)cmd;
-    sk_sess_tx_reset(s);
+    sk_sess_tx_reset(s, "rset");
     sk_sess_reply(s, 250, "2.0.0", "Ok");
 }
 
@@ -540,9 +530,9 @@ void sk_cmd_noop(sk_session *s, const sk_command *cmd)
 void sk_cmd_quit(sk_session *s, const sk_command *cmd)
 {
     (void)cmd;
-    sk_sess_tx_reset(s);
+    sk_sess_tx_reset(s, "quit");
     sk_sess_reply(s, 221, "2.0.0", "%s closing connection", s->cfg->hostname);
-    sk_sess_log(s, "event=quit");
+    s->close_reason = "quit";
     s->wants |= SK_WANT_CLOSE;
     s->mode = SK_MODE_DEAD;
 }

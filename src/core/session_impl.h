@@ -68,7 +68,8 @@ struct sk_session {
     sk_input_mode mode;
     unsigned errors;
     unsigned long commands;
-    const char *verb; /* the command being handled, for logs */
+    const char *verb;         /* the command being handled, for logs */
+    const char *close_reason; /* set with SK_WANT_CLOSE, see sk_session_close_reason */
 
     /* output */
     sk_buf out;
@@ -86,6 +87,8 @@ struct sk_session {
     int tx_bdat;            /* tx: BDAT used (DATA not allowed any more) */
     sk_data_error data_error;
     unsigned long long data_size; /* message octets received (after unstuffing) */
+    int tx_result;                /* tx: the reply that ended the message (0: none) */
+    const char *tx_why;           /* tx: why it failed or ended without one */
     sk_data_framer framer;
 
     /* BDAT chunk in progress */
@@ -105,6 +108,10 @@ void sk_sess_reply(sk_session *s, int code, const char *enhanced, const char *fm
  * max_errors (421 4.7.0 and close when reached) and is logged. */
 void sk_sess_reject(sk_session *s, int code, const char *enhanced, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+/* A refusal that is not the client's fault (4xx: too many recipients, a
+ * lookup or store failure): replied and logged like a reject, not counted. */
+void sk_sess_refuse_temp(sk_session *s, int code, const char *enhanced, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 void sk_sess_log(sk_session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Copy a client-supplied string into dst for a log line: bytes that could
  * break a key=value line (controls, space, '"', '\') become '?'. */
@@ -114,10 +121,14 @@ const char *sk_sess_clean(const char *src, char *dst, size_t n);
  * address shows as written ("a b"@example.test), quotes included. */
 const char *sk_sess_printable(const char *src, char *dst, size_t n);
 
-/* Abort any open message, free the transaction, back to no transaction. */
-void sk_sess_tx_reset(sk_session *s);
-/* Queue 421 with enhanced code and text, abort what is open, close. */
-void sk_sess_close_421(sk_session *s, const char *enhanced, const char *text);
+/* End the transaction: log its one "event=message" line (if MAIL was
+ * accepted), abort any open message, free it, back to no transaction.
+ * `why` says what ended it when no reply to its data did ("rset", "helo",
+ * "quit", "starttls", "disconnect", a close reason). */
+void sk_sess_tx_reset(sk_session *s, const char *why);
+/* Queue 421 with enhanced code and text, abort what is open, close;
+ * `reason` becomes sk_session_close_reason(). */
+void sk_sess_close_421(sk_session *s, const char *enhanced, const char *text, const char *reason);
 void sk_sess_sync_info(sk_session *s);
 
 /* Message data: open the store and write the trace headers (DATA and the

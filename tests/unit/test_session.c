@@ -477,8 +477,9 @@ static void test_transaction_and_trace_headers(void **state)
     /* the transaction is over: RCPT needs a new MAIL */
     fake_send(&f, "RCPT TO:<b@example.com>\r\n");
     EXPECT(&f, 503, "5.5.1");
-    assert_non_null(strstr(f.log.data, "event=data id=ID0001 from=<a@example.org> nrcpt=1 size="));
-    assert_non_null(strstr(f.log.data, "result=250"));
+    assert_non_null(strstr(f.log.data, "event=message id=ID0001 from=<a@example.org> nrcpts=1 "
+                                       "rcpts=<b@example.com> size="));
+    assert_non_null(strstr(f.log.data, "result=250\n"));
     assert_int_equal(f.dest_frees, f.dests_made);
     fake_finish(&f);
 }
@@ -1703,17 +1704,46 @@ static void test_log_lines(void **state)
     fake_defaults(&f);
     start_greeted(&f);
     fake_send(&f, "EHLO c.example\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.com>\r\n"
-                  "RCPT TO:<c@example.com>\r\nDATA\r\n12345\r\n.\r\nXYZ\r\n");
-    const char *log = f.log.data;
-    assert_non_null(strstr(log, "client=192.0.2.7 event=connect rdns=client.example.org tls=0\n"));
-    assert_non_null(strstr(log, "client=192.0.2.7 event=helo verb=EHLO helo=c.example\n"));
-    assert_non_null(strstr(log, "event=mail from=<a@example.org> size=0 body=7BIT smtputf8=0 "
-                                "result=250\n"));
-    assert_non_null(strstr(log, "event=rcpt to=<c@example.com> result=250\n"));
-    assert_non_null(strstr(log, "event=data id=ID0001 from=<a@example.org> nrcpt=2 size=7 "
-                                "result=250\n"));
-    assert_non_null(strstr(log, "event=reject cmd=UNKNOWN code=500 enh=5.5.2 "
-                                "text=\"Syntax error, command unrecognized\"\n"));
+                  "RCPT TO:<c@example.com>\r\nRCPT TO:<unknown@example.com>\r\nDATA\r\n"
+                  "12345\r\n.\r\nXYZ\r\nMAIL FROM:<>\r\nRCPT TO:<b@example.com>\r\nRSET\r\n"
+                  "MAIL FROM:<d@example.org>\r\nRCPT TO:<b@example.com>\r\nQUIT\r\n");
+    /* Every line starts with its event; one line per transaction, however
+     * it ends; no line for the connection or its end (the shell logs
+     * those, with its counters), nor for each accepted MAIL/RCPT. */
+    const char *want = "event=pipelining_violation cmd=EHLO\n"
+                       "event=helo verb=EHLO helo=c.example\n"
+                       "event=reject cmd=RCPT code=550 enh=5.1.1 text=\"<unknown@example.com>: "
+                       "Recipient address rejected: User unknown\"\n"
+                       "event=pipelining_violation cmd=DATA\n"
+                       "event=message id=ID0001 from=<a@example.org> nrcpts=2 "
+                       "rcpts=<b@example.com>,<c@example.com> size=7 result=250\n"
+                       "event=reject cmd=UNKNOWN code=500 enh=5.5.2 "
+                       "text=\"Syntax error, command unrecognized\"\n"
+                       "event=message id=- from=<> nrcpts=1 rcpts=<b@example.com> size=0 "
+                       "result=none reason=rset\n"
+                       "event=message id=- from=<d@example.org> nrcpts=1 rcpts=<b@example.com> "
+                       "size=0 result=none reason=quit\n";
+    assert_string_equal(f.log.data, want);
+    assert_string_equal(sk_session_close_reason(f.s), "quit");
+    fake_finish(&f);
+
+    /* a refused message: one line with the reply and why, no reject line */
+    fake_defaults(&f);
+    f.cfg.max_message_size = 4;
+    start_greeted(&f);
+    fake_send(&f, "EHLO c.example\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.com>\r\n"
+                  "DATA\r\n12345\r\n.\r\n");
+    EXPECT(&f, 250, "");
+    EXPECT(&f, 250, "2.1.0");
+    EXPECT(&f, 250, "2.1.5");
+    EXPECT(&f, 354, "");
+    EXPECT(&f, 552, "5.3.4");
+    assert_non_null(strstr(f.log.data, "\nevent=message id=ID0001 from=<a@example.org> nrcpts=1 "
+                                       "rcpts=<b@example.com> size=0 result=552 reason=size\n"));
+    assert_null(strstr(f.log.data, "event=reject"));
+    assert_null(sk_session_close_reason(f.s));
+    sk_session_timeout(f.s);
+    assert_string_equal(sk_session_close_reason(f.s), "timeout");
     fake_finish(&f);
 }
 
