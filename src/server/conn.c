@@ -73,15 +73,19 @@ static long long elapsed_ms(const sk_conn *c)
 static void conn_finish(sk_conn *c)
 {
     sk_server *srv = c->srv;
+    /* why it ends: what the shell saw (timeout, I/O error, limit...), else
+     * what the session decided (quit, too many errors...) */
+    const char *reason = c->reason;
+    if (!reason || !strcmp(reason, "closed"))
+        reason = sk_session_close_reason(c->session);
+    if (!reason)
+        reason = "closed";
     /* Aborts a message still open (disconnect mid-DATA): nothing stored. */
     sk_session_disconnected(c->session);
     if (c->msg) {
         sk_store_abort(c->msg);
         c->msg = NULL;
     }
-    const char *reason = c->reason ? c->reason : "closed";
-    if (!strcmp(reason, "closed") && c->last_code == 221)
-        reason = "quit";
     sk_log(LOG_INFO,
            "event=disconnect conn=%llu peer=%s reason=%s last_reply=%d duration_ms=%lld "
            "bytes_in=%llu bytes_out=%llu messages=%u failed_messages=%u",
@@ -116,8 +120,11 @@ static void conn_end(sk_conn *c, const char *reason)
         bufferevent_free(c->bev);
         c->bev = NULL;
     }
-    if (c->commit_pending)
+    if (c->commit_pending) {
+        /* the message's log line will say the client did not hear the 250 */
+        sk_session_disconnected(c->session);
         return; /* sk_conn_commit_done() finishes */
+    }
     conn_finish(c);
 }
 
@@ -578,8 +585,9 @@ void sk_conn_grace_expired(sk_conn *c)
     conn_process(c);
 }
 
-/* Log the message's outcome and tell the session (which queues the reply
- * to the end of data: 250 only now that the message is durable). */
+/* Count the message's outcome and tell the session, which logs the
+ * transaction and queues the reply to the end of data (250 only now that
+ * the message is durable). */
 static void conn_commit_result(sk_conn *c, sk_store_result r)
 {
     if (r == SK_STORE_OK) {
@@ -588,12 +596,6 @@ static void conn_commit_result(sk_conn *c, sk_store_result r)
     } else {
         c->failed_messages++;
     }
-    sk_log(r == SK_STORE_OK ? LOG_INFO : LOG_WARNING, "event=message conn=%llu %s result=%d%s%s",
-           c->id, c->tx_summary,
-           r == SK_STORE_OK        ? 250
-           : r == SK_STORE_NOSPACE ? 452
-                                   : 451,
-           c->tx_queued ? " relay_queue=1" : "", c->ended ? " client_gone=1" : "");
     sk_session_commit_done(c->session, r);
 }
 

@@ -29,9 +29,6 @@ struct sk_conn {
 
     /* the message being received, and the one being committed */
     sk_store_msg *msg;
-    unsigned long long msg_size;
-    char tx_summary[1024]; /* id/from/rcpts of the message in the commit queue */
-    int tx_queued;         /* it has a copy for the relay queue */
 
     int counted;           /* counted in srv->per_ip */
     int commit_pending;    /* the commit queue holds a callback to us */

@@ -47,7 +47,6 @@ static sk_store_result op_store_begin(void *ctx, sk_transaction *tx)
     }
     sk_store_result res = SK_STORE_IOERR;
     c->msg = sk_store_begin(c->srv->store, tx->id, &res);
-    c->msg_size = 0;
     if (!c->msg) {
         sk_log(LOG_WARNING, "event=store-begin-failed conn=%llu result=%s", c->id,
                res == SK_STORE_NOSPACE ? "nospace" : "ioerr");
@@ -61,34 +60,12 @@ static sk_store_result op_store_append(void *ctx, const char *p, size_t n)
     sk_conn *c = ctx;
     if (!c->msg)
         return SK_STORE_IOERR;
-    c->msg_size += n;
     return sk_store_append(c->msg, p, n);
-}
-
-/* "id=... from=<...> stored_size=N nrcpts=N rcpts=<a>,<b>" for the message
- * log (stored_size includes the trace headers the session prepended). */
-static void summarise(sk_conn *c, const sk_transaction *tx)
-{
-    int n = snprintf(c->tx_summary, sizeof c->tx_summary,
-                     "id=%s from=<%s> stored_size=%llu nrcpts=%zu rcpts=", tx->id,
-                     tx->mail_from ? tx->mail_from : "", c->msg_size, tx->nrcpts);
-    size_t len = n > 0 ? (size_t)n : 0;
-    for (size_t i = 0; i < tx->nrcpts && len < sizeof c->tx_summary; i++) {
-        n = snprintf(c->tx_summary + len, sizeof c->tx_summary - len, "%s<%s>", i ? "," : "",
-                     tx->rcpts[i].addr);
-        if (n < 0)
-            break;
-        len += (size_t)n;
-    }
-    if (len >= sizeof c->tx_summary) /* mark truncation */
-        memcpy(c->tx_summary + sizeof c->tx_summary - 4, "...", 4);
 }
 
 static void op_store_commit(void *ctx, sk_transaction *tx)
 {
     sk_conn *c = ctx;
-    summarise(c, tx);
-    c->tx_queued = 0;
     /* Every distinct Maildir of every recipient: one copy per mailbox even
      * when several recipients (or aliases) lead to it. */
     size_t total = 0;
@@ -103,7 +80,6 @@ static void op_store_commit(void *ctx, sk_transaction *tx)
         const sk_delivery *d = tx->rcpts[i].dest;
         if (!d)
             continue;
-        c->tx_queued |= d->queued;
         for (size_t k = 0; k < d->nmaildirs; k++) {
             size_t j = 0;
             while (j < n && strcmp(dirs[j], d->maildirs[k]) != 0)
@@ -136,10 +112,14 @@ static void op_store_abort(void *ctx)
     }
 }
 
+/* The session's lines start "event=NAME"; every line of the server reads
+ * "event=NAME conn=N peer=ADDR ...", so the connection goes in after it. */
 static void op_log(void *ctx, const char *line)
 {
     sk_conn *c = ctx;
-    sk_log(LOG_INFO, "conn=%llu %s", c->id, line);
+    const char *sp = strchr(line, ' ');
+    int head = sp ? (int)(sp - line) : (int)strlen(line);
+    sk_log(LOG_INFO, "%.*s conn=%llu peer=%s%s", head, line, c->id, c->addr, sp ? sp : "");
 }
 
 const sk_session_ops sk_conn_ops = {
