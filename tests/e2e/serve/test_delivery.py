@@ -35,8 +35,8 @@ def test_smtplib_delivers_byte_exact(server):
     assert srv.files("alice", "tmp") == []
     assert list((srv.mail_root / ".spool").iterdir()) == []
     # one transaction line in the log with id, sender, recipient, size, reply
-    line = srv.wait_log(r"event=message conn=\d+ id=\S+ from=<carol@remote.test> stored_size=\d+ "
-                        r"nrcpts=1 rcpts=<alice@example.test> result=250")
+    line = srv.wait_log(r"event=message conn=\d+ peer=127\.0\.0\.1 id=\S+ from=<carol@remote.test> "
+                        r"nrcpts=1 rcpts=<alice@example.test> size=%d result=250\n" % len(MSG))
     assert line
     assert srv.stop() == 0
 
@@ -110,7 +110,7 @@ def test_trusted_network_relays_into_relay_queue(server, tmp_path):
     assert len(files) == 1
     _, rest, _ = split_trace(files[0].read_bytes())
     assert rest == MSG
-    srv.wait_log(r"event=message .*rcpts=<friend@remote.test> result=250 relay_queue=1")
+    srv.wait_log(r"event=message .*rcpts=<friend@remote.test> size=\d+ result=250\n")
 
 
 def test_too_many_recipients_452_453(server):

@@ -263,3 +263,12 @@ def test_log_lines_have_stable_keys(server):
                   r"duration_ms=\d+ bytes_in=(\d+) bytes_out=(\d+) messages=1 "
                   r"failed_messages=0$", log, re.M)
     assert m and int(m.group(1)) > len(MSG) and int(m.group(2)) > 0
+    # Exactly one line for the connection, one for the transaction, one
+    # for the end, and every line starts with its event, then conn and peer.
+    conn2 = [line for line in log.splitlines() if re.search(r" conn=2 ", line)]
+    events = [re.search(r"\] \w+ event=(\S+) conn=2 peer=127\.0\.0\.1 ", line).group(1)
+              for line in conn2]
+    assert events == ["connect", "helo", "message", "disconnect"], conn2
+    assert re.search(r"event=message conn=2 peer=127\.0\.0\.1 id=[A-Za-z0-9]+ from=<c@remote.test> "
+                     r"nrcpts=1 rcpts=<alice@example.test> size=%d result=250$" % len(MSG),
+                     conn2[2]), conn2[2]
