@@ -339,7 +339,14 @@ static void conn_settle(sk_conn *c)
         }
         return;
     }
-    if ((w & SK_WANT_COMMIT) || c->out_blocked) {
+    if (w & SK_WANT_COMMIT) {
+        /* Keep reading (into the capped input buffer) while the message is
+         * made durable, so a client that resets now is noticed now and the
+         * message's log line says it never heard its 250. */
+        bufferevent_enable(c->bev, EV_READ);
+        return;
+    }
+    if (c->out_blocked) {
         bufferevent_disable(c->bev, EV_READ);
         return;
     }
@@ -444,6 +451,8 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
             conn_end(c, "write-timeout"); /* the client does not read our replies */
             return;
         }
+        if (c->commit_pending || (sk_session_wants(c->session) & SK_WANT_COMMIT))
+            return; /* our commit, not the client, is slow; reading resumes after it */
         c->reason = "timeout";
         sk_session_timeout(c->session);
         conn_flush(c);
