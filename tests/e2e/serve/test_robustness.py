@@ -4,6 +4,7 @@ many connections from one address (421 4.7.0), binary junk (500s, then 421
 after the error limit), 200 concurrent senders, and a full disk (452)."""
 
 import os
+import re
 import random
 import smtplib
 import socket
@@ -13,6 +14,7 @@ import time
 
 import pytest
 
+from conftest import read_reply
 from serve_helpers import split_trace
 
 
@@ -331,3 +333,63 @@ def test_slow_message_hits_the_message_deadline(server, verb):
         assert time.monotonic() - t0 < 4
     assert srv.files("alice", "new") == [] and srv.files("alice", "tmp") == []
     srv.wait_log(r"event=disconnect conn=2 .*reason=deadline")
+
+
+def test_client_resetting_right_after_the_final_dot(server):
+    """The client sends the final dot and resets the connection at once
+    (SO_LINGER 0), again and again, so that some resets land while the
+    message is being made durable. The server stays up; each message is
+    stored once or not at all; each attempt has exactly one event=message
+    line, result=250 exactly for the stored ones (with reason=client-gone
+    when the client was gone before its 250), and a disconnect line whose
+    messages= counter agrees."""
+    import struct
+    # connections whose commit is still running count towards the limit
+    srv = server(limits={"connections_per_ip": 100})
+    n = 40
+    for i in range(n):
+        with socket.create_connection((srv.host, srv.port), timeout=10) as c, \
+                c.makefile("rb") as f:
+            assert read_reply(f)[0] == 220
+            c.sendall(b"EHLO racer.test\r\n")
+            assert read_reply(f)[0] == 250
+            c.sendall(b"MAIL FROM:<racer@remote.test>\r\nRCPT TO:<alice@example.test>\r\nDATA\r\n")
+            assert [read_reply(f)[0] for _ in range(3)] == [250, 250, 354]
+            c.sendall(b"Subject: race\r\nX-Token: race-%03d\r\n\r\nbody\r\n.\r\n" % i)
+            c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    # still serving
+    with smtplib.SMTP(srv.host, srv.port, timeout=10) as s:
+        assert s.sendmail("c@remote.test", ["bob@example.test"], b"Subject: ok\r\n\r\nok\r\n") == {}
+    srv.wait_log(r"event=disconnect conn=%d " % (n + 2))
+    stored = {}
+    for m in srv.messages("alice"):
+        mid = re.search(rb"with ESMTP id ([A-Za-z0-9]+)\r\n", m).group(1).decode()
+        token = re.search(rb"X-Token: (race-\d+)", m).group(1).decode()
+        assert mid not in stored
+        stored[mid] = token
+    tokens = list(stored.values())
+    assert len(tokens) == len(set(tokens)), "a message stored twice"
+    assert srv.files("alice", "tmp") == []
+    log = srv.log()
+    accepted = gone = 0
+    for conn in range(2, n + 2):
+        lines = re.findall(r"event=message conn=%d peer=\S+ id=(\S+) .* result=(\S+)(?: reason=(\S+))?$"
+                           % conn, log, re.M)
+        assert len(lines) == 1, (conn, lines)
+        mid, result, reason = lines[0]
+        disc = re.search(r"event=disconnect conn=%d .* messages=(\d+) " % conn, log)
+        assert disc, conn
+        if result == "250":
+            accepted += 1
+            assert mid in stored, (conn, mid)
+            assert disc.group(1) == "1"
+            assert reason in ("", "client-gone"), reason
+            gone += reason == "client-gone"
+        else:
+            assert (result, reason) == ("none", "disconnect"), lines
+            assert mid not in stored
+            assert disc.group(1) == "0"
+    assert accepted == len(stored)
+    # the reset lands while the commit runs (the server keeps reading then):
+    # the path this test is about was taken
+    assert gone > 0
