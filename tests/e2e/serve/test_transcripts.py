@@ -112,6 +112,43 @@ def test_checker_enhanced_code_rules(registry_commands):
         check(550, "RCPT", [b"550 4.1.1 no"], True)
 
 
+# ---- docs/REPLIES.md lists what the transcripts show -----------------------
+
+REPLIES_DOC = Path(__file__).resolve().parents[3] / "docs" / "REPLIES.md"
+
+
+def doc_rows():
+    rows = []
+    for line in REPLIES_DOC.read_text(encoding="utf-8").splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 5 and re.fullmatch(r"[2-5]\d\d", cells[1]):
+            rows.append(cells)
+    return rows
+
+
+def test_reply_doc_lists_every_transcript_reply():
+    rows = doc_rows()
+    listed = {(r[0], int(r[1])) for r in rows}
+    missing = set()
+    for p in FILES:
+        for owner, code in Transcript(p).replies():
+            if owner == "UNSOLICITED":
+                owner = "any"
+            if (owner, code) not in listed and ("any", code) not in listed:
+                missing.add((owner, code, p.stem))
+    assert not missing, f"docs/REPLIES.md lacks: {sorted(missing)}"
+
+
+def test_reply_doc_rows_are_registry_replies(registry_commands):
+    names = {p.stem for p in FILES}
+    for command, code, _enh, _when, where in doc_rows():
+        cmds = registry_commands(int(code))
+        owner = "UNKNOWN" if command == "any" else command
+        assert registry_allows(cmds, owner), (command, code, sorted(cmds))
+        for ref in re.findall(r"[a-z_]+", where.split("(")[0]):
+            assert ref in names, f"docs/REPLIES.md names a transcript that does not exist: {ref}"
+
+
 def test_every_transcript_starts_with_a_comment():
     for p in FILES:
         first = p.read_text(encoding="utf-8").splitlines()[0]

@@ -117,6 +117,21 @@ class Transcript:
     def __repr__(self):
         return f"Transcript({self.name})"
 
+    def replies(self):
+        """(command, code) of every reply the file expects, named by the
+        client model from the file alone (no server needed)."""
+        model = ClientModel()
+        out = []
+        for step in self.steps:
+            if step.kind == "send":
+                model.sent(step.arg)
+            elif step.kind == "expect":
+                m = REPLY_LINE.match(step.arg[0].encode("utf-8"))
+                if m and m.group(2) == b" ":
+                    code = int(m.group(1))
+                    out.append((model.reply(code), code))
+        return out
+
 
 class ClientModel:
     """What the server has been sent, parsed the way the server parses it,
