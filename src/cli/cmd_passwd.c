@@ -20,17 +20,18 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: smtpkit passwd [--scheme yescrypt|sha512-crypt] [--cost N] [--stdin] "
-               "[USER]\n"
-               "\n"
-               "Reads a password (twice, without echo, from the terminal; or one line from\n"
-               "standard input with --stdin) and prints its hash: `USER:HASH` when USER is\n"
-               "given, ready to append to the password file, else just HASH.\n"
-               "\n"
-               "  --scheme S  yescrypt (default) or sha512-crypt\n"
-               "  --cost N    yescrypt cost 1-11 (default 5), or SHA-512-crypt rounds\n"
-               "              1000-999999999 (default %lu)\n"
-               "  --stdin     read the password from standard input\n",
+    fprintf(f,
+            "usage: smtpkit passwd [--scheme yescrypt|sha512-crypt] [--cost N] [--stdin] "
+            "[USER]\n"
+            "\n"
+            "Reads a password (twice, without echo, from the terminal; or one line from\n"
+            "standard input with --stdin) and prints its hash: `USER:HASH` when USER is\n"
+            "given, ready to append to the password file, else just HASH.\n"
+            "\n"
+            "  --scheme S  yescrypt (default) or sha512-crypt\n"
+            "  --cost N    yescrypt cost 1-11 (default 5), or SHA-512-crypt rounds\n"
+            "              1000-999999999 (default %lu)\n"
+            "  --stdin     read the password from standard input\n",
             SK_PASSWD_SHA512_ROUNDS_DEFAULT);
 }
 
@@ -196,8 +197,9 @@ int sk_cmd_passwd(int argc, char **argv)
     } else {
         tty_fd = open("/dev/tty", O_RDWR | O_CLOEXEC);
         if (tty_fd < 0) {
-            fprintf(stderr, "smtpkit passwd: no terminal to read the password from (%s); use "
-                            "--stdin\n",
+            fprintf(stderr,
+                    "smtpkit passwd: no terminal to read the password from (%s); use "
+                    "--stdin\n",
                     strerror(errno));
             goto out;
         }
@@ -209,8 +211,7 @@ int sk_cmd_passwd(int argc, char **argv)
         for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
             sigaction(sigs[i], &sa, NULL);
         int r1 = prompt_password("Password: ", pw1, SK_PASSWD_PASSWORD_MAX);
-        int r2 = r1 == 0 ? prompt_password("Retype password: ", pw2, SK_PASSWD_PASSWORD_MAX)
-                         : r1;
+        int r2 = r1 == 0 ? prompt_password("Retype password: ", pw2, SK_PASSWD_PASSWORD_MAX) : r1;
         if (r1 == -2 || r2 == -2) {
             fprintf(stderr, "smtpkit passwd: password longer than %d bytes\n",
                     SK_PASSWD_PASSWORD_MAX);

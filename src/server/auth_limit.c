@@ -5,8 +5,10 @@
  *
  * The per-address table is a fixed array of 8-way sets indexed by a keyed
  * hash of the address, so its memory never grows and an attacker cannot
- * pick addresses that collide on purpose. Each slot is a leaky bucket in
- * thousandths of a failure.
+ * pick addresses that collide on purpose. Each slot is a leaky bucket
+ * counted in units of 1/window_seconds of a failure, so that draining
+ * max_failures per window is exact integer arithmetic (one failure is
+ * window_seconds units; max_failures units drain per second).
  */
 #include "server/auth_limit.h"
 
@@ -16,13 +18,12 @@
 #include <sys/random.h>
 
 #define SET_WAYS 8
-#define MILLI 1000ULL
 
 typedef struct slot {
     uint8_t key[16];
     uint8_t used;
     time_t updated;
-    uint64_t level; /* failures x MILLI */
+    uint64_t level; /* failures x window_seconds */
 } slot;
 
 struct sk_auth_limit {
@@ -143,13 +144,11 @@ static void drain(const sk_auth_limit *al, slot *s, time_t now)
         return;
     }
     uint64_t elapsed = (uint64_t)(now - s->updated);
-    uint64_t per_window = al->cfg.max_failures * MILLI;
     /* A level never exceeds two windows' worth (see the cap in
      * sk_auth_limit_failure), so two windows drain anything; below that
      * the product stays far from overflow given the clamps in new(). */
-    uint64_t drained = elapsed >= 2ULL * al->cfg.window_seconds
-                           ? UINT64_MAX
-                           : per_window * elapsed / al->cfg.window_seconds;
+    uint64_t drained =
+        elapsed >= 2ULL * al->cfg.window_seconds ? UINT64_MAX : elapsed * al->cfg.max_failures;
     s->level = drained >= s->level ? 0 : s->level - drained;
     s->updated = now;
 }
@@ -193,7 +192,10 @@ static slot *lookup(sk_auth_limit *al, const char *addr, time_t now, int create)
 int sk_auth_limit_blocked(sk_auth_limit *al, const char *addr, time_t now)
 {
     slot *s = lookup(al, addr, now, 0);
-    return s && s->level >= al->cfg.max_failures * MILLI;
+    /* Allowed only if one more failure would still fit the budget: after
+     * the limit, the next try comes after one drain interval. */
+    uint64_t one = al->cfg.window_seconds;
+    return s && s->level + one > (uint64_t)al->cfg.max_failures * one;
 }
 
 void sk_auth_limit_failure(sk_auth_limit *al, const char *addr, time_t now)
@@ -201,14 +203,16 @@ void sk_auth_limit_failure(sk_auth_limit *al, const char *addr, time_t now)
     slot *s = lookup(al, addr, now, 1);
     /* Saturate a little above the threshold: a long attack does not buy an
      * ever-longer block for an address that may be shared (NAT). */
-    uint64_t cap = (uint64_t)al->cfg.max_failures * MILLI * 2;
-    s->level = s->level + MILLI > cap ? cap : s->level + MILLI;
+    uint64_t one = al->cfg.window_seconds;
+    uint64_t cap = (uint64_t)al->cfg.max_failures * one * 2;
+    s->level = s->level + one > cap ? cap : s->level + one;
 }
 
 unsigned sk_auth_limit_level(sk_auth_limit *al, const char *addr, time_t now)
 {
     slot *s = lookup(al, addr, now, 0);
-    return s ? (unsigned)((s->level + MILLI - 1) / MILLI) : 0;
+    uint64_t one = al->cfg.window_seconds;
+    return s ? (unsigned)((s->level + one - 1) / one) : 0;
 }
 
 unsigned sk_auth_limit_tracked(const sk_auth_limit *al)

@@ -63,8 +63,8 @@ static const struct {
 
 static int is_crypt_char(char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '.' || c == '/' || c == '$' || c == '=' || c == ',';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+           c == '/' || c == '$' || c == '=' || c == ',';
 }
 
 static size_t count_char(const char *p, size_t n, char c)

@@ -22,16 +22,18 @@
 
 #include <stddef.h>
 
-#define SK_PASSWD_LINE_MAX 4096     /* bytes per line, newline excluded */
-#define SK_PASSWD_USER_MAX 255      /* bytes in a user name */
-#define SK_PASSWD_PASSWORD_MAX 1024 /* longer passwords never match: bounds hashing work */
+#define SK_PASSWD_LINE_MAX 4096 /* bytes per line, newline excluded */
+#define SK_PASSWD_USER_MAX 255  /* bytes in a user name */
+/* Longer passwords never match: libxcrypt's limit (CRYPT_MAX_PASSPHRASE_SIZE
+ * less the NUL), which also bounds SHA-512-crypt's length-dependent work. */
+#define SK_PASSWD_PASSWORD_MAX 511
 
 /* One line of the file, split in place (pointers into the caller's line). */
 typedef struct sk_passwd_line {
-    int blank;         /* empty or comment: nothing else is set */
-    const char *user;  /* not NUL-terminated */
+    int blank;        /* empty or comment: nothing else is set */
+    const char *user; /* not NUL-terminated */
     size_t user_len;
-    const char *hash;  /* the crypt(3) string, scheme prefix removed */
+    const char *hash; /* the crypt(3) string, scheme prefix removed */
     size_t hash_len;
     const char *extra; /* everything after the hash's ':' (uid:gid:...), may be empty */
     size_t extra_len;

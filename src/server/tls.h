@@ -73,7 +73,7 @@ typedef enum sk_tls_keytype {
 
 /* What a generated certificate looks like. Validity is relative to now. */
 typedef struct sk_tls_certspec {
-    const char *hostname;   /* CN and subjectAltName DNS (or IP if a literal) */
+    const char *hostname; /* CN and subjectAltName DNS (or IP if a literal) */
     sk_tls_keytype keytype;
     long not_before_offset; /* seconds relative to now (usually slightly < 0) */
     long not_after_offset;  /* seconds relative to now */

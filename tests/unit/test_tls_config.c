@@ -106,7 +106,7 @@ static void expect_error(fixture *f, const char *cert, const char *key, const ch
     if (ctx || !strstr(f->err, needle))
         fail_msg("expected error containing \"%s\", got ctx=%p err=\"%s\"", needle, (void *)ctx,
                  f->err);
-    assert_null(strchr(f->err, '\n')); /* one line */
+    assert_null(strchr(f->err, '\n'));     /* one line */
     assert_int_equal(ERR_peek_error(), 0); /* nothing left on OpenSSL's queue */
 }
 
