@@ -167,6 +167,20 @@ static int op_auth_check(void *ctx, const char *user, const char *password)
     return v.result;
 }
 
+/* sender_must_match_login (RFC 6409 6.1): an authenticated user sends
+ * only as itself; unauthenticated sessions (MX traffic) are not affected. */
+static int op_mail_check(void *ctx, const sk_session_info *info, const char *reverse_path)
+{
+    sk_conn *c = ctx;
+    const sk_config *cfg = c->srv->cfg;
+    if (!cfg->sender_must_match_login || !info->auth_user)
+        return 1;
+    int ok = sk_auth_sender_allowed(info->auth_user, reverse_path, cfg->domains, cfg->ndomains);
+    if (!ok)
+        sk_log(LOG_NOTICE, "event=sender-mismatch conn=%llu peer=%s", c->id, c->addr);
+    return ok;
+}
+
 static int op_tls_available(void *ctx)
 {
     sk_conn *c = ctx;
@@ -189,4 +203,5 @@ const sk_session_ops sk_conn_ops = {
     .store_abort = op_store_abort,
     .log = op_log,
     .tls_available = op_tls_available,
+    .mail_check = op_mail_check,
 };
