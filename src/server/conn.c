@@ -238,7 +238,9 @@ static void tls_errors(struct bufferevent *bev, char *out, size_t outlen)
     unsigned long e;
     while ((e = bufferevent_get_openssl_error(bev)) != 0) {
         const char *r = ERR_reason_error_string(e);
-        int n = snprintf(out + used, outlen - used, "%s%s", used ? "; " : "", r ? r : "unknown");
+        if (!r)
+            continue; /* a system error: nothing OpenSSL can name */
+        int n = snprintf(out + used, outlen - used, "%s%s", used ? "; " : "", r);
         if (n < 0 || (size_t)n >= outlen - used)
             break;
         used += (size_t)n;

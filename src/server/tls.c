@@ -329,6 +329,12 @@ SSL_CTX *sk_tls_ctx_new(const sk_tls_settings *st, char *err, size_t errlen)
 #ifdef SSL_OP_NO_CLIENT_RENEGOTIATION
     opts |= SSL_OP_NO_CLIENT_RENEGOTIATION;
 #endif
+#ifdef SSL_OP_IGNORE_UNEXPECTED_EOF
+    /* A peer closing without close_notify is an ordinary end of stream for
+     * SMTP: its data carries its own end (CRLF.CRLF, BDAT LAST), so there
+     * is no truncation to detect. */
+    opts |= SSL_OP_IGNORE_UNEXPECTED_EOF;
+#endif
     SSL_CTX_set_options(ctx, opts);
     /* Idle connections give their read/write buffers back. */
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);

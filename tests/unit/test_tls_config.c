@@ -138,6 +138,7 @@ static void test_good_pairs_load(void **state)
     assert_true(o & SSL_OP_NO_COMPRESSION);
     assert_true(o & SSL_OP_CIPHER_SERVER_PREFERENCE);
     assert_true(o & SSL_OP_NO_RENEGOTIATION);
+    assert_true(o & SSL_OP_IGNORE_UNEXPECTED_EOF);
     SSL_CTX_free(ctx);
 
     st = (sk_tls_settings){.cert_file = f->cert2, .key_file = f->key2};
