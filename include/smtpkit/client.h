@@ -244,4 +244,73 @@ int sk_crlf_normalise(const char *p, size_t n, sk_buf *out);
  * the text does not end with one). -1 if out's max is reached. */
 int sk_dot_stuff(const char *p, size_t n, sk_buf *out);
 
+/* ---- MIME primitives (RFC 2045, 2046, 2047, 2231) ----------------------- */
+
+/* Base64 body encoding: lines of 76 characters, each ending in CRLF. */
+int sk_mime_base64(const void *p, size_t n, sk_buf *out);
+/* Quoted-printable (RFC 2045 6.7): CRLF in the input stays a hard line
+ * break; lines are at most 76 characters with "=" soft breaks; trailing
+ * space/tab before a line break is encoded. The input should have CRLF line
+ * ends (a bare CR or LF is encoded as =0D / =0A). */
+int sk_mime_qp(const char *p, size_t n, sk_buf *out);
+/* Append a header field "Name: value\r\n". A value of printable ASCII is
+ * folded at spaces to keep lines within 78 characters where it can; any
+ * other value is written as RFC 2047 "B" encoded-words of UTF-8, each at
+ * most 75 characters and holding whole characters, on folded lines.
+ * Returns -1 if the value holds CR or LF (header injection) or on overflow. */
+int sk_mime_header(sk_buf *out, const char *name, const char *value);
+/* One RFC 2047 phrase (a display name) as encoded-words when it needs it,
+ * else as a quoted-string when it holds specials, else as it is. */
+int sk_mime_phrase(sk_buf *out, const char *s);
+/* A fresh multipart boundary (ASCII, at most 40 chars, starting "=_" which
+ * base64 and quoted-printable output can never contain). */
+void sk_mime_boundary(char *out, size_t outlen);
+/* Content type for a file name by its extension; "application/octet-stream"
+ * when unknown. */
+const char *sk_mime_type_for(const char *filename);
+/* 1 if the n bytes are valid UTF-8 (RFC 3629; no overlongs, no surrogates). */
+int sk_utf8_valid(const char *p, size_t n);
+
+/* ---- message building (RFC 5322, RFC 2045-2049) ------------------------- */
+
+typedef struct sk_attachment {
+    const char *name; /* file name shown to the recipient (no directories) */
+    const char *type; /* content type, NULL: guessed from the name */
+    const char *data;
+    size_t len;
+} sk_attachment;
+
+typedef struct sk_message_spec {
+    const char *from; /* "addr" or "Display Name <addr>" */
+    const char **to;
+    size_t nto;
+    const char **cc;
+    size_t ncc;
+    const char *subject; /* NULL: no Subject header */
+    const char *body;    /* any line ends; NULL = empty */
+    size_t bodylen;
+    const sk_attachment *att;
+    size_t natt;
+    const char **headers; /* extra "Name: value" fields */
+    size_t nheaders;
+    int allow_8bit;         /* the server offered 8BITMIME */
+    long long date;         /* seconds since the epoch for Date:; 0 = now */
+    const char *message_id; /* "<id@domain>"; NULL = generated */
+} sk_message_spec;
+
+typedef struct sk_message_info {
+    int body_8bit; /* the message must be sent with BODY=8BITMIME */
+    int utf8_addr; /* an address is not ASCII: SMTPUTF8 is needed */
+} sk_message_info;
+
+/* Build the message with CRLF line ends (not dot-stuffed) into out.
+ * -1 with a plain-words reason in err on bad input. */
+int sk_message_build(const sk_message_spec *m, sk_buf *out, sk_message_info *info, char *err,
+                     size_t errlen);
+/* The addr-spec of "Name <addr>" / "<addr>" / "addr" into out. -1 if there
+ * is none, it is too long, or it holds spaces, controls or a second '<'. */
+int sk_address_extract(const char *s, char *out, size_t outlen);
+/* RFC 5322 3.3 date-time for t in local time: "Mon, 02 Jan 2006 15:04:05 +0100". */
+void sk_rfc5322_date(long long t, char *out, size_t outlen);
+
 #endif
