@@ -136,6 +136,10 @@ typedef struct sk_client_opts {
     const char *cafile;    /* extra CA bundle (PEM); NULL: system store only */
     const char *tls_name;  /* name to verify and send in SNI; NULL: the host */
     size_t transcript_max; /* 0: 10000 entries */
+    /* Called with every reply read, and the command it answers ("CONNECT"
+     * for the greeting, "DATA-END" for the reply after the data). */
+    void (*on_reply)(const sk_reply *r, const char *command, void *arg);
+    void *on_reply_arg;
 } sk_client_opts;
 
 typedef struct sk_client sk_client;
@@ -192,7 +196,7 @@ typedef struct sk_rcpt_result {
 typedef struct sk_txn {
     const char *mail_from;   /* reverse-path without <>; "" for the null path */
     const char *mail_params; /* extra MAIL parameters ("BODY=8BITMIME SIZE=123"), or NULL */
-    const char **rcpts;
+    const char *const *rcpts;
     size_t nrcpts;
     const char *msg; /* message with CRLF line ends (not dot-stuffed) */
     size_t msglen;
@@ -312,5 +316,44 @@ int sk_message_build(const sk_message_spec *m, sk_buf *out, sk_message_info *inf
 int sk_address_extract(const char *s, char *out, size_t outlen);
 /* RFC 5322 3.3 date-time for t in local time: "Mon, 02 Jan 2006 15:04:05 +0100". */
 void sk_rfc5322_date(long long t, char *out, size_t outlen);
+
+/* ---- for the command-line tools ----------------------------------------- */
+
+/* Split "host", "host:port", "[v6]:port" or a bare IPv6 literal. *port is
+ * -1 when none was given. -1 on bad syntax (empty host, port not 1-65535). */
+/* Is `s` an IPv4 or IPv6 literal? */
+int sk_is_ip_literal(const char *s);
+
+int sk_target_parse(const char *s, char *host, size_t hostlen, int *port);
+
+/* Exit statuses shared by `smtpkit probe` and `smtpkit send`. */
+#define SK_EXIT_OK 0
+#define SK_EXIT_REFUSED 1 /* the server refused (4xx/5xx greeting, MAIL, RCPT, data) */
+#define SK_EXIT_USAGE 2
+#define SK_EXIT_CONNECT 3 /* could not connect, or the connection was lost / timed out */
+#define SK_EXIT_TLS 4
+#define SK_EXIT_DNS 5       /* incl. null MX */
+#define SK_EXIT_PROTOCOL 6  /* the peer does not speak SMTP */
+#define SK_EXIT_TEMPFAIL 75 /* `send`: a 4xx, try again later (EX_TEMPFAIL) */
+int sk_client_exit_status(sk_client_err e);
+
+/* What a reply means, from the registry. Every pointer is a static string
+ * or NULL. */
+typedef struct sk_reply_explanation {
+    const char *meaning; /* registry meaning, or NULL if not registered */
+    const char *rfc;
+    const char *status; /* "standard", "obsolete", "non-standard" */
+    const char *status_note;
+    const char *class_text;    /* what the first digit says */
+    const char *advice;        /* "done", "retry later", ... */
+    const char *enhanced_name; /* "Bad destination mailbox address" */
+    const char *enhanced_meaning;
+    int unexpected; /* the registry does not list this code for the command */
+} sk_reply_explanation;
+
+/* `context` is the command the reply answers: "CONNECT", "EHLO", "HELO",
+ * "STARTTLS", "AUTH", "MAIL", "RCPT", "DATA", "DATA-END", "BDAT", "RSET",
+ * "QUIT". */
+void sk_reply_explain(const sk_reply *r, const char *context, sk_reply_explanation *ex);
 
 #endif

@@ -64,6 +64,11 @@ sk_dns_status sk_mx_resolve(sk_resolver *r, const char *domain, int flags, sk_mx
 sk_dns_status sk_host_resolve(sk_resolver *r, const char *host, int port, sk_addr *out, size_t max,
                               size_t *n);
 
+/* Addresses of `host` through the system resolver (getaddrinfo: honours
+ * /etc/hosts and nsswitch). NXDOMAIN-like failures map to SK_DNS_NXDOMAIN,
+ * temporary ones to SK_DNS_SERVFAIL. */
+sk_dns_status sk_system_resolve(const char *host, int port, sk_addr *out, size_t max, size_t *n);
+
 /* Plain words: "the domain does not exist (NXDOMAIN)". */
 const char *sk_dns_status_text(sk_dns_status s);
 

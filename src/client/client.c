@@ -46,6 +46,7 @@ void sk_client_close(sk_client *c)
         close(c->fd);
     c->fd = -1;
     sk_buf_clear(&c->rbuf);
+    c->pend_head = c->pend_n = 0;
 }
 
 void sk_client_free(sk_client *c)
@@ -305,6 +306,41 @@ static int read_some(sk_client *c, double deadline)
     }
 }
 
+void sk_client_expect(sk_client *c, const char *cmd)
+{
+    if (c->pend_n >= SK_CLIENT_PENDING_MAX)
+        return;
+    size_t i = (c->pend_head + c->pend_n) % SK_CLIENT_PENDING_MAX;
+    snprintf(c->pending[i], sizeof c->pending[i], "%s", cmd);
+    c->pend_n++;
+}
+
+/* The command the next reply answers: "CONNECT" before anything was sent. */
+static void take_expected(sk_client *c, char *out, size_t n)
+{
+    if (!c->pend_n) {
+        snprintf(out, n, "CONNECT");
+        return;
+    }
+    snprintf(out, n, "%s", c->pending[c->pend_head]);
+    c->pend_head = (c->pend_head + 1) % SK_CLIENT_PENDING_MAX;
+    c->pend_n--;
+}
+
+/* The verb of a command line, for sk_client_expect: "MAIL", "RCPT", "."
+ * (the lone end-of-data line) as "DATA-END". */
+static void expect_line(sk_client *c, const char *p, size_t n)
+{
+    char verb[12];
+    size_t k = 0;
+    while (k < n && k + 1 < sizeof verb && p[k] != ' ' && p[k] != '\r' && p[k] != '\n') {
+        char ch = p[k];
+        verb[k++] = ch >= 'a' && ch <= 'z' ? (char)(ch - 32) : ch;
+    }
+    verb[k] = '\0';
+    sk_client_expect(c, !strcmp(verb, ".") ? "DATA-END" : verb);
+}
+
 /* Record the lines of bytes p[0..n) in the transcript. */
 static void record_lines(sk_client *c, sk_dir dir, const char *p, size_t n)
 {
@@ -359,10 +395,14 @@ int sk_client_read_reply(sk_client *c, sk_reply *r)
                 return -1;
             }
             const char *err = NULL;
-            ssize_t used = sk_reply_parse(c->rbuf.data, c->rbuf.len, 0, r, &err);
+            ssize_t used = sk_reply_parse(c->rbuf.data, c->rbuf.len, SK_REPLY_ALLOW_ANY, r, &err);
             if (used > 0) {
                 record_lines(c, SK_DIR_SERVER, c->rbuf.data, (size_t)used);
                 sk_buf_consume(&c->rbuf, (size_t)used);
+                char cmd[12];
+                take_expected(c, cmd, sizeof cmd);
+                if (c->o.on_reply)
+                    c->o.on_reply(r, cmd, c->o.on_reply_arg);
                 return 0;
             }
             if (used < 0) {
@@ -399,8 +439,14 @@ int sk_client_send_raw(sk_client *c, const char *p, size_t n, int record)
         sk_client_set_error(c, SK_CLIENT_ERR_CLOSED, "not connected");
         return -1;
     }
-    if (record)
+    if (record) {
         record_lines(c, SK_DIR_CLIENT, p, n);
+        for (size_t i = 0; i < n;) { /* one expected reply per command line */
+            expect_line(c, p + i, n - i);
+            const char *nl = memchr(p + i, '\n', n - i);
+            i = nl ? (size_t)(nl - p) + 1 : n;
+        }
+    }
     if (c->ssl)
         return sk_client_tls_write(c, p, n, sk_client_deadline(c));
     size_t off = 0;
@@ -439,10 +485,13 @@ int sk_client_send_line(sk_client *c, const char *line, const char *shown)
         sk_client_set_error(c, SK_CLIENT_ERR_USAGE, "refusing to send a command with a line break");
         return -1;
     }
-    if (shown)
+    if (shown) {
         sk_transcript_add(&c->tr, SK_DIR_CLIENT, shown, strlen(shown));
-    else
+        sk_client_expect(c, "AUTH"); /* only AUTH data is ever shown differently */
+    } else {
         sk_transcript_add(&c->tr, SK_DIR_CLIENT, line, n);
+        expect_line(c, line, n);
+    }
     char *buf = malloc(n + 3);
     if (!buf) {
         sk_client_set_error(c, SK_CLIENT_ERR_NOMEM, "out of memory");

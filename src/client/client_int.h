@@ -9,6 +9,7 @@
 
 #include "smtpkit/client.h"
 
+#define SK_CLIENT_PENDING_MAX 256
 #define SK_CLIENT_RBUF_MAX (64 * 1024) /* one reply: 128 lines of 512 bytes fit */
 
 struct sk_client {
@@ -26,14 +27,19 @@ struct sk_client {
     char errmsg[512];
     double connect_ms, greeting_ms;
     double t_connected; /* monotonic time the TCP connection was made */
+    /* Commands sent whose replies are not read yet, oldest first: replies
+     * come back in order (RFC 2920 3.1), so each is matched to its command. */
+    char pending[SK_CLIENT_PENDING_MAX][12];
+    size_t pend_head, pend_n;
 };
+
+/* Note that a reply to `cmd` is now expected. */
+void sk_client_expect(sk_client *c, const char *cmd);
 
 /* Wait until the fd is ready for `events` or the deadline (monotonic seconds)
  * passes. 1 ready, 0 timeout, -1 error (errno). */
 int sk_client_wait(sk_client *c, short events, double deadline);
 double sk_client_deadline(const sk_client *c);
-/* Is `s` an IPv4 or IPv6 literal? */
-int sk_is_ip_literal(const char *s);
 
 /* tls.c */
 int sk_client_tls_start(sk_client *c);

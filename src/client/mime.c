@@ -124,7 +124,8 @@ static int encoded_words(sk_buf *out, const char *s, size_t n, size_t col, int f
 {
     size_t pos = 0;
     if (n == 0)
-        return sk_buf_append_str(out, "=?UTF-8?B?" "?=");
+        return sk_buf_append_str(out, "=?UTF-8?B?"
+                                      "?=");
     while (pos < n) {
         /* "=?UTF-8?B?" + base64 + "?=" within 75 characters and, where
          * possible, the line within 76. */

@@ -10,6 +10,7 @@
 #include "smtpkit/mx.h"
 
 #include <arpa/inet.h>
+#include <netdb.h>
 #include <ares.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -385,4 +386,30 @@ sk_dns_status sk_host_resolve(sk_resolver *r, const char *host, int port, sk_add
     if (st == SK_DNS_OK && q.n == 0)
         return SK_DNS_NODATA;
     return st;
+}
+
+sk_dns_status sk_system_resolve(const char *host, int port, sk_addr *out, size_t max, size_t *n)
+{
+    *n = 0;
+    struct addrinfo hints, *res = NULL;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    int rc = getaddrinfo(host, NULL, &hints, &res);
+    if (rc == EAI_NONAME)
+        return SK_DNS_NXDOMAIN;
+#ifdef EAI_NODATA
+    if (rc == EAI_NODATA)
+        return SK_DNS_NODATA;
+#endif
+    if (rc == EAI_AGAIN)
+        return SK_DNS_SERVFAIL;
+    if (rc != 0)
+        return SK_DNS_ERROR;
+    struct addr_q q = {1, 0, out, max, 0, port};
+    for (struct addrinfo *ai = res; ai; ai = ai->ai_next)
+        put_addr(&q, ai->ai_addr, ai->ai_addrlen);
+    freeaddrinfo(res);
+    *n = q.n;
+    return q.n ? SK_DNS_OK : SK_DNS_NODATA;
 }

@@ -70,6 +70,7 @@ static int send_data(sk_client *c, sk_txn *t)
     }
     record_message(c, t->msg, t->msglen);
     sk_transcript_add(&c->tr, SK_DIR_CLIENT, ".", 1);
+    sk_client_expect(c, "DATA-END");
     int rc = sk_client_send_raw(c, out.data, out.len, 0);
     sk_buf_free(&out);
     return rc;

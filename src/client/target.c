@@ -1,0 +1,130 @@
+/*
+ * target.c - pieces the command-line tools share: parsing HOST[:PORT]
+ * targets (RFC 3986 3.2.2 bracket form for IPv6), mapping client errors to
+ * exit statuses, and explaining a reply from the registry (RFC 5321 4.2.1
+ * digit meanings, RFC 3463 enhanced codes).
+ */
+#include "smtpkit/client.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "smtpkit/registry.h"
+
+static int parse_port(const char *s, int *port)
+{
+    if (!*s || strlen(s) > 5)
+        return -1;
+    long v = 0;
+    for (const char *p = s; *p; p++) {
+        if (*p < '0' || *p > '9')
+            return -1;
+        v = v * 10 + (*p - '0');
+    }
+    if (v < 1 || v > 65535)
+        return -1;
+    *port = (int)v;
+    return 0;
+}
+
+int sk_target_parse(const char *s, char *host, size_t hostlen, int *port)
+{
+    *port = -1;
+    size_t n = strlen(s);
+    const char *hb, *he;
+    if (n && s[0] == '[') {
+        const char *rb = strchr(s, ']');
+        if (!rb)
+            return -1;
+        hb = s + 1;
+        he = rb;
+        if (rb[1] == ':') {
+            if (parse_port(rb + 2, port) < 0)
+                return -1;
+        } else if (rb[1] != '\0') {
+            return -1;
+        }
+    } else {
+        const char *c1 = strchr(s, ':');
+        const char *cl = strrchr(s, ':');
+        hb = s;
+        if (c1 && c1 == cl) { /* one colon: host:port */
+            he = c1;
+            if (parse_port(c1 + 1, port) < 0)
+                return -1;
+        } else {
+            he = s + n; /* no colon, or an IPv6 literal without a port */
+        }
+    }
+    size_t hl = (size_t)(he - hb);
+    if (hl == 0 || hl >= hostlen)
+        return -1;
+    for (size_t i = 0; i < hl; i++)
+        if ((unsigned char)hb[i] <= 0x20 || hb[i] == '/' || hb[i] == '[' || hb[i] == ']')
+            return -1;
+    memcpy(host, hb, hl);
+    host[hl] = '\0';
+    return 0;
+}
+
+int sk_client_exit_status(sk_client_err e)
+{
+    switch (e) {
+    case SK_CLIENT_OK:
+        return SK_EXIT_OK;
+    case SK_CLIENT_ERR_USAGE:
+        return SK_EXIT_USAGE;
+    case SK_CLIENT_ERR_DNS:
+        return SK_EXIT_DNS;
+    case SK_CLIENT_ERR_CONNECT:
+    case SK_CLIENT_ERR_TIMEOUT:
+    case SK_CLIENT_ERR_CLOSED:
+        return SK_EXIT_CONNECT;
+    case SK_CLIENT_ERR_TLS:
+        return SK_EXIT_TLS;
+    case SK_CLIENT_ERR_PROTOCOL:
+        return SK_EXIT_PROTOCOL;
+    case SK_CLIENT_ERR_REFUSED:
+    case SK_CLIENT_ERR_NOMEM:
+        break;
+    }
+    return SK_EXIT_REFUSED;
+}
+
+void sk_reply_explain(const sk_reply *r, const char *context, sk_reply_explanation *ex)
+{
+    memset(ex, 0, sizeof *ex);
+    /* The registry keys extension meanings by the command's name. */
+    const char *regctx = NULL;
+    if (context &&
+        (!strcmp(context, "STARTTLS") || !strcmp(context, "AUTH") || !strcmp(context, "BDAT") ||
+         !strcmp(context, "ETRN") || !strcmp(context, "ATRN")))
+        regctx = context;
+    const sk_code_entry *e = sk_registry_lookup(r->code, regctx);
+    if (e) {
+        ex->meaning = e->meaning;
+        ex->rfc = e->rfc;
+        ex->status = sk_code_status_name(e->status);
+        ex->status_note = e->status_note;
+        ex->advice = sk_advice_name(e->advice);
+        if (context && !sk_registry_allows(r->code, context))
+            ex->unexpected = 1;
+    }
+    ex->class_text = sk_digit_meaning(0, r->code / 100);
+    if (!ex->advice) {
+        int d = r->code / 100;
+        ex->advice = sk_advice_name(d == 2   ? SK_ADVICE_DONE
+                                    : d == 3 ? SK_ADVICE_CONTINUE
+                                    : d == 4 ? SK_ADVICE_RETRY
+                                             : SK_ADVICE_GIVE_UP);
+    }
+    if (r->has_enhanced) {
+        const sk_enhanced_entry *en = sk_enhanced_lookup(r->enhanced.subject, r->enhanced.detail);
+        if (!en)
+            en = sk_enhanced_subject(r->enhanced.subject);
+        if (en) {
+            ex->enhanced_name = en->name;
+            ex->enhanced_meaning = en->meaning;
+        }
+    }
+}
