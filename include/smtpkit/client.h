@@ -286,16 +286,16 @@ typedef struct sk_attachment {
 
 typedef struct sk_message_spec {
     const char *from; /* "addr" or "Display Name <addr>" */
-    const char **to;
+    const char *const *to;
     size_t nto;
-    const char **cc;
+    const char *const *cc;
     size_t ncc;
     const char *subject; /* NULL: no Subject header */
     const char *body;    /* any line ends; NULL = empty */
     size_t bodylen;
     const sk_attachment *att;
     size_t natt;
-    const char **headers; /* extra "Name: value" fields */
+    const char *const *headers; /* extra "Name: value" fields */
     size_t nheaders;
     int allow_8bit;         /* the server offered 8BITMIME */
     long long date;         /* seconds since the epoch for Date:; 0 = now */

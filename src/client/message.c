@@ -128,7 +128,7 @@ static int append_mailbox(sk_buf *out, const char *spec, const char *addr)
 }
 
 /* An address header: mailboxes separated by ", " and folded between them. */
-static int address_header(sk_buf *out, const char *hname, const char **list, size_t n,
+static int address_header(sk_buf *out, const char *hname, const char *const *list, size_t n,
                           sk_message_info *info, char *err, size_t errlen)
 {
     size_t mark = out->len;
