@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,11 +76,15 @@ typedef struct send_opts {
     int timeout_ms;
 } send_opts;
 
-static int usage_error(const char *fmt, const char *arg)
+static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int usage_error(const char *fmt, ...)
 {
+    va_list ap;
+    va_start(ap, fmt);
     fprintf(stderr, "smtpkit send: ");
-    fprintf(stderr, fmt, arg);
+    vfprintf(stderr, fmt, ap);
     fprintf(stderr, "\n");
+    va_end(ap);
     return SK_EXIT_USAGE;
 }
 
@@ -514,12 +519,12 @@ int sk_cmd_send(int argc, char **argv)
             break;
         case O_ATTACH:
             if (o.nattach >= MAX_ATTACH)
-                return usage_error("at most %s attachments", "16");
+                return usage_error("at most %d attachments", MAX_ATTACH);
             o.attach[o.nattach++] = optarg;
             break;
         case O_HEADER:
             if (o.nheaders >= MAX_HEADERS)
-                return usage_error("at most %s --header options", "32");
+                return usage_error("at most %d --header options", MAX_HEADERS);
             o.headers[o.nheaders++] = optarg;
             break;
         case O_STARTTLS:
