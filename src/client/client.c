@@ -141,12 +141,6 @@ int sk_client_wait(sk_client *c, short events, double deadline)
     }
 }
 
-int sk_is_ip_literal(const char *s)
-{
-    unsigned char tmp[sizeof(struct in6_addr)];
-    return inet_pton(AF_INET, s, tmp) == 1 || inet_pton(AF_INET6, s, tmp) == 1;
-}
-
 /* strerror in lower case, as the end of a sentence. */
 static void errtext(int e, char *out, size_t n)
 {

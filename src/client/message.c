@@ -56,6 +56,9 @@ void sk_rfc5322_date(long long t, char *out, size_t outlen)
 
 int sk_address_extract(const char *s, char *out, size_t outlen)
 {
+    for (const char *q = s; *q; q++) /* no control bytes, in the name either */
+        if (((unsigned char)*q < 0x20 && *q != '\t') || *q == 0x7f)
+            return -1;
     const char *lt = strchr(s, '<');
     const char *b, *e;
     if (lt) {

@@ -5,6 +5,8 @@
  */
 #include "smtpkit/client.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -86,4 +88,10 @@ int sk_client_exit_status(sk_client_err e)
         break;
     }
     return SK_EXIT_REFUSED;
+}
+
+int sk_is_ip_literal(const char *s)
+{
+    unsigned char tmp[sizeof(struct in6_addr)];
+    return inet_pton(AF_INET, s, tmp) == 1 || inet_pton(AF_INET6, s, tmp) == 1;
 }
