@@ -94,7 +94,10 @@ typedef struct sk_session_info {
 } sk_session_info;
 
 typedef struct sk_session_ops {
-    /* Decide on one recipient (address without <>). May set *dest. */
+    /* Decide on one recipient (address without <>). May set *dest.
+     * A bare "<postmaster>" (no domain, RFC 5321 4.5.1) arrives as
+     * "postmaster": the shell maps it to its postmaster mailbox. Addresses
+     * arrive as written (domain case kept; quoted local parts keep quotes). */
     sk_rcpt_verdict (*rcpt_check)(void *ctx, const sk_session_info *info, const char *addr,
                                   void **dest, const char **forward_to);
     void (*dest_free)(void *ctx, void *dest);
@@ -112,6 +115,10 @@ typedef struct sk_session_ops {
     void (*store_abort)(void *ctx);
     /* One log event: a stable key=value line without trailing newline. */
     void (*log)(void *ctx, const char *line);
+    /* Optional (may be NULL, meaning "yes"): can TLS start right now? 0 makes
+     * STARTTLS answer 454 4.7.0 "TLS not available due to temporary reason"
+     * (e.g. the certificate could not be loaded) instead of 220. */
+    int (*tls_available)(void *ctx);
 } sk_session_ops;
 
 /* Flags returned by sk_session_wants(). */
@@ -128,7 +135,9 @@ void sk_session_free(sk_session *s);
 /* Queue the 220 greeting. */
 void sk_session_greet(sk_session *s);
 /* Queue `code` (421 or 554) with text and close: used when the shell refuses
- * the connection (too many connections: 421 4.7.0). */
+ * the connection (too many connections: 421 4.7.0). As with every reply, the
+ * enhanced code is sent only once the client has said EHLO (RFC 2034), so at
+ * connect time it is dropped. */
 void sk_session_refuse(sk_session *s, int code, const char *enhanced, const char *text);
 
 /* Feed bytes from the client. Returns how many were consumed; fewer than n
@@ -136,6 +145,10 @@ void sk_session_refuse(sk_session *s, int code, const char *enhanced, const char
  * SK_WANT_COMMIT): feed the rest again after the condition clears (except
  * after SK_WANT_TLS, where the rest must be discarded). */
 size_t sk_session_feed(sk_session *s, const char *p, size_t n);
+/* Output grows only when commands arrive: at most one reply per command
+ * (the longest is the HELP/EHLO list, under 512 octets), so a shell that
+ * stops reading from a client while sk_session_output() is not drained
+ * bounds it. */
 
 /* The bytes to send; the shell consumes from it with sk_buf_consume. */
 sk_buf *sk_session_output(sk_session *s);

@@ -23,10 +23,20 @@ typedef struct sk_store_msg sk_store_msg;
  * recipient's Maildir (created if missing; stale files in it are removed).
  * Returns NULL with a message in err (errlen bytes) on failure. */
 sk_store *sk_store_maildir_open(const char *tmp_root, char *err, size_t errlen);
+/* Every message begun must be committed or aborted before this. */
 void sk_store_close(sk_store *st);
 
-/* Start a message; fills id (a unique message id, at most 31 chars). */
+/* Remove files in maildir/tmp/ not read or written for 36 hours (what the
+ * Maildir convention allows a delivery agent to assume is abandoned). The
+ * shell may call it at start for each mailbox. Returns the number removed,
+ * 0 if there is no tmp/, -1 if it cannot be read. */
+int sk_store_maildir_clean_tmp(const char *maildir);
+
+/* Start a message; fills id (a unique message id, at most 31 chars). NULL
+ * with *res set on failure. begin is thread-safe; one message is used by one
+ * thread at a time. */
 sk_store_msg *sk_store_begin(sk_store *st, char id[32], sk_store_result *res);
+/* Buffered write; an error is sticky (later appends and commit return it). */
 sk_store_result sk_store_append(sk_store_msg *m, const char *p, size_t n);
 /* Durable delivery into each Maildir in dests (directories holding
  * tmp/ new/ cur/, created if missing): the message is fsynced, linked into
@@ -47,15 +57,30 @@ void sk_store_abort(sk_store_msg *m);
 typedef struct sk_commit_queue sk_commit_queue;
 typedef void (*sk_commit_cb)(void *arg, sk_store_result r);
 
+/* 1 to SK_COMMIT_QUEUE_MAX_THREADS worker threads; NULL on failure. */
+#define SK_COMMIT_QUEUE_MAX_THREADS 64
 sk_commit_queue *sk_commit_queue_new(int nthreads);
 /* The fd to watch for readability. */
 int sk_commit_queue_fd(const sk_commit_queue *q);
-/* Queue a commit; dests are copied. cb runs later from drain(). 0 or -1. */
+/* Queue a commit; dests are copied. cb (may be NULL) runs later from drain()
+ * with the result of sk_store_commit. 0, or -1 (bad arguments, out of
+ * memory, queue shutting down) and m still belongs to the caller.
+ * Thread-safe. */
 int sk_commit_queue_submit(sk_commit_queue *q, sk_store_msg *m, const char *const *dests,
                            size_t ndests, sk_commit_cb cb, void *arg);
 /* Run callbacks of finished commits (call on the loop thread). */
 void sk_commit_queue_drain(sk_commit_queue *q);
 /* Wait for all queued commits, run their callbacks, stop the threads. */
 void sk_commit_queue_free(sk_commit_queue *q);
+
+/* Counters since creation, for logs and benchmarks: messages committed,
+ * batches the workers took, directory fsyncs done (fewer than commits when
+ * group commit shares them). */
+typedef struct sk_commit_queue_stats {
+    unsigned long long commits;
+    unsigned long long batches;
+    unsigned long long dir_fsyncs;
+} sk_commit_queue_stats;
+void sk_commit_queue_stats_get(sk_commit_queue *q, sk_commit_queue_stats *out);
 
 #endif

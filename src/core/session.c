@@ -1,0 +1,681 @@
+/*
+ * session.c - the SMTP server session state machine (no I/O).
+ *
+ * RFC 5321 2.3.8 (only CRLF ends a line), 3.1 (greeting), 4.2 (exactly one
+ * reply per command), 4.5.3.1.4 (command line limit, incl. CRLF), 4.5.3.2
+ * (timeouts answered by 421), 4.4 (trace headers on every message);
+ * RFC 2920 (pipelining: all complete commands of a feed are answered in
+ * order); RFC 2034 (enhanced codes only after EHLO); RFC 3207 4.2 (after
+ * STARTTLS everything is forgotten and unread input is discarded,
+ * CVE-2011-0411); RFC 4954 4 (AUTH lines up to 12288 octets); RFC 3030
+ * (BDAT chunks are read whatever the reply).
+ *
+ * Input arrives in any split; the session keeps one partial command line
+ * (bounded by max_line, or the AUTH limit) and the DATA framer's few bits
+ * of state, never a message. Every limit ends in sk_sess_close_421(), the
+ * one place that answers 421, aborts what is open and asks to close.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "core/command_table.h"
+#include "core/received.h"
+#include "smtpkit/reply.h"
+
+/* Output cap: far above what any honest pipelined client makes us queue
+ * (see sk_session_feed in session.h); reaching it closes the session. */
+#define SK_OUT_MAX (1024 * 1024)
+
+/* ---- small helpers ------------------------------------------------------ */
+
+const char *sk_sess_clean(const char *src, char *dst, size_t n)
+{
+    size_t i = 0;
+    if (n == 0)
+        return "";
+    for (; src && src[i] && i + 1 < n; i++) {
+        unsigned char c = (unsigned char)src[i];
+        dst[i] = (c < 0x21 || c == 0x7f || c == '"' || c == '\\') ? '?' : (char)c;
+    }
+    dst[i] = '\0';
+    return dst;
+}
+
+/* As sk_sess_clean, but keeps spaces: for quoted free text in logs. */
+static const char *clean_text(const char *src, char *dst, size_t n)
+{
+    size_t i = 0;
+    for (; src[i] && i + 1 < n; i++) {
+        unsigned char c = (unsigned char)src[i];
+        dst[i] = (c < 0x20 || c == 0x7f || c == '"' || c == '\\') ? '?' : (char)c;
+    }
+    dst[i] = '\0';
+    return dst;
+}
+
+void sk_sess_log(sk_session *s, const char *fmt, ...)
+{
+    if (!s->ops->log)
+        return;
+    char line[1024];
+    char addr[64];
+    int k = snprintf(line, sizeof line, "client=%s ",
+                     sk_sess_clean(s->peer_addr ? s->peer_addr : "unknown", addr, sizeof addr));
+    if (k < 0 || (size_t)k >= sizeof line)
+        k = 0;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line + k, sizeof line - (size_t)k, fmt, ap);
+    va_end(ap);
+    s->ops->log(s->ctx, line);
+}
+
+__attribute__((format(printf, 4, 0))) static void vreply(sk_session *s, int code,
+                                                         const char *enhanced, const char *fmt,
+                                                         va_list ap)
+{
+    char text[1024];
+    vsnprintf(text, sizeof text, fmt, ap);
+    if (s->mode == SK_MODE_DEAD && (s->wants & SK_WANT_CLOSE))
+        return; /* closed: nothing more is said */
+    if (sk_reply_format(&s->out, code, s->esmtp ? enhanced : NULL, text) < 0) {
+        /* the client does not read its replies: give up on it */
+        sk_sess_log(s, "event=output_overflow");
+        s->wants |= SK_WANT_CLOSE;
+        s->mode = SK_MODE_DEAD;
+    }
+}
+
+void sk_sess_reply(sk_session *s, int code, const char *enhanced, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vreply(s, code, enhanced, fmt, ap);
+    va_end(ap);
+}
+
+void sk_sess_reject(sk_session *s, int code, const char *enhanced, const char *fmt, ...)
+{
+    char text[512], clean[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    sk_sess_reply(s, code, enhanced, "%s", text);
+    sk_sess_log(s, "event=reject cmd=%s code=%d enh=%s text=\"%s\"", s->verb ? s->verb : "-",
+                code, enhanced ? enhanced : "-", clean_text(text, clean, sizeof clean));
+    s->errors++;
+    if (s->cfg->max_errors && s->errors >= s->cfg->max_errors && !(s->wants & SK_WANT_CLOSE))
+        sk_sess_close_421(s, "4.7.0", "Error: too many errors");
+}
+
+void sk_sess_sync_info(sk_session *s)
+{
+    s->info.peer = &s->peer;
+    s->info.helo = s->helo;
+    s->info.esmtp = s->esmtp;
+    s->info.tls = s->tls;
+    s->info.tls_version = s->tls_version;
+    s->info.tls_cipher = s->tls_cipher;
+    s->info.auth_user = s->auth_user;
+}
+
+void sk_sess_tx_reset(sk_session *s)
+{
+    if (s->wants & SK_WANT_COMMIT)
+        return; /* the shell holds &s->tx until sk_session_commit_done() */
+    if (s->store_open) {
+        if (s->ops->store_abort)
+            s->ops->store_abort(s->ctx);
+        s->store_open = 0;
+    }
+    free(s->tx.mail_from);
+    for (size_t i = 0; i < s->tx.nrcpts; i++) {
+        free(s->tx.rcpts[i].addr);
+        if (s->tx.rcpts[i].dest && s->ops->dest_free)
+            s->ops->dest_free(s->ctx, s->tx.rcpts[i].dest);
+    }
+    free(s->tx.rcpts);
+    memset(&s->tx, 0, sizeof s->tx);
+    s->in_tx = 0;
+    s->refused_rcpts = 0;
+    s->tx_bdat = 0;
+    s->data_error = SK_DATA_OK;
+    s->data_size = 0;
+    s->bdat_left = s->bdat_size = 0;
+    s->bdat_last = 0;
+    s->bdat_reply.code = 0;
+}
+
+void sk_sess_close_421(sk_session *s, const char *enhanced, const char *text)
+{
+    if (s->wants & SK_WANT_CLOSE)
+        return;
+    sk_sess_tx_reset(s);
+    sk_sasl_clear(&s->sasl);
+    char clean[256];
+    sk_sess_log(s, "event=close code=421 text=\"%s\"", clean_text(text, clean, sizeof clean));
+    sk_sess_reply(s, 421, enhanced, "%s %s", s->cfg->hostname, text);
+    s->wants |= SK_WANT_CLOSE;
+    s->wants &= ~(unsigned)SK_IN_DATA;
+    s->mode = SK_MODE_DEAD;
+}
+
+/* ---- lifecycle ---------------------------------------------------------- */
+
+sk_session *sk_session_new(const sk_session_config *cfg, const sk_session_ops *ops, void *ctx,
+                           const sk_peer *peer)
+{
+    sk_session *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    s->cfg = cfg;
+    s->ops = ops;
+    s->ctx = ctx;
+    if (peer) {
+        s->peer = *peer;
+        s->peer_addr = peer->addr ? strdup(peer->addr) : NULL;
+        s->peer_rdns = peer->rdns ? strdup(peer->rdns) : NULL;
+        if ((peer->addr && !s->peer_addr) || (peer->rdns && !s->peer_rdns)) {
+            free(s->peer_addr);
+            free(s->peer_rdns);
+            free(s);
+            return NULL;
+        }
+    }
+    s->peer.addr = s->peer_addr;
+    s->peer.rdns = s->peer_rdns;
+    s->tls = cfg->implicit_tls;
+    s->mode = SK_MODE_COMMAND;
+    sk_buf_init(&s->out, SK_OUT_MAX);
+    size_t line_max = cfg->max_line > SK_SASL_LINE_MAX ? cfg->max_line : SK_SASL_LINE_MAX;
+    sk_buf_init(&s->line, line_max + 8);
+    sk_data_framer_init(&s->framer, SK_FRAMER_DOTS, sk_sess_data_sink, s);
+    sk_sess_sync_info(s);
+    char r[300];
+    sk_sess_log(s, "event=connect rdns=%s tls=%d",
+                s->peer_rdns ? sk_sess_clean(s->peer_rdns, r, sizeof r) : "-", s->tls);
+    return s;
+}
+
+void sk_session_free(sk_session *s)
+{
+    if (!s)
+        return;
+    s->wants &= ~(unsigned)SK_WANT_COMMIT;
+    sk_sess_tx_reset(s);
+    sk_sasl_clear(&s->sasl);
+    sk_buf_free(&s->out);
+    if (s->line.data)
+        explicit_bzero(s->line.data, s->line.cap);
+    sk_buf_free(&s->line);
+    free(s->helo);
+    free(s->tls_version);
+    free(s->tls_cipher);
+    free(s->auth_user);
+    free(s->peer_addr);
+    free(s->peer_rdns);
+    free(s);
+}
+
+void sk_session_greet(sk_session *s)
+{
+    sk_sess_reply(s, 220, NULL, "%s ESMTP smtpkit", s->cfg->hostname);
+}
+
+void sk_session_refuse(sk_session *s, int code, const char *enhanced, const char *text)
+{
+    if (s->wants & SK_WANT_CLOSE)
+        return;
+    char clean[256];
+    sk_sess_log(s, "event=refuse code=%d text=\"%s\"", code,
+                clean_text(text ? text : "", clean, sizeof clean));
+    sk_sess_tx_reset(s);
+    sk_sess_reply(s, code, enhanced, "%s %s", s->cfg->hostname, text ? text : "");
+    s->wants |= SK_WANT_CLOSE;
+    s->mode = SK_MODE_DEAD;
+}
+
+sk_buf *sk_session_output(sk_session *s)
+{
+    return &s->out;
+}
+
+unsigned sk_session_wants(const sk_session *s)
+{
+    return s->wants;
+}
+
+const sk_session_info *sk_session_get_info(const sk_session *s)
+{
+    return &s->info;
+}
+
+/* ---- message data ------------------------------------------------------- */
+
+void sk_sess_data_sink(void *arg, const char *p, size_t n)
+{
+    sk_session *s = arg;
+    if (s->data_error)
+        return;
+    if (s->cfg->bare_policy == SK_BARE_REJECT && s->framer.seen) {
+        s->data_error =
+            (s->framer.seen & SK_FRAMER_SEEN_BARE_LF) ? SK_DATA_BARE_LF : SK_DATA_BARE_CR;
+        return;
+    }
+    if (n > s->cfg->max_message_size - s->data_size) {
+        s->data_error = SK_DATA_TOO_BIG;
+        return;
+    }
+    s->data_size += n;
+    if (s->ops->store_append) {
+        sk_store_result r = s->ops->store_append(s->ctx, p, n);
+        if (r != SK_STORE_OK)
+            s->data_error = r == SK_STORE_NOSPACE ? SK_DATA_NOSPACE : SK_DATA_IOERR;
+    }
+}
+
+sk_store_result sk_sess_data_open(sk_session *s)
+{
+    s->data_error = SK_DATA_OK;
+    s->data_size = 0;
+    memset(s->tx.id, 0, sizeof s->tx.id);
+    if (!s->ops->store_begin)
+        return SK_STORE_IOERR;
+    sk_store_result r = s->ops->store_begin(s->ctx, &s->tx);
+    if (r != SK_STORE_OK)
+        return r;
+    s->tx.id[sizeof s->tx.id - 1] = '\0';
+    s->store_open = 1;
+
+    sk_received_info ri = {
+        .hostname = s->cfg->hostname,
+        .helo = s->helo,
+        .peer_addr = s->peer_addr,
+        .peer_rdns = s->peer_rdns,
+        .protocol = sk_received_protocol(s->esmtp, s->tls, s->auth_user != NULL, s->tx.smtputf8),
+        .tls_version = s->tls ? s->tls_version : NULL,
+        .tls_cipher = s->tls ? s->tls_cipher : NULL,
+        .id = s->tx.id,
+        .rcpt = s->tx.nrcpts == 1 ? s->tx.rcpts[0].addr : NULL,
+        .mail_from = s->tx.mail_from,
+        .now = time(NULL),
+    };
+    sk_buf hdr;
+    sk_buf_init(&hdr, 4096);
+    r = SK_STORE_IOERR;
+    if (sk_received_write(&hdr, &ri) == 0)
+        r = s->ops->store_append ? s->ops->store_append(s->ctx, hdr.data, hdr.len) : SK_STORE_OK;
+    sk_buf_free(&hdr);
+    if (r != SK_STORE_OK) {
+        if (s->ops->store_abort)
+            s->ops->store_abort(s->ctx);
+        s->store_open = 0;
+    }
+    return r;
+}
+
+static void log_data(sk_session *s, int code, const char *reason)
+{
+    char from[300], id[40];
+    sk_sess_log(s, "event=data id=%s from=<%s> nrcpt=%zu size=%llu result=%d%s%s",
+                s->tx.id[0] ? sk_sess_clean(s->tx.id, id, sizeof id) : "-",
+                sk_sess_clean(s->tx.mail_from ? s->tx.mail_from : "", from, sizeof from),
+                s->tx.nrcpts, s->data_size, code, reason ? " reason=" : "", reason ? reason : "");
+}
+
+void sk_sess_data_finish(sk_session *s, const char *phase)
+{
+    s->mode = SK_MODE_COMMAND;
+    s->wants &= ~(unsigned)SK_IN_DATA;
+    s->verb = phase;
+    if (!s->data_error && s->cfg->bare_policy == SK_BARE_REJECT && s->framer.seen)
+        s->data_error =
+            (s->framer.seen & SK_FRAMER_SEEN_BARE_LF) ? SK_DATA_BARE_LF : SK_DATA_BARE_CR;
+    if (s->data_error) {
+        sk_data_error e = s->data_error;
+        switch (e) {
+        case SK_DATA_TOO_BIG:
+            log_data(s, 552, "size");
+            sk_sess_tx_reset(s);
+            sk_sess_reject(s, 552, "5.3.4", "Message size exceeds fixed maximum message size "
+                                            "(%zu octets)",
+                           s->cfg->max_message_size);
+            break;
+        case SK_DATA_BARE_LF:
+        case SK_DATA_BARE_CR:
+            log_data(s, 550, e == SK_DATA_BARE_LF ? "bare_lf" : "bare_cr");
+            sk_sess_tx_reset(s);
+            sk_sess_reject(s, 550, "5.6.0",
+                           "Message refused: bare <%s> in message data; lines must end with "
+                           "<CR><LF>, see RFC 5321 2.3.8",
+                           e == SK_DATA_BARE_LF ? "LF" : "CR");
+            break;
+        case SK_DATA_NOSPACE:
+            log_data(s, 452, "store");
+            sk_sess_tx_reset(s);
+            sk_sess_reply(s, 452, "4.3.1", "Error: insufficient system storage");
+            break;
+        default:
+            log_data(s, 451, "store");
+            sk_sess_tx_reset(s);
+            sk_sess_reply(s, 451, "4.3.0", "Error: local error in processing");
+            break;
+        }
+        return;
+    }
+    /* Hand the message over. store_commit may call sk_session_commit_done()
+     * before it returns: nothing below may touch the transaction. */
+    s->wants |= SK_WANT_COMMIT;
+    s->store_open = 0;
+    if (s->ops->store_commit)
+        s->ops->store_commit(s->ctx, &s->tx);
+    else
+        sk_session_commit_done(s, SK_STORE_IOERR);
+}
+
+void sk_sess_bdat_chunk_end(sk_session *s)
+{
+    s->mode = SK_MODE_COMMAND;
+    s->wants &= ~(unsigned)SK_IN_DATA;
+    s->verb = "BDAT";
+    if (s->bdat_reply.code) {
+        /* refused when the command arrived; its chunk is now read */
+        sk_pending_reply r = s->bdat_reply;
+        s->bdat_reply.code = 0;
+        sk_sess_tx_reset(s); /* RFC 3030 2: a failed BDAT ends the transaction */
+        if (r.code >= 500)
+            sk_sess_reject(s, r.code, r.enhanced, "%s", r.text);
+        else
+            sk_sess_reply(s, r.code, r.enhanced, "%s", r.text);
+        return;
+    }
+    if (s->bdat_last) {
+        sk_data_framer_finish(&s->framer);
+        sk_sess_data_finish(s, "BDAT");
+        return;
+    }
+    if (s->data_error) {
+        sk_sess_data_finish(s, "BDAT");
+        return;
+    }
+    sk_sess_reply(s, 250, "2.0.0", "Ok: %llu octets received", s->bdat_size);
+}
+
+/* ---- AUTH exchange ------------------------------------------------------ */
+
+void sk_sess_auth_result(sk_session *s, sk_sasl_status st, const char *challenge)
+{
+    s->verb = "AUTH";
+    const char *mech = sk_sasl_mech_name(s->sasl.mech);
+    if (st == SK_SASL_CONTINUE) {
+        s->mode = SK_MODE_AUTH;
+        sk_sess_reply(s, 334, NULL, "%s", challenge ? challenge : "");
+        return;
+    }
+    s->mode = SK_MODE_COMMAND;
+    char user[300];
+    sk_sess_clean(s->sasl.user, user, sizeof user);
+    switch (st) {
+    case SK_SASL_CANCEL: /* RFC 4954 4 and 6 */
+        sk_sasl_clear(&s->sasl);
+        sk_sess_log(s, "event=auth mech=%s result=501 reason=cancelled", mech);
+        sk_sess_reject(s, 501, "5.7.0", "Authentication cancelled by client");
+        return;
+    case SK_SASL_BAD_B64:
+        sk_sasl_clear(&s->sasl);
+        sk_sess_log(s, "event=auth mech=%s result=501 reason=base64", mech);
+        sk_sess_reject(s, 501, "5.5.2", "Cannot decode response: not valid base64");
+        return;
+    case SK_SASL_BAD_MSG:
+        sk_sasl_clear(&s->sasl);
+        sk_sess_log(s, "event=auth mech=%s result=501 reason=malformed", mech);
+        sk_sess_reject(s, 501, "5.5.2", "Malformed %s response", mech);
+        return;
+    case SK_SASL_AUTHZ:
+        sk_sasl_clear(&s->sasl);
+        sk_sess_log(s, "event=auth mech=%s result=535 reason=authzid", mech);
+        sk_sess_reject(s, 535, "5.7.8", "Authentication credentials invalid (authorization "
+                                        "identity not permitted)");
+        return;
+    default:
+        break;
+    }
+    int ok = s->ops->auth_check ? s->ops->auth_check(s->ctx, s->sasl.user, s->sasl.pass) : 0;
+    if (ok == 1) {
+        char *u = strdup(s->sasl.user);
+        sk_sasl_clear(&s->sasl);
+        if (!u) {
+            sk_sess_reply(s, 454, "4.7.0", "Temporary authentication failure");
+            return;
+        }
+        s->auth_user = u;
+        sk_sess_sync_info(s);
+        sk_sess_log(s, "event=auth mech=%s user=%s result=235", mech, user);
+        sk_sess_reply(s, 235, "2.7.0", "Authentication successful");
+        return;
+    }
+    sk_sasl_clear(&s->sasl);
+    if (ok == 0) {
+        sk_sess_log(s, "event=auth mech=%s user=%s result=535", mech, user);
+        sk_sess_reject(s, 535, "5.7.8", "Authentication credentials invalid");
+    } else {
+        sk_sess_log(s, "event=auth mech=%s user=%s result=454", mech, user);
+        sk_sess_reply(s, 454, "4.7.0", "Temporary authentication failure");
+    }
+}
+
+void sk_sess_auth_line(sk_session *s, const char *line, size_t len)
+{
+    const char *challenge = NULL;
+    sk_sasl_status st = sk_sasl_step(&s->sasl, line, len, &challenge);
+    sk_sess_auth_result(s, st, challenge);
+}
+
+/* ---- input -------------------------------------------------------------- */
+
+/* How many octets a line may have before its LF (so the CR included). */
+static size_t line_cap(const sk_session *s, const char *p, size_t n)
+{
+    size_t limit = s->cfg->max_line < 512 ? 512 : s->cfg->max_line;
+    if (s->mode == SK_MODE_AUTH) {
+        limit = SK_SASL_LINE_MAX;
+    } else if (limit < SK_SASL_LINE_MAX) {
+        /* RFC 4954 4: an AUTH command line may be 12288 octets */
+        char head[5];
+        size_t have = 0;
+        for (; have < 5 && have < s->line.len; have++)
+            head[have] = s->line.data[have];
+        for (size_t k = 0; have < 5 && k < n; k++)
+            head[have++] = p[k];
+        if (have == 5 && strncasecmp(head, "AUTH ", 5) == 0)
+            limit = SK_SASL_LINE_MAX;
+    }
+    return limit - 1;
+}
+
+static void line_complete(sk_session *s)
+{
+    const char *l = s->line.data ? s->line.data : "";
+    size_t len = s->line.len;
+    int in_auth = s->mode == SK_MODE_AUTH;
+    const char *problem = NULL;
+    if (s->line_overflow)
+        problem = "Error: line too long";
+    else if (len && l[len - 1] == '\r')
+        len--;
+    else
+        problem = "Syntax error: bare <LF> received; lines end with <CR><LF> (RFC 5321 2.3.8)";
+    if (!problem && memchr(l, '\r', len))
+        problem = "Syntax error: bare <CR> received; lines end with <CR><LF> (RFC 5321 2.3.8)";
+    if (!problem && memchr(l, '\0', len))
+        problem = "Syntax error: NUL byte in command";
+
+    if (!in_auth) {
+        s->commands++;
+        if (s->cfg->max_commands && s->commands > s->cfg->max_commands) {
+            s->verb = "-";
+            sk_sess_close_421(s, "4.7.0", "Error: too many commands");
+            goto out;
+        }
+    }
+    if (problem) {
+        if (in_auth) {
+            sk_sasl_clear(&s->sasl);
+            s->mode = SK_MODE_COMMAND;
+            s->verb = "AUTH";
+        } else {
+            s->verb = "UNKNOWN";
+        }
+        sk_sess_reject(s, 500, "5.5.2", "%s", problem);
+    } else if (in_auth) {
+        sk_sess_auth_line(s, l, len);
+    } else {
+        sk_cmd_dispatch(s, l, len);
+    }
+out:
+    s->line_overflow = 0;
+    if (s->line.data)
+        explicit_bzero(s->line.data, s->line.len); /* may have held a password */
+    sk_buf_clear(&s->line);
+}
+
+/* Command (or AUTH response) input: consume up to and including one LF. */
+static size_t line_input(sk_session *s, const char *p, size_t n)
+{
+    const char *lf = memchr(p, '\n', n);
+    size_t take = lf ? (size_t)(lf - p) : n;
+    if (!s->line_overflow && take) {
+        size_t cap = line_cap(s, p, take);
+        if (take > cap || s->line.len > cap - take || sk_buf_append(&s->line, p, take) < 0) {
+            s->line_overflow = 1; /* discard up to the LF, then answer once */
+            sk_buf_clear(&s->line);
+        }
+    }
+    if (!lf)
+        return n;
+    size_t used = take + 1;
+    s->feed_left = n - used;
+    line_complete(s);
+    s->feed_left = 0;
+    return used;
+}
+
+static size_t data_input(sk_session *s, const char *p, size_t n)
+{
+    int done = 0;
+    size_t used = sk_data_framer_feed(&s->framer, p, n, &done);
+    if (done)
+        sk_sess_data_finish(s, "DATA-END");
+    return used;
+}
+
+static size_t bdat_input(sk_session *s, const char *p, size_t n)
+{
+    size_t k = s->bdat_left < n ? (size_t)s->bdat_left : n;
+    if (!s->bdat_reply.code && !s->data_error) {
+        int done;
+        sk_data_framer_feed(&s->framer, p, k, &done);
+    }
+    s->bdat_left -= k;
+    if (s->bdat_left == 0)
+        sk_sess_bdat_chunk_end(s);
+    return k;
+}
+
+size_t sk_session_feed(sk_session *s, const char *p, size_t n)
+{
+    size_t i = 0;
+    const unsigned stop = SK_WANT_CLOSE | SK_WANT_TLS | SK_WANT_COMMIT;
+    while (i < n && !(s->wants & stop)) {
+        switch (s->mode) {
+        case SK_MODE_DATA:
+            i += data_input(s, p + i, n - i);
+            break;
+        case SK_MODE_BDAT:
+            i += bdat_input(s, p + i, n - i);
+            break;
+        case SK_MODE_COMMAND:
+        case SK_MODE_AUTH:
+            i += line_input(s, p + i, n - i);
+            break;
+        case SK_MODE_DEAD:
+            return i;
+        }
+    }
+    return i;
+}
+
+/* ---- events from the shell ---------------------------------------------- */
+
+void sk_session_tls_started(sk_session *s, const char *version, const char *cipher)
+{
+    /* RFC 3207 4.2: forget everything learnt before TLS */
+    s->wants &= ~(unsigned)SK_WANT_TLS;
+    sk_sess_tx_reset(s);
+    sk_sasl_clear(&s->sasl);
+    free(s->helo);
+    s->helo = NULL;
+    s->esmtp = 0;
+    free(s->auth_user);
+    s->auth_user = NULL;
+    free(s->tls_version);
+    free(s->tls_cipher);
+    s->tls_version = version ? strdup(version) : NULL;
+    s->tls_cipher = cipher ? strdup(cipher) : NULL;
+    s->tls = 1;
+    if (s->mode != SK_MODE_DEAD)
+        s->mode = SK_MODE_COMMAND;
+    s->line_overflow = 0;
+    sk_buf_clear(&s->line);
+    sk_sess_sync_info(s);
+    char v[64], c[128];
+    sk_sess_log(s, "event=tls version=%s cipher=%s",
+                sk_sess_clean(version ? version : "-", v, sizeof v),
+                sk_sess_clean(cipher ? cipher : "-", c, sizeof c));
+}
+
+void sk_session_commit_done(sk_session *s, sk_store_result r)
+{
+    if (!(s->wants & SK_WANT_COMMIT))
+        return;
+    s->wants &= ~(unsigned)SK_WANT_COMMIT;
+    s->verb = s->tx_bdat ? "BDAT" : "DATA-END";
+    int code = r == SK_STORE_OK ? 250 : r == SK_STORE_NOSPACE ? 452 : 451;
+    log_data(s, code, r == SK_STORE_OK ? NULL : "commit");
+    char id[40];
+    sk_sess_clean(s->tx.id, id, sizeof id);
+    sk_sess_tx_reset(s);
+    if (r == SK_STORE_OK)
+        sk_sess_reply(s, 250, "2.0.0", "Ok: queued as %s", id);
+    else if (r == SK_STORE_NOSPACE)
+        sk_sess_reply(s, 452, "4.3.1", "Error: insufficient system storage");
+    else
+        sk_sess_reply(s, 451, "4.3.0", "Error: local error in processing");
+}
+
+void sk_session_timeout(sk_session *s)
+{
+    s->verb = "-";
+    sk_sess_close_421(s, "4.4.2", "Error: timeout exceeded");
+}
+
+void sk_session_shutdown(sk_session *s)
+{
+    s->verb = "-";
+    sk_sess_close_421(s, "4.3.2", "Service shutting down");
+}
+
+void sk_session_disconnected(sk_session *s)
+{
+    if (s->mode != SK_MODE_DEAD || !(s->wants & SK_WANT_CLOSE))
+        sk_sess_log(s, "event=disconnect");
+    sk_sess_tx_reset(s);
+    sk_sasl_clear(&s->sasl);
+    s->mode = SK_MODE_DEAD;
+    s->wants |= SK_WANT_CLOSE;
+}

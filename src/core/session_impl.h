@@ -1,0 +1,131 @@
+/*
+ * session_impl.h - the inside of an SMTP server session, shared by the
+ * session state machine (session.c), the command table and its gating
+ * (command_table.c) and the command handlers (session_commands.c).
+ *
+ * Session state (greeting, HELO/EHLO, TLS, AUTH, counters) is kept apart
+ * from transaction state (sk_transaction plus the few fields marked "tx"):
+ * one reset, sk_sess_tx_reset(), serves RSET, HELO/EHLO, STARTTLS and the
+ * end of every message (OpenSMTPD's smtp_tx split).
+ */
+#ifndef SMTPKIT_CORE_SESSION_IMPL_H
+#define SMTPKIT_CORE_SESSION_IMPL_H
+
+#include <stddef.h>
+
+#include "core/data_framer.h"
+#include "smtpkit/command.h"
+#include "smtpkit/sasl.h"
+#include "smtpkit/session.h"
+
+typedef enum sk_input_mode {
+    SK_MODE_COMMAND, /* reading command lines */
+    SK_MODE_AUTH,    /* reading AUTH responses (RFC 4954 4) */
+    SK_MODE_DATA,    /* reading DATA until CRLF.CRLF */
+    SK_MODE_BDAT,    /* reading bdat_left raw chunk bytes */
+    SK_MODE_DEAD,    /* closed: consume nothing more */
+} sk_input_mode;
+
+/* Why the message being received will be refused at its end. */
+typedef enum sk_data_error {
+    SK_DATA_OK = 0,
+    SK_DATA_TOO_BIG,   /* 552 5.3.4 */
+    SK_DATA_BARE_LF,   /* 550 5.6.0 */
+    SK_DATA_BARE_CR,   /* 550 5.6.0 */
+    SK_DATA_NOSPACE,   /* 452 4.3.1 */
+    SK_DATA_IOERR,     /* 451 4.3.0 */
+    SK_DATA_DEFERRED,  /* BDAT refused at command time: reply kept in bdat_reply */
+} sk_data_error;
+
+/* A reply decided now but sent later (BDAT: after the chunk is consumed). */
+typedef struct sk_pending_reply {
+    int code;
+    const char *enhanced;
+    char text[160];
+} sk_pending_reply;
+
+/* Command-line buffer cap: the AUTH limit plus room for CR LF. */
+#define SK_LINE_BUF_MAX (SK_SASL_LINE_MAX + 8)
+
+struct sk_session {
+    const sk_session_config *cfg;
+    const sk_session_ops *ops;
+    void *ctx;
+    sk_peer peer; /* strings copied below */
+    char *peer_addr;
+    char *peer_rdns;
+    sk_session_info info; /* the view handed to ops; kept in sync */
+
+    /* session state */
+    char *helo;
+    int esmtp;
+    int tls;
+    char *tls_version;
+    char *tls_cipher;
+    char *auth_user;
+    unsigned wants;
+    sk_input_mode mode;
+    unsigned errors;
+    unsigned long commands;
+    const char *verb; /* the command being handled, for logs */
+
+    /* output */
+    sk_buf out;
+
+    /* command line assembly */
+    sk_buf line;
+    int line_overflow;
+    size_t feed_left; /* bytes of the current feed after the current line */
+
+    /* transaction */
+    sk_transaction tx;
+    int in_tx;              /* tx: MAIL accepted */
+    unsigned refused_rcpts; /* tx: RCPTs refused (554 "no valid recipients") */
+    int store_open;         /* tx: store_begin succeeded, not yet committed/aborted */
+    int tx_bdat;            /* tx: BDAT used (DATA not allowed any more) */
+    sk_data_error data_error;
+    unsigned long long data_size; /* message octets received (after unstuffing) */
+    sk_data_framer framer;
+
+    /* BDAT chunk in progress */
+    unsigned long long bdat_left;
+    unsigned long long bdat_size;
+    int bdat_last;
+    sk_pending_reply bdat_reply;
+
+    /* AUTH exchange */
+    sk_sasl sasl;
+};
+
+/* Replies. The enhanced code is sent only after EHLO (RFC 2034). */
+void sk_sess_reply(sk_session *s, int code, const char *enhanced, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* A reply to a client error: as sk_sess_reply, then counts towards
+ * max_errors (421 4.7.0 and close when reached) and is logged. */
+void sk_sess_reject(sk_session *s, int code, const char *enhanced, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+void sk_sess_log(sk_session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Copy a client-supplied string into dst for a log line: bytes that could
+ * break a key=value line (controls, space, '"', '\') become '?'. */
+const char *sk_sess_clean(const char *src, char *dst, size_t n);
+
+/* Abort any open message, free the transaction, back to no transaction. */
+void sk_sess_tx_reset(sk_session *s);
+/* Queue 421 with enhanced code and text, abort what is open, close. */
+void sk_sess_close_421(sk_session *s, const char *enhanced, const char *text);
+void sk_sess_sync_info(sk_session *s);
+
+/* Message data: open the store and write the trace headers (DATA and the
+ * first BDAT). Returns SK_STORE_OK or the failure. */
+sk_store_result sk_sess_data_open(sk_session *s);
+/* The end of a message (DATA end marker or BDAT LAST): commit or refuse. */
+void sk_sess_data_finish(sk_session *s, const char *phase);
+/* Start/finish an AUTH exchange line. */
+void sk_sess_auth_line(sk_session *s, const char *line, size_t len);
+void sk_sess_auth_result(sk_session *s, sk_sasl_status st, const char *challenge);
+/* The framer's sink: size limit, bare CR/LF policy, store_append. */
+void sk_sess_data_sink(void *arg, const char *p, size_t n);
+/* BDAT: end of one chunk. */
+void sk_sess_bdat_chunk_end(sk_session *s);
+
+#endif
