@@ -272,8 +272,6 @@ void sk_mime_boundary(char *out, size_t outlen);
 /* Content type for a file name by its extension; "application/octet-stream"
  * when unknown. */
 const char *sk_mime_type_for(const char *filename);
-/* 1 if the n bytes are valid UTF-8 (RFC 3629; no overlongs, no surrogates). */
-int sk_utf8_valid(const char *p, size_t n);
 
 /* ---- message building (RFC 5322, RFC 2045-2049) ------------------------- */
 
@@ -314,8 +312,6 @@ int sk_message_build(const sk_message_spec *m, sk_buf *out, sk_message_info *inf
 /* The addr-spec of "Name <addr>" / "<addr>" / "addr" into out. -1 if there
  * is none, it is too long, or it holds spaces, controls or a second '<'. */
 int sk_address_extract(const char *s, char *out, size_t outlen);
-/* RFC 5322 3.3 date-time for t in local time: "Mon, 02 Jan 2006 15:04:05 +0100". */
-void sk_rfc5322_date(long long t, char *out, size_t outlen);
 
 /* ---- for the command-line tools ----------------------------------------- */
 

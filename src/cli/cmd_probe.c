@@ -102,7 +102,8 @@ static void print_explanation(const sk_reply *r, const char *cmd, const char *in
     sk_reply_explain(r, cmd, &ex);
     printf("%s%d: %s\n", indent, r->code, ex.meaning ? ex.meaning : "not a registered reply code");
     if (ex.class_text)
-        printf("%s  class:  %dxx, %s\n", indent, r->code / 100, ex.class_text);
+        printf("%s  class:  %dxx %s: %s\n", indent, r->code / 100,
+               ex.class_name ? ex.class_name : "", ex.class_text);
     else
         printf("%s  class:  %dxx is outside RFC 5321's reply-code grammar\n", indent,
                r->code / 100);
@@ -124,8 +125,10 @@ static void print_brief_explanation(const sk_reply *r, const char *cmd)
 {
     sk_reply_explanation ex;
     sk_reply_explain(r, cmd, &ex);
-    printf("%16s=> %d %s [%s]\n", "", r->code,
-           ex.meaning ? ex.meaning : "(not a registered reply code)", ex.advice ? ex.advice : "?");
+    printf("%16s=> %d %s [%s; %s]\n", "", r->code,
+           ex.meaning ? ex.meaning : "(not a registered reply code)",
+           ex.class_name ? ex.class_name : "code outside RFC 5321's grammar",
+           ex.advice ? ex.advice : "?");
     if (r->has_enhanced)
         printf("%16s   %d.%d.%d: %s\n", "", r->enhanced.cls, r->enhanced.subject,
                r->enhanced.detail, ex.enhanced_name ? ex.enhanced_name : "not registered");
@@ -385,7 +388,8 @@ static void json_reply(sk_json *j, const reply_rec *rr)
     sk_json_end_array(j);
     sk_json_kv_string(j, "text", one);
     sk_json_kv_string(j, "meaning", ex.meaning);
-    sk_json_kv_string(j, "class", ex.class_text);
+    sk_json_kv_string(j, "class", ex.class_name);
+    sk_json_kv_string(j, "class_meaning", ex.class_text);
     sk_json_kv_string(j, "advice", ex.advice);
     sk_json_kv_string(j, "enhanced_meaning", ex.enhanced_name);
     sk_json_kv_string(j, "status", ex.status);

@@ -30,6 +30,7 @@ void sk_reply_explain(const sk_reply *r, const char *context, sk_reply_explanati
             ex->unexpected = 1;
     }
     ex->class_text = sk_digit_meaning(0, r->code / 100);
+    ex->class_name = sk_digit_name(0, r->code / 100);
     if (!ex->advice) {
         int d = r->code / 100;
         ex->advice = sk_advice_name(d == 2   ? SK_ADVICE_DONE

@@ -12,6 +12,9 @@
  */
 #include "smtpkit/client.h"
 
+#include "core/received.h"   /* sk_rfc5322_date */
+#include "smtpkit/address.h" /* sk_utf8_valid */
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,26 +35,6 @@ static int fail(char *err, size_t errlen, const char *fmt, ...)
     vsnprintf(err, errlen, fmt, ap);
     va_end(ap);
     return -1;
-}
-
-void sk_rfc5322_date(long long t, char *out, size_t outlen)
-{
-    static const char *days[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
-    static const char *months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                   "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-    time_t tt = (time_t)t;
-    struct tm tm;
-    if (!localtime_r(&tt, &tm)) {
-        snprintf(out, outlen, "Thu, 01 Jan 1970 00:00:00 +0000");
-        return;
-    }
-    long off = tm.tm_gmtoff / 60;
-    char sign = off < 0 ? '-' : '+';
-    if (off < 0)
-        off = -off;
-    snprintf(out, outlen, "%s, %02d %s %04d %02d:%02d:%02d %c%02ld%02ld", days[tm.tm_wday % 7],
-             tm.tm_mday, months[tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour, tm.tm_min,
-             tm.tm_sec, sign, off / 60, off % 60);
 }
 
 int sk_address_extract(const char *s, char *out, size_t outlen)
@@ -318,8 +301,8 @@ int sk_message_build(const sk_message_spec *m, sk_buf *out, sk_message_info *inf
     char tmp[512];
     /* Header block (RFC 5322 3.6 recommends this order). */
     if (!user_has(m, "Date")) {
-        sk_rfc5322_date(m->date ? m->date : (long long)time(NULL), tmp, sizeof tmp);
-        if (sk_mime_header(out, "Date", tmp) < 0)
+        if (sk_rfc5322_date(tmp, sizeof tmp, m->date ? (time_t)m->date : time(NULL)) < 0 ||
+            sk_mime_header(out, "Date", tmp) < 0)
             goto oom;
     }
     {

@@ -2,9 +2,11 @@
  * mime.c - MIME encodings for messages the client builds: base64 and
  * quoted-printable bodies (RFC 2045 6.7, 6.8), header folding (RFC 5322
  * 2.2.3), encoded-words for non-ASCII header text (RFC 2047 2, 5, 6.2),
- * multipart boundaries (RFC 2046 5.1.1), UTF-8 validity (RFC 3629).
+ * multipart boundaries (RFC 2046 5.1.1).
  */
 #include "smtpkit/client.h"
+
+#include "smtpkit/address.h" /* sk_utf8_valid */
 
 #include <openssl/evp.h>
 #include <stdio.h>
@@ -66,44 +68,6 @@ int sk_mime_qp(const char *p, size_t n, sk_buf *out)
         col += tl;
     }
     return 0;
-}
-
-int sk_utf8_valid(const char *s, size_t n)
-{
-    const unsigned char *p = (const unsigned char *)s;
-    size_t i = 0;
-    while (i < n) {
-        unsigned char c = p[i];
-        size_t len;
-        unsigned cp;
-        if (c < 0x80) {
-            i++;
-            continue;
-        } else if (c >= 0xC2 && c <= 0xDF) {
-            len = 2;
-            cp = c & 0x1F;
-        } else if (c >= 0xE0 && c <= 0xEF) {
-            len = 3;
-            cp = c & 0x0F;
-        } else if (c >= 0xF0 && c <= 0xF4) {
-            len = 4;
-            cp = c & 0x07;
-        } else {
-            return 0;
-        }
-        if (n - i < len)
-            return 0;
-        for (size_t k = 1; k < len; k++) {
-            if ((p[i + k] & 0xC0) != 0x80)
-                return 0;
-            cp = (cp << 6) | (p[i + k] & 0x3F);
-        }
-        if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)) ||
-            (cp >= 0xD800 && cp <= 0xDFFF))
-            return 0;
-        i += len;
-    }
-    return 1;
 }
 
 static int is_plain_ascii(const char *s, size_t n)

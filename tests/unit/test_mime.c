@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "smtpkit/address.h"
 #include "smtpkit/client.h"
 
 /* ---- helpers: decoders written independently of the encoders ---------- */
