@@ -341,6 +341,7 @@ typedef struct sk_reply_explanation {
     const char *status; /* "standard", "obsolete", "non-standard" */
     const char *status_note;
     const char *class_text;    /* what the first digit says */
+    const char *class_name;    /* its short name: "positive completion" */
     const char *advice;        /* "done", "retry later", ... */
     const char *enhanced_name; /* "Bad destination mailbox address" */
     const char *enhanced_meaning;
