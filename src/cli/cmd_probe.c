@@ -407,9 +407,9 @@ static void json_host(sk_json *j, const probe_opts *o, const host_result *h)
     if (h->preference >= 0)
         sk_json_kv_int(j, "mx_preference", h->preference);
     sk_json_kv_string(j, "tls_mode",
-                      o->tls                             ? "implicit"
-                      : (h->c && sk_client_is_tls(h->c)) ? "starttls"
-                                                         : "none");
+                      o->tls                                  ? "implicit"
+                      : (h->c && sk_client_tls(h->c)->active) ? "starttls"
+                                                              : "none");
     sk_json_kv_bool(j, "connected", h->connected);
     sk_json_key(j, "connect_ms");
     if (h->connected)
