@@ -192,8 +192,18 @@ int sk_client_transaction(sk_client *c, sk_txn *t)
     if (rc < 0)
         return -1;
 
-    if (t->no_data || !is2xx(t->mail_code) || (t->use_bdat && t->accepted == 0)) {
-        /* Nothing more to send: leave the server in a clean state. */
+    if (t->data_code == 354 && (!is2xx(t->mail_code) || t->accepted == 0)) {
+        /* RFC 2920 3.1: a pipelined DATA was accepted though MAIL or every
+         * RCPT failed; end the data at once, empty, so nothing is delivered. */
+        sk_transcript_addf(&c->tr, SK_DIR_INFO, "nothing to deliver: ending DATA empty");
+        sk_reply r;
+        if (sk_client_send_raw(c, ".\r\n", 3, 1) < 0 || sk_client_read_reply(c, &r) < 0)
+            return -1;
+        sk_reply_free(&r);
+        return 0;
+    }
+    if (t->no_data || !is2xx(t->mail_code) || t->accepted == 0) {
+        /* Nothing (more) to send: leave the server in a clean state. */
         sk_reply r;
         if (sk_client_command(c, "RSET", &r) < 0)
             return -1;
@@ -202,24 +212,10 @@ int sk_client_transaction(sk_client *c, sk_txn *t)
     }
     if (t->use_bdat)
         return send_bdat(c, t);
-    if (t->data_code != 354) {
-        if (t->accepted == 0 && t->data_code == 0) {
-            sk_reply r; /* non-pipelined, every recipient refused: no DATA sent */
-            if (sk_client_command(c, "RSET", &r) < 0)
-                return -1;
-            sk_reply_free(&r);
-        }
-        return 0;
-    }
-    if (t->accepted == 0) {
-        /* RFC 2920 3.1: DATA was accepted though every RCPT failed; end the
-         * (empty) data at once so nothing is delivered. */
-        sk_transcript_addf(&c->tr, SK_DIR_INFO, "no recipient accepted: ending DATA empty");
-        if (sk_client_send_raw(c, ".\r\n", 3, 1) < 0)
-            return -1;
-    } else if (send_data(c, t) < 0) {
+    if (t->data_code != 354)
+        return 0; /* DATA refused: its reply is the verdict */
+    if (send_data(c, t) < 0)
         return -1;
-    }
     sk_reply r;
     if (sk_client_read_reply(c, &r) < 0)
         return -1;

@@ -124,10 +124,10 @@ class Aio:
     """An aiosmtpd server on a free loopback port (context manager)."""
 
     def __init__(self, handler=None, tls_context=None, implicit_tls=None, auth=None,
-                 require_starttls=False):
+                 require_starttls=False, **extra):
         self.handler = handler or RecordingHandler()
         self.port = free_port()
-        kw = {}
+        kw = dict(extra)
         if tls_context is not None:
             kw["tls_context"] = tls_context
             kw["require_starttls"] = require_starttls
@@ -246,7 +246,7 @@ class ScriptedSMTP(_ThreadServer):
 
     def __init__(self, greeting=b"220 scripted.test ESMTP ready\r\n", ehlo=None, rcpt=None,
                  mail_reply="250 2.1.0 Sender OK", data_reply="250 2.0.0 Accepted",
-                 mail_delay=0.0, ehlo_reply=None):
+                 mail_delay=0.0, ehlo_reply=None, lax_data=False):
         super().__init__()
         self.greeting = greeting
         self.ehlo = ehlo if ehlo is not None else ["PIPELINING", "SIZE 1048576", "8BITMIME",
@@ -260,6 +260,7 @@ class ScriptedSMTP(_ThreadServer):
         self.messages = []
         self.bdat_chunks = []
         self.after_mail = b""
+        self.lax_data = lax_data  # answer 354 to DATA even without recipients
 
     def serve(self, conn):
         buf = bytearray()
@@ -302,6 +303,8 @@ class ScriptedSMTP(_ThreadServer):
             except EOFError:
                 return
         data_chunks = []
+        mail_ok = False
+        rcpts = 0
         while True:
             try:
                 cmd = line()
@@ -336,12 +339,22 @@ class ScriptedSMTP(_ThreadServer):
                     conn.settimeout(15)
                     self.after_mail = bytes(buf)
                 send(self.mail_reply)
+                mail_ok = self.mail_reply.startswith("2")
+                rcpts = 0
             elif verb == "RCPT":
                 addr = text_.split(":", 1)[1].strip()
                 if addr.startswith("<"):
                     addr = addr[1 : addr.index(">")]
-                send(self.rcpt(addr))
+                if not mail_ok:
+                    send("503 5.5.1 MAIL first")
+                    continue
+                reply = self.rcpt(addr)
+                rcpts += reply.startswith("2")
+                send(reply)
             elif verb == "DATA":
+                if not (mail_ok and rcpts) and not self.lax_data:
+                    send("554 5.5.1 No valid recipients" if mail_ok else "503 5.5.1 MAIL first")
+                    continue
                 send("354 Go ahead")
                 body = bytearray()
                 while True:
@@ -351,6 +364,7 @@ class ScriptedSMTP(_ThreadServer):
                     body.extend(l + b"\r\n")
                 self.messages.append(bytes(body))
                 send(self.data_reply)
+                mail_ok = False
             elif verb == "BDAT":
                 parts = text_.split()
                 n = int(parts[1])
@@ -364,6 +378,7 @@ class ScriptedSMTP(_ThreadServer):
                 else:
                     send(f"250 2.0.0 {n} octets received")
             elif verb == "RSET":
+                mail_ok = False
                 send("250 2.0.0 Reset")
             elif verb == "QUIT":
                 send("221 2.0.0 Bye")
