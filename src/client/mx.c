@@ -97,14 +97,16 @@ static void wait_done(sk_resolver *r, const int *done)
     double deadline = now_s() + (double)r->timeout_ms * (TRIES + 1) / 1000.0 + 1.0;
     while (!*done) {
         ares_socket_t socks[ARES_GETSOCK_MAXNUM];
-        int bits = ares_getsock(r->ch, socks, ARES_GETSOCK_MAXNUM);
+        /* ares_getsock's bit mask, read with unsigned shifts (the library's
+         * own macros shift a signed 1 into the sign bit). */
+        unsigned bits = (unsigned)ares_getsock(r->ch, socks, ARES_GETSOCK_MAXNUM);
         struct pollfd pfd[ARES_GETSOCK_MAXNUM];
         nfds_t n = 0;
         for (int i = 0; i < ARES_GETSOCK_MAXNUM; i++) {
             short ev = 0;
-            if (ARES_GETSOCK_READABLE(bits, i))
+            if (bits & (1u << i))
                 ev |= POLLIN;
-            if (ARES_GETSOCK_WRITABLE(bits, i))
+            if (bits & (1u << (i + ARES_GETSOCK_MAXNUM)))
                 ev |= POLLOUT;
             if (!ev)
                 continue;
