@@ -85,16 +85,13 @@ fuzz: $(FUZZ_BIN)
 fuzz-smoke: $(FUZZ_BIN)
 	@set -e; for f in $(FUZZ_BIN); do n=$$(basename $$f); mkdir -p build/fuzz/corpus-$$n; \
 	  echo "== $$n ($(FUZZ_SECONDS)s)"; \
-	  $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=0 build/fuzz/corpus-$$n $$( [ -d fuzz/corpus/$$n ] && echo fuzz/corpus/$$n ) 2>&1 | tail -n 2; done
+	  if $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=0 build/fuzz/corpus-$$n \
+	       $$( [ -d fuzz/corpus/$$n ] && echo fuzz/corpus/$$n ) > build/fuzz/$$n.log 2>&1; then \
+	    tail -n 1 build/fuzz/$$n.log; \
+	  else tail -n 40 build/fuzz/$$n.log; echo "fuzz target $$n failed"; exit 1; fi; done
 
 check: deps-test
-	$(MAKE) all
-	$(MAKE) CC=clang BUILD=build/clang all
-	$(MAKE) unit
-	$(MAKE) e2e
-	$(MAKE) SAN=1 unit
-	$(MAKE) SAN=1 e2e
-	$(MAKE) fuzz-smoke
+	scripts/check.sh
 
 lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability --inline-suppr -Iinclude -Isrc -D__GNUC__ src

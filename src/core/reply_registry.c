@@ -111,12 +111,12 @@ static const sk_code_entry table[] = {
      STD, NULL, "RFC 5321 4.2.2, 4.3.2", "DATA", CONT},
 
     {355, NULL, NULL, "<octet-offset> is the transaction offset",
-     "Checkpoint/restart: the server already holds part of this transaction and names the "
-     "offset from which the client resumes.",
+     "Checkpoint/restart: in place of 354, the server says it already holds this "
+     "transaction's message up to the given offset; the client sends the data from there.",
      OBS,
      "From the experimental checkpoint/restart extension (RFC 1845), which saw no wide "
      "use.",
-     "RFC 1845", "MAIL", CONT},
+     "RFC 1845", "DATA", CONT},
 
     {421, NULL, "4.3.2", "Service not available, closing transmission channel",
      "The server cannot serve now (shutting down, overloaded, too many connections, timeout) "

@@ -1,6 +1,6 @@
 /*
  * commit_queue.c - runs store commits on worker threads, off the event
- * loop, with group commit (the durability RFC 5321 4.1.1.4 asks for before
+ * loop, with group commit (the durability RFC 5321 6.1 asks for before
  * the 250 reply to the end of data, without one directory fsync per message).
  *
  * A worker takes every pending commit at once, fsyncs and links each
@@ -102,6 +102,10 @@ static size_t collect_dirs(struct commit_job *batch, struct batch_dir **out)
 static unsigned long long run_batch(struct commit_job *batch)
 {
     unsigned long long fsyncs = 0;
+    if (batch->next) {
+        for (struct commit_job *j = batch; j; j = j->next)
+            sk_store_commit_start(j->m);
+    }
     for (struct commit_job *j = batch; j; j = j->next)
         j->res = sk_store_commit_link(j->m, (const char *const *)j->dests, j->ndests);
 

@@ -1,6 +1,6 @@
 /*
  * maildir.c - the Maildir message store (the Maildir convention as described
- * at cr.yp.to/proto/maildir.html; the durability RFC 5321 4.1.1.4 asks of a
+ * at cr.yp.to/proto/maildir.html; the durability RFC 5321 6.1 asks of a
  * server before its 250 reply to the end of data).
  *
  * A message is written with plain write(2) into a file in the store's
@@ -28,12 +28,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#define WRITE_BEHIND (64 * 1024)      /* bytes gathered before one write(2) */
-#define NAME_CAP 512                  /* a unique file name, with ,S=<size> */
-#define HOST_CAP (3 * HOST_NAME_MAX + 1) /* hostname with / and : escaped */
-#define NAME_TRIES 8                  /* fresh names tried on EEXIST */
-#define TMP_MAX_AGE (36 * 3600)       /* Maildir: tmp/ files this old are abandoned */
-#define PRE_MAX_AGE 3600              /* a ".name" in tmp_root this old is abandoned */
+#define WRITE_BEHIND (64 * 1024)         /* bytes gathered before one write(2) */
+#define NAME_CAP 512                     /* a unique file name, with ,S=<size> */
+#define HOST_CAP (4 * HOST_NAME_MAX + 1) /* hostname, escaped */
+#define NAME_TRIES 8                     /* fresh names tried on EEXIST */
+#define TMP_MAX_AGE (36 * 3600)          /* Maildir: tmp/ files this old are abandoned */
+#define PRE_MAX_AGE 3600                 /* a ".name" in tmp_root this old is abandoned */
 
 struct sk_store {
     int tmp_fd; /* tmp_root, opened once */
@@ -196,16 +196,18 @@ static int write_all(int fd, const char *p, size_t n)
     return 0;
 }
 
-/* The Maildir spec: '/' becomes \057 and ':' becomes \072 in the host part. */
+/* The Maildir spec: '/' becomes \057 and ':' becomes \072 in the host part.
+ * ',' (which starts the ,S= field) and anything unprintable are escaped the
+ * same way, so the name stays one plain token. */
 static void escape_host(char *out, size_t cap, const char *host)
 {
     size_t o = 0;
-    for (const char *s = host; *s && o + 5 <= cap; s++) {
-        if (*s == '/' || *s == ':') {
-            memcpy(out + o, *s == '/' ? "\\057" : "\\072", 4);
+    for (const unsigned char *s = (const unsigned char *)host; *s && o + 5 <= cap; s++) {
+        if (*s == '/' || *s == ':' || *s == ',' || *s == '\\' || *s <= 0x20 || *s >= 0x7f) {
+            snprintf(out + o, cap - o, "\\%03o", (unsigned)*s);
             o += 4;
         } else {
-            out[o++] = *s;
+            out[o++] = (char)*s;
         }
     }
     out[o] = '\0';
@@ -582,6 +584,14 @@ static void unlink_all(sk_store_msg *m)
         free(m->links[i].path);
     }
     m->nlinks = 0;
+}
+
+void sk_store_commit_start(sk_store_msg *m)
+{
+    if (!m || flush_wb(m) != SK_STORE_OK)
+        return;
+    /* Only a hint: fsync in sk_store_commit_link reports any error. */
+    (void)sync_file_range(m->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
 }
 
 sk_store_result sk_store_commit_link(sk_store_msg *m, const char *const *dests, size_t ndests)

@@ -12,6 +12,13 @@
 
 #include "smtpkit/store.h"
 
+/* Optional phase 0 for a batch: write out the buffered tail and start the
+ * kernel's writeback of the file without waiting. Doing this for every
+ * message of a batch before the first fsync lets the filesystem allocate all
+ * their blocks in one journal transaction, so the fsyncs that follow mostly
+ * find their work done. Errors are remembered in m like append's. */
+void sk_store_commit_start(sk_store_msg *m);
+
 /* Phase 1: flush and fsync the message file, create missing Maildir
  * directories, link the file into every dests[i]/new/. On failure every link
  * made is removed again and the error is remembered in m. m stays valid:

@@ -54,9 +54,9 @@ static int teardown(void **state)
 
 /* What the callbacks record; touched only on the draining thread. */
 struct tally {
-    pthread_t loop;   /* the thread that must run every callback */
+    pthread_t loop; /* the thread that must run every callback */
     int calls, ok, nospace, ioerr, wrong_thread;
-    int *seen;        /* per message number: callbacks received */
+    int *seen; /* per message number: callbacks received */
     int nseen;
 };
 

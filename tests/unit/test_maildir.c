@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include <pthread.h>
+#include <sched.h>
 #include <sys/file.h>
 #include <sys/statvfs.h>
 #include <sys/wait.h>
@@ -21,10 +22,10 @@
 #include "store_test_util.h"
 
 struct fx {
-    char *dir;               /* temp dir for this test */
-    char root[PATH_MAX];     /* the store's tmp_root */
+    char *dir;           /* temp dir for this test */
+    char root[PATH_MAX]; /* the store's tmp_root */
     sk_store *st;
-    char mnt[PATH_MAX];      /* a tmpfs mounted by the test, or "" */
+    char mnt[PATH_MAX]; /* a tmpfs mounted by the test, or "" */
 };
 
 static int setup(void **state)
@@ -68,8 +69,7 @@ static char *make_data(size_t n, unsigned seed)
 
 /* begin + append in chunks cycling through `chunks` + commit. */
 static sk_store_result deliver(sk_store *st, const char *data, size_t len, const size_t *chunks,
-                               size_t nchunks, const char *const *dests, size_t ndests,
-                               char id[32])
+                               size_t nchunks, const char *const *dests, size_t ndests, char id[32])
 {
     sk_store_result r;
     char idbuf[32];
@@ -401,6 +401,38 @@ static void test_unique_across_threads_and_processes(void **state)
     assert_int_equal(tu_count(f->root, NULL), 0);
 }
 
+static void test_hostname_escaped_in_name(void **state)
+{
+    struct fx *f = *state;
+    char dest[PATH_MAX], file[PATH_MAX];
+    tu_path(dest, "%s/m", f->dir);
+    static const char host[] = "mx/1:a,b";
+    pid_t kid = fork();
+    assert_true(kid >= 0);
+    if (kid == 0) {
+        /* A private UTS namespace: the machine's own name is not touched. */
+        if (unshare(CLONE_NEWUTS) < 0 || sethostname(host, strlen(host)) < 0)
+            _exit(77);
+        char err[256];
+        sk_store *st = sk_store_maildir_open(f->root, err, sizeof err);
+        const char *dests[] = {dest};
+        _exit(st && deliver_str(st, "x\r\n", dests, 1) == SK_STORE_OK ? 0 : 1);
+    }
+    int status;
+    assert_int_equal(waitpid(kid, &status, 0), kid);
+    assert_true(WIFEXITED(status));
+    if (WEXITSTATUS(status) == 77) {
+        print_message("SKIP: cannot set a hostname in a new UTS namespace: %s\n",
+                      "unshare/sethostname refused (needs root)");
+        skip();
+        return;
+    }
+    assert_int_equal(WEXITSTATUS(status), 0);
+    only_file(dest, file);
+    const char *base = strrchr(file, '/') + 1;
+    assert_non_null(strstr(base, ".mx\\0571\\072a\\054b,S=3"));
+}
+
 static void test_ioerror_file_where_new_should_be(void **state)
 {
     struct fx *f = *state;
@@ -687,8 +719,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_abort_leaves_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stale_tmp_cleaned_at_open, setup, teardown),
         cmocka_unit_test_setup_teardown(test_many_messages_unique_names, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_unique_across_threads_and_processes, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_unique_across_threads_and_processes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hostname_escaped_in_name, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ioerror_file_where_new_should_be, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ioerror_parent_is_a_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ioerror_tmp_root_gone, setup, teardown),
