@@ -788,7 +788,7 @@ int sk_cmd_probe(int argc, char **argv)
         }
         if (!o.json) {
             if (!o.advanced && h->greeted) {
-                printf("Connected to %s in %.1f ms; greeting after %.1f ms:\n\n",
+                printf("Connected to %s in %.2f ms; greeting after %.2f ms:\n\n",
                        sk_client_peer(h->c), sk_client_connect_ms(h->c),
                        sk_client_greeting_ms(h->c));
                 for (size_t k = 0; k < h->rep[0].r.nlines; k++) {

@@ -41,6 +41,7 @@ def run_smtpkit(*args, timeout=60, env=None, input_bytes=None):
         capture_output=True,
         timeout=timeout,
         env=e,
+        start_new_session=True,  # no controlling terminal: a password prompt can't block
     )
 
 

@@ -263,3 +263,36 @@ def test_usage_errors():
     cp = run_smtpkit("probe", "--help")
     out, _ = text(cp)
     assert cp.returncode == 0 and "Exit status" in out and "--advanced" in out
+
+
+def test_starttls_refused_is_tls_failure():
+    with ScriptedSMTP(ehlo=["PIPELINING", "STARTTLS"]) as srv:
+        cp = run_smtpkit("probe", "-a", f"127.0.0.1:{srv.port}")
+    out, err = text(cp)
+    assert cp.returncode == 4, out + err
+    assert "refused STARTTLS: 502" in err
+
+
+def test_ipv6_server():
+    import socket as s
+
+    if not s.has_ipv6:
+        pytest.skip("no IPv6")
+    try:
+        t = s.socket(s.AF_INET6, s.SOCK_STREAM)
+        t.bind(("::1", 0))
+        t.close()
+    except OSError:
+        pytest.skip("no ::1 on this host")
+    from aiosmtpd.controller import Controller
+
+    port = free_port()
+    ctl = Controller(RecordingHandler(), hostname="::1", port=port, ready_timeout=10)
+    ctl.start()
+    try:
+        rc, doc, err = probe_json(f"[::1]:{port}")
+    finally:
+        ctl.stop()
+    assert rc == 0, err
+    assert doc["probes"][0]["address"] == "::1"
+    assert any(f"[::1]:{port}" in t["line"] for t in doc["probes"][0]["transcript"])

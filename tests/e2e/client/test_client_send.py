@@ -13,7 +13,7 @@ import pytest
 from fakeservers import (
     Aio,
     PasswordCheck,
-    RecordingHandler,
+    SMTPKIT,
     ScriptedSMTP,
     free_port,
     make_cert,
@@ -372,3 +372,47 @@ def test_header_injection_refused():
                          "--body", "x")
         assert cp.returncode == 2, text(cp)
         assert srv.handler.messages == []
+
+
+def test_password_prompt_on_terminal_without_echo(cert):
+    """With no SMTPKIT_PASSWORD the password is asked on /dev/tty, not echoed."""
+    import pty
+    import select
+
+    crt, key = cert
+    check = PasswordCheck("tty", "typed-secret")
+    with Aio(tls_context=server_tls_context(crt, key), auth=check) as srv:
+        env = {k: v for k, v in os.environ.items() if k != "SMTPKIT_PASSWORD"}
+        pid, fd = pty.fork()
+        if pid == 0:  # child: the pty is its controlling terminal
+            os.execve(SMTPKIT, [SMTPKIT, "send", "--server",
+                                      f"127.0.0.1:{srv.port}", "--starttls", "--insecure",
+                                      "--auth", "tty", "--from", "t@example.org", "--to",
+                                      "u@example.net", "--body", "x"], env)
+        seen = b""
+        deadline = time.monotonic() + 20
+        typed = False
+        status = None
+        while time.monotonic() < deadline:
+            r, _, _ = select.select([fd], [], [], 0.2)
+            if r:
+                try:
+                    chunk = os.read(fd, 4096)
+                except OSError:
+                    chunk = b""
+                seen += chunk
+                if not typed and b"Password for tty:" in seen:
+                    os.write(fd, b"typed-secret\n")
+                    typed = True
+            done, st = os.waitpid(pid, os.WNOHANG)
+            if done:
+                status = os.waitstatus_to_exitcode(st)
+                break
+        else:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+        os.close(fd)
+        assert typed, seen
+        assert status == 0, seen
+        assert b"typed-secret" not in seen  # no echo
+        assert len(srv.handler.messages) == 1
