@@ -694,8 +694,9 @@ int sk_cmd_probe(int argc, char **argv)
     }
     if (mx_mode) {
         sk_dns_status st = sk_mx_resolve(res, host, 0, &mx);
-        if (st == SK_DNS_NXDOMAIN && !o.force_mx && !o.dns_server) {
-            /* Not in DNS, but maybe a name the system knows (/etc/hosts). */
+        if (st != SK_DNS_OK && st != SK_DNS_NULLMX && !o.force_mx && !o.dns_server) {
+            /* No MX answer, but maybe a name the system knows (/etc/hosts,
+             * "localhost"): probe it as a host rather than give up. */
             sk_addr a[SK_ADDRS_MAX];
             size_t n = 0;
             if (sk_system_resolve(host, port, a, SK_ADDRS_MAX, &n) == SK_DNS_OK && n) {

@@ -7,7 +7,9 @@ import time
 
 import pytest
 
+
 from fakeservers import (
+    _ThreadServer,
     Aio,
     ClosingServer,
     GarbageServer,
@@ -207,6 +209,11 @@ def test_garbage_is_protocol_error(payload):
     assert cp.returncode == 6, out + err
     assert "does not speak SMTP" in err
     assert elapsed < 4  # refused as soon as it arrives, no waiting for a timeout
+    # The JSON stays valid whatever bytes the peer sent.
+    with GarbageServer(payload) as srv:
+        rc, doc, _ = probe_json("--timeout", "5", f"127.0.0.1:{srv.port}")
+    assert rc == 6 and doc["exit"] == 6
+    assert "does not speak SMTP" in doc["probes"][0]["error"]
 
 
 def test_refusing_greeting_554():
@@ -296,3 +303,54 @@ def test_ipv6_server():
     assert rc == 0, err
     assert doc["probes"][0]["address"] == "::1"
     assert any(f"[::1]:{port}" in t["line"] for t in doc["probes"][0]["transcript"])
+
+
+class InjectingStartTLS(_ThreadServer):
+    """Answers STARTTLS with 220 plus an extra reply in the same packet
+    (the CVE-2011-0411 pattern seen from the client side), then does TLS."""
+
+    def __init__(self, ctx):
+        super().__init__()
+        self.ctx = ctx
+        self.after_tls = []
+
+    def serve(self, conn):
+        f = conn.makefile("rb")
+        conn.sendall(b"220 inject.test ESMTP\r\n")
+        while True:
+            line = f.readline()
+            if not line:
+                return
+            verb = line.split()[0].upper()
+            if verb == b"EHLO":
+                conn.sendall(b"250-inject.test\r\n250 STARTTLS\r\n")
+            elif verb == b"STARTTLS":
+                conn.sendall(b"220 Go ahead\r\n250-injected-before-tls\r\n250 AUTH PLAIN\r\n")
+                break
+        tls = self.ctx.wrap_socket(conn, server_side=True)
+        tf = tls.makefile("rb")
+        while True:
+            line = tf.readline()
+            if not line:
+                return
+            self.after_tls.append(line)
+            verb = line.split()[0].upper()
+            if verb == b"EHLO":
+                tls.sendall(b"250-inject.test\r\n250 8BITMIME\r\n")
+            elif verb == b"QUIT":
+                tls.sendall(b"221 Bye\r\n")
+                return
+
+
+def test_bytes_after_starttls_220_are_discarded(cert):
+    crt, key = cert
+    with InjectingStartTLS(server_tls_context(crt, key)) as srv:
+        rc, doc, err = probe_json("-a", "--insecure", f"127.0.0.1:{srv.port}")
+    assert rc == 0, err
+    p = doc["probes"][0]
+    lines = [t["line"] for t in p["transcript"]]
+    assert any("discarding" in l and "in the clear after 220" in l for l in lines)
+    # The injected "AUTH PLAIN" never became a capability: only what the
+    # server said under TLS counts.
+    assert [c["keyword"] for c in p["capabilities"]] == ["8BITMIME"]
+    assert not any(l.startswith("250-injected") for l in lines)
