@@ -18,7 +18,7 @@ int sk_client_greeting(sk_client *c, sk_reply *r)
                                 "%s accepted the connection but sent no greeting within %d s "
                                 "(timeout)",
                                 c->peer, (c->o.timeout_ms + 999) / 1000);
-        } else if (c->err == SK_CLIENT_ERR_CLOSED) {
+        } else if (c->err == SK_CLIENT_ERR_CLOSED && c->rbuf.len == 0) {
             c->err = SK_CLIENT_OK;
             sk_client_set_error(c, SK_CLIENT_ERR_CLOSED,
                                 "%s closed the connection before sending a greeting", c->peer);
