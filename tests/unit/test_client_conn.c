@@ -84,7 +84,7 @@ static void peer(int ls, const step *script, size_t n)
             p = bar + 1;
         }
     }
-    pause_ms(100);
+    pause_ms(1000); /* well past any timeout a test waits for */
     close(c);
     _exit(0);
 }
@@ -252,8 +252,8 @@ static void test_failures(void **state)
 {
     (void)state;
     /* A line that never ends: the timeout, not a hang (the peer closes
-     * 100 ms after its last write, so the timeout must be shorter). */
-    expect_failure("220 never ends", 50, SK_CLIENT_ERR_TIMEOUT, "no greeting within");
+     * 1 s after its last write, so the timeout must be shorter). */
+    expect_failure("220 never ends", 200, SK_CLIENT_ERR_TIMEOUT, "no greeting within");
     expect_failure("HTTP/1.0 200 OK\r\n", 2000, SK_CLIENT_ERR_PROTOCOL, "does not speak SMTP");
     expect_failure("220-first\r\n221 second\r\n", 2000, SK_CLIENT_ERR_PROTOCOL,
                    "does not speak SMTP");
