@@ -45,7 +45,7 @@ static int listen_any(int *port)
 
 static void pause_ms(int ms)
 {
-    struct timespec ts = {0, ms * 1000000L};
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
     nanosleep(&ts, NULL);
 }
 
