@@ -1,14 +1,98 @@
 /*
- * cmd_serve.c - `smtpkit serve` (placeholder until implemented).
+ * cmd_serve.c - `smtpkit serve [-c FILE] [--check]`: run the ESMTP server
+ * (see smtpkit-serve(1) and smtpkit.conf(5)), or only validate its
+ * configuration.
  */
 #include <stdio.h>
+#include <string.h>
 
 #include "cli/commands.h"
+#include "server/runas.h"
+#include "smtpkit/config.h"
+#include "smtpkit/policy.h"
+#include "smtpkit/server.h"
+
+#define DEFAULT_CONFIG "/etc/smtpkit/smtpkit.conf"
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: smtpkit serve [-c FILE] [--check]\n"
+               "\n"
+               "Runs the ESMTP server: receives mail for the local domains of FILE into\n"
+               "Maildir, refuses relaying except from trusted networks.\n"
+               "\n"
+               "  -c, --config FILE  configuration file (default " DEFAULT_CONFIG ")\n"
+               "      --check        validate the configuration and exit (0 if valid)\n"
+               "  -h, --help         this text\n"
+               "\n"
+               "Signals: TERM/INT stop gracefully (421 to idle sessions, messages in\n"
+               "progress finish); HUP reloads domains, mailboxes and aliases.\n"
+               "See smtpkit-serve(1) and smtpkit.conf(5).\n");
+}
+
+static int check(const char *path)
+{
+    char err[1024];
+    sk_config *cfg = sk_config_load(path, err, sizeof err);
+    sk_policy *p = cfg ? sk_policy_new(cfg, err, sizeof err) : NULL;
+    sk_runas r;
+    if (p && sk_runas_resolve(cfg->user, &r, err, sizeof err) != 0) {
+        sk_policy_free(p);
+        p = NULL;
+    }
+    if (!p) {
+        fprintf(stderr, "smtpkit serve: %s\n", err);
+        sk_config_free(cfg);
+        return 1;
+    }
+    printf("%s: OK: %zu listener(s), %zu domain(s), %zu mailbox(es), %zu alias(es), mail in %s\n",
+           path, cfg->nlisteners, sk_policy_ndomains(p), sk_policy_nmailboxes(p),
+           sk_policy_naliases(p), cfg->mail_root);
+    sk_policy_free(p);
+    sk_config_free(cfg);
+    return 0;
+}
 
 int sk_cmd_serve(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "smtpkit serve: not implemented yet\n");
-    return 2;
+    const char *path = DEFAULT_CONFIG;
+    int check_only = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            usage(stdout);
+            return 0;
+        } else if (!strcmp(a, "--check")) {
+            check_only = 1;
+        } else if (!strcmp(a, "-c") || !strcmp(a, "--config")) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "smtpkit serve: %s needs a file name\n", a);
+                return 2;
+            }
+            path = argv[++i];
+        } else if (!strncmp(a, "--config=", 9)) {
+            path = a + 9;
+        } else {
+            fprintf(stderr, "smtpkit serve: unknown option '%s'\n", a);
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (check_only)
+        return check(path);
+
+    char err[1024];
+    sk_config *cfg = sk_config_load(path, err, sizeof err);
+    if (!cfg) {
+        fprintf(stderr, "smtpkit serve: %s\n", err);
+        return 1;
+    }
+    sk_server *srv = sk_server_new(cfg, err, sizeof err);
+    if (!srv) {
+        fprintf(stderr, "smtpkit serve: %s\n", err);
+        return 1;
+    }
+    int rc = sk_server_run(srv);
+    sk_server_free(srv);
+    return rc;
 }

@@ -214,7 +214,8 @@ static void escape_host(char *out, size_t cap, const char *host)
 }
 
 /* <sec>.M<usec>P<pid>Q<counter>.<host>, and the id: the same numbers in
- * hex (at most 30 chars). -1 if it does not fit. */
+ * hex with P and Q as separators, so it is an RFC 5321 Atom usable in the
+ * Received header's "id" clause (at most 30 chars). -1 if it does not fit. */
 static int make_name(const sk_store *st, char *name, size_t cap, char *id)
 {
     struct timespec ts;
@@ -227,7 +228,7 @@ static int make_name(const sk_store *st, char *name, size_t cap, char *id)
     if (n < 0 || (size_t)n >= cap)
         return -1;
     if (id)
-        snprintf(id, 32, "%08llX%05lX.%lX.%llX", (unsigned long long)sec, usec, pid,
+        snprintf(id, 32, "%08llX%05lXP%lXQ%llX", (unsigned long long)sec, usec, pid,
                  q & 0xFFFFFFFFFULL);
     return 0;
 }

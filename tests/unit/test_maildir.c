@@ -128,6 +128,8 @@ static void test_commit_one_recipient_byte_exact(void **state)
     memset(id, 0, sizeof id);
     assert_int_equal(deliver(f->st, data, len, chunks, 6, dests, 1, id), SK_STORE_OK);
     assert_true(strlen(id) > 0 && strlen(id) < 32);
+    /* The id goes into the Received header's "id" clause: an RFC 5321 Atom. */
+    assert_int_equal(strspn(id, "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"), strlen(id));
 
     only_file(dest, file);
     assert_file_is(file, data, len);

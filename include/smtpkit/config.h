@@ -1,0 +1,110 @@
+/*
+ * config.h - the server configuration: one file in libconfig syntax,
+ * described in smtpkit.conf(5). Loading validates everything (types, ranges,
+ * unknown settings, RFC 5321 minima such as 100 recipients and 512-octet
+ * lines) and reports the first problem as "FILE:LINE: message".
+ *
+ * Relative paths in the file are resolved against the directory that holds
+ * the file, so a configuration works the same from any working directory.
+ */
+#ifndef SMTPKIT_CONFIG_H
+#define SMTPKIT_CONFIG_H
+
+#include <stddef.h>
+
+#include "smtpkit/session.h"
+
+typedef enum sk_log_target {
+    SK_LOG_STDERR, /* one line per event with a UTC timestamp */
+    SK_LOG_SYSLOG, /* syslog(3), facility from the configuration */
+} sk_log_target;
+
+/* One listening socket and the session policy for connections on it. */
+typedef struct sk_listener_config {
+    char *address; /* numeric: "127.0.0.1", "::1", "0.0.0.0", "::" */
+    unsigned port;
+    int line;                  /* where it is defined, for messages */
+    sk_session_config session; /* limits copied from the limits group, the
+                                  policy fields from the listener; hostname
+                                  points at sk_config.server_name */
+} sk_listener_config;
+
+/* address -> Maildir directory (absolute). */
+typedef struct sk_mailbox_config {
+    char *address; /* as written; matching rules live in policy.c */
+    char *maildir;
+    int line;
+} sk_mailbox_config;
+
+/* address -> one or more addresses (local or, with a relay queue, remote). */
+typedef struct sk_alias_config {
+    char *address;
+    char **targets;
+    size_t ntargets;
+    int line;
+} sk_alias_config;
+
+/* Every unknown local part of `domain` goes to `target`. */
+typedef struct sk_catchall_config {
+    char *domain;
+    char *target;
+    int line;
+} sk_catchall_config;
+
+typedef struct sk_config {
+    char *path; /* the file as given */
+    char *dir;  /* absolute directory of the file (base of relative paths) */
+
+    char *server_name; /* our name in 220 / EHLO / Received */
+    char *user;        /* account to run as when started as root, or NULL */
+    char *mail_root;   /* absolute; base of relative maildir paths */
+    char *spool_dir;   /* absolute; message files before they are linked,
+                          on the same filesystem as the mailboxes */
+    char *relay_queue; /* absolute Maildir for mail to other domains, or NULL */
+    sk_log_target log_target;
+    int syslog_facility; /* LOG_MAIL etc. */
+    char *postmaster;    /* address postmaster mail goes to; NULL: first mailbox */
+    int local_part_case_sensitive;
+    int forward_notify; /* aliases to other domains answer 251 instead of 250 */
+    unsigned commit_threads;
+
+    /* limits */
+    size_t max_message_size;
+    unsigned max_recipients;
+    size_t max_line;
+    unsigned max_errors;
+    unsigned max_commands;
+    unsigned max_connections;
+    unsigned max_connections_per_ip;
+    unsigned command_timeout; /* seconds, RFC 5321 4.5.3.2.7: at least 300 advised */
+    unsigned data_timeout;    /* seconds between data blocks (4.5.3.2.6) */
+    unsigned shutdown_grace;  /* seconds a message in progress may take at shutdown */
+    size_t input_buffer;      /* unconsumed input kept per connection */
+    size_t output_buffer;     /* unsent replies kept per connection */
+
+    sk_bare_policy bare_policy;
+    int vrfy_discloses;
+    int expn_enabled;
+
+    sk_listener_config *listeners;
+    size_t nlisteners;
+
+    char **domains;
+    size_t ndomains;
+    sk_mailbox_config *mailboxes;
+    size_t nmailboxes;
+    sk_alias_config *aliases;
+    size_t naliases;
+    sk_catchall_config *catchalls;
+    size_t ncatchalls;
+    char **trusted_networks;
+    size_t ntrusted;
+    int trusted_line; /* line of trusted_networks, for messages */
+} sk_config;
+
+/* Load and validate `path`. NULL on error with "FILE:LINE: message" (or
+ * "FILE: message") in err. */
+sk_config *sk_config_load(const char *path, char *err, size_t errlen);
+void sk_config_free(sk_config *cfg);
+
+#endif

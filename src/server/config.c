@@ -1,0 +1,828 @@
+/*
+ * config.c - loads and validates the server configuration file (libconfig
+ * syntax, see smtpkit.conf(5)). Every problem is reported once, as
+ * "FILE:LINE: message", and nothing half-loaded is ever returned.
+ *
+ * Enforces the RFC 5321 minima on the limits: at least 100 recipients per
+ * transaction (4.5.3.1.8) and command lines of at least 512 octets
+ * (4.5.3.1.4).
+ */
+#include "smtpkit/config.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <libconfig.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "server/pathutil.h"
+
+typedef struct loader {
+    const char *path;
+    char *err;
+    size_t errlen;
+    int failed;
+} loader;
+
+static void fail(loader *L, const config_setting_t *s, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Record the first error only: later ones are usually consequences. */
+static void fail(loader *L, const config_setting_t *s, const char *fmt, ...)
+{
+    if (L->failed)
+        return;
+    L->failed = 1;
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    const char *file = s ? config_setting_source_file(s) : NULL;
+    int line = s ? config_setting_source_line(s) : 0;
+    if (!file)
+        file = L->path;
+    if (line > 0)
+        snprintf(L->err, L->errlen, "%s:%d: %s", file, line, msg);
+    else
+        snprintf(L->err, L->errlen, "%s: %s", file, msg);
+}
+
+static const char *type_name(int t)
+{
+    switch (t) {
+    case CONFIG_TYPE_GROUP:
+        return "a group { ... }";
+    case CONFIG_TYPE_INT:
+    case CONFIG_TYPE_INT64:
+        return "an integer";
+    case CONFIG_TYPE_FLOAT:
+        return "a number with a fraction";
+    case CONFIG_TYPE_STRING:
+        return "a string";
+    case CONFIG_TYPE_BOOL:
+        return "true or false";
+    case CONFIG_TYPE_ARRAY:
+        return "an array [ ... ]";
+    case CONFIG_TYPE_LIST:
+        return "a list ( ... )";
+    default:
+        return "an unknown type";
+    }
+}
+
+/* Reject settings that are not in `allowed` (a typo must not be ignored). */
+static void check_members(loader *L, const config_setting_t *group, const char *const *allowed,
+                          const char *where)
+{
+    int n = config_setting_length(group);
+    for (int i = 0; i < n && !L->failed; i++) {
+        const config_setting_t *m = config_setting_get_elem(group, (unsigned)i);
+        const char *name = config_setting_name(m);
+        int ok = 0;
+        for (size_t k = 0; allowed[k]; k++)
+            if (name && !strcmp(name, allowed[k]))
+                ok = 1;
+        if (!ok)
+            fail(L, m, "unknown setting '%s'%s%s", name ? name : "?", where ? " in " : "",
+                 where ? where : "");
+    }
+}
+
+static const config_setting_t *member(const config_setting_t *g, const char *name)
+{
+    return g ? config_setting_get_member(g, name) : NULL;
+}
+
+/* A string setting; *out untouched when absent. Returns 1 if present. */
+static int get_string(loader *L, const config_setting_t *g, const char *name, char **out)
+{
+    const config_setting_t *s = member(g, name);
+    if (!s || L->failed)
+        return 0;
+    if (config_setting_type(s) != CONFIG_TYPE_STRING) {
+        fail(L, s, "'%s' must be a string, not %s", name, type_name(config_setting_type(s)));
+        return 0;
+    }
+    const char *v = config_setting_get_string(s);
+    if (!v || !*v) {
+        fail(L, s, "'%s' must not be empty", name);
+        return 0;
+    }
+    for (const char *p = v; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f) {
+            fail(L, s, "'%s' contains a control character", name);
+            return 0;
+        }
+    char *dup = strdup(v);
+    if (!dup) {
+        fail(L, s, "out of memory");
+        return 0;
+    }
+    free(*out);
+    *out = dup;
+    return 1;
+}
+
+static void get_uint64(loader *L, const config_setting_t *g, const char *name,
+                       unsigned long long min, unsigned long long max, unsigned long long *out)
+{
+    const config_setting_t *s = member(g, name);
+    if (!s || L->failed)
+        return;
+    int t = config_setting_type(s);
+    if (t != CONFIG_TYPE_INT && t != CONFIG_TYPE_INT64) {
+        fail(L, s, "'%s' must be an integer, not %s", name, type_name(t));
+        return;
+    }
+    long long v = config_setting_get_int64(s);
+    if (v < 0 || (unsigned long long)v < min || (unsigned long long)v > max) {
+        fail(L, s, "'%s' = %lld is out of range (%llu..%llu)", name, v, min, max);
+        return;
+    }
+    *out = (unsigned long long)v;
+}
+
+static void get_unsigned(loader *L, const config_setting_t *g, const char *name, unsigned min,
+                         unsigned max, unsigned *out)
+{
+    unsigned long long v = *out;
+    get_uint64(L, g, name, min, max, &v);
+    *out = (unsigned)v;
+}
+
+static void get_size(loader *L, const config_setting_t *g, const char *name, size_t min, size_t max,
+                     size_t *out)
+{
+    unsigned long long v = *out;
+    get_uint64(L, g, name, min, max, &v);
+    *out = (size_t)v;
+}
+
+static void get_bool(loader *L, const config_setting_t *g, const char *name, int *out)
+{
+    const config_setting_t *s = member(g, name);
+    if (!s || L->failed)
+        return;
+    if (config_setting_type(s) != CONFIG_TYPE_BOOL) {
+        fail(L, s, "'%s' must be true or false, not %s", name, type_name(config_setting_type(s)));
+        return;
+    }
+    *out = config_setting_get_bool(s) ? 1 : 0;
+}
+
+/* A string or an array/list of strings, collected into a NULL-free vector. */
+static void get_string_list(loader *L, const config_setting_t *s, const char *name, char ***out,
+                            size_t *nout)
+{
+    if (!s || L->failed)
+        return;
+    int t = config_setting_type(s);
+    int n = 1;
+    if (t == CONFIG_TYPE_ARRAY || t == CONFIG_TYPE_LIST)
+        n = config_setting_length(s);
+    else if (t != CONFIG_TYPE_STRING) {
+        fail(L, s, "'%s' must be a string or an array of strings, not %s", name, type_name(t));
+        return;
+    }
+    char **v = calloc((size_t)n + 1, sizeof *v);
+    if (!v) {
+        fail(L, s, "out of memory");
+        return;
+    }
+    for (int i = 0; i < n; i++) {
+        const config_setting_t *e =
+            t == CONFIG_TYPE_STRING ? s : config_setting_get_elem(s, (unsigned)i);
+        const char *str =
+            config_setting_type(e) == CONFIG_TYPE_STRING ? config_setting_get_string(e) : NULL;
+        if (!str || !*str) {
+            fail(L, e, "'%s' must hold non-empty strings", name);
+            break;
+        }
+        v[i] = strdup(str);
+        if (!v[i]) {
+            fail(L, e, "out of memory");
+            break;
+        }
+    }
+    if (L->failed) {
+        for (int i = 0; i < n; i++)
+            free(v[i]);
+        free(v);
+        return;
+    }
+    *out = v;
+    *nout = (size_t)n;
+}
+
+static void lower(char *s)
+{
+    for (; *s; s++)
+        *s = (char)tolower((unsigned char)*s);
+}
+
+/* A domain name: LDH labels separated by dots (RFC 5321 4.1.2 Domain), at
+ * most 255 octets, labels at most 63. */
+static int valid_domain(const char *d)
+{
+    size_t len = strlen(d), label = 0;
+    if (len == 0 || len > 255)
+        return 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)d[i];
+        if (ch == '.') {
+            if (label == 0 || d[i - 1] == '-')
+                return 0;
+            label = 0;
+        } else if (isalnum(ch) || ch == '-') {
+            if (label == 0 && ch == '-')
+                return 0;
+            if (++label > 63)
+                return 0;
+        } else {
+            return 0;
+        }
+    }
+    return label > 0 && d[len - 1] != '-';
+}
+
+/* "local@domain" with a non-empty local part without controls or spaces
+ * (quoted local parts with spaces are not supported in the tables) and a
+ * valid domain. The domain is lower-cased in place. */
+static int valid_address(char *a)
+{
+    char *at = strrchr(a, '@');
+    if (!at || at == a || strlen(a) > 254)
+        return 0;
+    for (const char *p = a; p < at; p++) {
+        unsigned char ch = (unsigned char)*p;
+        if (ch <= 0x20 || ch == 0x7f || ch == '<' || ch == '>' || ch == ',')
+            return 0;
+    }
+    if (at - a > 64)
+        return 0;
+    lower(at + 1);
+    return valid_domain(at + 1);
+}
+
+static int parse_facility(const char *name)
+{
+    static const struct {
+        const char *name;
+        int value;
+    } tab[] = {{"mail", LOG_MAIL},     {"daemon", LOG_DAEMON}, {"user", LOG_USER},
+               {"local0", LOG_LOCAL0}, {"local1", LOG_LOCAL1}, {"local2", LOG_LOCAL2},
+               {"local3", LOG_LOCAL3}, {"local4", LOG_LOCAL4}, {"local5", LOG_LOCAL5},
+               {"local6", LOG_LOCAL6}, {"local7", LOG_LOCAL7}};
+    for (size_t i = 0; i < sizeof tab / sizeof tab[0]; i++)
+        if (!strcmp(name, tab[i].name))
+            return tab[i].value;
+    return -1;
+}
+
+/* A path from the file: relative ones are taken against `base`. */
+static void get_path(loader *L, const config_setting_t *g, const char *name, const char *base,
+                     char **out)
+{
+    char *raw = NULL;
+    if (!get_string(L, g, name, &raw))
+        return;
+    char *abs = sk_path_join(base, raw);
+    free(raw);
+    if (!abs) {
+        fail(L, member(g, name), "'%s': path too long or out of memory", name);
+        return;
+    }
+    free(*out);
+    *out = abs;
+}
+
+static void load_limits(loader *L, sk_config *c, const config_setting_t *g)
+{
+    static const char *const allowed[] = {"message_size",
+                                          "recipients",
+                                          "line_length",
+                                          "errors",
+                                          "commands",
+                                          "connections",
+                                          "connections_per_ip",
+                                          "command_timeout",
+                                          "data_timeout",
+                                          "shutdown_grace",
+                                          "input_buffer",
+                                          "output_buffer",
+                                          NULL};
+    if (config_setting_type(g) != CONFIG_TYPE_GROUP) {
+        fail(L, g, "'limits' must be a group { ... }");
+        return;
+    }
+    check_members(L, g, allowed, "limits");
+    get_size(L, g, "message_size", 1024, (size_t)1 << 40, &c->max_message_size);
+    get_unsigned(L, g, "recipients", 100, 100000, &c->max_recipients);
+    get_size(L, g, "line_length", 512, 65536, &c->max_line);
+    get_unsigned(L, g, "errors", 1, 1000, &c->max_errors);
+    get_unsigned(L, g, "commands", 10, 10000000, &c->max_commands);
+    get_unsigned(L, g, "connections", 1, 1000000, &c->max_connections);
+    get_unsigned(L, g, "connections_per_ip", 1, 1000000, &c->max_connections_per_ip);
+    get_unsigned(L, g, "command_timeout", 1, 86400, &c->command_timeout);
+    get_unsigned(L, g, "data_timeout", 1, 86400, &c->data_timeout);
+    get_unsigned(L, g, "shutdown_grace", 0, 3600, &c->shutdown_grace);
+    get_size(L, g, "input_buffer", 4096, (size_t)64 << 20, &c->input_buffer);
+    get_size(L, g, "output_buffer", 4096, (size_t)64 << 20, &c->output_buffer);
+    if (!L->failed && c->input_buffer < c->max_line)
+        fail(L, member(g, "input_buffer"), "input_buffer (%zu) must be at least line_length (%zu)",
+             c->input_buffer, c->max_line);
+}
+
+/* Strip "[...]" around an IPv6 literal and check the address is numeric. */
+static int normalise_listen_address(char **addr)
+{
+    char *a = *addr;
+    size_t n = strlen(a);
+    if (n >= 2 && a[0] == '[' && a[n - 1] == ']') {
+        memmove(a, a + 1, n - 2);
+        a[n - 2] = '\0';
+    }
+    unsigned char buf[16];
+    return inet_pton(AF_INET, a, buf) == 1 || inet_pton(AF_INET6, a, buf) == 1;
+}
+
+static void load_listeners(loader *L, sk_config *c, const config_setting_t *list)
+{
+    static const char *const allowed[] = {"address",
+                                          "port",
+                                          "starttls",
+                                          "implicit_tls",
+                                          "auth",
+                                          "auth_requires_tls",
+                                          "mail_requires_auth",
+                                          NULL};
+    int t = config_setting_type(list);
+    if (t != CONFIG_TYPE_LIST) {
+        fail(L, list, "'listeners' must be a list ( { address = ...; port = ...; }, ... )");
+        return;
+    }
+    int n = config_setting_length(list);
+    if (n == 0) {
+        fail(L, list, "'listeners' is empty: nothing to listen on");
+        return;
+    }
+    c->listeners = calloc((size_t)n, sizeof *c->listeners);
+    if (!c->listeners) {
+        fail(L, list, "out of memory");
+        return;
+    }
+    for (int i = 0; i < n && !L->failed; i++) {
+        const config_setting_t *g = config_setting_get_elem(list, (unsigned)i);
+        sk_listener_config *lc = &c->listeners[c->nlisteners++];
+        lc->line = config_setting_source_line(g);
+        if (config_setting_type(g) != CONFIG_TYPE_GROUP) {
+            fail(L, g, "each listener must be a group { address = ...; port = ...; }");
+            return;
+        }
+        check_members(L, g, allowed, "a listener");
+        if (!get_string(L, g, "address", &lc->address)) {
+            fail(L, g, "listener without 'address'");
+            return;
+        }
+        if (!normalise_listen_address(&lc->address)) {
+            fail(L, member(g, "address"),
+                 "listener address '%s' is not a numeric IPv4 or IPv6 address", lc->address);
+            return;
+        }
+        if (!member(g, "port")) {
+            fail(L, g, "listener without 'port'");
+            return;
+        }
+        get_unsigned(L, g, "port", 1, 65535, &lc->port);
+        sk_session_config *sc = &lc->session;
+        sc->auth_requires_tls = 1;
+        get_bool(L, g, "starttls", &sc->starttls_offered);
+        get_bool(L, g, "implicit_tls", &sc->implicit_tls);
+        get_bool(L, g, "auth", &sc->auth_offered);
+        get_bool(L, g, "auth_requires_tls", &sc->auth_requires_tls);
+        get_bool(L, g, "mail_requires_auth", &sc->mail_requires_auth);
+        if (L->failed)
+            return;
+        /* Features the server cannot provide yet are refused here rather
+         * than advertised and then failed in the middle of a session. */
+        if (sc->starttls_offered || sc->implicit_tls)
+            fail(L, g,
+                 "listener %s:%u: TLS (starttls / implicit_tls) is not supported by this "
+                 "version of smtpkit yet",
+                 lc->address, lc->port);
+        else if (sc->auth_offered || sc->mail_requires_auth)
+            fail(L, g,
+                 "listener %s:%u: AUTH (auth / mail_requires_auth) is not supported by this "
+                 "version of smtpkit yet",
+                 lc->address, lc->port);
+        for (size_t k = 0; k + 1 < c->nlisteners && !L->failed; k++)
+            if (c->listeners[k].port == lc->port && !strcmp(c->listeners[k].address, lc->address))
+                fail(L, g, "listener %s:%u is defined twice (first on line %d)", lc->address,
+                     lc->port, c->listeners[k].line);
+    }
+}
+
+static void load_domains(loader *L, sk_config *c, const config_setting_t *s)
+{
+    get_string_list(L, s, "domains", &c->domains, &c->ndomains);
+    for (size_t i = 0; i < c->ndomains && !L->failed; i++) {
+        lower(c->domains[i]);
+        if (!valid_domain(c->domains[i]))
+            fail(L, s, "domains: '%s' is not a valid domain name", c->domains[i]);
+        for (size_t k = 0; k < i && !L->failed; k++)
+            if (!strcmp(c->domains[i], c->domains[k]))
+                fail(L, s, "domains: '%s' is listed twice", c->domains[i]);
+    }
+}
+
+static int domain_is_local(const sk_config *c, const char *domain)
+{
+    for (size_t i = 0; i < c->ndomains; i++)
+        if (!strcasecmp(c->domains[i], domain))
+            return 1;
+    return 0;
+}
+
+static void load_mailboxes(loader *L, sk_config *c, const config_setting_t *list)
+{
+    static const char *const allowed[] = {"address", "maildir", NULL};
+    if (config_setting_type(list) != CONFIG_TYPE_LIST) {
+        fail(L, list, "'mailboxes' must be a list ( { address = ...; maildir = ...; }, ... )");
+        return;
+    }
+    int n = config_setting_length(list);
+    c->mailboxes = calloc((size_t)n + 1, sizeof *c->mailboxes);
+    if (!c->mailboxes) {
+        fail(L, list, "out of memory");
+        return;
+    }
+    for (int i = 0; i < n && !L->failed; i++) {
+        const config_setting_t *g = config_setting_get_elem(list, (unsigned)i);
+        if (config_setting_type(g) != CONFIG_TYPE_GROUP) {
+            fail(L, g, "each mailbox must be a group { address = ...; maildir = ...; }");
+            return;
+        }
+        sk_mailbox_config *m = &c->mailboxes[c->nmailboxes++];
+        m->line = config_setting_source_line(g);
+        check_members(L, g, allowed, "a mailbox");
+        if (!get_string(L, g, "address", &m->address)) {
+            fail(L, g, "mailbox without 'address'");
+            return;
+        }
+        if (!valid_address(m->address)) {
+            fail(L, member(g, "address"), "mailbox address '%s' is not local@domain", m->address);
+            return;
+        }
+        const char *domain = strrchr(m->address, '@') + 1;
+        if (!domain_is_local(c, domain)) {
+            fail(L, member(g, "address"), "mailbox %s: domain '%s' is not in 'domains'", m->address,
+                 domain);
+            return;
+        }
+        if (member(g, "maildir")) {
+            get_path(L, g, "maildir", c->mail_root, &m->maildir);
+        } else {
+            /* default: MAIL_ROOT/domain/localpart */
+            size_t need = strlen(domain) + 1 + (size_t)(domain - 1 - m->address) + 1;
+            char *rel = malloc(need);
+            if (!rel) {
+                fail(L, g, "out of memory");
+                return;
+            }
+            snprintf(rel, need, "%s/%.*s", domain, (int)(domain - 1 - m->address), m->address);
+            if (strchr(rel, '/') != strrchr(rel, '/') || strstr(rel, "/..") || strstr(rel, "/.")) {
+                free(rel);
+                fail(L, g, "mailbox %s: the local part cannot name a directory; set 'maildir'",
+                     m->address);
+                return;
+            }
+            m->maildir = sk_path_join(c->mail_root, rel);
+            free(rel);
+            if (!m->maildir)
+                fail(L, g, "out of memory");
+        }
+    }
+}
+
+static void load_aliases(loader *L, sk_config *c, const config_setting_t *list)
+{
+    static const char *const allowed[] = {"address", "to", NULL};
+    if (config_setting_type(list) != CONFIG_TYPE_LIST) {
+        fail(L, list, "'aliases' must be a list ( { address = ...; to = ...; }, ... )");
+        return;
+    }
+    int n = config_setting_length(list);
+    c->aliases = calloc((size_t)n + 1, sizeof *c->aliases);
+    if (!c->aliases) {
+        fail(L, list, "out of memory");
+        return;
+    }
+    for (int i = 0; i < n && !L->failed; i++) {
+        const config_setting_t *g = config_setting_get_elem(list, (unsigned)i);
+        if (config_setting_type(g) != CONFIG_TYPE_GROUP) {
+            fail(L, g, "each alias must be a group { address = ...; to = ...; }");
+            return;
+        }
+        sk_alias_config *a = &c->aliases[c->naliases++];
+        a->line = config_setting_source_line(g);
+        check_members(L, g, allowed, "an alias");
+        if (!get_string(L, g, "address", &a->address)) {
+            fail(L, g, "alias without 'address'");
+            return;
+        }
+        if (!valid_address(a->address)) {
+            fail(L, member(g, "address"), "alias address '%s' is not local@domain", a->address);
+            return;
+        }
+        if (!domain_is_local(c, strrchr(a->address, '@') + 1)) {
+            fail(L, member(g, "address"), "alias %s: domain '%s' is not in 'domains'", a->address,
+                 strrchr(a->address, '@') + 1);
+            return;
+        }
+        if (!member(g, "to")) {
+            fail(L, g, "alias %s without 'to'", a->address);
+            return;
+        }
+        get_string_list(L, member(g, "to"), "to", &a->targets, &a->ntargets);
+        if (!L->failed && a->ntargets == 0)
+            fail(L, member(g, "to"), "alias %s: 'to' is empty", a->address);
+        for (size_t k = 0; k < a->ntargets && !L->failed; k++)
+            if (!valid_address(a->targets[k]))
+                fail(L, member(g, "to"), "alias %s: target '%s' is not local@domain", a->address,
+                     a->targets[k]);
+    }
+}
+
+static void load_catchalls(loader *L, sk_config *c, const config_setting_t *list)
+{
+    static const char *const allowed[] = {"domain", "to", NULL};
+    if (config_setting_type(list) != CONFIG_TYPE_LIST) {
+        fail(L, list, "'catch_all' must be a list ( { domain = ...; to = ...; }, ... )");
+        return;
+    }
+    int n = config_setting_length(list);
+    c->catchalls = calloc((size_t)n + 1, sizeof *c->catchalls);
+    if (!c->catchalls) {
+        fail(L, list, "out of memory");
+        return;
+    }
+    for (int i = 0; i < n && !L->failed; i++) {
+        const config_setting_t *g = config_setting_get_elem(list, (unsigned)i);
+        if (config_setting_type(g) != CONFIG_TYPE_GROUP) {
+            fail(L, g, "each catch_all entry must be a group { domain = ...; to = ...; }");
+            return;
+        }
+        sk_catchall_config *ca = &c->catchalls[c->ncatchalls++];
+        ca->line = config_setting_source_line(g);
+        check_members(L, g, allowed, "a catch_all entry");
+        if (!get_string(L, g, "domain", &ca->domain) || !get_string(L, g, "to", &ca->target)) {
+            fail(L, g, "a catch_all entry needs 'domain' and 'to'");
+            return;
+        }
+        lower(ca->domain);
+        if (!domain_is_local(c, ca->domain))
+            fail(L, member(g, "domain"), "catch_all: domain '%s' is not in 'domains'", ca->domain);
+        else if (!valid_address(ca->target))
+            fail(L, member(g, "to"), "catch_all for %s: '%s' is not local@domain", ca->domain,
+                 ca->target);
+        for (size_t k = 0; k + 1 < c->ncatchalls && !L->failed; k++)
+            if (!strcmp(c->catchalls[k].domain, ca->domain))
+                fail(L, g, "catch_all: domain '%s' has two entries", ca->domain);
+    }
+}
+
+static void set_defaults(sk_config *c)
+{
+    c->log_target = SK_LOG_STDERR;
+    c->syslog_facility = LOG_MAIL;
+    c->commit_threads = 2;
+    c->max_message_size = 10 * 1024 * 1024;
+    c->max_recipients = 100;
+    c->max_line = 512;
+    c->max_errors = 10;
+    c->max_commands = 10000;
+    c->max_connections = 1000;
+    c->max_connections_per_ip = 20;
+    c->command_timeout = 300;
+    c->data_timeout = 180;
+    c->shutdown_grace = 30;
+    c->input_buffer = 64 * 1024;
+    c->output_buffer = 64 * 1024;
+    c->bare_policy = SK_BARE_REJECT;
+}
+
+static void load_root(loader *L, sk_config *c, const config_setting_t *root)
+{
+    static const char *const allowed[] = {"server_name",
+                                          "user",
+                                          "mail_root",
+                                          "spool_dir",
+                                          "relay_queue",
+                                          "log",
+                                          "syslog_facility",
+                                          "postmaster",
+                                          "local_part_case_sensitive",
+                                          "forward_notify",
+                                          "commit_threads",
+                                          "bare_lf",
+                                          "vrfy_discloses",
+                                          "expn",
+                                          "limits",
+                                          "listeners",
+                                          "domains",
+                                          "mailboxes",
+                                          "aliases",
+                                          "catch_all",
+                                          "trusted_networks",
+                                          NULL};
+    check_members(L, root, allowed, NULL);
+
+    if (!get_string(L, root, "server_name", &c->server_name) && !L->failed) {
+        char host[256];
+        if (gethostname(host, sizeof host - 1) != 0)
+            snprintf(host, sizeof host, "localhost");
+        host[sizeof host - 1] = '\0';
+        c->server_name = strdup(host);
+        if (!c->server_name)
+            fail(L, NULL, "out of memory");
+    }
+    if (!L->failed && c->server_name && !valid_domain(c->server_name))
+        fail(L, member(root, "server_name"),
+             "server_name '%s' is not a domain name (RFC 5321 4.1.2)", c->server_name);
+    get_string(L, root, "user", &c->user);
+
+    if (!member(root, "mail_root") && !L->failed)
+        fail(L, NULL, "'mail_root' is required (the directory that holds the mailboxes)");
+    get_path(L, root, "mail_root", c->dir, &c->mail_root);
+    if (member(root, "spool_dir"))
+        get_path(L, root, "spool_dir", c->dir, &c->spool_dir);
+    else if (!L->failed && !(c->spool_dir = sk_path_join(c->mail_root, ".spool")))
+        fail(L, NULL, "out of memory");
+    get_path(L, root, "relay_queue", c->dir, &c->relay_queue);
+
+    char *s = NULL;
+    if (get_string(L, root, "log", &s)) {
+        if (!strcmp(s, "stderr"))
+            c->log_target = SK_LOG_STDERR;
+        else if (!strcmp(s, "syslog"))
+            c->log_target = SK_LOG_SYSLOG;
+        else
+            fail(L, member(root, "log"), "log = \"%s\": use \"stderr\" or \"syslog\"", s);
+    }
+    free(s);
+    s = NULL;
+    if (get_string(L, root, "syslog_facility", &s)) {
+        c->syslog_facility = parse_facility(s);
+        if (c->syslog_facility < 0)
+            fail(L, member(root, "syslog_facility"),
+                 "syslog_facility \"%s\": use mail, daemon, user or local0..local7", s);
+    }
+    free(s);
+    s = NULL;
+    if (get_string(L, root, "bare_lf", &s)) {
+        if (!strcmp(s, "reject"))
+            c->bare_policy = SK_BARE_REJECT;
+        else if (!strcmp(s, "normalise") || !strcmp(s, "normalize"))
+            c->bare_policy = SK_BARE_NORMALISE;
+        else
+            fail(L, member(root, "bare_lf"), "bare_lf = \"%s\": use \"reject\" or \"normalise\"",
+                 s);
+    }
+    free(s);
+    get_bool(L, root, "local_part_case_sensitive", &c->local_part_case_sensitive);
+    get_bool(L, root, "forward_notify", &c->forward_notify);
+    get_bool(L, root, "vrfy_discloses", &c->vrfy_discloses);
+    get_bool(L, root, "expn", &c->expn_enabled);
+    get_unsigned(L, root, "commit_threads", 1, 64, &c->commit_threads);
+
+    const config_setting_t *g;
+    if ((g = member(root, "limits")) && !L->failed)
+        load_limits(L, c, g);
+    if (!L->failed && !(g = member(root, "listeners")))
+        fail(L, NULL, "'listeners' is required");
+    if (!L->failed)
+        load_listeners(L, c, g);
+    if ((g = member(root, "domains")) && !L->failed)
+        load_domains(L, c, g);
+    if ((g = member(root, "mailboxes")) && !L->failed)
+        load_mailboxes(L, c, g);
+    if ((g = member(root, "aliases")) && !L->failed)
+        load_aliases(L, c, g);
+    if ((g = member(root, "catch_all")) && !L->failed)
+        load_catchalls(L, c, g);
+    if ((g = member(root, "trusted_networks")) && !L->failed) {
+        c->trusted_line = config_setting_source_line(g);
+        get_string_list(L, g, "trusted_networks", &c->trusted_networks, &c->ntrusted);
+    }
+    if (get_string(L, root, "postmaster", &c->postmaster) && !valid_address(c->postmaster))
+        fail(L, member(root, "postmaster"), "postmaster '%s' is not local@domain", c->postmaster);
+
+    /* Every listener's session settings share the global limits. */
+    for (size_t i = 0; i < c->nlisteners && !L->failed; i++) {
+        sk_session_config *sc = &c->listeners[i].session;
+        sc->hostname = c->server_name;
+        sc->max_message_size = c->max_message_size;
+        sc->max_recipients = c->max_recipients;
+        sc->max_line = c->max_line;
+        sc->max_errors = c->max_errors;
+        sc->max_commands = c->max_commands;
+        sc->bare_policy = c->bare_policy;
+        sc->vrfy_discloses = c->vrfy_discloses;
+        sc->expn_enabled = c->expn_enabled;
+    }
+}
+
+sk_config *sk_config_load(const char *path, char *err, size_t errlen)
+{
+    loader L = {.path = path, .err = err, .errlen = errlen};
+    if (errlen)
+        err[0] = '\0';
+    sk_config *c = calloc(1, sizeof *c);
+    if (!c) {
+        snprintf(err, errlen, "%s: out of memory", path);
+        return NULL;
+    }
+    set_defaults(c);
+    c->path = strdup(path);
+    c->dir = sk_path_dir_abs(path);
+    if (!c->path || !c->dir) {
+        snprintf(err, errlen, "%s: cannot resolve the file's directory: %s", path,
+                 strerror(errno ? errno : ENOMEM));
+        sk_config_free(c);
+        return NULL;
+    }
+
+    config_t lc;
+    config_init(&lc);
+    config_set_include_dir(&lc, c->dir);
+    if (config_read_file(&lc, path) != CONFIG_TRUE) {
+        if (config_error_type(&lc) == CONFIG_ERR_FILE_IO)
+            snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno ? errno : EIO));
+        else
+            snprintf(err, errlen, "%s:%d: %s",
+                     config_error_file(&lc) ? config_error_file(&lc) : path, config_error_line(&lc),
+                     config_error_text(&lc));
+        config_destroy(&lc);
+        sk_config_free(c);
+        return NULL;
+    }
+    load_root(&L, c, config_root_setting(&lc));
+    config_destroy(&lc);
+    if (L.failed) {
+        sk_config_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+static void free_strv(char **v, size_t n)
+{
+    if (!v)
+        return;
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+void sk_config_free(sk_config *c)
+{
+    if (!c)
+        return;
+    free(c->path);
+    free(c->dir);
+    free(c->server_name);
+    free(c->user);
+    free(c->mail_root);
+    free(c->spool_dir);
+    free(c->relay_queue);
+    free(c->postmaster);
+    for (size_t i = 0; i < c->nlisteners; i++)
+        free(c->listeners[i].address);
+    free(c->listeners);
+    free_strv(c->domains, c->ndomains);
+    for (size_t i = 0; i < c->nmailboxes; i++) {
+        free(c->mailboxes[i].address);
+        free(c->mailboxes[i].maildir);
+    }
+    free(c->mailboxes);
+    for (size_t i = 0; i < c->naliases; i++) {
+        free(c->aliases[i].address);
+        free_strv(c->aliases[i].targets, c->aliases[i].ntargets);
+    }
+    free(c->aliases);
+    for (size_t i = 0; i < c->ncatchalls; i++) {
+        free(c->catchalls[i].domain);
+        free(c->catchalls[i].target);
+    }
+    free(c->catchalls);
+    free_strv(c->trusted_networks, c->ntrusted);
+    free(c);
+}

@@ -1,0 +1,485 @@
+/*
+ * conn.c - one client connection: bytes between the socket (a libevent
+ * bufferevent) and the protocol core (sk_session), timers, limits, and the
+ * single place where every connection ends.
+ *
+ * - Reading: every byte read is fed to sk_session_feed(). The session may
+ *   stop consuming (SK_WANT_COMMIT while a message is made durable,
+ *   SK_WANT_CLOSE, SK_WANT_TLS); the unconsumed bytes stay in the input
+ *   evbuffer, reading stops, and processing resumes where it stopped when
+ *   the condition clears (pipelined commands after the data, RFC 2920).
+ * - Memory: the input evbuffer has a high watermark (limits.input_buffer),
+ *   so a client can never make it grow further; when unsent replies exceed
+ *   limits.output_buffer (a client that pipelines without reading), the
+ *   connection stops reading until the output drains.
+ * - Timeouts (RFC 5321 4.5.3.2): the command timeout while waiting for a
+ *   command, the data timeout while reading message data; either ends in
+ *   sk_session_timeout() (421 4.4.2). A client that does not read our
+ *   replies for the command timeout is dropped.
+ * - Limits: over the total or per-address connection limit, the session
+ *   answers 421 4.7.0 and the connection closes. IPv6 clients are counted
+ *   per /64, the block one subscriber usually holds.
+ * - One error funnel: timeout, EOF, I/O error, QUIT and shutdown all end in
+ *   conn_end(), which closes the socket and, once no commit is in flight
+ *   for this connection, conn_finish() logs the counters and frees.
+ * - TLS: conn_start_tls() is where a bufferevent_openssl filter will be put
+ *   under the session (RFC 3207, RFC 8314); until then the configuration
+ *   refuses TLS listeners, so the session never asks for it.
+ */
+#include "server/conn.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+
+#include "server/log.h"
+
+static void conn_process(sk_conn *c);
+static void conn_commit_result(sk_conn *c, sk_store_result r);
+
+sk_conn *sk_conn_next(const sk_conn *c)
+{
+    return c->next;
+}
+
+static long long elapsed_ms(const sk_conn *c)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (long long)(now.tv_sec - c->started.tv_sec) * 1000 +
+           (now.tv_nsec - c->started.tv_nsec) / 1000000;
+}
+
+/* Free everything. Only when no commit callback can still arrive. */
+static void conn_finish(sk_conn *c)
+{
+    sk_server *srv = c->srv;
+    /* Aborts a message still open (disconnect mid-DATA): nothing stored. */
+    sk_session_disconnected(c->session);
+    if (c->msg) {
+        sk_store_abort(c->msg);
+        c->msg = NULL;
+    }
+    const char *reason = c->reason ? c->reason : "closed";
+    if (!strcmp(reason, "closed") && c->last_code == 221)
+        reason = "quit";
+    sk_log(LOG_INFO,
+           "event=disconnect conn=%llu peer=%s reason=%s last_reply=%d duration_ms=%lld "
+           "bytes_in=%llu bytes_out=%llu messages=%u failed_messages=%u",
+           c->id, c->addr, reason, c->last_code, elapsed_ms(c), c->bytes_in, c->bytes_out,
+           c->messages, c->failed_messages);
+    sk_session_free(c->session);
+    if (c->counted)
+        sk_peer_count_dec(srv->per_ip, c->limit_key);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        srv->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    srv->nconns--;
+    free(c);
+    sk_server_conn_gone(srv);
+}
+
+/* The error funnel: every end of a connection comes here. The socket closes
+ * now; the memory goes when the commit queue no longer refers to it. */
+static void conn_end(sk_conn *c, const char *reason)
+{
+    if (c->ended)
+        return;
+    c->ended = 1;
+    if (!c->reason || strcmp(reason, "closed") != 0)
+        c->reason = reason;
+    if (c->bev) {
+        bufferevent_free(c->bev);
+        c->bev = NULL;
+    }
+    if (c->commit_pending)
+        return; /* sk_conn_commit_done() finishes */
+    conn_finish(c);
+}
+
+/* Move the session's replies to the socket's output buffer. */
+static void conn_flush(sk_conn *c)
+{
+    sk_buf *o = sk_session_output(c->session);
+    if (!o->len)
+        return;
+    /* remember the code of the last reply line, for the disconnect log */
+    size_t start = o->len >= 2 ? o->len - 2 : 0;
+    while (start > 0 && o->data[start - 1] != '\n')
+        start--;
+    if (o->len - start >= 3 && o->data[start] >= '1' && o->data[start] <= '5')
+        c->last_code = (o->data[start] - '0') * 100 + (o->data[start + 1] - '0') * 10 +
+                       (o->data[start + 2] - '0');
+    if (c->bev && !c->ended) {
+        if (bufferevent_write(c->bev, o->data, o->len) == 0)
+            c->bytes_out += o->len;
+    }
+    sk_buf_consume(o, o->len);
+}
+
+/* Arm the command or the data timeout (RFC 5321 4.5.3.2). */
+static void conn_set_timeouts(sk_conn *c, int in_data)
+{
+    const sk_config *cfg = c->srv->cfg;
+    struct timeval rt = {.tv_sec = in_data ? cfg->data_timeout : cfg->command_timeout};
+    struct timeval wt = {.tv_sec = cfg->command_timeout};
+    bufferevent_set_timeouts(c->bev, &rt, &wt);
+    c->in_data_timeouts = in_data;
+}
+
+static void conn_read_cb(struct bufferevent *bev, void *arg);
+static void conn_write_cb(struct bufferevent *bev, void *arg);
+static void conn_event_cb(struct bufferevent *bev, short what, void *arg);
+
+/* Make `bev` the connection's transport: callbacks, the input cap
+ * (watermark) and the timeouts. Used at accept, and by conn_start_tls() for
+ * the TLS filter that will sit on top of the socket bufferevent. */
+static void conn_attach(sk_conn *c, struct bufferevent *bev)
+{
+    c->bev = bev;
+    bufferevent_setcb(bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
+    bufferevent_setwatermark(bev, EV_READ, 0, c->srv->cfg->input_buffer);
+    conn_set_timeouts(c, (sk_session_wants(c->session) & SK_IN_DATA) != 0);
+}
+
+/* Put TLS under the session (RFC 3207 STARTTLS, RFC 8314 implicit TLS).
+ * The hook for the OpenSSL bufferevent filter: once the 220 is flushed,
+ * wrap c->bev with bufferevent_openssl_filter_new(..., BEV_OPT_CLOSE_ON_FREE),
+ * conn_attach() the filter, and call sk_session_tls_started() from the
+ * event callback when BEV_EVENT_CONNECTED reports the finished handshake.
+ * Not available yet: TLS listeners are refused by the configuration, so this
+ * is only reached if the core asks anyway. Returns 0 when the handshake has
+ * started, -1 if TLS is unavailable (the connection is then closed). */
+static int conn_start_tls(sk_conn *c)
+{
+    (void)c;
+    return -1;
+}
+
+/* Should the session get its shutdown 421 now? Between messages, yes;
+ * while a message is being received or committed, only after the grace
+ * time (and never during a commit). */
+static void conn_maybe_shutdown(sk_conn *c)
+{
+    if (!c->srv->shutting_down || c->shutdown_sent || c->closing || c->ended)
+        return;
+    unsigned w = sk_session_wants(c->session);
+    if (w & (SK_WANT_COMMIT | SK_WANT_CLOSE))
+        return;
+    if ((w & SK_IN_DATA) && !c->srv->grace_over)
+        return;
+    c->shutdown_sent = 1;
+    c->reason = "shutdown";
+    sk_session_shutdown(c->session);
+    conn_flush(c);
+}
+
+/* After processing: decide whether to read, wait or close. May free c. */
+static void conn_settle(sk_conn *c)
+{
+    if (c->ended)
+        return;
+    unsigned w = sk_session_wants(c->session);
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    if (w & SK_WANT_CLOSE) {
+        c->closing = 1;
+        bufferevent_disable(c->bev, EV_READ);
+        if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+            conn_end(c, c->reason ? c->reason : "closed");
+        return; /* else conn_write_cb ends it when the replies are sent */
+    }
+    if (w & SK_WANT_TLS) {
+        /* RFC 3207 5: nothing the client sent before the handshake may be
+         * used after it (CVE-2011-0411). */
+        evbuffer_drain(in, evbuffer_get_length(in));
+        if (conn_start_tls(c) < 0) {
+            sk_log(LOG_ERR, "event=tls-unavailable conn=%llu peer=%s", c->id, c->addr);
+            conn_end(c, "tls-unavailable");
+        }
+        return;
+    }
+    if ((w & SK_WANT_COMMIT) || c->out_blocked) {
+        bufferevent_disable(c->bev, EV_READ);
+        return;
+    }
+    if (c->peer_eof) {
+        /* The client sent everything it will send and all of it is
+         * consumed: finish sending our replies, then close. */
+        c->closing = 1;
+        if (!c->reason)
+            c->reason = "eof";
+        if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+            conn_end(c, c->reason);
+        return;
+    }
+    int in_data = (w & SK_IN_DATA) != 0;
+    if (in_data != c->in_data_timeouts)
+        conn_set_timeouts(c, in_data);
+    bufferevent_enable(c->bev, EV_READ);
+}
+
+/* Feed buffered input to the session until it is consumed or the session
+ * stops reading. May free c. */
+static void conn_process(sk_conn *c)
+{
+    if (c->ended || c->closing)
+        return;
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    for (;;) {
+        conn_maybe_shutdown(c);
+        unsigned w = sk_session_wants(c->session);
+        if (w & (SK_WANT_CLOSE | SK_WANT_COMMIT | SK_WANT_TLS))
+            break;
+        if (evbuffer_get_length(out) >= c->srv->cfg->output_buffer) {
+            c->out_blocked = 1;
+            break;
+        }
+        struct evbuffer_iovec v;
+        if (evbuffer_get_length(in) == 0 || evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+            break;
+        size_t used = sk_session_feed(c->session, v.iov_base, v.iov_len);
+        if (used > v.iov_len)
+            used = v.iov_len; /* defensive: never drain what was not there */
+        c->bytes_in += used;
+        evbuffer_drain(in, used);
+        conn_flush(c);
+        if (c->commit_failed_now) {
+            /* the commit queue refused the message: answer at once */
+            c->commit_failed_now = 0;
+            conn_commit_result(c, SK_STORE_IOERR);
+            conn_flush(c);
+            continue;
+        }
+        if (used < v.iov_len &&
+            !(sk_session_wants(c->session) & (SK_WANT_CLOSE | SK_WANT_COMMIT | SK_WANT_TLS))) {
+            /* The contract says this cannot happen; stop rather than spin. */
+            sk_log(LOG_ERR, "event=bug conn=%llu what=session-stalled", c->id);
+            c->reason = "internal-error";
+            conn_end(c, "internal-error");
+            return;
+        }
+    }
+    conn_flush(c);
+    conn_settle(c);
+}
+
+static void conn_read_cb(struct bufferevent *bev, void *arg)
+{
+    (void)bev;
+    conn_process(arg);
+}
+
+/* The output buffer has drained completely. */
+static void conn_write_cb(struct bufferevent *bev, void *arg)
+{
+    (void)bev;
+    sk_conn *c = arg;
+    if (c->closing) {
+        conn_end(c, c->reason ? c->reason : "closed");
+        return;
+    }
+    if (c->out_blocked) {
+        c->out_blocked = 0;
+        conn_process(c);
+    }
+}
+
+static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    (void)bev;
+    sk_conn *c = arg;
+    if (what & BEV_EVENT_ERROR) {
+        int e = EVUTIL_SOCKET_ERROR();
+        sk_log(LOG_INFO, "event=io-error conn=%llu peer=%s error=\"%s\"", c->id, c->addr,
+               evutil_socket_error_to_string(e));
+        conn_end(c, "io-error");
+        return;
+    }
+    if (what & BEV_EVENT_TIMEOUT) {
+        if ((what & BEV_EVENT_WRITING) || c->closing) {
+            conn_end(c, "write-timeout"); /* the client does not read our replies */
+            return;
+        }
+        c->reason = "timeout";
+        sk_session_timeout(c->session);
+        conn_flush(c);
+        conn_settle(c);
+        return;
+    }
+    if (what & BEV_EVENT_EOF) {
+        c->peer_eof = 1;
+        if (c->closing)
+            return; /* still sending our last replies */
+        conn_process(c);
+    }
+}
+
+/* Over the total or per-address limit? Sets the text for the 421. */
+static const char *over_limit(sk_conn *c, unsigned per_ip)
+{
+    const sk_config *cfg = c->srv->cfg;
+    if (per_ip == 0)
+        return "Out of memory, try again later";
+    if (c->srv->nconns > cfg->max_connections)
+        return "Too many connections, try again later";
+    if (per_ip > cfg->max_connections_per_ip)
+        return "Too many connections from your address, try again later";
+    return NULL;
+}
+
+void sk_conn_accept(sk_listener *l, int fd, const struct sockaddr *sa, int socklen)
+{
+    sk_server *srv = l->srv;
+    sk_conn *c = calloc(1, sizeof *c);
+    if (!c) {
+        sk_log(LOG_ERR, "event=accept-failed error=\"out of memory\"");
+        evutil_closesocket(fd);
+        return;
+    }
+    c->srv = srv;
+    c->lst = l;
+    c->id = ++srv->next_conn_id;
+    clock_gettime(CLOCK_MONOTONIC, &c->started);
+    if (sa->sa_family == AF_INET6 && (size_t)socklen >= sizeof(struct sockaddr_in6)) {
+        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+        inet_ntop(AF_INET6, &s6->sin6_addr, c->addr, sizeof c->addr);
+        c->port = ntohs(s6->sin6_port);
+        /* One IPv6 client usually owns a whole /64: count it as one. */
+        struct in6_addr net = s6->sin6_addr;
+        memset(net.s6_addr + 8, 0, 8);
+        char buf[INET6_ADDRSTRLEN];
+        inet_ntop(AF_INET6, &net, buf, sizeof buf);
+        snprintf(c->limit_key, sizeof c->limit_key, "%s/64", buf);
+    } else if (sa->sa_family == AF_INET && (size_t)socklen >= sizeof(struct sockaddr_in)) {
+        const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
+        inet_ntop(AF_INET, &s4->sin_addr, c->addr, sizeof c->addr);
+        c->port = ntohs(s4->sin_port);
+        snprintf(c->limit_key, sizeof c->limit_key, "%s", c->addr);
+    } else {
+        snprintf(c->addr, sizeof c->addr, "unknown");
+        snprintf(c->limit_key, sizeof c->limit_key, "unknown");
+    }
+    c->peer.addr = c->addr;
+    c->peer.rdns = NULL;
+    c->peer.trusted = sk_policy_trusted(srv->policy, c->addr);
+
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    evutil_make_socket_nonblocking(fd);
+    c->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    if (!c->bev) {
+        sk_log(LOG_ERR, "event=accept-failed peer=%s error=\"cannot create buffer\"", c->addr);
+        evutil_closesocket(fd);
+        free(c);
+        return;
+    }
+    c->session = sk_session_new(&l->cfg->session, &sk_conn_ops, c, &c->peer);
+    if (!c->session) {
+        sk_log(LOG_ERR, "event=accept-failed peer=%s error=\"out of memory\"", c->addr);
+        bufferevent_free(c->bev);
+        free(c);
+        return;
+    }
+    c->next = srv->conns;
+    if (srv->conns)
+        srv->conns->prev = c;
+    srv->conns = c;
+    srv->nconns++;
+    unsigned per_ip = sk_peer_count_inc(srv->per_ip, c->limit_key);
+    c->counted = per_ip > 0;
+
+    conn_attach(c, c->bev);
+
+    sk_log(LOG_INFO, "event=connect conn=%llu peer=%s port=%u listener=%s trusted=%d conns=%u",
+           c->id, c->addr, c->port, l->label, c->peer.trusted, srv->nconns);
+
+    const char *refuse = over_limit(c, per_ip);
+    if (refuse) {
+        c->reason = "limit";
+        sk_session_refuse(c->session, 421, "4.7.0", refuse);
+    } else if (l->cfg->session.implicit_tls && conn_start_tls(c) < 0) {
+        sk_log(LOG_ERR, "event=tls-unavailable conn=%llu peer=%s", c->id, c->addr);
+        conn_end(c, "tls-unavailable");
+        return;
+    } else {
+        sk_session_greet(c->session);
+    }
+    conn_flush(c);
+    bufferevent_enable(c->bev, EV_WRITE);
+    conn_settle(c);
+}
+
+void sk_conn_shutdown(sk_conn *c)
+{
+    if (c->ended || c->closing)
+        return;
+    if (c->commit_pending)
+        return; /* sk_conn_commit_done() goes on with the shutdown */
+    conn_process(c);
+}
+
+void sk_conn_abort(sk_conn *c)
+{
+    c->commit_pending = 0;
+    if (c->ended)
+        conn_finish(c);
+    else
+        conn_end(c, "abort");
+}
+
+void sk_conn_grace_expired(sk_conn *c)
+{
+    if (c->ended)
+        return;
+    if (c->closing) {
+        /* a client that does not read its 421 does not delay the stop */
+        conn_end(c, c->reason ? c->reason : "shutdown");
+        return;
+    }
+    if (c->commit_pending)
+        return; /* a durable commit is never cut short; it ends afterwards */
+    conn_process(c);
+}
+
+/* Log the message's outcome and tell the session (which queues the reply
+ * to the end of data: 250 only now that the message is durable). */
+static void conn_commit_result(sk_conn *c, sk_store_result r)
+{
+    if (r == SK_STORE_OK) {
+        c->messages++;
+        c->srv->messages++;
+    } else {
+        c->failed_messages++;
+    }
+    sk_log(r == SK_STORE_OK ? LOG_INFO : LOG_WARNING, "event=message conn=%llu %s result=%d%s%s",
+           c->id, c->tx_summary,
+           r == SK_STORE_OK        ? 250
+           : r == SK_STORE_NOSPACE ? 452
+                                   : 451,
+           c->tx_queued ? " relay_queue=1" : "", c->ended ? " client_gone=1" : "");
+    sk_session_commit_done(c->session, r);
+}
+
+void sk_conn_commit_done(void *arg, sk_store_result r)
+{
+    sk_conn *c = arg;
+    c->commit_pending = 0;
+    conn_commit_result(c, r);
+    if (c->ended) {
+        conn_finish(c);
+        return;
+    }
+    conn_flush(c);
+    conn_process(c);
+}

@@ -1,0 +1,57 @@
+/*
+ * conn.h - one client connection: its bufferevent, its protocol session,
+ * the message being stored and the counters logged at disconnect. Shared by
+ * conn.c (I/O, timers, lifecycle) and conn_ops.c (the session callbacks).
+ */
+#ifndef SMTPKIT_SERVER_CONN_H
+#define SMTPKIT_SERVER_CONN_H
+
+#include <arpa/inet.h>
+#include <event2/bufferevent.h>
+#include <time.h>
+
+#include "server/server_internal.h"
+#include "smtpkit/session.h"
+#include "smtpkit/store.h"
+
+struct sk_conn {
+    struct sk_server *srv;
+    sk_listener *lst;
+    sk_conn *prev, *next;
+    unsigned long long id;
+    struct bufferevent *bev; /* NULL once the socket is closed */
+    sk_session *session;
+    sk_peer peer;
+    char addr[INET6_ADDRSTRLEN];
+    char limit_key[INET6_ADDRSTRLEN + 4]; /* the address, or its /64 for IPv6 */
+    unsigned port;
+    struct timespec started;
+
+    /* the message being received, and the one being committed */
+    sk_store_msg *msg;
+    unsigned long long msg_size;
+    char tx_summary[1024]; /* id/from/rcpts of the message in the commit queue */
+    int tx_queued;         /* it has a copy for the relay queue */
+
+    int counted;           /* counted in srv->per_ip */
+    int commit_pending;    /* the commit queue holds a callback to us */
+    int commit_failed_now; /* the queue refused the message (conn_process answers) */
+    int closing;           /* session wants to close: flush, then end */
+    int ended;             /* socket closed; freed once no commit is pending */
+    int out_blocked;       /* too much unsent output: not reading */
+    int peer_eof;          /* the client closed its sending side */
+    int in_data_timeouts;  /* the data timeout is armed (SK_IN_DATA) */
+    int shutdown_sent;     /* 421 for shutdown queued */
+    const char *reason;    /* why the connection ends, for the log */
+
+    unsigned long long bytes_in, bytes_out;
+    unsigned messages, failed_messages;
+    int last_code; /* last reply code sent */
+};
+
+/* conn_ops.c */
+extern const sk_session_ops sk_conn_ops;
+/* The commit queue finished our message (conn.c resumes the connection). */
+void sk_conn_commit_done(void *arg, sk_store_result r);
+
+#endif

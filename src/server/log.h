@@ -1,0 +1,18 @@
+/*
+ * log.h - the server's log: one line per event, stable key=value fields,
+ * to stderr (with a UTC timestamp) or syslog(3).
+ */
+#ifndef SMTPKIT_SERVER_LOG_H
+#define SMTPKIT_SERVER_LOG_H
+
+#include <syslog.h>
+
+#include "smtpkit/config.h"
+
+/* Choose the destination (stderr until called). */
+void sk_log_open(sk_log_target target, int facility);
+/* Log one line at `prio` (LOG_ERR, LOG_WARNING, LOG_INFO). Control bytes in
+ * the text are replaced by '?', so no logged value can forge a line. */
+void sk_log(int prio, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#endif

@@ -1,0 +1,407 @@
+/*
+ * server.c - the server's life: start-up order (tables, directories,
+ * sockets, privilege drop, store, commit queue), the libevent loop with its
+ * listeners, and the signals.
+ *
+ * Start-up as root: bind every listener, create and hand the mail
+ * directories to the configured user, then drop to that user; only then
+ * does the loop accept a connection or read a byte (least privilege).
+ *
+ * SIGTERM / SIGINT: stop accepting; idle sessions get 421 4.3.2 (RFC 5321
+ * 3.8: a server shutting down may close with 421); sessions in the middle
+ * of a message finish it first, for at most limits.shutdown_grace seconds;
+ * commits in flight always complete; then exit 0.
+ * SIGHUP: re-read the file and swap in the new recipient tables (domains,
+ * mailboxes, aliases, catch-all, postmaster, trusted networks) without
+ * touching a session; a bad file keeps the old tables and logs why.
+ */
+#include "server/server_internal.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#include "server/conn.h"
+#include "server/log.h"
+#include "server/pathutil.h"
+
+static void listener_accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa,
+                               int socklen, void *arg)
+{
+    (void)lev;
+    sk_conn_accept(arg, fd, sa, socklen);
+}
+
+static void listener_retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    sk_listener *l = arg;
+    if (l->lev && !l->srv->shutting_down)
+        evconnlistener_enable(l->lev);
+}
+
+/* accept() failed: out of descriptors, typically. Pause this listener for a
+ * second instead of spinning on a readable socket we cannot accept from. */
+static void listener_error_cb(struct evconnlistener *lev, void *arg)
+{
+    sk_listener *l = arg;
+    int e = EVUTIL_SOCKET_ERROR();
+    sk_log(LOG_WARNING, "event=accept-error listener=%s error=\"%s\" pause_s=1", l->label,
+           evutil_socket_error_to_string(e));
+    evconnlistener_disable(lev);
+    struct timeval one = {.tv_sec = 1};
+    if (l->retry)
+        evtimer_add(l->retry, &one);
+}
+
+/* Bind one listener (disabled until the loop starts). Returns 1 bound,
+ * 0 skipped with a warning (IPv6 absent), -1 fatal. */
+static int listener_bind(sk_server *srv, sk_listener *l, const sk_listener_config *lc, char *err,
+                         size_t errlen)
+{
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof ss);
+    socklen_t len;
+    int v6 = strchr(lc->address, ':') != NULL;
+    if (v6) {
+        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+        s6->sin6_family = AF_INET6;
+        s6->sin6_port = htons((unsigned short)lc->port);
+        inet_pton(AF_INET6, lc->address, &s6->sin6_addr);
+        len = sizeof *s6;
+        snprintf(l->label, sizeof l->label, "[%s]:%u", lc->address, lc->port);
+    } else {
+        struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+        s4->sin_family = AF_INET;
+        s4->sin_port = htons((unsigned short)lc->port);
+        inet_pton(AF_INET, lc->address, &s4->sin_addr);
+        len = sizeof *s4;
+        snprintf(l->label, sizeof l->label, "%s:%u", lc->address, lc->port);
+    }
+    l->srv = srv;
+    l->cfg = lc;
+    unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_REUSEABLE |
+                     LEV_OPT_DISABLED | (v6 ? LEV_OPT_BIND_IPV6ONLY : 0);
+    errno = 0;
+    l->lev = evconnlistener_new_bind(srv->base, listener_accept_cb, l, flags, 511,
+                                     (struct sockaddr *)&ss, (int)len);
+    if (!l->lev) {
+        int e = errno;
+        if (v6 && (e == EADDRNOTAVAIL || e == EAFNOSUPPORT)) {
+            sk_log(LOG_WARNING, "event=listen-skipped listener=%s error=\"%s\" (no IPv6 here?)",
+                   l->label, strerror(e));
+            return 0;
+        }
+        snprintf(err, errlen, "%s:%d: cannot listen on %s: %s", srv->cfg->path, lc->line, l->label,
+                 strerror(e ? e : EINVAL));
+        return -1;
+    }
+    evconnlistener_set_error_cb(l->lev, listener_error_cb);
+    l->retry = evtimer_new(srv->base, listener_retry_cb, l);
+    return 1;
+}
+
+static void stop_listening(sk_server *srv)
+{
+    for (size_t i = 0; i < srv->nlisteners; i++) {
+        sk_listener *l = &srv->listeners[i];
+        if (l->lev) {
+            evconnlistener_free(l->lev);
+            l->lev = NULL;
+        }
+        if (l->retry) {
+            event_free(l->retry);
+            l->retry = NULL;
+        }
+    }
+}
+
+void sk_server_conn_gone(sk_server *srv)
+{
+    if (srv->shutting_down && srv->nconns == 0)
+        event_base_loopexit(srv->base, NULL);
+}
+
+static void grace_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    sk_server *srv = arg;
+    srv->grace_over = 1;
+    sk_log(LOG_INFO, "event=shutdown-grace-over conns=%u", srv->nconns);
+    sk_conn *c = srv->conns;
+    while (c) {
+        sk_conn *next = sk_conn_next(c); /* c may be freed */
+        sk_conn_grace_expired(c);
+        c = next;
+    }
+    sk_server_conn_gone(srv);
+}
+
+static void begin_shutdown(sk_server *srv, const char *signame)
+{
+    if (srv->shutting_down) {
+        sk_log(LOG_INFO, "event=shutdown-again signal=%s conns=%u", signame, srv->nconns);
+        if (!srv->grace_over)
+            grace_cb(-1, 0, srv);
+        return;
+    }
+    srv->shutting_down = 1;
+    sk_log(LOG_INFO, "event=shutdown signal=%s conns=%u grace_s=%u", signame, srv->nconns,
+           srv->cfg->shutdown_grace);
+    stop_listening(srv);
+    sk_conn *c = srv->conns;
+    while (c) {
+        sk_conn *next = sk_conn_next(c);
+        sk_conn_shutdown(c);
+        c = next;
+    }
+    if (srv->nconns == 0) {
+        event_base_loopexit(srv->base, NULL);
+        return;
+    }
+    struct timeval tv = {.tv_sec = srv->cfg->shutdown_grace};
+    srv->grace_timer = evtimer_new(srv->base, grace_cb, srv);
+    if (srv->grace_timer)
+        evtimer_add(srv->grace_timer, &tv);
+    else
+        grace_cb(-1, 0, srv);
+}
+
+/* Create every Maildir the tables name (as the running user: after a reload
+ * the server is no longer root). Failures are logged, not fatal: the store
+ * creates missing directories itself and reports errors per message. */
+static void create_maildirs(sk_server *srv, const sk_policy *p, int fatal, char *err, size_t errlen,
+                            int *failed)
+{
+    for (size_t i = 0; i < sk_policy_nmaildirs(p); i++) {
+        char why[512];
+        const char *dir = sk_policy_maildir(p, i);
+        if (sk_runas_prepare_dir(&srv->runas, srv->cfg->mail_root, dir, 1, why, sizeof why) != 0) {
+            if (fatal) {
+                snprintf(err, errlen, "%s", why);
+                *failed = 1;
+                return;
+            }
+            sk_log(LOG_WARNING, "event=maildir-error dir=%s error=\"%s\"", dir, why);
+        }
+    }
+}
+
+static void reload(sk_server *srv)
+{
+    char err[1024];
+    sk_config *nc = sk_config_load(srv->cfg->path, err, sizeof err);
+    sk_policy *np = nc ? sk_policy_new(nc, err, sizeof err) : NULL;
+    if (!np) {
+        sk_log(LOG_ERR, "event=reload-failed error=\"%s\" keeping=previous-tables", err);
+        sk_config_free(nc);
+        return;
+    }
+    int dummy = 0;
+    create_maildirs(srv, np, 0, err, sizeof err, &dummy);
+    sk_policy_free(srv->policy);
+    srv->policy = np;
+    const sk_config *oc = srv->cfg;
+    int restart =
+        nc->nlisteners != oc->nlisteners || strcmp(nc->mail_root, oc->mail_root) ||
+        nc->max_message_size != oc->max_message_size || nc->max_recipients != oc->max_recipients ||
+        nc->command_timeout != oc->command_timeout || nc->max_connections != oc->max_connections ||
+        nc->max_connections_per_ip != oc->max_connections_per_ip;
+    sk_log(LOG_INFO, "event=reload domains=%zu mailboxes=%zu aliases=%zu%s", sk_policy_ndomains(np),
+           sk_policy_nmailboxes(np), sk_policy_naliases(np),
+           restart ? " note=\"listener, path and limit changes take effect at restart\"" : "");
+    sk_config_free(nc);
+}
+
+static void signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+    (void)what;
+    sk_server *srv = arg;
+    if (sig == SIGHUP) {
+        if (!srv->shutting_down)
+            reload(srv);
+        return;
+    }
+    begin_shutdown(srv, sig == SIGTERM ? "TERM" : "INT");
+}
+
+static void queue_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    sk_server *srv = arg;
+    sk_commit_queue_drain(srv->queue);
+}
+
+sk_server *sk_server_new(sk_config *cfg, char *err, size_t errlen)
+{
+    sk_server *srv = calloc(1, sizeof *srv);
+    if (!srv) {
+        snprintf(err, errlen, "out of memory");
+        sk_config_free(cfg);
+        return NULL;
+    }
+    srv->cfg = cfg;
+    sk_log_open(cfg->log_target, cfg->syslog_facility);
+    /* A peer that resets while we write must not kill the server. */
+    signal(SIGPIPE, SIG_IGN);
+
+    if (!(srv->policy = sk_policy_new(cfg, err, errlen)))
+        goto fail;
+    if (sk_runas_resolve(cfg->user, &srv->runas, err, errlen) != 0)
+        goto fail;
+    if (srv->runas.note[0])
+        sk_log(LOG_WARNING, "event=user-ignored note=\"%s\"", srv->runas.note);
+
+    /* Directories, handed to the user while we are still root. */
+    if (sk_runas_prepare_dir(&srv->runas, cfg->mail_root, cfg->mail_root, 0, err, errlen) != 0 ||
+        sk_runas_prepare_dir(&srv->runas, cfg->mail_root, cfg->spool_dir, 0, err, errlen) != 0)
+        goto fail;
+    int failed = 0;
+    create_maildirs(srv, srv->policy, 1, err, errlen, &failed);
+    if (failed)
+        goto fail;
+
+    srv->per_ip = sk_peer_count_new();
+    srv->base = event_base_new();
+    if (!srv->per_ip || !srv->base) {
+        snprintf(err, errlen, "cannot create the event loop");
+        goto fail;
+    }
+    srv->listeners = calloc(cfg->nlisteners, sizeof *srv->listeners);
+    if (!srv->listeners) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    size_t bound = 0;
+    for (size_t i = 0; i < cfg->nlisteners; i++) {
+        int r =
+            listener_bind(srv, &srv->listeners[srv->nlisteners], &cfg->listeners[i], err, errlen);
+        if (r < 0)
+            goto fail;
+        if (r > 0) {
+            srv->nlisteners++;
+            bound++;
+        }
+    }
+    if (!bound) {
+        snprintf(err, errlen, "%s: no listener could be opened", cfg->path);
+        goto fail;
+    }
+
+    /* Least privilege from here on. */
+    if (sk_runas_drop(&srv->runas, err, errlen) != 0)
+        goto fail;
+    if (access(cfg->path, R_OK) != 0)
+        sk_log(LOG_WARNING,
+               "event=config-unreadable file=%s user=%s note=\"SIGHUP reload will "
+               "fail until the file is readable\"",
+               cfg->path, srv->runas.name);
+
+    char why[512];
+    srv->store = sk_store_maildir_open(cfg->spool_dir, why, sizeof why);
+    if (!srv->store) {
+        snprintf(err, errlen, "cannot open the store in %s: %s", cfg->spool_dir, why);
+        goto fail;
+    }
+    /* Files abandoned in tmp/ by a crash (Maildir: older than 36 hours). */
+    for (size_t i = 0; i < sk_policy_nmaildirs(srv->policy); i++) {
+        int n = sk_store_maildir_clean_tmp(sk_policy_maildir(srv->policy, i));
+        if (n > 0)
+            sk_log(LOG_INFO, "event=tmp-cleaned maildir=%s files=%d",
+                   sk_policy_maildir(srv->policy, i), n);
+    }
+    srv->queue = sk_commit_queue_new((int)cfg->commit_threads);
+    if (!srv->queue) {
+        snprintf(err, errlen, "cannot start the commit threads");
+        goto fail;
+    }
+    srv->queue_ev =
+        event_new(srv->base, sk_commit_queue_fd(srv->queue), EV_READ | EV_PERSIST, queue_cb, srv);
+    srv->sig_term = evsignal_new(srv->base, SIGTERM, signal_cb, srv);
+    srv->sig_int = evsignal_new(srv->base, SIGINT, signal_cb, srv);
+    srv->sig_hup = evsignal_new(srv->base, SIGHUP, signal_cb, srv);
+    if (!srv->queue_ev || !srv->sig_term || !srv->sig_int || !srv->sig_hup ||
+        event_add(srv->queue_ev, NULL) || evsignal_add(srv->sig_term, NULL) ||
+        evsignal_add(srv->sig_int, NULL) || evsignal_add(srv->sig_hup, NULL)) {
+        snprintf(err, errlen, "cannot register events");
+        goto fail;
+    }
+    return srv;
+fail:
+    sk_server_free(srv);
+    return NULL;
+}
+
+int sk_server_run(sk_server *srv)
+{
+    char labels[512];
+    size_t off = 0;
+    labels[0] = '\0';
+    for (size_t i = 0; i < srv->nlisteners; i++) {
+        evconnlistener_enable(srv->listeners[i].lev);
+        int n = snprintf(labels + off, sizeof labels - off, "%s%s", i ? "," : "",
+                         srv->listeners[i].label);
+        if (n > 0 && (size_t)n < sizeof labels - off)
+            off += (size_t)n;
+    }
+    sk_log(LOG_INFO,
+           "event=start version=%s name=%s listeners=%s user=%s domains=%zu mailboxes=%zu "
+           "aliases=%zu mail_root=%s",
+           SMTPKIT_VERSION, srv->cfg->server_name, labels, srv->runas.name,
+           sk_policy_ndomains(srv->policy), sk_policy_nmailboxes(srv->policy),
+           sk_policy_naliases(srv->policy), srv->cfg->mail_root);
+    int rc = event_base_dispatch(srv->base) < 0 ? 1 : 0;
+    /* Every connection has ended (each waited for its own commit). */
+    sk_commit_queue_stats st;
+    sk_commit_queue_stats_get(srv->queue, &st);
+    sk_commit_queue_free(srv->queue);
+    srv->queue = NULL;
+    sk_log(LOG_INFO, "event=stop messages=%llu commits=%llu commit_batches=%llu dir_fsyncs=%llu",
+           srv->messages, st.commits, st.batches, st.dir_fsyncs);
+    return rc;
+}
+
+void sk_server_free(sk_server *srv)
+{
+    if (!srv)
+        return;
+    stop_listening(srv);
+    /* Only if the loop failed are connections still open: first let the
+     * queue finish (its callbacks still refer to them), then close them. */
+    if (srv->queue)
+        sk_commit_queue_free(srv->queue);
+    srv->queue = NULL;
+    while (srv->conns)
+        sk_conn_abort(srv->conns);
+    if (srv->queue_ev)
+        event_free(srv->queue_ev);
+    if (srv->sig_term)
+        event_free(srv->sig_term);
+    if (srv->sig_int)
+        event_free(srv->sig_int);
+    if (srv->sig_hup)
+        event_free(srv->sig_hup);
+    if (srv->grace_timer)
+        event_free(srv->grace_timer);
+    if (srv->store)
+        sk_store_close(srv->store);
+    free(srv->listeners);
+    if (srv->base)
+        event_base_free(srv->base);
+    sk_peer_count_free(srv->per_ip);
+    sk_policy_free(srv->policy);
+    sk_config_free(srv->cfg);
+    free(srv);
+}

@@ -1,0 +1,62 @@
+/*
+ * server_internal.h - the server's shared state, seen by server.c (loop,
+ * listeners, signals), conn.c (one client connection) and conn_ops.c (the
+ * session's callbacks: recipient policy and storage).
+ */
+#ifndef SMTPKIT_SERVER_INTERNAL_H
+#define SMTPKIT_SERVER_INTERNAL_H
+
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#include "server/peer_count.h"
+#include "server/runas.h"
+#include "smtpkit/config.h"
+#include "smtpkit/policy.h"
+#include "smtpkit/server.h"
+#include "smtpkit/store.h"
+
+typedef struct sk_conn sk_conn;
+
+typedef struct sk_listener {
+    struct sk_server *srv;
+    const sk_listener_config *cfg;
+    struct evconnlistener *lev;
+    struct event *retry; /* re-enables accepting after EMFILE/ENFILE */
+    char label[80];      /* "127.0.0.1:25" / "[::1]:25" */
+} sk_listener;
+
+struct sk_server {
+    sk_config *cfg;
+    sk_policy *policy; /* swapped by a reload; lookups never keep pointers */
+    sk_runas runas;
+    struct event_base *base;
+    sk_listener *listeners;
+    size_t nlisteners;
+    sk_store *store;
+    sk_commit_queue *queue;
+    struct event *queue_ev;
+    struct event *sig_term, *sig_int, *sig_hup;
+    struct event *grace_timer;
+    sk_peer_count *per_ip;
+    sk_conn *conns; /* doubly linked list of open connections */
+    unsigned nconns;
+    unsigned long long next_conn_id;
+    unsigned long long messages; /* accepted since start */
+    int shutting_down;
+    int grace_over;
+};
+
+/* conn.c */
+void sk_conn_accept(sk_listener *l, int fd, const struct sockaddr *sa, int socklen);
+/* The server is stopping: send 421 when the session is between messages. */
+void sk_conn_shutdown(sk_conn *c);
+/* The shutdown grace time is over: close whatever is not committing. */
+void sk_conn_grace_expired(sk_conn *c);
+sk_conn *sk_conn_next(const sk_conn *c);
+/* Close and free now (server teardown; no commit may be pending). */
+void sk_conn_abort(sk_conn *c);
+/* server.c: a connection has been freed. */
+void sk_server_conn_gone(struct sk_server *srv);
+
+#endif

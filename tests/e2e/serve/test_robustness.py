@@ -1,0 +1,234 @@
+"""The server under hostile or unlucky conditions: clients that vanish in
+the middle of a message, idle clients (421 4.4.2, RFC 5321 4.5.3.2), too
+many connections from one address (421 4.7.0), binary junk (500s, then 421
+after the error limit), 200 concurrent senders, and a full disk (452)."""
+
+import os
+import random
+import smtplib
+import socket
+import subprocess
+import threading
+import time
+
+import pytest
+
+from serve_helpers import split_trace
+
+
+def test_disconnect_mid_data_leaves_nothing(server):
+    srv = server()
+    with srv.raw() as r:
+        assert r.cmd("EHLO client.test")[0] == 250
+        assert r.cmd("MAIL FROM:<carol@remote.test>")[0] == 250
+        assert r.cmd("RCPT TO:<alice@example.test>")[0] == 250
+        assert r.cmd("DATA")[0] == 354
+        r.send(b"Subject: cut\r\n\r\n" + b"partial line\r\n" * 5000)
+    # the server notices the EOF and discards the message
+    srv.wait_log(r"event=disconnect conn=2 .*reason=eof")
+    assert srv.files("alice", "new") == []
+    assert srv.files("alice", "tmp") == []
+    assert list((srv.mail_root / ".spool").iterdir()) == []
+    # and keeps serving
+    with smtplib.SMTP(srv.host, srv.port, timeout=10) as s:
+        assert s.sendmail("c@remote.test", ["alice@example.test"], b"Subject: ok\r\n\r\nok\r\n") == {}
+    assert len(srv.messages("alice")) == 1
+
+
+def test_idle_timeout_421_442(server):
+    srv = server(limits={"command_timeout": 1})
+    with srv.raw() as r:
+        assert r.cmd("EHLO client.test")[0] == 250
+        t0 = time.monotonic()
+        code, lines = r.reply()  # nothing sent: the server gives up
+        waited = time.monotonic() - t0
+        assert code == 421 and lines[-1][4:9] == "4.4.2", lines
+        assert 0.5 < waited < 5
+        assert r.at_eof()
+    srv.wait_log(r"event=disconnect conn=2 .*reason=timeout last_reply=421")
+
+
+def test_data_timeout_421_442(server):
+    srv = server(limits={"data_timeout": 1})
+    with srv.raw() as r:
+        assert r.cmd("EHLO client.test")[0] == 250
+        assert r.cmd("MAIL FROM:<carol@remote.test>")[0] == 250
+        assert r.cmd("RCPT TO:<alice@example.test>")[0] == 250
+        assert r.cmd("DATA")[0] == 354
+        r.send(b"Subject: slow\r\n\r\nthen nothing")
+        code, lines = r.reply()
+        assert code == 421 and lines[-1][4:9] == "4.4.2", lines
+        assert r.at_eof()
+    assert srv.files("alice", "new") == [] and srv.files("alice", "tmp") == []
+
+
+def test_connection_limit_per_ip_421_470(server):
+    srv = server(limits={"connections_per_ip": 2})
+    a = srv.raw()
+    b = srv.raw()
+    with srv.raw(greet=False) as c:
+        # at connect time there is no enhanced code yet (RFC 2034: only after EHLO)
+        code, lines = c.reply()
+        assert code == 421 and "Too many connections from your address" in lines[-1], lines
+        assert c.at_eof()
+    # the two admitted sessions work, and a slot frees when one leaves
+    assert a.cmd("NOOP")[0] == 250
+    assert b.cmd("QUIT")[0] == 221
+    b.close()
+    srv.wait_log(r"event=disconnect conn=3 ")
+    with srv.raw() as d:
+        assert d.cmd("QUIT")[0] == 221
+    a.close()
+    srv.wait_log(r"reason=limit last_reply=421")
+
+
+def test_total_connection_limit_421(server):
+    srv = server(limits={"connections": 3, "connections_per_ip": 10})
+    held = [srv.raw() for _ in range(3)]
+    with srv.raw(greet=False) as extra:
+        code, lines = extra.reply()
+        assert code == 421 and "Too many connections, try again later" in lines[-1], lines
+    for h in held:
+        h.close()
+
+
+@pytest.mark.parametrize("ehlo_first", [False, True], ids=["no-ehlo", "after-ehlo"])
+def test_binary_junk_gets_500s_then_421(server, ehlo_first):
+    srv = server(limits={"errors": 5})
+    rnd = random.Random(5321)
+    other = srv.raw()
+    with srv.raw() as r:
+        if ehlo_first:
+            assert r.cmd("EHLO junk.test")[0] == 250
+        replies = []
+        try:
+            for _ in range(50):
+                junk = bytes(rnd.randrange(256) for _ in range(rnd.randrange(1, 300)))
+                r.send(junk.replace(b"\n", b"") + b"\r\n")
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the server closed on us, as it should
+        while True:
+            try:
+                code, lines = r.reply()
+            except (ConnectionResetError, socket.timeout):
+                break
+            if code is None:
+                break
+            replies.append((code, lines))
+        codes = [c for c, _ in replies]
+        assert codes, "no reply at all"
+        assert all(500 <= c < 600 for c in codes[:-1]), replies
+        assert codes[-1] == 421, replies
+        assert len(codes) <= 6  # errors = 5: the fifth 500 is followed by the 421
+        if ehlo_first:  # enhanced codes only after EHLO (RFC 2034)
+            assert replies[-1][1][-1][4:9] == "4.7.0", replies
+        assert r.at_eof()
+    # another client was not disturbed
+    assert other.cmd("EHLO other.test")[0] == 250
+    assert other.cmd("QUIT")[0] == 221
+    other.close()
+    with smtplib.SMTP(srv.host, srv.port, timeout=10) as s:
+        assert s.sendmail("c@remote.test", ["bob@example.test"], b"Subject: ok\r\n\r\nok\r\n") == {}
+
+
+def test_client_not_reading_replies_is_bounded(server):
+    """A client that pipelines commands without reading the replies stops
+    being read once its unsent replies reach the output limit; the server
+    stays responsive to others."""
+    srv = server(limits={"output_buffer": 4096, "input_buffer": 8192, "commands": 10000000})
+    hog = socket.create_connection((srv.host, srv.port), timeout=10)
+    hog.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    hog.setblocking(False)
+    sent = 0
+    deadline = time.monotonic() + 10
+    last_progress = time.monotonic()
+    # send until the server has stopped taking bytes for 1.5 s (or 50 MB)
+    while time.monotonic() < deadline and sent < 50_000_000:
+        try:
+            sent += hog.send(b"NOOP\r\n" * 1000)
+            last_progress = time.monotonic()
+        except BlockingIOError:
+            if time.monotonic() - last_progress > 1.5:
+                break
+            time.sleep(0.05)
+    # The kernel buffers fill up: the server stopped reading long before
+    # 50 MB, so our sends block.
+    assert sent < 50_000_000
+    with srv.raw() as r:
+        assert r.cmd("NOOP")[0] == 250
+    hog.close()
+
+
+def test_200_concurrent_senders_all_accounted_for(server):
+    srv = server(limits={"connections": 1000, "connections_per_ip": 300})
+    n = 200
+    results = [None] * n
+    barrier = threading.Barrier(n, timeout=30)
+
+    def send(i):
+        try:
+            with smtplib.SMTP(srv.host, srv.port, timeout=60) as s:
+                barrier.wait()
+                body = b"Subject: load %d\r\nX-Token: tok-%05d\r\n\r\nbody %d\r\n" % (i, i, i)
+                results[i] = s.sendmail("load@remote.test", ["alice@example.test"], body)
+        except Exception as e:  # noqa: BLE001 - reported below
+            results[i] = e
+
+    threads = [threading.Thread(target=send, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not any(t.is_alive() for t in threads)
+    errors = [r for r in results if r != {}]
+    assert errors == []
+    msgs = srv.messages("alice")
+    assert len(msgs) == n
+    tokens = sorted(split_trace(m)[1].split(b"X-Token: ")[1][:9] for m in msgs)
+    assert tokens == [b"tok-%05d" % i for i in range(n)]
+    srv.wait_log(r"event=message .* result=250", count=n)
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path):
+    mnt = tmp_path / "full"
+    mnt.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m,mode=0755", "tmpfs", str(mnt)],
+                       capture_output=True)
+    if r.returncode != 0:
+        pytest.skip("cannot mount a tmpfs here: " + r.stderr.decode(errors="replace").strip())
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+
+
+def test_full_disk_452_and_server_keeps_serving(small_tmpfs, server):
+    srv = server(mail_root=str(small_tmpfs / "mail"))
+    # fill the filesystem completely
+    filler = small_tmpfs / "filler"
+    with open(filler, "wb", buffering=0) as f:
+        for chunk in (65536, 4096, 512, 1):
+            try:
+                while True:
+                    f.write(b"\0" * chunk)
+            except OSError:
+                pass
+    big = b"Subject: too big for the disk\r\n\r\n" + (b"z" * 998 + b"\r\n") * 400
+    with srv.raw() as r:
+        assert r.cmd("EHLO client.test")[0] == 250
+        assert r.cmd("MAIL FROM:<carol@remote.test>")[0] == 250
+        assert r.cmd("RCPT TO:<alice@example.test>")[0] == 250
+        code, lines = r.cmd("DATA")
+        if code == 354:
+            r.send(big + b".\r\n")
+            code, lines = r.reply()
+        assert code == 452, lines
+        assert r.cmd("QUIT")[0] == 221
+    assert srv.files("alice", "new") == []
+    # other clients are still served, and mail flows again once there is room
+    os.unlink(filler)
+    with smtplib.SMTP(srv.host, srv.port, timeout=10) as s:
+        assert s.sendmail("c@remote.test", ["alice@example.test"], big) == {}
+    assert len(srv.messages("alice")) == 1
+    assert srv.stop() == 0

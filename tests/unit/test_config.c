@@ -1,0 +1,268 @@
+/*
+ * test_config.c - unit tests for the configuration loader (config.c):
+ * defaults, path resolution, the RFC 5321 minima, and "FILE:LINE: message"
+ * errors for bad files.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "smtpkit/config.h"
+
+static char dir[64];
+static char path[128];
+static char err[1024];
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(dir, sizeof dir, "/tmp/sk-test-config-XXXXXX");
+    if (!mkdtemp(dir))
+        return -1;
+    snprintf(path, sizeof path, "%s/smtpkit.conf", dir);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    unlink(path);
+    rmdir(dir);
+    return 0;
+}
+
+static sk_config *load_text(const char *text)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+    err[0] = '\0';
+    return sk_config_load(path, err, sizeof err);
+}
+
+#define BASE                                                                                       \
+    "server_name = \"mx.example.test\";\n"                                                         \
+    "mail_root = \"../var/mail\";\n"                                                               \
+    "listeners = ( { address = \"127.0.0.1\"; port = 2525; } );\n"
+
+/* The error names this file and line, and contains `needle`. */
+static void assert_error_at(int line, const char *needle)
+{
+    char prefix[256];
+    snprintf(prefix, sizeof prefix, "%s:%d: ", path, line);
+    if (strncmp(err, prefix, strlen(prefix)) != 0)
+        fail_msg("error '%s' does not start with '%s'", err, prefix);
+    if (!strstr(err, needle))
+        fail_msg("error '%s' does not mention '%s'", err, needle);
+}
+
+static void test_minimal_defaults(void **state)
+{
+    (void)state;
+    sk_config *c = load_text(BASE);
+    if (!c)
+        fail_msg("load failed: %s", err);
+    assert_string_equal(c->server_name, "mx.example.test");
+    assert_int_equal(c->max_message_size, 10 * 1024 * 1024);
+    assert_int_equal(c->max_recipients, 100);
+    assert_int_equal(c->max_line, 512);
+    assert_int_equal(c->command_timeout, 300);
+    assert_int_equal(c->data_timeout, 180);
+    assert_int_equal(c->bare_policy, SK_BARE_REJECT);
+    assert_int_equal(c->log_target, SK_LOG_STDERR);
+    assert_null(c->user);
+    assert_null(c->relay_queue);
+    assert_int_equal(c->nlisteners, 1);
+    assert_string_equal(c->listeners[0].address, "127.0.0.1");
+    assert_int_equal(c->listeners[0].port, 2525);
+    /* limits are copied into each listener's session settings */
+    assert_string_equal(c->listeners[0].session.hostname, "mx.example.test");
+    assert_int_equal(c->listeners[0].session.max_recipients, 100);
+    assert_int_equal(c->listeners[0].session.starttls_offered, 0);
+    assert_int_equal(c->listeners[0].session.auth_requires_tls, 1);
+
+    /* "../var/mail" is taken against the file's directory and normalised */
+    char want[256];
+    const char *slash = strrchr(dir, '/');
+    snprintf(want, sizeof want, "%.*s/var/mail", (int)(slash - dir), dir);
+    assert_string_equal(c->mail_root, want);
+    char spool[300];
+    snprintf(spool, sizeof spool, "%s/.spool", want);
+    assert_string_equal(c->spool_dir, spool);
+    sk_config_free(c);
+}
+
+static void test_full_file(void **state)
+{
+    (void)state;
+    sk_config *c =
+        load_text("server_name = \"MX.Example.test\";\n"
+                  "user = \"nobody\";\n"
+                  "mail_root = \"/srv/mail\";\n"
+                  "relay_queue = \"queue\";\n"
+                  "log = \"syslog\";\n"
+                  "bare_lf = \"normalise\";\n"
+                  "limits = { message_size = 1048576; recipients = 250; line_length = 1000;\n"
+                  "           errors = 3; connections = 5; connections_per_ip = 2;\n"
+                  "           command_timeout = 7; data_timeout = 8; };\n"
+                  "listeners = ( { address = \"127.0.0.1\"; port = 25; },\n"
+                  "              { address = \"[::1]\"; port = 25; } );\n"
+                  "domains = [ \"Example.TEST\", \"other.test\" ];\n"
+                  "mailboxes = ( { address = \"Alice@EXAMPLE.test\"; maildir = \"alice\"; },\n"
+                  "              { address = \"bob@other.test\"; } );\n"
+                  "aliases = ( { address = \"info@example.test\"; to = \"alice@example.test\"; },\n"
+                  "            { address = \"team@example.test\"; to = [ \"alice@example.test\", "
+                  "\"bob@other.test\" ]; } );\n"
+                  "catch_all = ( { domain = \"other.test\"; to = \"bob@other.test\"; } );\n"
+                  "trusted_networks = [ \"10.0.0.0/8\", \"2001:db8::/32\" ];\n");
+    if (!c)
+        fail_msg("load failed: %s", err);
+    assert_string_equal(c->user, "nobody");
+    assert_string_equal(c->mail_root, "/srv/mail");
+    char q[256];
+    snprintf(q, sizeof q, "%s/queue", dir);
+    assert_string_equal(c->relay_queue, q);
+    assert_int_equal(c->log_target, SK_LOG_SYSLOG);
+    assert_int_equal(c->bare_policy, SK_BARE_NORMALISE);
+    assert_int_equal(c->max_message_size, 1048576);
+    assert_int_equal(c->max_recipients, 250);
+    assert_int_equal(c->listeners[1].session.max_line, 1000);
+    assert_int_equal(c->max_connections_per_ip, 2);
+    assert_int_equal(c->command_timeout, 7);
+    assert_string_equal(c->listeners[1].address, "::1");
+    assert_int_equal(c->ndomains, 2);
+    assert_string_equal(c->domains[0], "example.test"); /* lower-cased */
+    assert_int_equal(c->nmailboxes, 2);
+    assert_string_equal(c->mailboxes[0].maildir, "/srv/mail/alice");
+    assert_string_equal(c->mailboxes[1].maildir, "/srv/mail/other.test/bob");
+    assert_int_equal(c->mailboxes[0].line, 13);
+    assert_int_equal(c->naliases, 2);
+    assert_int_equal(c->aliases[0].ntargets, 1);
+    assert_int_equal(c->aliases[1].ntargets, 2);
+    assert_string_equal(c->aliases[1].targets[1], "bob@other.test");
+    assert_int_equal(c->ncatchalls, 1);
+    assert_int_equal(c->ntrusted, 2);
+    sk_config_free(c);
+}
+
+static void test_syntax_error_has_line(void **state)
+{
+    (void)state;
+    assert_null(load_text(BASE "domains = [ \"a.test\" \n\nmailboxes = 3;\n"));
+    /* libconfig reports the line where it noticed the problem */
+    char prefix[256];
+    snprintf(prefix, sizeof prefix, "%s:", path);
+    assert_true(!strncmp(err, prefix, strlen(prefix)));
+    assert_true(strstr(err, ":6:") != NULL || strstr(err, ":4:") != NULL);
+}
+
+static void test_unknown_setting(void **state)
+{
+    (void)state;
+    assert_null(load_text(BASE "max_recipient = 100;\n"));
+    assert_error_at(4, "unknown setting 'max_recipient'");
+    assert_null(load_text(BASE "limits = {\n  recipient = 100;\n};\n"));
+    assert_error_at(5, "unknown setting 'recipient' in limits");
+}
+
+static void test_rfc_minima(void **state)
+{
+    (void)state;
+    assert_null(load_text(BASE "limits = { recipients = 99; };\n"));
+    assert_error_at(4, "'recipients' = 99 is out of range (100..");
+    assert_null(load_text(BASE "limits = {\n line_length = 511; };\n"));
+    assert_error_at(5, "'line_length' = 511 is out of range (512..");
+}
+
+static void test_wrong_types(void **state)
+{
+    (void)state;
+    assert_null(load_text("mail_root = \"m\";\nlisteners = ( { address = \"127.0.0.1\"; "
+                          "port = \"25\"; } );\n"));
+    assert_error_at(2, "'port' must be an integer, not a string");
+    assert_null(load_text(BASE "forward_notify = \"yes\";\n"));
+    assert_error_at(4, "'forward_notify' must be true or false");
+    assert_null(load_text(BASE "log = \"file\";\n"));
+    assert_error_at(4, "use \"stderr\" or \"syslog\"");
+}
+
+static void test_required(void **state)
+{
+    (void)state;
+    assert_null(load_text("listeners = ( { address = \"127.0.0.1\"; port = 25; } );\n"));
+    assert_non_null(strstr(err, "'mail_root' is required"));
+    assert_null(load_text("mail_root = \"m\";\n"));
+    assert_non_null(strstr(err, "'listeners' is required"));
+    assert_null(load_text("mail_root = \"m\";\nlisteners = ();\n"));
+    assert_error_at(2, "nothing to listen on");
+}
+
+static void test_listener_errors(void **state)
+{
+    (void)state;
+    assert_null(load_text("mail_root = \"m\";\nlisteners = (\n { address = \"localhost\"; port "
+                          "= 25; } );\n"));
+    assert_error_at(3, "not a numeric IPv4 or IPv6 address");
+    assert_null(load_text("mail_root = \"m\";\nlisteners = (\n { address = \"::1\"; port = 25; "
+                          "},\n { address = \"[::1]\"; port = 25; } );\n"));
+    assert_error_at(4, "defined twice (first on line 3)");
+    assert_null(load_text("mail_root = \"m\";\nlisteners = (\n { address = \"::1\"; port = "
+                          "70000; } );\n"));
+    assert_error_at(3, "out of range (1..65535)");
+    assert_null(load_text("mail_root = \"m\";\nlisteners = (\n { address = \"::1\"; port = 25; "
+                          "starttls = true; } );\n"));
+    assert_error_at(3, "TLS");
+    assert_null(load_text("mail_root = \"m\";\nlisteners = (\n { address = \"::1\"; port = 587; "
+                          "mail_requires_auth = true; } );\n"));
+    assert_error_at(3, "AUTH");
+}
+
+static void test_table_errors(void **state)
+{
+    (void)state;
+    assert_null(load_text(BASE "domains = [ \"example.test\" ];\nmailboxes = (\n { address = "
+                               "\"a@other.test\"; } );\n"));
+    assert_error_at(6, "domain 'other.test' is not in 'domains'");
+    assert_null(load_text(BASE "domains = [ \"exa mple.test\" ];\n"));
+    assert_error_at(4, "not a valid domain name");
+    assert_null(load_text(BASE "domains = [ \"example.test\" ];\naliases = (\n { address = "
+                               "\"a@example.test\"; to = [ \"nope\" ]; } );\n"));
+    assert_error_at(6, "target 'nope' is not local@domain");
+    assert_null(load_text(BASE "domains = [ \"example.test\" ];\nmailboxes = (\n { address = "
+                               "\"a@example.test\"; maildir = 5; } );\n"));
+    assert_error_at(6, "'maildir' must be a string");
+}
+
+static void test_missing_file(void **state)
+{
+    (void)state;
+    char missing[200];
+    snprintf(missing, sizeof missing, "%s/nope.conf", dir);
+    assert_null(sk_config_load(missing, err, sizeof err));
+    assert_non_null(strstr(err, "nope.conf: cannot read"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_minimal_defaults, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_full_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_syntax_error_has_line, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unknown_setting, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rfc_minima, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wrong_types, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_required, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_listener_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_table_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_missing_file, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
