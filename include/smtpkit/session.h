@@ -24,62 +24,62 @@ typedef enum sk_bare_policy {
 
 /* Per-listener settings; the shell owns the memory, which outlives the session. */
 typedef struct sk_session_config {
-    const char *hostname;       /* our name in 220/250/Received */
-    size_t max_message_size;    /* SIZE limit in octets (RFC 1870), > 0 */
-    unsigned max_recipients;    /* per transaction, >= 100 (RFC 5321 4.5.3.1.8) */
-    size_t max_line;            /* command line limit incl. CRLF, >= 512 */
-    unsigned max_errors;        /* errors before 421 4.7.0 and close */
-    unsigned max_commands;      /* commands per session before 421 */
+    const char *hostname;    /* our name in 220/250/Received */
+    size_t max_message_size; /* SIZE limit in octets (RFC 1870), > 0 */
+    unsigned max_recipients; /* per transaction, >= 100 (RFC 5321 4.5.3.1.8) */
+    size_t max_line;         /* command line limit incl. CRLF, >= 512 */
+    unsigned max_errors;     /* errors before 421 4.7.0 and close */
+    unsigned max_commands;   /* commands per session before 421 */
     sk_bare_policy bare_policy;
-    int vrfy_discloses;         /* 0: VRFY answers 252 (default) */
-    int expn_enabled;           /* 0: EXPN answers 502 (default) */
-    int starttls_offered;       /* listener can do STARTTLS */
-    int auth_offered;           /* AUTH available on this listener at all */
-    int auth_requires_tls;      /* AUTH only advertised/accepted under TLS */
-    int mail_requires_auth;     /* submission: MAIL needs AUTH first (530 5.7.0) */
-    int implicit_tls;           /* the connection started in TLS (RFC 8314) */
+    int vrfy_discloses;     /* 0: VRFY answers 252 (default) */
+    int expn_enabled;       /* 0: EXPN answers 502 (default) */
+    int starttls_offered;   /* listener can do STARTTLS */
+    int auth_offered;       /* AUTH available on this listener at all */
+    int auth_requires_tls;  /* AUTH only advertised/accepted under TLS */
+    int mail_requires_auth; /* submission: MAIL needs AUTH first (530 5.7.0) */
+    int implicit_tls;       /* the connection started in TLS (RFC 8314) */
 } sk_session_config;
 
 /* What the shell tells the session about the peer. */
 typedef struct sk_peer {
-    const char *addr;   /* "192.0.2.1" or "2001:db8::1" */
-    const char *rdns;   /* verified reverse name, or NULL */
-    int trusted;        /* in a configured trusted network: may relay */
+    const char *addr; /* "192.0.2.1" or "2001:db8::1" */
+    const char *rdns; /* verified reverse name, or NULL */
+    int trusted;      /* in a configured trusted network: may relay */
 } sk_peer;
 
 /* Recipient verdicts. */
 typedef enum sk_rcpt_verdict {
-    SK_RCPT_ACCEPT,        /* 250 2.1.5 */
-    SK_RCPT_FORWARD,       /* 251 2.1.5 User not local; will forward to <fwd> */
-    SK_RCPT_UNKNOWN,       /* 550 5.1.1 */
-    SK_RCPT_RELAY_DENIED,  /* 550 5.7.1 relay access denied */
-    SK_RCPT_DISABLED,      /* 550 5.2.1 mailbox disabled */
-    SK_RCPT_TEMPFAIL,      /* 451 4.3.0 */
+    SK_RCPT_ACCEPT,       /* 250 2.1.5 */
+    SK_RCPT_FORWARD,      /* 251 2.1.5 User not local; will forward to <fwd> */
+    SK_RCPT_UNKNOWN,      /* 550 5.1.1 */
+    SK_RCPT_RELAY_DENIED, /* 550 5.7.1 relay access denied */
+    SK_RCPT_DISABLED,     /* 550 5.2.1 mailbox disabled */
+    SK_RCPT_TEMPFAIL,     /* 451 4.3.0 */
 } sk_rcpt_verdict;
 
 /* Store results, for store_append and sk_session_commit_done. */
 typedef enum sk_store_result {
     SK_STORE_OK = 0,
-    SK_STORE_NOSPACE = 1,  /* 452 4.3.1 insufficient system storage */
-    SK_STORE_IOERR = 2,    /* 451 4.3.0 local error in processing */
+    SK_STORE_NOSPACE = 1, /* 452 4.3.1 insufficient system storage */
+    SK_STORE_IOERR = 2,   /* 451 4.3.0 local error in processing */
 } sk_store_result;
 
 /* A recipient accepted into the current transaction. */
 typedef struct sk_rcpt {
-    char *addr;   /* forward-path mailbox as given, without <> */
-    void *dest;   /* opaque, set by ops->rcpt_check; freed by ops->dest_free */
+    char *addr; /* forward-path mailbox as given, without <> */
+    void *dest; /* opaque, set by ops->rcpt_check; freed by ops->dest_free */
 } sk_rcpt;
 
 /* The transaction (one message): reset by RSET, EHLO/HELO, STARTTLS, and
  * at the end of each message. */
 typedef struct sk_transaction {
-    char *mail_from;          /* reverse-path without <>; "" for the null path */
-    unsigned long long size;  /* SIZE= declared, 0 if none */
-    int body_8bit;            /* BODY=8BITMIME */
-    int smtputf8;             /* SMTPUTF8 */
+    char *mail_from;         /* reverse-path without <>; "" for the null path */
+    unsigned long long size; /* SIZE= declared, 0 if none */
+    int body_8bit;           /* BODY=8BITMIME */
+    int smtputf8;            /* SMTPUTF8 */
     sk_rcpt *rcpts;
     size_t nrcpts;
-    char id[32];              /* message id, set by ops->store_begin */
+    char id[32]; /* message id, set by ops->store_begin */
 } sk_transaction;
 
 /* Read-only view of the session for the ops callbacks. */
@@ -90,7 +90,7 @@ typedef struct sk_session_info {
     int tls;                 /* TLS active */
     const char *tls_version; /* "TLSv1.3" or NULL */
     const char *tls_cipher;
-    const char *auth_user;   /* authenticated identity, or NULL */
+    const char *auth_user; /* authenticated identity, or NULL */
 } sk_session_info;
 
 typedef struct sk_session_ops {
@@ -127,11 +127,12 @@ typedef struct sk_session_ops {
 } sk_session_ops;
 
 /* Flags returned by sk_session_wants(). */
-#define SK_WANT_CLOSE   0x1 /* flush output, then close the connection */
-#define SK_WANT_TLS     0x2 /* flush the 220, discard unread input, start TLS,
-                               then call sk_session_tls_started() */
-#define SK_WANT_COMMIT  0x4 /* waiting for sk_session_commit_done() */
-#define SK_IN_DATA      0x8 /* reading message data (use the data timeout) */
+#define SK_WANT_CLOSE 0x1 /* flush output, then close the connection */
+#define SK_WANT_TLS                                                                                \
+    0x2                    /* flush the 220, discard unread input, start TLS,                      \
+                              then call sk_session_tls_started() */
+#define SK_WANT_COMMIT 0x4 /* waiting for sk_session_commit_done() */
+#define SK_IN_DATA 0x8     /* reading message data (use the data timeout) */
 
 sk_session *sk_session_new(const sk_session_config *cfg, const sk_session_ops *ops, void *ctx,
                            const sk_peer *peer);

@@ -127,7 +127,8 @@ static int parse_domain(cursor *c)
         size_t label = c->i;
         int ascii_only = 1, last_hyphen = 0;
         if (c->i >= c->len)
-            return fail(c, SK_ADDR_E_SYNTAX, c->i == start ? "missing domain" : "empty domain label");
+            return fail(c, SK_ADDR_E_SYNTAX,
+                        c->i == start ? "missing domain" : "empty domain label");
         unsigned ch = c->s[c->i];
         if (is_letdig(ch)) {
             c->i++;
@@ -278,7 +279,8 @@ static int parse_dot_string(cursor *c)
             int at_end = c->i >= c->len;
             unsigned ch = at_end ? 0 : c->s[c->i];
             if (atom != start)
-                return fail(c, SK_ADDR_E_SYNTAX, "empty atom in local part (trailing or doubled dot)");
+                return fail(c, SK_ADDR_E_SYNTAX,
+                            "empty atom in local part (trailing or doubled dot)");
             if (ch == '.')
                 return fail(c, SK_ADDR_E_SYNTAX, "local part starts with a dot");
             if (at_end || ch == '@' || ch == '>')

@@ -32,8 +32,7 @@ static const sk_cmd_entry table[] = {
     {SK_VERB_HELP, 0, NULL, sk_cmd_help, "HELP [command]"},
     {SK_VERB_NOOP, SK_CMD_ENDS_GROUP, NULL, sk_cmd_noop, "NOOP"},
     {SK_VERB_QUIT, SK_CMD_NO_ARGS | SK_CMD_ENDS_GROUP, NULL, sk_cmd_quit, "QUIT"},
-    {SK_VERB_STARTTLS,
-     SK_CMD_NEEDS_HELO | SK_CMD_NOT_IN_TX | SK_CMD_NO_ARGS | SK_CMD_ENDS_GROUP,
+    {SK_VERB_STARTTLS, SK_CMD_NEEDS_HELO | SK_CMD_NOT_IN_TX | SK_CMD_NO_ARGS | SK_CMD_ENDS_GROUP,
      sk_cmd_starttls_available, sk_cmd_starttls, "STARTTLS"},
     {SK_VERB_AUTH,
      SK_CMD_NEEDS_HELO | SK_CMD_NEEDS_EHLO | SK_CMD_NOT_IN_TX | SK_CMD_NEEDS_ARG |

@@ -18,8 +18,9 @@
 #define SK_CMD_ENDS_GROUP 0x20  /* RFC 2920 3.1: must be the last of a pipelined group */
 #define SK_CMD_OBSOLETE 0x40    /* RFC 821 only: 502 5.5.1 */
 #define SK_CMD_NOT_ENABLED 0x80 /* defined elsewhere, not offered here: 502 5.5.1 */
-#define SK_CMD_SELF_GATED 0x100 /* the handler checks state itself (BDAT must first
-                                   consume its chunk, whatever it answers) */
+#define SK_CMD_SELF_GATED                                                                          \
+    0x100 /* the handler checks state itself (BDAT must first                                      \
+             consume its chunk, whatever it answers) */
 
 typedef struct sk_cmd_entry {
     sk_verb verb;

@@ -52,7 +52,7 @@ int sk_rfc5322_date(char *buf, size_t n, time_t t)
  * by '?'. */
 static int append_ctext(sk_buf *out, const char *s, size_t max)
 {
-    for (size_t i = 0; s[i] && i < max; i++) {
+    for (size_t i = 0; i < max && s[i]; i++) {
         unsigned char c = (unsigned char)s[i];
         char ch = (c < 33 || c > 126 || c == '(' || c == ')' || c == '\\') ? '?' : (char)c;
         if (sk_buf_append(out, &ch, 1) < 0)
@@ -96,9 +96,9 @@ int sk_received_write(sk_buf *out, const sk_received_info *ri)
         goto fail;
 
     const char *helo = ri->helo;
-    int helo_ok = helo && *helo &&
-                  (sk_domain_valid(helo, strlen(helo), 0) ||
-                   sk_address_literal_valid(helo, strlen(helo)));
+    int helo_ok =
+        helo && *helo &&
+        (sk_domain_valid(helo, strlen(helo), 0) || sk_address_literal_valid(helo, strlen(helo)));
     const char *rdns = ri->peer_rdns;
     int rdns_ok = rdns && *rdns && sk_domain_valid(rdns, strlen(rdns), 0);
 
@@ -120,8 +120,8 @@ int sk_received_write(sk_buf *out, const sk_received_info *ri)
         goto fail;
     if (ri->tls_version) {
         if (sk_buf_append_str(out, " (") < 0 || append_ctext(out, ri->tls_version, 64) < 0 ||
-            (ri->tls_cipher && (sk_buf_append_str(out, " ") < 0 ||
-                                append_ctext(out, ri->tls_cipher, 128) < 0)) ||
+            (ri->tls_cipher &&
+             (sk_buf_append_str(out, " ") < 0 || append_ctext(out, ri->tls_cipher, 128) < 0)) ||
             sk_buf_append_str(out, ")") < 0)
             goto fail;
     }
@@ -129,7 +129,7 @@ int sk_received_write(sk_buf *out, const sk_received_info *ri)
     if (ri->id && *ri->id) {
         if (sk_buf_append_str(out, " id ") < 0)
             goto fail;
-        for (size_t i = 0; ri->id[i] && i < 64; i++) {
+        for (size_t i = 0; i < 64 && ri->id[i]; i++) {
             char ch = is_atext_id((unsigned char)ri->id[i]) ? ri->id[i] : '?';
             if (sk_buf_append(out, &ch, 1) < 0)
                 goto fail;

@@ -211,7 +211,10 @@ static const sk_code_entry table[] = {
     {503, NULL, "5.5.1", "Bad sequence of commands",
      "The command came in the wrong order (e.g. RCPT before MAIL, DATA without recipients). "
      "NOOP, HELP, EXPN, VRFY and RSET never get it (RFC 5321 4.1.4).",
-     STD, NULL, "RFC 5321 4.2.2, 4.3.2", "MAIL RCPT DATA BDAT TURN", FIX},
+     STD,
+     "RFC 3207 names no code for STARTTLS out of sequence (before EHLO, inside a transaction, "
+     "or with TLS already active); 503 is the RFC 5321 reply for a bad sequence.",
+     "RFC 5321 4.2.2, 4.3.2", "MAIL RCPT DATA BDAT TURN STARTTLS", FIX},
     {503, "AUTH", "5.5.1", "Bad sequence of commands",
      "AUTH is not allowed now: the session is already authenticated, or a mail transaction "
      "is in progress.",
@@ -266,7 +269,7 @@ static const sk_code_entry table[] = {
      "A common reply-code table lists \"550 Not implemented\" for EHLO: 550 to EHLO is a refusal; "
      "\"not "
      "implemented\" is 502.",
-     "RFC 5321 4.2.2, 4.3.2", "HELO EHLO MAIL RCPT DATA-END VRFY EXPN", GIVEUP},
+     "RFC 5321 4.2.2, 4.3.2; RFC 3030 2", "HELO EHLO MAIL RCPT DATA-END BDAT VRFY EXPN", GIVEUP},
 
     {551, NULL, "5.1.6", "User not local; please try <forward-path>",
      "The recipient is not here; the text may name the address to use instead.", STD, NULL,

@@ -164,8 +164,7 @@ static sk_sasl_status plain_message(sk_sasl *x, const unsigned char *m, size_t n
     return SK_SASL_DONE;
 }
 
-static sk_sasl_status decode_line(const char *line, size_t len, unsigned char *buf,
-                                  size_t *outlen)
+static sk_sasl_status decode_line(const char *line, size_t len, unsigned char *buf, size_t *outlen)
 {
     if (len == 1 && line[0] == '*')
         return SK_SASL_CANCEL;
@@ -177,8 +176,7 @@ static sk_sasl_status decode_line(const char *line, size_t len, unsigned char *b
 }
 
 /* Process a decoded client response. */
-static sk_sasl_status process(sk_sasl *x, const unsigned char *m, size_t n,
-                              const char **challenge)
+static sk_sasl_status process(sk_sasl *x, const unsigned char *m, size_t n, const char **challenge)
 {
     switch (x->mech) {
     case SK_SASL_PLAIN:

@@ -74,9 +74,8 @@ void sk_sess_log(sk_session *s, const char *fmt, ...)
     s->ops->log(s->ctx, line);
 }
 
-__attribute__((format(printf, 4, 0))) static void vreply(sk_session *s, int code,
-                                                         const char *enhanced, const char *fmt,
-                                                         va_list ap)
+__attribute__((format(printf, 4, 0))) static void
+vreply(sk_session *s, int code, const char *enhanced, const char *fmt, va_list ap)
 {
     char text[1024];
     vsnprintf(text, sizeof text, fmt, ap);
@@ -106,8 +105,8 @@ void sk_sess_reject(sk_session *s, int code, const char *enhanced, const char *f
     vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
     sk_sess_reply(s, code, enhanced, "%s", text);
-    sk_sess_log(s, "event=reject cmd=%s code=%d enh=%s text=\"%s\"", s->verb ? s->verb : "-",
-                code, enhanced ? enhanced : "-", clean_text(text, clean, sizeof clean));
+    sk_sess_log(s, "event=reject cmd=%s code=%d enh=%s text=\"%s\"", s->verb ? s->verb : "-", code,
+                enhanced ? enhanced : "-", clean_text(text, clean, sizeof clean));
     s->errors++;
     if (s->cfg->max_errors && s->errors >= s->cfg->max_errors && !(s->wants & SK_WANT_CLOSE))
         sk_sess_close_421(s, "4.7.0", "Error: too many errors");
@@ -342,8 +341,9 @@ void sk_sess_data_finish(sk_session *s, const char *phase)
         case SK_DATA_TOO_BIG:
             log_data(s, 552, "size");
             sk_sess_tx_reset(s);
-            sk_sess_reject(s, 552, "5.3.4", "Message size exceeds fixed maximum message size "
-                                            "(%zu octets)",
+            sk_sess_reject(s, 552, "5.3.4",
+                           "Message size exceeds fixed maximum message size "
+                           "(%zu octets)",
                            s->cfg->max_message_size);
             break;
         case SK_DATA_BARE_LF:
@@ -439,8 +439,9 @@ void sk_sess_auth_result(sk_session *s, sk_sasl_status st, const char *challenge
     case SK_SASL_AUTHZ:
         sk_sasl_clear(&s->sasl);
         sk_sess_log(s, "event=auth mech=%s result=535 reason=authzid", mech);
-        sk_sess_reject(s, 535, "5.7.8", "Authentication credentials invalid (authorization "
-                                        "identity not permitted)");
+        sk_sess_reject(s, 535, "5.7.8",
+                       "Authentication credentials invalid (authorization "
+                       "identity not permitted)");
         return;
     default:
         break;
@@ -478,12 +479,15 @@ void sk_sess_auth_line(sk_session *s, const char *line, size_t len)
 
 /* ---- input -------------------------------------------------------------- */
 
-/* How many octets a line may have before its LF (so the CR included). */
-static size_t line_cap(const sk_session *s, const char *p, size_t n)
+/* How many octets a line may have before its LF (so the CR included);
+ * *auth says the AUTH limit applies. */
+static size_t line_cap(const sk_session *s, const char *p, size_t n, int *auth)
 {
     size_t limit = s->cfg->max_line < 512 ? 512 : s->cfg->max_line;
+    *auth = 0;
     if (s->mode == SK_MODE_AUTH) {
         limit = SK_SASL_LINE_MAX;
+        *auth = 1;
     } else if (limit < SK_SASL_LINE_MAX) {
         /* RFC 4954 4: an AUTH command line may be 12288 octets */
         char head[5];
@@ -492,8 +496,10 @@ static size_t line_cap(const sk_session *s, const char *p, size_t n)
             head[have] = s->line.data[have];
         for (size_t k = 0; have < 5 && k < n; k++)
             head[have++] = p[k];
-        if (have == 5 && strncasecmp(head, "AUTH ", 5) == 0)
+        if (have == 5 && strncasecmp(head, "AUTH ", 5) == 0) {
             limit = SK_SASL_LINE_MAX;
+            *auth = 1;
+        }
     }
     return limit - 1;
 }
@@ -504,7 +510,12 @@ static void line_complete(sk_session *s)
     size_t len = s->line.len;
     int in_auth = s->mode == SK_MODE_AUTH;
     const char *problem = NULL;
-    if (s->line_overflow)
+    const char *enhanced = "5.5.2";
+    if (s->line_overflow == 2) {
+        /* RFC 4954 6 */
+        problem = "Authentication Exchange line is too long";
+        enhanced = "5.5.6";
+    } else if (s->line_overflow)
         problem = "Error: line too long";
     else if (len && l[len - 1] == '\r')
         len--;
@@ -527,11 +538,9 @@ static void line_complete(sk_session *s)
         if (in_auth) {
             sk_sasl_clear(&s->sasl);
             s->mode = SK_MODE_COMMAND;
-            s->verb = "AUTH";
-        } else {
-            s->verb = "UNKNOWN";
         }
-        sk_sess_reject(s, 500, "5.5.2", "%s", problem);
+        s->verb = in_auth || s->line_overflow == 2 ? "AUTH" : "UNKNOWN";
+        sk_sess_reject(s, 500, enhanced, "%s", problem);
     } else if (in_auth) {
         sk_sess_auth_line(s, l, len);
     } else {
@@ -550,9 +559,10 @@ static size_t line_input(sk_session *s, const char *p, size_t n)
     const char *lf = memchr(p, '\n', n);
     size_t take = lf ? (size_t)(lf - p) : n;
     if (!s->line_overflow && take) {
-        size_t cap = line_cap(s, p, take);
+        int auth;
+        size_t cap = line_cap(s, p, take, &auth);
         if (take > cap || s->line.len > cap - take || sk_buf_append(&s->line, p, take) < 0) {
-            s->line_overflow = 1; /* discard up to the LF, then answer once */
+            s->line_overflow = auth ? 2 : 1; /* discard up to the LF, then answer once */
             sk_buf_clear(&s->line);
         }
     }

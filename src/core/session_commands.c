@@ -11,7 +11,7 @@
  * Handlers run after the table's gates (command_table.c) and answer every
  * command with exactly one reply.
  */
-#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -69,8 +69,9 @@ void sk_cmd_ehlo(sk_session *s, const sk_command *cmd)
     char text[512];
     sk_buf b;
     sk_buf_init(&b, sizeof text);
-    sk_buf_printf(&b, "%s\nPIPELINING\nSIZE %zu\n8BITMIME\nENHANCEDSTATUSCODES\nSMTPUTF8\n"
-                      "CHUNKING\nHELP",
+    sk_buf_printf(&b,
+                  "%s\nPIPELINING\nSIZE %zu\n8BITMIME\nENHANCEDSTATUSCODES\nSMTPUTF8\n"
+                  "CHUNKING\nHELP",
                   s->cfg->hostname, s->cfg->max_message_size);
     if (sk_cmd_starttls_available(s) && !s->tls)
         sk_buf_append_str(&b, "\nSTARTTLS");
@@ -120,8 +121,8 @@ void sk_cmd_mail(sk_session *s, const sk_command *cmd)
     const char *err = NULL;
     /* UTF-8 is allowed by the parser here and checked against the SMTPUTF8
      * parameter below, which follows the address on the line. */
-    sk_path_cmd_status st = sk_command_parse_path(cmd->arg, cmd->arg_len, "FROM:",
-                                                  SK_ADDR_ALLOW_NULL | SK_ADDR_UTF8, &pc, &err);
+    sk_path_cmd_status st = sk_command_parse_path(
+        cmd->arg, cmd->arg_len, "FROM:", SK_ADDR_ALLOW_NULL | SK_ADDR_UTF8, &pc, &err);
     switch (st) {
     case SK_PATHCMD_OK:
         break;
@@ -329,35 +330,39 @@ void sk_cmd_rcpt(sk_session *s, const sk_command *cmd)
  * command must be refused. */
 static int message_gate(sk_session *s, int is_bdat, sk_pending_reply *r)
 {
+    const char *verb = is_bdat ? "BDAT" : "DATA";
     r->code = 0;
     if (!s->helo) {
         r->code = 503, r->enhanced = "5.5.1";
-        strcpy(r->text, "Error: send HELO/EHLO first");
+        snprintf(r->text, sizeof r->text, "Error: send HELO/EHLO first");
     } else if (!s->in_tx) {
         r->code = 503, r->enhanced = "5.5.1";
-        strcpy(r->text, "Error: need MAIL command");
+        snprintf(r->text, sizeof r->text, "Error: need MAIL before %s", verb);
     } else if (!is_bdat && s->tx_bdat) {
         r->code = 503, r->enhanced = "5.5.1";
-        strcpy(r->text, "Error: DATA not allowed in a BDAT transaction");
+        snprintf(r->text, sizeof r->text, "Error: DATA not allowed in a BDAT transaction");
     } else if (s->tx.nrcpts == 0 && s->refused_rcpts) {
         /* RFC 5321 3.3: 554 "no valid recipients" */
         r->code = 554, r->enhanced = "5.5.1";
-        strcpy(r->text, "Error: no valid recipients");
+        snprintf(r->text, sizeof r->text, "Error: no valid recipients");
     } else if (s->tx.nrcpts == 0) {
         r->code = 503, r->enhanced = "5.5.1";
-        strcpy(r->text, "Error: need RCPT command");
+        snprintf(r->text, sizeof r->text, "Error: need RCPT before %s", verb);
     }
     return r->code ? -1 : 0;
 }
 
-static void store_failure_reply(sk_pending_reply *r, sk_store_result res)
+/* The store could not open a message. BDAT may answer 452; DATA, before
+ * its 354, only 451 (RFC 5321 4.3.2 lists 452 only after the data), so a
+ * full disk there is "451 4.3.1". */
+static void store_failure_reply(sk_pending_reply *r, sk_store_result res, int is_bdat)
 {
     if (res == SK_STORE_NOSPACE) {
-        r->code = 452, r->enhanced = "4.3.1";
-        strcpy(r->text, "Error: insufficient system storage");
+        r->code = is_bdat ? 452 : 451, r->enhanced = "4.3.1";
+        snprintf(r->text, sizeof r->text, "Error: insufficient system storage");
     } else {
         r->code = 451, r->enhanced = "4.3.0";
-        strcpy(r->text, "Error: local error in processing");
+        snprintf(r->text, sizeof r->text, "Error: local error in processing");
     }
 }
 
@@ -371,7 +376,7 @@ void sk_cmd_data(sk_session *s, const sk_command *cmd)
     }
     sk_store_result res = sk_sess_data_open(s);
     if (res != SK_STORE_OK) {
-        store_failure_reply(&r, res);
+        store_failure_reply(&r, res, 0);
         sk_sess_log(s, "event=data result=%d reason=store_begin", r.code);
         sk_sess_reply(s, r.code, r.enhanced, "%s", r.text);
         return;
@@ -424,15 +429,14 @@ void sk_cmd_bdat(sk_session *s, const sk_command *cmd)
     } else if (!s->tx_bdat) {
         sk_store_result res = sk_sess_data_open(s);
         if (res != SK_STORE_OK) {
-            store_failure_reply(&s->bdat_reply, res);
+            store_failure_reply(&s->bdat_reply, res, 1);
         } else {
             s->tx_bdat = 1;
             sk_data_framer_init(&s->framer, SK_FRAMER_RAW, sk_sess_data_sink, s);
         }
     }
     if (!s->bdat_reply.code && !s->data_error &&
-        (size > s->cfg->max_message_size ||
-         s->data_size > s->cfg->max_message_size - size))
+        (size > s->cfg->max_message_size || s->data_size > s->cfg->max_message_size - size))
         s->data_error = SK_DATA_TOO_BIG; /* known now; the chunk is still read */
     s->mode = SK_MODE_BDAT;
     s->wants |= SK_IN_DATA;
@@ -594,8 +598,9 @@ void sk_cmd_auth(sk_session *s, const sk_command *cmd)
     }
     if (s->cfg->auth_requires_tls && !s->tls) {
         /* RFC 4954 6: PLAIN and LOGIN send the password in clear */
-        sk_sess_reject(s, 538, "5.7.11", "Encryption required for requested authentication "
-                                         "mechanism");
+        sk_sess_reject(s, 538, "5.7.11",
+                       "Encryption required for requested authentication "
+                       "mechanism");
         return;
     }
     const char *challenge = NULL;

@@ -29,12 +29,12 @@ typedef enum sk_input_mode {
 /* Why the message being received will be refused at its end. */
 typedef enum sk_data_error {
     SK_DATA_OK = 0,
-    SK_DATA_TOO_BIG,   /* 552 5.3.4 */
-    SK_DATA_BARE_LF,   /* 550 5.6.0 */
-    SK_DATA_BARE_CR,   /* 550 5.6.0 */
-    SK_DATA_NOSPACE,   /* 452 4.3.1 */
-    SK_DATA_IOERR,     /* 451 4.3.0 */
-    SK_DATA_DEFERRED,  /* BDAT refused at command time: reply kept in bdat_reply */
+    SK_DATA_TOO_BIG,  /* 552 5.3.4 */
+    SK_DATA_BARE_LF,  /* 550 5.6.0 */
+    SK_DATA_BARE_CR,  /* 550 5.6.0 */
+    SK_DATA_NOSPACE,  /* 452 4.3.1 */
+    SK_DATA_IOERR,    /* 451 4.3.0 */
+    SK_DATA_DEFERRED, /* BDAT refused at command time: reply kept in bdat_reply */
 } sk_data_error;
 
 /* A reply decided now but sent later (BDAT: after the chunk is consumed). */
@@ -74,8 +74,8 @@ struct sk_session {
 
     /* command line assembly */
     sk_buf line;
-    int line_overflow;
-    size_t feed_left; /* bytes of the current feed after the current line */
+    int line_overflow; /* 1: over max_line, 2: over the AUTH limit; discarding */
+    size_t feed_left;  /* bytes of the current feed after the current line */
 
     /* transaction */
     sk_transaction tx;

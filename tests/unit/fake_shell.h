@@ -43,9 +43,9 @@ typedef struct fake {
     sk_store_result begin_result, append_result, commit_result;
     size_t append_fail_after; /* fail appends once this many bytes stored (0: never) */
     int begins, aborts, commits, appends, open;
-    sk_buf msg;       /* the message being written */
-    sk_buf committed; /* the last committed message */
-    sk_buf bodies;    /* every committed message from its "Subject:" on */
+    sk_buf msg;        /* the message being written */
+    sk_buf committed;  /* the last committed message */
+    sk_buf bodies;     /* every committed message from its "Subject:" on */
     size_t max_append; /* largest single append seen */
     int manual_commit; /* do not call commit_done from the driver */
 
