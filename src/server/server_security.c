@@ -2,18 +2,58 @@
  * server_security.c - the server's TLS context (RFC 3207, RFC 8314) and
  * AUTH backend (RFC 4954) over the server's life: made at start (a
  * self-signed pair first when tls_generate_if_missing asks and none
- * exists), checked for readability after the privilege drop, and rebuilt
+ * exists, handed to the unprivileged user so a reload can read it),
+ * checked for readability after the privilege drop, and rebuilt
  * on SIGHUP, where a broken certificate or password file keeps the
  * previous one serving and the log says why.
  */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "server/auth_service.h"
 #include "server/log.h"
 #include "server/server_internal.h"
 #include "server/tls.h"
+
+/* The directory part of path in out ("." if none). */
+static void parent_of(const char *path, char *out, size_t outlen)
+{
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        snprintf(out, outlen, ".");
+    else if (slash == path)
+        snprintf(out, outlen, "/");
+    else
+        snprintf(out, outlen, "%.*s", (int)(slash - path), path);
+}
+
+static int is_dir(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* Hand a file we just generated (and its directory, if we made that too)
+ * to the account the server will run as, so a SIGHUP reload can read it.
+ * O_NOFOLLOW: never chown what a symlink points at. */
+static int give_to_runas(const sk_runas *r, const char *path, int is_directory, char *err,
+                         size_t errlen)
+{
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | (is_directory ? O_DIRECTORY : 0));
+    if (fd < 0 || fchown(fd, r->uid, r->gid) != 0) {
+        snprintf(err, errlen, "cannot hand %s to %s: %s", path, r->name, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    close(fd);
+    return 0;
+}
 
 static sk_tls_settings tls_settings(const sk_config *cfg)
 {
@@ -32,10 +72,22 @@ int sk_server_security_init(sk_server *srv, char *err, size_t errlen)
     const sk_config *cfg = srv->cfg;
     if (cfg->tls_certificate) {
         sk_tls_settings st = tls_settings(cfg);
-        char why[512];
+        char why[512], cert_dir[PATH_MAX], key_dir[PATH_MAX];
+        parent_of(cfg->tls_certificate, cert_dir, sizeof cert_dir);
+        parent_of(cfg->tls_key, key_dir, sizeof key_dir);
+        int had_cert_dir = is_dir(cert_dir), had_key_dir = is_dir(key_dir);
         int g = sk_tls_ensure_files(&st, cfg->server_name, cfg->tls_generate_if_missing, why,
                                     sizeof why);
         if (g < 0) {
+            snprintf(err, errlen, "%s: %s", cfg->path, why);
+            return -1;
+        }
+        if (g > 0 && srv->runas.change &&
+            (give_to_runas(&srv->runas, cfg->tls_key, 0, why, sizeof why) != 0 ||
+             give_to_runas(&srv->runas, cfg->tls_certificate, 0, why, sizeof why) != 0 ||
+             (!had_key_dir && give_to_runas(&srv->runas, key_dir, 1, why, sizeof why) != 0) ||
+             (!had_cert_dir && strcmp(cert_dir, key_dir) != 0 &&
+              give_to_runas(&srv->runas, cert_dir, 1, why, sizeof why) != 0))) {
             snprintf(err, errlen, "%s: %s", cfg->path, why);
             return -1;
         }

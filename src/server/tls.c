@@ -412,6 +412,10 @@ void sk_tls_ctx_summary(SSL_CTX *ctx, char *out, size_t outlen)
     int days = 0, secs = 0;
     if (!ASN1_TIME_diff(&days, &secs, NULL, X509_get0_notAfter(x)))
         days = 0;
+    else if (secs >= 12 * 3600)
+        days++; /* nearest whole day */
+    else if (secs <= -12 * 3600)
+        days--;
     int self = X509_check_issued(x, x) == X509_V_OK;
     snprintf(out, outlen, "subject CN=%s, expires %s (%d days)%s", cn, when, days,
              self ? ", self-signed" : "");
