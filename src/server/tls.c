@@ -506,7 +506,9 @@ void sk_tls_describe(const SSL *ssl, const char **version, const char **cipher)
 
 /* ---- self-signed certificates ---- */
 
-/* mkdir -p for the parent directory of path, new directories mode 0700. */
+/* mkdir -p for the parent directory of path: new intermediate directories
+ * mode 0755 (others may need to pass through, e.g. to a mail directory
+ * beside it), the one holding the files 0700. */
 static int make_parent_dirs(const char *path, char *err, size_t errlen)
 {
     char dir[PATH_MAX];
@@ -524,7 +526,7 @@ static int make_parent_dirs(const char *path, char *err, size_t errlen)
         if (*p != '/')
             continue;
         *p = '\0';
-        if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+        if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
             seterr(err, errlen, "cannot create directory %s: %s", dir, strerror(errno));
             return -1;
         }

@@ -83,7 +83,8 @@ typedef struct sk_tls_certspec {
  * Write a self-signed certificate and its key as PEM. The key is created
  * with mode 0600 and the certificate 0644, each through a temporary file
  * renamed into place, so a crash never leaves half a file. Missing parent
- * directories are created (mode 0700). Existing files are replaced.
+ * directories are created (0755, the last one 0700). Existing files are
+ * replaced.
  * subjectAltName: DNS:hostname (or IP:hostname), IP:127.0.0.1, IP:::1.
  * Returns 0, or -1 with err filled.
  */

@@ -285,6 +285,15 @@ static void test_self_signed_contents(void **state)
     struct stat st;
     assert_int_equal(stat(k, &st), 0);
     assert_int_equal(st.st_mode & 0777, 0600);
+    char d[128];
+    mode_t um = umask(0);
+    umask(um);
+    path_in(f, d, sizeof d, "new");
+    assert_int_equal(stat(d, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0755 & ~um);
+    path_in(f, d, sizeof d, "new/sub");
+    assert_int_equal(stat(d, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0700 & ~um);
     assert_int_equal(stat(c, &st), 0);
     assert_int_equal(st.st_mode & 0777, 0644);
 
