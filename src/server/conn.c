@@ -141,12 +141,22 @@ static void conn_flush(sk_conn *c)
     sk_buf_consume(o, o->len);
 }
 
-/* Arm the command or the data timeout (RFC 5321 4.5.3.2). */
+/* TLS states of a connection. */
+enum { TLS_NONE = 0, TLS_FLUSHING_220, TLS_HANDSHAKE, TLS_UP };
+
+/* A TLS handshake takes a round trip or two: a client that has not
+ * finished one in this time is not going to (and holds a slot). */
+#define TLS_HANDSHAKE_TIMEOUT 30
+
+/* Arm the command or the data timeout (RFC 5321 4.5.3.2), or the shorter
+ * handshake timeout while TLS is being negotiated. */
 static void conn_set_timeouts(sk_conn *c, int in_data)
 {
     const sk_config *cfg = c->srv->cfg;
     struct timeval rt = {.tv_sec = in_data ? cfg->data_timeout : cfg->command_timeout};
     struct timeval wt = {.tv_sec = cfg->command_timeout};
+    if (c->tls_state == TLS_HANDSHAKE && rt.tv_sec > TLS_HANDSHAKE_TIMEOUT)
+        rt.tv_sec = wt.tv_sec = TLS_HANDSHAKE_TIMEOUT;
     bufferevent_set_timeouts(c->bev, &rt, &wt);
     c->in_data_timeouts = in_data;
 }
@@ -157,7 +167,7 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg);
 
 /* Make `bev` the connection's transport: callbacks, the input cap
  * (watermark) and the timeouts. Used at accept, and by conn_start_tls() for
- * the TLS filter that will sit on top of the socket bufferevent. */
+ * the OpenSSL bufferevent that takes over the socket. */
 static void conn_attach(sk_conn *c, struct bufferevent *bev)
 {
     c->bev = bev;
@@ -165,9 +175,6 @@ static void conn_attach(sk_conn *c, struct bufferevent *bev)
     bufferevent_setwatermark(bev, EV_READ, 0, c->srv->cfg->input_buffer);
     conn_set_timeouts(c, (sk_session_wants(c->session) & SK_IN_DATA) != 0);
 }
-
-/* TLS states of a connection. */
-enum { TLS_NONE = 0, TLS_FLUSHING_220, TLS_HANDSHAKE, TLS_UP };
 
 /* An OpenSSL bufferevent accepting a handshake on fd, or NULL. */
 static struct bufferevent *tls_bev_new(sk_conn *c, evutil_socket_t fd)
@@ -221,6 +228,7 @@ static int conn_start_tls(sk_conn *c)
 static void conn_tls_up(sk_conn *c)
 {
     c->tls_state = TLS_UP;
+    conn_set_timeouts(c, 0); /* back from the handshake timeout */
     const char *version, *cipher;
     sk_tls_describe(bufferevent_openssl_get_ssl(c->bev), &version, &cipher);
     sk_session_tls_started(c->session, version, cipher);

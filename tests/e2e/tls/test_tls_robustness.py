@@ -210,3 +210,24 @@ def test_sighup_reloads_the_certificate(tls_server, tmp_path):
     with smtplib.SMTP_SSL(srv.host, srv.smtps_port, context=ctx(), timeout=10) as s:
         assert peer_der(s.sock) == der_b2
         s.login("alice@example.test", "wonderland")
+
+
+def test_silent_client_gets_the_handshake_timeout(tls_server):
+    # the handshake timeout is min(30 s, command_timeout): 2 s here
+    srv = tls_server(limits={"command_timeout": 2})
+    t0 = time.monotonic()
+    for port in (srv.smtps_port, srv.sub_port):
+        with socket.create_connection((srv.host, port), timeout=10) as s:
+            if port == srv.sub_port:
+                f = s.makefile("rb")
+                f.readline()
+                s.sendall(b"EHLO x\r\n")
+                while f.readline()[3:4] == b"-":
+                    pass
+                s.sendall(b"STARTTLS\r\n")
+                assert f.readline().startswith(b"220 ")
+            s.settimeout(8)
+            assert s.recv(100) == b""  # closed by the server, not by us
+    assert time.monotonic() - t0 < 9
+    srv.wait_log(r"event=tls-handshake-timeout", count=2)
+    good_session(srv)
