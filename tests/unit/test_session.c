@@ -38,7 +38,6 @@ static void expect_none_at(fake *f, int line)
 }
 #define EXPECT_NONE(f) expect_none_at((f), __LINE__)
 
-
 /* Assert the registry lets `cmd` answer `code` (no-op without it). */
 static void registry_ok_at(int code, const char *cmd, int line)
 {
