@@ -43,9 +43,27 @@ static volatile sig_atomic_t tty_changed;
 static void restore_tty(void)
 {
     if (tty_changed) {
-        tcsetattr(tty_fd, TCSAFLUSH, &tty_saved);
+        tcsetattr(tty_fd, TCSANOW, &tty_saved);
         tty_changed = 0;
     }
+}
+
+/* Echo off for both prompts, before the first one is shown: a password
+ * typed (or pasted) the moment the prompt appears is never echoed. Input
+ * typed earlier than that is discarded (TCSAFLUSH), as getpass(3) does. */
+static int tty_noecho(void)
+{
+    if (tcgetattr(tty_fd, &tty_saved) != 0)
+        return -1;
+    struct termios t = tty_saved;
+    t.c_lflag &= ~(tcflag_t)(ECHO | ECHOE | ECHOK | ECHONL);
+    t.c_lflag |= ICANON;
+    tty_changed = 1;
+    if (tcsetattr(tty_fd, TCSAFLUSH, &t) != 0) {
+        tty_changed = 0;
+        return -1;
+    }
+    return 0;
 }
 
 static void on_signal(int sig)
@@ -89,23 +107,13 @@ static ssize_t read_line(int fd, char *buf, size_t max)
     return too_long ? -2 : (ssize_t)n;
 }
 
+/* Show the prompt and read one line (echo is already off). 0, -1 or -2
+ * (too long). */
 static int prompt_password(const char *prompt, char *buf, size_t max)
 {
     if (write(tty_fd, prompt, strlen(prompt)) < 0)
         return -1;
-    struct termios t;
-    if (tcgetattr(tty_fd, &tty_saved) != 0)
-        return -1;
-    t = tty_saved;
-    t.c_lflag &= ~(tcflag_t)(ECHO | ECHOE | ECHOK | ECHONL);
-    t.c_lflag |= ICANON;
-    tty_changed = 1;
-    if (tcsetattr(tty_fd, TCSAFLUSH, &t) != 0) {
-        tty_changed = 0;
-        return -1;
-    }
     ssize_t n = read_line(tty_fd, buf, max);
-    restore_tty();
     ssize_t w = write(tty_fd, "\n", 1);
     (void)w;
     return n < 0 ? (int)n : 0;
@@ -210,6 +218,11 @@ int sk_cmd_passwd(int argc, char **argv)
         int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGTSTP};
         for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
             sigaction(sigs[i], &sa, NULL);
+        if (tty_noecho() != 0) {
+            fprintf(stderr, "smtpkit passwd: cannot turn off echo on the terminal: %s\n",
+                    strerror(errno));
+            goto out;
+        }
         int r1 = prompt_password("Password: ", pw1, SK_PASSWD_PASSWORD_MAX);
         int r2 = r1 == 0 ? prompt_password("Retype password: ", pw2, SK_PASSWD_PASSWORD_MAX) : r1;
         if (r1 == -2 || r2 == -2) {
