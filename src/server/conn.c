@@ -596,6 +596,11 @@ void sk_conn_shutdown(sk_conn *c)
         return;
     if (c->commit_pending)
         return; /* sk_conn_commit_done() goes on with the shutdown */
+    if (c->tls_state == TLS_FLUSHING_220 || c->tls_state == TLS_HANDSHAKE) {
+        /* no session to end politely yet, and no way to say 421 */
+        conn_end(c, "shutdown");
+        return;
+    }
     conn_process(c);
 }
 

@@ -231,3 +231,15 @@ def test_silent_client_gets_the_handshake_timeout(tls_server):
     assert time.monotonic() - t0 < 9
     srv.wait_log(r"event=tls-handshake-timeout", count=2)
     good_session(srv)
+
+
+def test_shutdown_does_not_wait_for_a_stalled_handshake(tls_server):
+    srv = tls_server()
+    with socket.create_connection((srv.host, srv.smtps_port), timeout=10) as s:
+        srv.wait_log(r"event=connect conn=\d+ peer=127\.0\.0\.1 port=\d+ listener=127\.0\.0\.1:"
+                     + str(srv.smtps_port))
+        t0 = time.monotonic()
+        assert srv.stop() == 0  # SIGTERM; the silent client is not waited for
+        assert time.monotonic() - t0 < 5
+        s.settimeout(5)
+        assert s.recv(100) == b""
