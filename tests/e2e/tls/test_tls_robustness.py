@@ -243,3 +243,27 @@ def test_shutdown_does_not_wait_for_a_stalled_handshake(tls_server):
         assert time.monotonic() - t0 < 5
         s.settimeout(5)
         assert s.recv(100) == b""
+
+
+def test_check_validates_certificate_and_password_file(tls_server, tmp_path):
+    a_cert, a_key = openssl_pair(tmp_path / "a", "mx.example.test")
+    b_cert, b_key = openssl_pair(tmp_path / "b", "other.example.test")
+    srv = tls_server(cert=a_cert, key=a_key, start=False)
+    r = subprocess.run([srv.binary, "serve", "--check", "-c", str(srv.conf_path)],
+                       capture_output=True, timeout=20)
+    assert r.returncode == 0, r.stderr
+    assert b"TLS: subject CN=mx.example.test" in r.stdout
+    assert b"AUTH: 2 account(s)" in r.stdout
+    srv = tls_server(cert=a_cert, key=b_key, start=False)
+    r = subprocess.run([srv.binary, "serve", "--check", "-c", str(srv.conf_path)],
+                       capture_output=True, timeout=20)
+    assert r.returncode == 1 and b"does not match certificate" in r.stderr
+    # a password file with an MD5 hash on line 2
+    srv = tls_server(cert=a_cert, key=a_key, start=False, users={})
+    (tmp_path / "passwd").write_text("ok:$6$saltstring$svn8UoSVapNtMuq1ukKS4tPQd8iKwSMHWjl/"
+                                     "O817G3uBnIFNjnQJuesI68u4OTLiBFdcbYEdFCoEOfaS35inz1\n"
+                                     "x:$1$salt$hash\n")
+    r = subprocess.run([srv.binary, "serve", "--check", "-c", str(srv.conf_path)],
+                       capture_output=True, timeout=20)
+    assert r.returncode == 1
+    assert b"passwd:2: legacy hash method" in r.stderr, r.stderr
