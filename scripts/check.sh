@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test (`make check`): builds with gcc and clang, the cmocka unit
 # tests and the pytest end-to-end tests, both again under ASan+UBSan, then a
-# short run of every fuzz target. Ends with one summary line per stage and a
+# short run of every fuzz target, then the linters (cppcheck, clang-format). Ends with one summary line per stage and a
 # total.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -62,6 +62,7 @@ stage "e2e gcc" e2e e2e
 stage "unit asan-ubsan" unit SAN=1 unit
 stage "e2e asan-ubsan" e2e SAN=1 e2e
 stage "fuzz smoke" fuzz fuzz-smoke
+stage "lint" build lint
 
 echo
 echo "=== summary"

@@ -4,7 +4,7 @@
 # Usage: scripts/deps.sh build|test
 set -eu
 BUILD="build-essential clang pkg-config libssl-dev libevent-dev libconfig-dev libc-ares-dev libcrypt-dev openssl"
-TEST="libcmocka-dev python3 python3-pytest python3-aiosmtpd swaks curl dnsmasq-base libclang-rt-14-dev"
+TEST="cppcheck clang-format libcmocka-dev python3 python3-pytest python3-aiosmtpd swaks curl dnsmasq-base libclang-rt-14-dev"
 case "${1:-build}" in
   build) want="$BUILD" ;;
   test)  want="$BUILD $TEST" ;;

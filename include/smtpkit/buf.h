@@ -12,10 +12,10 @@
 #include <stddef.h>
 
 typedef struct sk_buf {
-    char *data;  /* always NUL-terminated after data[len] when data != NULL */
-    size_t len;  /* bytes in use */
-    size_t cap;  /* bytes allocated (excluding the NUL) */
-    size_t max;  /* hard limit on len; 0 means SIZE_MAX - 1 */
+    char *data; /* always NUL-terminated after data[len] when data != NULL */
+    size_t len; /* bytes in use */
+    size_t cap; /* bytes allocated (excluding the NUL) */
+    size_t max; /* hard limit on len; 0 means SIZE_MAX - 1 */
 } sk_buf;
 
 /* Initialise an empty buffer that may hold at most `max` bytes. */

@@ -24,8 +24,8 @@ int sk_enhanced_parse(const char *s, size_t len, sk_enhanced *out);
 
 /* A parsed reply: one code, one or more lines. */
 typedef struct sk_reply {
-    int code;               /* 100..599, validated digits */
-    int has_enhanced;       /* every line carried the same enhanced code */
+    int code;         /* 100..599, validated digits */
+    int has_enhanced; /* every line carried the same enhanced code */
     sk_enhanced enhanced;
     size_t nlines;
     char *lines[SK_REPLY_MAX_LINES]; /* each line's text after code, separator
@@ -35,8 +35,9 @@ typedef struct sk_reply {
 
 /* Parsing flags. */
 #define SK_REPLY_LENIENT_EOL 0x1 /* accept a bare LF as end of line (pasted text) */
-#define SK_REPLY_ALLOW_ANY   0x2 /* accept first digit 1..9 / second digit 0..9
-                                    (vendor codes such as 571) */
+#define SK_REPLY_ALLOW_ANY                                                                         \
+    0x2 /* accept first digit 1..9 / second digit 0..9                                             \
+           (vendor codes such as 571) */
 
 /*
  * Parse one complete reply from buf[0..len).

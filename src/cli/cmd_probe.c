@@ -1,14 +1,866 @@
 /*
- * cmd_probe.c - `smtpkit probe` (placeholder until implemented).
+ * cmd_probe.c - `smtpkit probe HOST[:PORT] | DOMAIN`: the "online SMTP
+ * response" check. Connects, shows the greeting explained from the reply
+ * registry; with --advanced the whole dialogue (EHLO capabilities, STARTTLS
+ * and the certificate, an optional MAIL/RCPT test that never sends DATA).
+ * A domain is resolved to its MX hosts first (RFC 5321 5.1, RFC 7505).
+ * Output for people, or JSON (--json); the exit status says what happened.
  */
+#include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #include "cli/commands.h"
+#include "client/json_writer.h"
+#include "smtpkit/client.h"
+#include "smtpkit/mx.h"
+#include "smtpkit/registry.h"
+
+#define MAX_RCPTS 32
+#define MAX_REPLIES 64
+
+typedef struct probe_opts {
+    int advanced, json, tls, no_starttls, insecure, all, force_mx;
+    int timeout_ms;
+    int port; /* -1: default */
+    const char *helo, *from, *dns_server, *cafile;
+    const char *rcpts[MAX_RCPTS];
+    size_t nrcpts;
+} probe_opts;
+
+typedef struct reply_rec {
+    char cmd[12]; /* the command it answers */
+    sk_reply r;   /* a deep copy; lines freed by free_rec */
+} reply_rec;
+
+/* What happened with one MX host (or the one host given). */
+typedef struct host_result {
+    char name[256];
+    char addr[64];
+    int port;
+    int preference; /* -2: not from MX; -1: implicit MX */
+    sk_client *c;
+    reply_rec rep[MAX_REPLIES];
+    size_t nrep;
+    int connected, greeted;
+    int esmtp;
+    sk_txn txn;
+    sk_rcpt_result rres[MAX_RCPTS];
+    int did_txn;
+    int exit;
+    char error[600];
+    char note[300];
+    void *hook; /* the hook_arg given to the client */
+} host_result;
+
+static const char *usage_text =
+    "usage: smtpkit probe [OPTIONS] HOST[:PORT] | DOMAIN\n"
+    "\n"
+    "Connects to an SMTP server and explains what it answers. A DOMAIN (no\n"
+    "port, not an IP address) is looked up in DNS and its MX hosts are probed\n"
+    "in order of preference (the first that answers, or all with --all).\n"
+    "\n"
+    "  -a, --advanced       show the whole dialogue: EHLO capabilities, STARTTLS\n"
+    "                       and the certificate, the MAIL/RCPT test\n"
+    "  -p, --port N         port (default 25; 465 with --tls)\n"
+    "      --tls            implicit TLS from the first byte (port 465)\n"
+    "      --no-starttls    do not upgrade with STARTTLS in --advanced mode\n"
+    "  -k, --insecure       show but do not fail on a bad certificate\n"
+    "      --cafile FILE    trust the CA certificates in FILE too\n"
+    "  -t, --timeout SECS   limit for each step (default 10)\n"
+    "      --helo NAME      name to send in EHLO/HELO (default: this host's name)\n"
+    "      --from ADDR      MAIL FROM for a MAIL/RCPT test (never sends DATA)\n"
+    "      --rcpt ADDR      RCPT TO for the test (repeatable; implies --advanced)\n"
+    "      --mx             treat the target as a domain even if it looks like a host\n"
+    "      --all            probe every MX host, not only the first that answers\n"
+    "      --dns-server IP[:PORT]  ask this DNS server (e.g. 127.0.0.1:5353)\n"
+    "      --json           machine-readable output\n"
+    "  -h, --help           this text\n"
+    "\n"
+    "Exit status: 0 the server answered and accepted; 1 it refused (4xx/5xx\n"
+    "greeting, or a refused MAIL/RCPT); 2 usage error; 3 could not connect\n"
+    "(refused, unreachable, timeout, connection closed); 4 TLS failure\n"
+    "(handshake, certificate, STARTTLS refused); 5 DNS failure (no such domain,\n"
+    "server failure, timeout, null MX: the domain accepts no mail); 6 protocol\n"
+    "error (the peer does not speak SMTP).\n";
+
+/* ---- human output ------------------------------------------------------- */
+
+static void live_entry(const sk_transcript_entry *e, void *arg)
+{
+    (void)arg;
+    const char *tag = e->dir == SK_DIR_CLIENT ? "C:" : e->dir == SK_DIR_SERVER ? "S:" : " *";
+    printf("%9.1f ms  %s %s\n", e->ms, tag, e->line);
+    fflush(stdout);
+}
+
+static void print_explanation(const sk_reply *r, const char *cmd, const char *indent)
+{
+    sk_reply_explanation ex;
+    sk_reply_explain(r, cmd, &ex);
+    printf("%s%d: %s\n", indent, r->code, ex.meaning ? ex.meaning : "not a registered reply code");
+    if (ex.class_text)
+        printf("%s  class:  %dxx %s: %s\n", indent, r->code / 100,
+               ex.class_name ? ex.class_name : "", ex.class_text);
+    else
+        printf("%s  class:  %dxx is outside RFC 5321's reply-code grammar\n", indent,
+               r->code / 100);
+    if (r->has_enhanced)
+        printf("%s  enhanced code %d.%d.%d: %s\n", indent, r->enhanced.cls, r->enhanced.subject,
+               r->enhanced.detail, ex.enhanced_name ? ex.enhanced_name : "not registered");
+    printf("%s  advice: %s\n", indent, ex.advice ? ex.advice : "?");
+    if (ex.status && strcmp(ex.status, "standard"))
+        printf("%s  status: %s%s%s\n", indent, ex.status, ex.status_note ? " - " : "",
+               ex.status_note ? ex.status_note : "");
+    if (ex.unexpected)
+        printf("%s  note:   the RFCs do not list %d as a reply to %s\n", indent, r->code, cmd);
+    if (ex.rfc)
+        printf("%s  see:    %s\n", indent, ex.rfc);
+}
+
+/* One line under a reply in the --advanced dialogue. */
+static void print_brief_explanation(const sk_reply *r, const char *cmd)
+{
+    sk_reply_explanation ex;
+    sk_reply_explain(r, cmd, &ex);
+    printf("%16s=> %d %s [%s; %s]\n", "", r->code,
+           ex.meaning ? ex.meaning : "(not a registered reply code)",
+           ex.class_name ? ex.class_name : "code outside RFC 5321's grammar",
+           ex.advice ? ex.advice : "?");
+    if (r->has_enhanced)
+        printf("%16s   %d.%d.%d: %s\n", "", r->enhanced.cls, r->enhanced.subject,
+               r->enhanced.detail, ex.enhanced_name ? ex.enhanced_name : "not registered");
+    if (ex.status && strcmp(ex.status, "standard"))
+        printf("%16s   status: %s%s%s\n", "", ex.status, ex.status_note ? " - " : "",
+               ex.status_note ? ex.status_note : "");
+    if (ex.unexpected)
+        printf("%16s   note: the RFCs do not list %d as a reply to %s\n", "", r->code, cmd);
+}
+
+static void print_caps(const sk_caps *caps)
+{
+    printf("%16s   capabilities:\n", "");
+    if (!caps->ncaps)
+        printf("%16s     (none announced)\n", "");
+    for (size_t i = 0; i < caps->ncaps; i++) {
+        char expl[300], kp[300];
+        sk_cap_explain(&caps->caps[i], expl, sizeof expl);
+        snprintf(kp, sizeof kp, "%s%s%s", caps->caps[i].keyword, caps->caps[i].params[0] ? " " : "",
+                 caps->caps[i].params);
+        printf("%16s     %-26s %s\n", "", kp, expl);
+    }
+}
+
+/* ---- the dialogue ------------------------------------------------------- */
+
+typedef struct hook_arg {
+    const probe_opts *o;
+    host_result *h;
+} hook_arg;
+
+/* Every reply the client reads: kept for --json, explained at once in
+ * --advanced mode (so each explanation follows its reply). */
+static void on_reply(const sk_reply *r, const char *cmd, void *arg)
+{
+    hook_arg *a = arg;
+    host_result *h = a->h;
+    if (a->o->advanced && !a->o->json)
+        print_brief_explanation(r, cmd);
+    if (h->nrep >= MAX_REPLIES)
+        return;
+    reply_rec *rr = &h->rep[h->nrep];
+    memset(rr, 0, sizeof *rr);
+    snprintf(rr->cmd, sizeof rr->cmd, "%s", cmd);
+    rr->r.code = r->code;
+    rr->r.has_enhanced = r->has_enhanced;
+    rr->r.enhanced = r->enhanced;
+    for (size_t i = 0; i < r->nlines && i < SK_REPLY_MAX_LINES; i++) {
+        rr->r.lines[i] = strdup(r->lines[i] ? r->lines[i] : "");
+        if (!rr->r.lines[i])
+            break;
+        rr->r.nlines++;
+    }
+    h->nrep++;
+}
+
+static void free_rec(reply_rec *rr)
+{
+    for (size_t i = 0; i < rr->r.nlines; i++)
+        free(rr->r.lines[i]);
+    rr->r.nlines = 0;
+}
+
+static int fail_from_client(host_result *h)
+{
+    h->exit = sk_client_exit_status(sk_client_error(h->c));
+    snprintf(h->error, sizeof h->error, "%s", sk_client_errmsg(h->c));
+    return -1;
+}
+
+/* Run the dialogue on a connected client. Fills h->exit / h->error. */
+static void dialogue(const probe_opts *o, host_result *h)
+{
+    sk_client *c = h->c;
+    sk_reply r;
+    if (o->tls && sk_client_tls_handshake(c) < 0) {
+        fail_from_client(h);
+        return;
+    }
+    if (sk_client_greeting(c, &r) < 0) {
+        fail_from_client(h);
+        return;
+    }
+    h->greeted = 1;
+    int code = r.code;
+    char one[400];
+    sk_reply_oneline(&r, one, sizeof one);
+    sk_reply_free(&r);
+    if (code != 220) {
+        if (code >= 400 && code < 600) {
+            h->exit = SK_EXIT_REFUSED;
+            snprintf(h->error, sizeof h->error, "%s refuses service: %s", sk_client_peer(c), one);
+        } else {
+            h->exit = SK_EXIT_PROTOCOL;
+            snprintf(h->error, sizeof h->error,
+                     "%s greeted with %d, not 220 (RFC 5321 4.3.2 allows only 220 or 554)",
+                     sk_client_peer(c), code);
+        }
+        sk_client_quit(c);
+        return;
+    }
+    if (!o->advanced) {
+        sk_client_quit(c);
+        h->exit = SK_EXIT_OK;
+        return;
+    }
+    for (int round = 0; round < 2; round++) {
+        if (sk_client_ehlo(c, o->helo, &r) < 0) {
+            fail_from_client(h);
+            return;
+        }
+        const sk_caps *caps = sk_client_caps(c);
+        code = r.code;
+        sk_reply_oneline(&r, one, sizeof one);
+        sk_reply_free(&r);
+        if (code != 250) {
+            h->exit = SK_EXIT_REFUSED;
+            snprintf(h->error, sizeof h->error, "%s refused our %s: %s", sk_client_peer(c),
+                     caps->esmtp ? "EHLO" : "HELO", one);
+            sk_client_quit(c);
+            return;
+        }
+        h->esmtp = caps->esmtp;
+        if (!o->json) {
+            if (caps->esmtp)
+                print_caps(caps);
+            else
+                printf("%16s   the server does not speak ESMTP (no EHLO): no extensions\n", "");
+        }
+        if (round == 1 || o->tls || sk_client_is_tls(c))
+            break;
+        if (!caps->starttls) {
+            snprintf(h->note, sizeof h->note,
+                     "the server does not offer STARTTLS: mail to it "
+                     "travels unencrypted");
+            if (!o->json)
+                printf("%16s   note: %s\n", "", h->note);
+            break;
+        }
+        if (o->no_starttls)
+            break;
+        int rc = sk_client_starttls(c, &r);
+        sk_reply_free(&r);
+        if (rc < 0) {
+            fail_from_client(h);
+            sk_client_close(c);
+            return;
+        }
+    }
+    if (o->nrcpts || o->from) {
+        const char *from = o->from ? o->from : "";
+        sk_txn *t = &h->txn;
+        memset(t, 0, sizeof *t);
+        t->mail_from = from;
+        t->rcpts = o->rcpts;
+        t->nrcpts = o->nrcpts;
+        t->results = h->rres;
+        t->no_data = 1;
+        h->did_txn = 1;
+        if (sk_client_transaction(c, t) < 0) {
+            fail_from_client(h);
+            sk_client_close(c);
+            return;
+        }
+        if (!o->json) {
+            printf("%16s   MAIL FROM:<%s> -> %s\n", "", from, t->mail_text);
+            for (size_t i = 0; i < t->nrcpts; i++)
+                printf("%16s   RCPT TO:<%s> -> %s\n", "", t->rcpts[i],
+                       t->results[i].code ? t->results[i].text : "(not sent: MAIL refused)");
+        }
+        int refused = t->mail_code < 200 || t->mail_code >= 300;
+        for (size_t i = 0; i < t->nrcpts; i++)
+            if (t->results[i].code < 200 || t->results[i].code >= 300)
+                refused = 1;
+        if (refused) {
+            h->exit = SK_EXIT_REFUSED;
+            if (t->mail_code < 200 || t->mail_code >= 300)
+                snprintf(h->error, sizeof h->error, "%s refused MAIL FROM:<%s>: %s",
+                         sk_client_peer(c), from, t->mail_text);
+            else
+                snprintf(h->error, sizeof h->error, "%s refused %zu of %zu recipients",
+                         sk_client_peer(c), t->nrcpts - t->accepted, t->nrcpts);
+        }
+    }
+    sk_client_quit(c);
+    if (!h->error[0])
+        h->exit = SK_EXIT_OK;
+}
+
+/* Try each address of one host until one connects; run the dialogue. */
+static void probe_host(const probe_opts *o, host_result *h, const sk_addr *addrs, size_t n)
+{
+    sk_client_opts co = {0};
+    co.timeout_ms = o->timeout_ms;
+    co.insecure = o->insecure;
+    co.cafile = o->cafile;
+    hook_arg *ha = malloc(sizeof *ha);
+    if (!ha) {
+        h->exit = SK_EXIT_REFUSED;
+        snprintf(h->error, sizeof h->error, "out of memory");
+        return;
+    }
+    ha->o = o;
+    ha->h = h;
+    h->hook = ha;
+    co.on_reply = on_reply;
+    co.on_reply_arg = ha;
+    h->c = sk_client_new(&co);
+    if (!h->c) {
+        h->exit = SK_EXIT_REFUSED;
+        snprintf(h->error, sizeof h->error, "out of memory");
+        return;
+    }
+    if (o->advanced && !o->json) {
+        sk_transcript *tr = sk_client_transcript(h->c);
+        tr->on_entry = live_entry;
+    }
+    for (size_t i = 0; i < n; i++) {
+        sk_client_clear_error(h->c);
+        snprintf(h->addr, sizeof h->addr, "%s", addrs[i].text);
+        if (sk_client_connect_addr(h->c, (const struct sockaddr *)&addrs[i].ss, addrs[i].len,
+                                   h->name) == 0) {
+            h->connected = 1;
+            break;
+        }
+    }
+    if (!h->connected) {
+        fail_from_client(h);
+        return;
+    }
+    dialogue(o, h);
+}
+
+/* ---- JSON --------------------------------------------------------------- */
+
+static void json_reply(sk_json *j, const reply_rec *rr)
+{
+    sk_reply_explanation ex;
+    sk_reply_explain(&rr->r, rr->cmd, &ex);
+    char one[1024];
+    sk_reply_oneline(&rr->r, one, sizeof one);
+    sk_json_begin_object(j);
+    sk_json_kv_string(j, "command", rr->cmd);
+    sk_json_kv_int(j, "code", rr->r.code);
+    if (rr->r.has_enhanced) {
+        char en[32];
+        snprintf(en, sizeof en, "%d.%d.%d", rr->r.enhanced.cls, rr->r.enhanced.subject,
+                 rr->r.enhanced.detail);
+        sk_json_kv_string(j, "enhanced", en);
+    } else {
+        sk_json_kv_string(j, "enhanced", NULL);
+    }
+    sk_json_key(j, "lines");
+    sk_json_begin_array(j);
+    for (size_t i = 0; i < rr->r.nlines; i++)
+        sk_json_string(j, rr->r.lines[i]);
+    sk_json_end_array(j);
+    sk_json_kv_string(j, "text", one);
+    sk_json_kv_string(j, "meaning", ex.meaning);
+    sk_json_kv_string(j, "class", ex.class_name);
+    sk_json_kv_string(j, "class_meaning", ex.class_text);
+    sk_json_kv_string(j, "advice", ex.advice);
+    sk_json_kv_string(j, "enhanced_meaning", ex.enhanced_name);
+    sk_json_kv_string(j, "status", ex.status);
+    sk_json_kv_string(j, "rfc", ex.rfc);
+    sk_json_kv_bool(j, "unexpected_for_command", ex.unexpected);
+    sk_json_end_object(j);
+}
+
+static void json_host(sk_json *j, const probe_opts *o, const host_result *h)
+{
+    sk_json_begin_object(j);
+    sk_json_kv_string(j, "host", h->name);
+    sk_json_kv_string(j, "address", h->addr[0] ? h->addr : NULL);
+    sk_json_kv_int(j, "port", h->port);
+    if (h->preference >= 0)
+        sk_json_kv_int(j, "mx_preference", h->preference);
+    sk_json_kv_string(j, "tls_mode",
+                      o->tls                                  ? "implicit"
+                      : (h->c && sk_client_tls(h->c)->active) ? "starttls"
+                                                              : "none");
+    sk_json_kv_bool(j, "connected", h->connected);
+    sk_json_key(j, "connect_ms");
+    if (h->connected)
+        sk_json_double(j, sk_client_connect_ms(h->c), 2);
+    else
+        sk_json_null(j);
+    sk_json_key(j, "greeting_ms");
+    if (h->greeted)
+        sk_json_double(j, sk_client_greeting_ms(h->c), 2);
+    else
+        sk_json_null(j);
+    sk_json_key(j, "greeting");
+    if (h->nrep && !strcmp(h->rep[0].cmd, "CONNECT"))
+        json_reply(j, &h->rep[0]);
+    else
+        sk_json_null(j);
+    sk_json_key(j, "replies");
+    sk_json_begin_array(j);
+    for (size_t i = 0; i < h->nrep; i++)
+        json_reply(j, &h->rep[i]);
+    sk_json_end_array(j);
+    if (o->advanced && h->c) {
+        const sk_caps *caps = sk_client_caps(h->c);
+        sk_json_kv_bool(j, "esmtp", h->esmtp);
+        sk_json_key(j, "capabilities");
+        sk_json_begin_array(j);
+        for (size_t i = 0; i < caps->ncaps; i++) {
+            char expl[300];
+            sk_cap_explain(&caps->caps[i], expl, sizeof expl);
+            sk_json_begin_object(j);
+            sk_json_kv_string(j, "keyword", caps->caps[i].keyword);
+            sk_json_kv_string(j, "params", caps->caps[i].params);
+            sk_json_kv_string(j, "explanation", expl);
+            sk_json_end_object(j);
+        }
+        sk_json_end_array(j);
+        sk_json_key(j, "size_limit");
+        if (caps->has_size && caps->size)
+            sk_json_int(j, (long long)caps->size);
+        else
+            sk_json_null(j);
+        sk_json_key(j, "auth_mechanisms");
+        sk_json_begin_array(j);
+        const char *m = caps->auth_list;
+        while (*m) {
+            size_t l = strcspn(m, " ");
+            sk_json_stringn(j, m, l);
+            m += l;
+            while (*m == ' ')
+                m++;
+        }
+        sk_json_end_array(j);
+    }
+    const sk_tls_info *t = h->c ? sk_client_tls(h->c) : NULL;
+    sk_json_key(j, "tls");
+    if (t && t->active) {
+        sk_json_begin_object(j);
+        sk_json_kv_string(j, "version", t->version);
+        sk_json_kv_string(j, "cipher", t->cipher);
+        sk_json_kv_int(j, "bits", t->bits);
+        sk_json_kv_string(j, "subject", t->subject);
+        sk_json_kv_string(j, "issuer", t->issuer);
+        sk_json_kv_string(j, "not_before", t->not_before);
+        sk_json_kv_string(j, "not_after", t->not_after);
+        sk_json_kv_string(j, "names", t->names);
+        sk_json_kv_bool(j, "name_match", t->name_match);
+        sk_json_kv_bool(j, "verified", t->verified);
+        sk_json_kv_string(j, "verify_error", t->verify_error[0] ? t->verify_error : NULL);
+        sk_json_end_object(j);
+    } else {
+        sk_json_null(j);
+    }
+    sk_json_key(j, "test");
+    if (h->did_txn) {
+        sk_json_begin_object(j);
+        sk_json_kv_string(j, "mail_from", h->txn.mail_from);
+        sk_json_kv_int(j, "mail_code", h->txn.mail_code);
+        sk_json_kv_string(j, "mail_reply", h->txn.mail_text);
+        sk_json_key(j, "rcpt");
+        sk_json_begin_array(j);
+        for (size_t i = 0; i < h->txn.nrcpts; i++) {
+            sk_json_begin_object(j);
+            sk_json_kv_string(j, "address", h->txn.rcpts[i]);
+            sk_json_kv_int(j, "code", h->rres[i].code);
+            sk_json_kv_string(j, "reply", h->rres[i].code ? h->rres[i].text : NULL);
+            sk_json_end_object(j);
+        }
+        sk_json_end_array(j);
+        sk_json_end_object(j);
+    } else {
+        sk_json_null(j);
+    }
+    sk_json_key(j, "transcript");
+    sk_json_begin_array(j);
+    if (h->c) {
+        const sk_transcript *tr = sk_client_transcript(h->c);
+        for (size_t i = 0; i < tr->n; i++) {
+            char d[2] = {(char)tr->v[i].dir, 0};
+            sk_json_begin_object(j);
+            sk_json_key(j, "t_ms");
+            sk_json_double(j, tr->v[i].ms, 2);
+            sk_json_kv_string(j, "dir", d);
+            sk_json_kv_string(j, "line", tr->v[i].line);
+            sk_json_end_object(j);
+        }
+    }
+    sk_json_end_array(j);
+    sk_json_kv_string(j, "note", h->note[0] ? h->note : NULL);
+    sk_json_kv_int(j, "exit", h->exit);
+    sk_json_kv_string(j, "error", h->error[0] ? h->error : NULL);
+    sk_json_end_object(j);
+}
+
+/* ---- main --------------------------------------------------------------- */
+
+static int parse_timeout(const char *s, int *ms)
+{
+    char *end;
+    double v = strtod(s, &end);
+    if (end == s || *end || !(v > 0) || v > 3600)
+        return -1;
+    *ms = (int)(v * 1000.0);
+    if (*ms < 1)
+        *ms = 1;
+    return 0;
+}
+
+static void default_helo(char *out, size_t n)
+{
+    if (gethostname(out, n) != 0 || !out[0])
+        snprintf(out, n, "localhost");
+    out[n - 1] = '\0';
+}
 
 int sk_cmd_probe(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "smtpkit probe: not implemented yet\n");
-    return 2;
+    enum { O_TLS = 256, O_NOSTARTTLS, O_HELO, O_FROM, O_RCPT, O_MX, O_ALL, O_DNS, O_JSON, O_CA };
+    static const struct option lo[] = {
+        {"advanced", no_argument, 0, 'a'},      {"port", required_argument, 0, 'p'},
+        {"tls", no_argument, 0, O_TLS},         {"no-starttls", no_argument, 0, O_NOSTARTTLS},
+        {"insecure", no_argument, 0, 'k'},      {"timeout", required_argument, 0, 't'},
+        {"helo", required_argument, 0, O_HELO}, {"from", required_argument, 0, O_FROM},
+        {"rcpt", required_argument, 0, O_RCPT}, {"mx", no_argument, 0, O_MX},
+        {"all", no_argument, 0, O_ALL},         {"dns-server", required_argument, 0, O_DNS},
+        {"json", no_argument, 0, O_JSON},       {"cafile", required_argument, 0, O_CA},
+        {"help", no_argument, 0, 'h'},          {0, 0, 0, 0},
+    };
+    probe_opts o;
+    memset(&o, 0, sizeof o);
+    o.timeout_ms = 10000;
+    o.port = -1;
+    char helo[256];
+    default_helo(helo, sizeof helo);
+    o.helo = helo;
+    optind = 1;
+    opterr = 0;
+    int ch;
+    while ((ch = getopt_long(argc, argv, ":ap:kt:h", lo, NULL)) != -1) {
+        switch (ch) {
+        case 'a':
+            o.advanced = 1;
+            break;
+        case 'p': {
+            char h[8], tmp[16];
+            int port;
+            snprintf(tmp, sizeof tmp, "x:%s", optarg);
+            if (strlen(optarg) > 5 || sk_target_parse(tmp, h, sizeof h, &port) < 0 || port < 0) {
+                fprintf(stderr, "smtpkit probe: bad port '%s' (1-65535)\n", optarg);
+                return SK_EXIT_USAGE;
+            }
+            o.port = port;
+            break;
+        }
+        case O_TLS:
+            o.tls = 1;
+            break;
+        case O_NOSTARTTLS:
+            o.no_starttls = 1;
+            break;
+        case 'k':
+            o.insecure = 1;
+            break;
+        case 't':
+            if (parse_timeout(optarg, &o.timeout_ms) < 0) {
+                fprintf(stderr, "smtpkit probe: bad timeout '%s' (seconds, > 0)\n", optarg);
+                return SK_EXIT_USAGE;
+            }
+            break;
+        case O_HELO:
+            o.helo = optarg;
+            break;
+        case O_FROM:
+            o.from = optarg;
+            o.advanced = 1;
+            break;
+        case O_RCPT:
+            if (o.nrcpts >= MAX_RCPTS) {
+                fprintf(stderr, "smtpkit probe: at most %d --rcpt\n", MAX_RCPTS);
+                return SK_EXIT_USAGE;
+            }
+            o.rcpts[o.nrcpts++] = optarg;
+            o.advanced = 1;
+            break;
+        case O_MX:
+            o.force_mx = 1;
+            break;
+        case O_ALL:
+            o.all = 1;
+            break;
+        case O_DNS:
+            o.dns_server = optarg;
+            break;
+        case O_JSON:
+            o.json = 1;
+            break;
+        case O_CA:
+            o.cafile = optarg;
+            break;
+        case 'h':
+            fputs(usage_text, stdout);
+            return SK_EXIT_OK;
+        case ':':
+            fprintf(stderr, "smtpkit probe: option '%s' needs a value\n", argv[optind - 1]);
+            return SK_EXIT_USAGE;
+        default:
+            fprintf(stderr, "smtpkit probe: unknown option '%s'\n", argv[optind - 1]);
+            fputs(usage_text, stderr);
+            return SK_EXIT_USAGE;
+        }
+    }
+    if (optind != argc - 1) {
+        fprintf(stderr, "smtpkit probe: give exactly one HOST[:PORT] or DOMAIN\n");
+        fputs(usage_text, stderr);
+        return SK_EXIT_USAGE;
+    }
+    for (const char *p = o.helo; *p; p++)
+        if ((unsigned char)*p <= 0x20 || *p == 0x7f) {
+            fprintf(stderr, "smtpkit probe: bad --helo name\n");
+            return SK_EXIT_USAGE;
+        }
+    const char *target = argv[optind];
+    char host[256];
+    int tport;
+    if (sk_target_parse(target, host, sizeof host, &tport) < 0) {
+        fprintf(stderr, "smtpkit probe: bad target '%s' (expected HOST[:PORT] or DOMAIN)\n",
+                target);
+        return SK_EXIT_USAGE;
+    }
+    int port = tport > 0 ? tport : o.port > 0 ? o.port : o.tls ? 465 : 25;
+    int mx_mode = o.force_mx || (tport < 0 && !sk_is_ip_literal(host));
+    if (o.force_mx && sk_is_ip_literal(host)) {
+        fprintf(stderr, "smtpkit probe: --mx needs a domain, not an IP address\n");
+        return SK_EXIT_USAGE;
+    }
+
+    sk_buf jbuf;
+    sk_buf_init(&jbuf, 0);
+    sk_json j;
+    sk_json_init(&j, &jbuf);
+    if (o.json) {
+        sk_json_begin_object(&j);
+        sk_json_kv_string(&j, "target", target);
+        sk_json_kv_string(&j, "mode", mx_mode ? "mx" : "host");
+        sk_json_kv_bool(&j, "advanced", o.advanced);
+    }
+
+    int exit_status = SK_EXIT_OK;
+    char summary[1400] = "";
+    char errbuf[300];
+    sk_resolver *res = NULL;
+    sk_mx_list mx;
+    memset(&mx, 0, sizeof mx);
+    int dns_ok = 1;
+    if (mx_mode || o.dns_server) {
+        res = sk_resolver_new(o.dns_server, o.timeout_ms < 5000 ? o.timeout_ms : 5000, errbuf,
+                              sizeof errbuf);
+        if (!res) {
+            fprintf(stderr, "smtpkit probe: %s\n", errbuf);
+            sk_buf_free(&jbuf);
+            return SK_EXIT_USAGE;
+        }
+    }
+    if (mx_mode) {
+        sk_dns_status st = sk_mx_resolve(res, host, 0, &mx);
+        if (st != SK_DNS_OK && st != SK_DNS_NULLMX && !o.force_mx && !o.dns_server) {
+            /* No MX answer, but maybe a name the system knows (/etc/hosts,
+             * "localhost"): probe it as a host rather than give up. */
+            sk_addr a[SK_ADDRS_MAX];
+            size_t n = 0;
+            if (sk_system_resolve(host, port, a, SK_ADDRS_MAX, &n) == SK_DNS_OK && n) {
+                memset(&mx, 0, sizeof mx);
+                snprintf(mx.hosts[0].name, sizeof mx.hosts[0].name, "%s", host);
+                mx.hosts[0].preference = -1;
+                mx.n = 1;
+                mx.implicit = 1;
+                st = SK_DNS_OK;
+            }
+        }
+        if (o.json) {
+            sk_json_key(&j, "mx");
+            sk_json_begin_object(&j);
+            sk_json_kv_string(&j, "domain", host);
+            sk_json_kv_string(&j, "status", st == SK_DNS_OK ? "ok" : sk_dns_status_text(st));
+            sk_json_kv_bool(&j, "null_mx", st == SK_DNS_NULLMX);
+            sk_json_kv_bool(&j, "implicit", mx.implicit);
+            sk_json_key(&j, "hosts");
+            sk_json_begin_array(&j);
+            for (size_t i = 0; i < mx.n; i++) {
+                sk_json_begin_object(&j);
+                sk_json_kv_int(&j, "preference", mx.hosts[i].preference);
+                sk_json_kv_string(&j, "host", mx.hosts[i].name);
+                sk_json_end_object(&j);
+            }
+            sk_json_end_array(&j);
+            sk_json_end_object(&j);
+        }
+        if (st != SK_DNS_OK) {
+            dns_ok = 0;
+            exit_status = SK_EXIT_DNS;
+            if (st == SK_DNS_NULLMX)
+                snprintf(summary, sizeof summary,
+                         "%s accepts no mail: it publishes a null MX record (RFC 7505)", host);
+            else
+                snprintf(summary, sizeof summary, "DNS lookup of MX records for %s failed: %s",
+                         host, sk_dns_status_text(st));
+        } else if (!o.json) {
+            if (mx.implicit)
+                printf("%s has no MX record: its own address is the mail host (RFC 5321 5.1)\n",
+                       host);
+            else {
+                printf("MX records for %s:\n", host);
+                for (size_t i = 0; i < mx.n; i++)
+                    printf("  %5d  %s\n", mx.hosts[i].preference, mx.hosts[i].name);
+            }
+        }
+    } else {
+        mx.n = 1;
+        snprintf(mx.hosts[0].name, sizeof mx.hosts[0].name, "%s", host);
+        mx.hosts[0].preference = -2;
+    }
+
+    if (o.json) {
+        sk_json_key(&j, "probes");
+        sk_json_begin_array(&j);
+    }
+    host_result *hr = calloc(mx.n ? mx.n : 1, sizeof *hr);
+    if (!hr) {
+        fprintf(stderr, "smtpkit probe: out of memory\n");
+        return SK_EXIT_REFUSED;
+    }
+    int answered = 0, any_fail = 0, first_fail = SK_EXIT_OK;
+    size_t last = 0;
+    for (size_t i = 0; dns_ok && i < mx.n; i++) {
+        host_result *h = &hr[i];
+        last = i;
+        snprintf(h->name, sizeof h->name, "%s", mx.hosts[i].name);
+        h->port = port;
+        h->preference = mx.hosts[i].preference;
+        sk_addr addrs[SK_ADDRS_MAX];
+        size_t na = 0;
+        sk_dns_status st;
+        if (res)
+            st = sk_host_resolve(res, h->name, port, addrs, SK_ADDRS_MAX, &na);
+        else
+            st = sk_system_resolve(h->name, port, addrs, SK_ADDRS_MAX, &na);
+        if (st != SK_DNS_OK && res && !o.dns_server && mx.implicit)
+            st = sk_system_resolve(h->name, port, addrs, SK_ADDRS_MAX, &na);
+        if (!o.json)
+            printf("%sProbing %s port %d%s\n", i || mx_mode ? "\n" : "", h->name, port,
+                   o.tls ? " (implicit TLS)" : "");
+        if (st != SK_DNS_OK || na == 0) {
+            h->exit = SK_EXIT_DNS;
+            snprintf(h->error, sizeof h->error, "could not resolve %s: %s", h->name,
+                     sk_dns_status_text(st));
+        } else {
+            probe_host(&o, h, addrs, na);
+        }
+        if (!o.json) {
+            if (!o.advanced && h->greeted) {
+                printf("Connected to %s in %.2f ms; greeting after %.2f ms:\n\n",
+                       sk_client_peer(h->c), sk_client_connect_ms(h->c),
+                       sk_client_greeting_ms(h->c));
+                for (size_t k = 0; k < h->rep[0].r.nlines; k++) {
+                    sk_reply *g = &h->rep[0].r;
+                    if (g->has_enhanced)
+                        printf("  %d%c%d.%d.%d %s\n", g->code, k + 1 < g->nlines ? '-' : ' ',
+                               g->enhanced.cls, g->enhanced.subject, g->enhanced.detail,
+                               g->lines[k]);
+                    else
+                        printf("  %d%c%s\n", g->code, k + 1 < g->nlines ? '-' : ' ', g->lines[k]);
+                }
+                printf("\n");
+                print_explanation(&h->rep[0].r, "CONNECT", "");
+            }
+            if (h->exit == SK_EXIT_OK)
+                printf("%s: %s answers as an SMTP server%s.\n", "OK",
+                       h->addr[0] ? sk_client_peer(h->c) : h->name,
+                       h->did_txn ? " and accepted the test addresses" : "");
+            else
+                printf("FAILED: %s\n", h->error);
+        }
+        if (o.json)
+            json_host(&j, &o, h);
+        if (h->exit != SK_EXIT_OK) {
+            if (!any_fail)
+                first_fail = h->exit;
+            any_fail = 1;
+        }
+        if (h->greeted)
+            answered = 1;
+        if (!o.all && (h->greeted || h->exit == SK_EXIT_OK))
+            break;
+    }
+    if (dns_ok) {
+        const host_result *h = &hr[last];
+        if (o.all)
+            exit_status = any_fail ? first_fail : SK_EXIT_OK;
+        else
+            exit_status = h->exit; /* the host that answered, or the last one tried */
+        if (exit_status != SK_EXIT_OK) {
+            const host_result *f = &hr[last];
+            if (o.all)
+                for (size_t i = 0; i <= last; i++)
+                    if (hr[i].exit != SK_EXIT_OK) {
+                        f = &hr[i];
+                        break;
+                    }
+            snprintf(summary, sizeof summary, "%s", f->error);
+            if (mx_mode && !answered && mx.n > 1)
+                snprintf(summary, sizeof summary, "no MX host of %s answered; last: %s", host,
+                         h->error);
+        }
+    }
+    if (o.json) {
+        sk_json_end_array(&j);
+        sk_json_kv_int(&j, "exit", exit_status);
+        sk_json_kv_string(&j, "error", summary[0] ? summary : NULL);
+        sk_json_end_object(&j);
+        if (!j.failed)
+            printf("%s\n", jbuf.data);
+    }
+    if (exit_status != SK_EXIT_OK)
+        fprintf(stderr, "smtpkit probe: %s\n", summary[0] ? summary : "failed");
+    for (size_t i = 0; i < (mx.n ? mx.n : 1); i++) {
+        for (size_t k = 0; k < hr[i].nrep; k++)
+            free_rec(&hr[i].rep[k]);
+        sk_client_free(hr[i].c);
+        free(hr[i].hook);
+    }
+    free(hr);
+    sk_buf_free(&jbuf);
+    sk_resolver_free(res);
+    return exit_status;
 }

@@ -66,8 +66,9 @@ static const sk_code_entry table[] = {
      DONE},
 
     {250, NULL, "2.0.0", "Requested mail action okay, completed",
-     "The command succeeded. After the final dot of DATA it means the server has taken "
-     "responsibility for the message.",
+     "The command succeeded: after MAIL the sender is accepted, after RCPT the recipient; "
+     "after the final dot of DATA (or BDAT LAST) the server has taken responsibility for "
+     "the message.",
      STD, NULL, "RFC 5321 4.2.2, 4.3.2",
      "HELO EHLO MAIL RCPT DATA-END RSET VRFY EXPN NOOP SEND SOML SAML TURN", DONE},
     {250, "ATRN", "2.0.0", "OK, now reversing the connection",

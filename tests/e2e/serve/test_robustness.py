@@ -14,7 +14,6 @@ import time
 
 import pytest
 
-from conftest import read_reply
 from serve_helpers import split_trace
 
 
@@ -348,15 +347,13 @@ def test_client_resetting_right_after_the_final_dot(server):
     srv = server(limits={"connections_per_ip": 100})
     n = 40
     for i in range(n):
-        with socket.create_connection((srv.host, srv.port), timeout=10) as c, \
-                c.makefile("rb") as f:
-            assert read_reply(f)[0] == 220
-            c.sendall(b"EHLO racer.test\r\n")
-            assert read_reply(f)[0] == 250
-            c.sendall(b"MAIL FROM:<racer@remote.test>\r\nRCPT TO:<alice@example.test>\r\nDATA\r\n")
-            assert [read_reply(f)[0] for _ in range(3)] == [250, 250, 354]
-            c.sendall(b"Subject: race\r\nX-Token: race-%03d\r\n\r\nbody\r\n.\r\n" % i)
-            c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        with srv.raw() as r:
+            assert r.cmd("EHLO racer.test")[0] == 250
+            r.send(b"MAIL FROM:<racer@remote.test>\r\nRCPT TO:<alice@example.test>\r\nDATA\r\n")
+            assert [r.reply()[0] for _ in range(3)] == [250, 250, 354]
+            r.send(b"Subject: race\r\nX-Token: race-%03d\r\n\r\nbody\r\n.\r\n" % i)
+            # close at once with a reset (SO_LINGER 0)
+            r.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     # still serving
     with smtplib.SMTP(srv.host, srv.port, timeout=10) as s:
         assert s.sendmail("c@remote.test", ["bob@example.test"], b"Subject: ok\r\n\r\nok\r\n") == {}

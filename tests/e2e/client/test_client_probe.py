@@ -1,0 +1,356 @@
+"""`smtpkit probe` against real servers on loopback: aiosmtpd (plain,
+STARTTLS, implicit TLS), scripted servers, and broken peers. Checks the
+output a person reads, the JSON, and the exit status of each outcome."""
+
+import json
+import time
+
+import pytest
+
+
+from fakeservers import (
+    _ThreadServer,
+    Aio,
+    ClosingServer,
+    GarbageServer,
+    RecordingHandler,
+    ScriptedSMTP,
+    SilentServer,
+    free_port,
+    make_cert,
+    run_smtpkit,
+    server_tls_context,
+    text,
+)
+
+
+@pytest.fixture(scope="module")
+def cert(tmp_path_factory):
+    return make_cert(str(tmp_path_factory.mktemp("cert")))
+
+
+def probe_json(*args, timeout=60):
+    cp = run_smtpkit("probe", "--json", *args, timeout=timeout)
+    out, err = text(cp)
+    return cp.returncode, json.loads(out), err
+
+
+def test_default_shows_greeting_explained_and_quits():
+    with Aio() as srv:
+        cp = run_smtpkit("probe", f"127.0.0.1:{srv.port}")
+    out, err = text(cp)
+    assert cp.returncode == 0, err
+    assert "220 " in out and "Python SMTP" in out
+    assert "greeting after" in out and "Connected to 127.0.0.1:" in out
+    # Explained from the registry: meaning, class and advice.
+    assert "220: The greeting" in out
+    assert "positive completion" in out
+    assert "advice: done" in out
+    assert "C: EHLO" not in out  # default mode stops after the greeting
+
+
+def test_default_json():
+    with Aio() as srv:
+        rc, doc, _ = probe_json(f"127.0.0.1:{srv.port}")
+    assert rc == 0 and doc["exit"] == 0 and doc["error"] is None
+    assert doc["mode"] == "host"
+    p = doc["probes"][0]
+    assert p["port"] == doc["probes"][0]["port"] and p["connected"]
+    assert p["greeting"]["code"] == 220
+    assert p["greeting"]["command"] == "CONNECT"
+    assert p["greeting"]["class"] == "positive completion"
+    assert p["connect_ms"] >= 0 and p["greeting_ms"] >= 0
+    dirs = [t["dir"] for t in p["transcript"]]
+    assert "S" in dirs and "C" in dirs
+    assert any(t["line"] == "QUIT" for t in p["transcript"])
+
+
+def test_advanced_plain_with_mail_rcpt_test():
+    handler = RecordingHandler(refuse={"nobody@example.net": "550 5.1.1 No such user here"})
+    with Aio(handler) as srv:
+        cp = run_smtpkit("probe", "--advanced", "--helo", "probe.test", "--from",
+                         "a@example.org", "--rcpt", "b@example.net", f"127.0.0.1:{srv.port}")
+        out, err = text(cp)
+        assert cp.returncode == 0, out + err
+        assert "C: EHLO probe.test" in out
+        assert "S: 250-SIZE 33554432" in out
+        assert "32 MiB" in out  # SIZE limit in readable units
+        assert "does not offer STARTTLS" in out
+        assert "C: MAIL FROM:<a@example.org>" in out
+        assert "C: RCPT TO:<b@example.net>" in out
+        assert "DATA" not in [l.split("C: ")[-1] for l in out.splitlines() if "C: " in l]
+        assert handler.messages == []  # never DATA
+        assert " ms  S: 221" in out
+
+        # A refused recipient: exit 1 with the reason.
+        cp = run_smtpkit("probe", "-a", "--from", "a@example.org", "--rcpt",
+                         "nobody@example.net", f"127.0.0.1:{srv.port}")
+        out, err = text(cp)
+        assert cp.returncode == 1, out + err
+        assert "550 5.1.1 No such user here" in out
+        assert "refused 1 of 1 recipients" in err
+
+
+def test_advanced_starttls_shows_certificate(cert, tmp_path):
+    crt, key = cert
+    with Aio(tls_context=server_tls_context(crt, key)) as srv:
+        # Verified against the test CA, name matches.
+        cp = run_smtpkit("probe", "-a", "--cafile", crt, f"localhost:{srv.port}")
+        out, err = text(cp)
+        assert cp.returncode == 0, out + err
+        assert "C: STARTTLS" in out
+        assert "TLS established: TLSv1.3" in out
+        assert "certificate subject: " in out and "CN=localhost" in out
+        assert "certificate issuer: " in out
+        assert "certificate valid from " in out and " until " in out
+        assert "certificate matches localhost; chain verified" in out
+        # EHLO again after TLS (RFC 3207 4.2).
+        assert out.count("C: EHLO") == 2
+
+        # Self-signed without the CA: TLS failure, exit 4, unless --insecure.
+        cp = run_smtpkit("probe", "-a", f"127.0.0.1:{srv.port}")
+        out, err = text(cp)
+        assert cp.returncode == 4, out + err
+        assert "self-signed certificate" in err and "--insecure" in err
+
+        cp = run_smtpkit("probe", "-a", "--insecure", f"127.0.0.1:{srv.port}")
+        out, err = text(cp)
+        assert cp.returncode == 0, out + err
+        assert "chain NOT verified" in out and "continuing despite" in out
+
+        rc, doc, _ = probe_json("-a", "--insecure", f"127.0.0.1:{srv.port}")
+        assert rc == 0
+        t = doc["probes"][0]["tls"]
+        assert t["version"].startswith("TLSv1.")
+        assert t["cipher"] and t["bits"] >= 128
+        assert "CN=localhost" in t["subject"]
+        assert t["verified"] is False and t["name_match"] is True  # IP SAN 127.0.0.1
+        assert "self-signed" in t["verify_error"]
+        assert doc["probes"][0]["tls_mode"] == "starttls"
+
+        # --no-starttls stays in the clear.
+        cp = run_smtpkit("probe", "-a", "--no-starttls", f"127.0.0.1:{srv.port}")
+        out, _ = text(cp)
+        assert cp.returncode == 0 and "STARTTLS" not in [
+            l.split("C: ")[-1] for l in out.splitlines() if "C: " in l]
+
+
+def test_name_mismatch_fails(tmp_path):
+    crt, key = make_cert(str(tmp_path), cn="other.example", san="DNS:other.example")
+    with Aio(tls_context=server_tls_context(crt, key)) as srv:
+        cp = run_smtpkit("probe", "-a", "--cafile", crt, f"127.0.0.1:{srv.port}")
+        out, err = text(cp)
+        assert cp.returncode == 4
+        assert "does NOT match 127.0.0.1" in out
+
+
+def test_implicit_tls(cert):
+    crt, key = cert
+    with Aio(implicit_tls=server_tls_context(crt, key)) as srv:
+        rc, doc, err = probe_json("--tls", "--cafile", crt, f"localhost:{srv.port}")
+        assert rc == 0, err
+        p = doc["probes"][0]
+        assert p["tls_mode"] == "implicit"
+        assert p["tls"]["verified"] is True
+        assert p["greeting"]["code"] == 220
+        # Plain probe of a TLS port: the TLS handshake bytes are not SMTP.
+        cp = run_smtpkit("probe", "--timeout", "2", f"127.0.0.1:{srv.port}")
+        assert cp.returncode in (3, 6), text(cp)
+
+
+def test_tls_against_plain_server_fails_with_4():
+    with Aio() as srv:
+        cp = run_smtpkit("probe", "--tls", "--timeout", "3", f"127.0.0.1:{srv.port}")
+        out, err = text(cp)
+        assert cp.returncode == 4, out + err
+        assert "TLS handshake" in err
+
+
+def test_connection_refused():
+    port = free_port()
+    t0 = time.monotonic()
+    cp = run_smtpkit("probe", f"127.0.0.1:{port}")
+    out, err = text(cp)
+    assert cp.returncode == 3
+    assert f"could not connect to 127.0.0.1:{port}: connection refused" in err
+    assert time.monotonic() - t0 < 5
+
+
+def test_silent_server_times_out():
+    with SilentServer() as srv:
+        t0 = time.monotonic()
+        cp = run_smtpkit("probe", "--timeout", "1", f"127.0.0.1:{srv.port}")
+        elapsed = time.monotonic() - t0
+    out, err = text(cp)
+    assert cp.returncode == 3, out + err
+    assert "sent no greeting within 1 s" in err
+    assert 0.9 <= elapsed < 5
+
+
+def test_server_closing_at_once():
+    with ClosingServer() as srv:
+        cp = run_smtpkit("probe", f"127.0.0.1:{srv.port}")
+    out, err = text(cp)
+    assert cp.returncode == 3, out + err
+    assert "closed the connection before sending a greeting" in err
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [b"HTTP/1.1 400 Bad Request\r\n\r\n", b"\x16\x03\x01\x02\x00\x01\x00", b"SSH-2.0-OpenSSH_9.2\r\n",
+     b"22O almost smtp\r\n", b"220-first\r\n221 different code\r\n"],
+)
+def test_garbage_is_protocol_error(payload):
+    with GarbageServer(payload) as srv:
+        t0 = time.monotonic()
+        cp = run_smtpkit("probe", "--timeout", "5", f"127.0.0.1:{srv.port}")
+        elapsed = time.monotonic() - t0
+    out, err = text(cp)
+    assert cp.returncode == 6, out + err
+    assert "does not speak SMTP" in err
+    assert elapsed < 4  # refused as soon as it arrives, no waiting for a timeout
+    # The JSON stays valid whatever bytes the peer sent.
+    with GarbageServer(payload) as srv:
+        rc, doc, _ = probe_json("--timeout", "5", f"127.0.0.1:{srv.port}")
+    assert rc == 6 and doc["exit"] == 6
+    assert "does not speak SMTP" in doc["probes"][0]["error"]
+
+
+def test_refusing_greeting_554():
+    with ScriptedSMTP(greeting=b"554 5.7.1 No SMTP service for you\r\n") as srv:
+        rc, doc, err = probe_json(f"127.0.0.1:{srv.port}")
+    assert rc == 1
+    g = doc["probes"][0]["greeting"]
+    assert g["code"] == 554 and g["enhanced"] == "5.7.1"
+    assert "refuses service" in doc["error"]
+    assert g["advice"]
+
+
+def test_tempfail_greeting_421_and_quit_sent():
+    with ScriptedSMTP(greeting=b"421 4.3.2 Too busy, try later\r\n") as srv:
+        cp = run_smtpkit("probe", f"127.0.0.1:{srv.port}")
+        out, err = text(cp)
+        assert cp.returncode == 1
+        assert "421" in out and "retry" in out.lower()
+        time.sleep(0.2)
+        assert srv.commands == ["QUIT"]
+
+
+def test_ehlo_refused_falls_back_to_helo():
+    with ScriptedSMTP(ehlo_reply="502 5.5.1 EHLO not implemented") as srv:
+        # EHLO answered 502: the client retries with HELO (which also gets 502 here).
+        cp = run_smtpkit("probe", "-a", f"127.0.0.1:{srv.port}")
+        out, _ = text(cp)
+        assert "falling back to HELO" in out
+        assert [c.split()[0] for c in srv.commands][:2] == ["EHLO", "HELO"]
+
+
+def test_capabilities_explained_in_json():
+    ehlo = ["PIPELINING", "SIZE 10485760", "AUTH PLAIN LOGIN CRAM-MD5", "8BITMIME", "SMTPUTF8",
+            "CHUNKING", "ENHANCEDSTATUSCODES", "DSN", "STARTTLS"]
+    with ScriptedSMTP(ehlo=ehlo) as srv:
+        rc, doc, _ = probe_json("-a", "--no-starttls", f"127.0.0.1:{srv.port}")
+    assert rc == 0
+    p = doc["probes"][0]
+    assert p["esmtp"] is True
+    kw = {c["keyword"]: c for c in p["capabilities"]}
+    assert set(kw) == set(e.split()[0] for e in ehlo)
+    assert "10 MiB" in kw["SIZE"]["explanation"]
+    assert p["size_limit"] == 10485760
+    assert p["auth_mechanisms"] == ["PLAIN", "LOGIN", "CRAM-MD5"]
+    assert "RFC 2920" in kw["PIPELINING"]["explanation"]
+
+
+def test_usage_errors():
+    for args in (["probe"], ["probe", "a", "b"], ["probe", "--port", "0", "x"],
+                 ["probe", "--timeout", "-1", "127.0.0.1"], ["probe", "--bogus", "x"],
+                 ["probe", "host:99999"], ["probe", "--mx", "127.0.0.1"]):
+        cp = run_smtpkit(*args)
+        assert cp.returncode == 2, args
+    cp = run_smtpkit("probe", "--help")
+    out, _ = text(cp)
+    assert cp.returncode == 0 and "Exit status" in out and "--advanced" in out
+
+
+def test_starttls_refused_is_tls_failure():
+    with ScriptedSMTP(ehlo=["PIPELINING", "STARTTLS"]) as srv:
+        cp = run_smtpkit("probe", "-a", f"127.0.0.1:{srv.port}")
+    out, err = text(cp)
+    assert cp.returncode == 4, out + err
+    assert "refused STARTTLS: 502" in err
+
+
+def test_ipv6_server():
+    import socket as s
+
+    if not s.has_ipv6:
+        pytest.skip("no IPv6")
+    try:
+        t = s.socket(s.AF_INET6, s.SOCK_STREAM)
+        t.bind(("::1", 0))
+        t.close()
+    except OSError:
+        pytest.skip("no ::1 on this host")
+    from aiosmtpd.controller import Controller
+
+    port = free_port()
+    ctl = Controller(RecordingHandler(), hostname="::1", port=port, ready_timeout=10)
+    ctl.start()
+    try:
+        rc, doc, err = probe_json(f"[::1]:{port}")
+    finally:
+        ctl.stop()
+    assert rc == 0, err
+    assert doc["probes"][0]["address"] == "::1"
+    assert any(f"[::1]:{port}" in t["line"] for t in doc["probes"][0]["transcript"])
+
+
+class InjectingStartTLS(_ThreadServer):
+    """Answers STARTTLS with 220 plus an extra reply in the same packet
+    (the CVE-2011-0411 pattern seen from the client side), then does TLS."""
+
+    def __init__(self, ctx):
+        super().__init__()
+        self.ctx = ctx
+        self.after_tls = []
+
+    def serve(self, conn):
+        f = conn.makefile("rb")
+        conn.sendall(b"220 inject.test ESMTP\r\n")
+        while True:
+            line = f.readline()
+            if not line:
+                return
+            verb = line.split()[0].upper()
+            if verb == b"EHLO":
+                conn.sendall(b"250-inject.test\r\n250 STARTTLS\r\n")
+            elif verb == b"STARTTLS":
+                conn.sendall(b"220 Go ahead\r\n250-injected-before-tls\r\n250 AUTH PLAIN\r\n")
+                break
+        tls = self.ctx.wrap_socket(conn, server_side=True)
+        tf = tls.makefile("rb")
+        while True:
+            line = tf.readline()
+            if not line:
+                return
+            self.after_tls.append(line)
+            verb = line.split()[0].upper()
+            if verb == b"EHLO":
+                tls.sendall(b"250-inject.test\r\n250 8BITMIME\r\n")
+            elif verb == b"QUIT":
+                tls.sendall(b"221 Bye\r\n")
+                return
+
+
+def test_bytes_after_starttls_220_are_discarded(cert):
+    crt, key = cert
+    with InjectingStartTLS(server_tls_context(crt, key)) as srv:
+        rc, doc, err = probe_json("-a", "--insecure", f"127.0.0.1:{srv.port}")
+    assert rc == 0, err
+    p = doc["probes"][0]
+    lines = [t["line"] for t in p["transcript"]]
+    assert any("discarding" in l and "in the clear after 220" in l for l in lines)
+    # The injected "AUTH PLAIN" never became a capability: only what the
+    # server said under TLS counts.
+    assert [c["keyword"] for c in p["capabilities"]] == ["8BITMIME"]
+    assert not any(l.startswith("250-injected") for l in lines)
