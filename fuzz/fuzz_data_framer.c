@@ -3,7 +3,7 @@
  * 4.1.1.4, 4.5.2, 2.3.8). Differential: the input fed whole and fed in
  * pieces chosen by the input must give the same output and the same end;
  * the end is only ever right after CR LF "." CR LF; the output never holds
- * a bare CR or LF.
+ * a bare CR or LF; the lone-dot flag comes only with a bare line end.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -83,6 +83,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             (pa > 3 && (pa < 5 || memcmp(in + pa - 5, "\r\n", 2) != 0)))
             abort();
     }
+    /* a smuggling-shaped "." line only ever comes with a bare line end,
+     * and never in BDAT (no dots there) */
+    if ((seen_a & SK_FRAMER_SEEN_LONE_DOT) &&
+        (mode == SK_FRAMER_RAW || !(seen_a & (SK_FRAMER_SEEN_BARE_LF | SK_FRAMER_SEEN_BARE_CR))))
+        abort();
     for (size_t i = 0; i < a.len; i++) {
         if (a.p[i] == '\n' && (i == 0 || a.p[i - 1] != '\r'))
             abort();
