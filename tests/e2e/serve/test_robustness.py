@@ -390,3 +390,25 @@ def test_client_resetting_right_after_the_final_dot(server):
     # the reset lands while the commit runs (the server keeps reading then):
     # the path this test is about was taken
     assert gone > 0
+
+
+def test_huge_pipelined_batch_is_answered_in_full(server):
+    """30000 HELPs in one write ask for about 6 MB of replies, far over the
+    session's 1 MiB output cap; a client that reads while it writes gets
+    every reply, in order, then the 221: the shell feeds the session in
+    small pieces and moves its replies out after each."""
+    srv = server(limits={"commands": 100000, "input_buffer": 1 << 20})
+    n = 30000
+    with srv.raw(timeout=30) as r:
+        assert r.cmd("EHLO batch.test")[0] == 250
+        writer = threading.Thread(target=r.send, args=(b"HELP\r\n" * n + b"QUIT\r\n",))
+        writer.start()
+        codes = []
+        for _ in range(n + 1):
+            code, lines = r.reply()
+            codes.append(code)
+            if code != 214:
+                break
+        writer.join(30)
+        assert codes.count(214) == n and codes[-1] == 221, codes[-3:]
+        assert r.at_eof()
