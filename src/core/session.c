@@ -121,15 +121,21 @@ refusal(sk_session *s, int code, const char *enhanced, const char *fmt, va_list 
                 enhanced ? enhanced : "-", clean_text(text, clean, sizeof clean));
 }
 
+/* One more client error: at max_errors, 421 4.7.0 and close. */
+static void count_error(sk_session *s)
+{
+    s->errors++;
+    if (s->cfg->max_errors && s->errors >= s->cfg->max_errors && !(s->wants & SK_WANT_CLOSE))
+        sk_sess_close_421(s, "4.7.0", "Error: too many errors", "too-many-errors");
+}
+
 void sk_sess_reject(sk_session *s, int code, const char *enhanced, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
     refusal(s, code, enhanced, fmt, ap);
     va_end(ap);
-    s->errors++;
-    if (s->cfg->max_errors && s->errors >= s->cfg->max_errors && !(s->wants & SK_WANT_CLOSE))
-        sk_sess_close_421(s, "4.7.0", "Error: too many errors", "too-many-errors");
+    count_error(s);
 }
 
 void sk_sess_refuse_temp(sk_session *s, int code, const char *enhanced, const char *fmt, ...)
@@ -404,11 +410,22 @@ __attribute__((format(printf, 5, 6))) static void end_tx(sk_session *s, int code
     s->tx_why = why;
     sk_sess_tx_reset(s, NULL);
     sk_sess_reply(s, code, enhanced, "%s", text);
-    if (code >= 500) {
-        s->errors++;
-        if (s->cfg->max_errors && s->errors >= s->cfg->max_errors && !(s->wants & SK_WANT_CLOSE))
-            sk_sess_close_421(s, "4.7.0", "Error: too many errors", "too-many-errors");
-    }
+    if (code >= 500)
+        count_error(s);
+}
+
+/* A failed AUTH: its event=auth line says what happened, so no separate
+ * reject line; it still counts towards max_errors. */
+__attribute__((format(printf, 4, 5))) static void
+auth_refused(sk_session *s, int code, const char *enhanced, const char *fmt, ...)
+{
+    char text[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    sk_sess_reply(s, code, enhanced, "%s", text);
+    count_error(s);
 }
 
 void sk_sess_data_finish(sk_session *s, const char *phase)
@@ -505,24 +522,24 @@ void sk_sess_auth_result(sk_session *s, sk_sasl_status st, const char *challenge
     case SK_SASL_CANCEL: /* RFC 4954 4 and 6 */
         sk_sasl_clear(&s->sasl);
         sk_sess_log(s, "event=auth mech=%s result=501 reason=cancelled", mech);
-        sk_sess_reject(s, 501, "5.7.0", "Authentication cancelled by client");
+        auth_refused(s, 501, "5.7.0", "Authentication cancelled by client");
         return;
     case SK_SASL_BAD_B64:
         sk_sasl_clear(&s->sasl);
         sk_sess_log(s, "event=auth mech=%s result=501 reason=base64", mech);
-        sk_sess_reject(s, 501, "5.5.2", "Cannot decode response: not valid base64");
+        auth_refused(s, 501, "5.5.2", "Cannot decode response: not valid base64");
         return;
     case SK_SASL_BAD_MSG:
         sk_sasl_clear(&s->sasl);
         sk_sess_log(s, "event=auth mech=%s result=501 reason=malformed", mech);
-        sk_sess_reject(s, 501, "5.5.2", "Malformed %s response", mech);
+        auth_refused(s, 501, "5.5.2", "Malformed %s response", mech);
         return;
     case SK_SASL_AUTHZ:
         sk_sasl_clear(&s->sasl);
         sk_sess_log(s, "event=auth mech=%s result=535 reason=authzid", mech);
-        sk_sess_reject(s, 535, "5.7.8",
-                       "Authentication credentials invalid (authorization "
-                       "identity not permitted)");
+        auth_refused(s, 535, "5.7.8",
+                     "Authentication credentials invalid (authorization "
+                     "identity not permitted)");
         return;
     default:
         break;
@@ -544,7 +561,7 @@ void sk_sess_auth_result(sk_session *s, sk_sasl_status st, const char *challenge
     sk_sasl_clear(&s->sasl);
     if (ok == 0) {
         sk_sess_log(s, "event=auth mech=%s user=%s result=535", mech, user);
-        sk_sess_reject(s, 535, "5.7.8", "Authentication credentials invalid");
+        auth_refused(s, 535, "5.7.8", "Authentication credentials invalid");
     } else {
         sk_sess_log(s, "event=auth mech=%s user=%s result=454", mech, user);
         sk_sess_reply(s, 454, "4.7.0", "Temporary authentication failure");

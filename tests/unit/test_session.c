@@ -1227,6 +1227,9 @@ static void test_auth_failures(void **state)
         assert_null(sk_session_get_info(f.s)->auth_user);
         assert_true(f.log.data == NULL || strstr(f.log.data, "secret") == NULL);
         assert_true(f.log.data == NULL || strstr(f.log.data, "wrong") == NULL);
+        /* an exchange that failed is one event=auth line, not also a reject */
+        if (strstr(f.log.data ? f.log.data : "", "event=auth "))
+            assert_null(strstr(f.log.data, "event=reject"));
         /* back to commands */
         fake_send(&f, "NOOP\r\n");
         EXPECT(&f, 250, "2.0.0");
