@@ -119,9 +119,10 @@ struct bench_run {
     unsigned long long unclaimed; /* messages not yet handed to a connection */
     unsigned long long next_no;   /* number of the next transaction */
     bsess *sess;
-    unsigned nsess, active; /* sessions, and those not done yet */
-    unsigned nparked;       /* sessions waiting for a first success */
-    float *lat, *clat;      /* milliseconds */
+    unsigned nsess, active;  /* sessions, and those not done yet */
+    unsigned nparked;        /* sessions waiting for a first success */
+    sk_client_err last_fail; /* why the last connection failed */
+    float *lat, *clat;       /* milliseconds */
     size_t nlat, caplat, nclat, capclat;
     double t0, t_end;
     int stopping;
@@ -367,19 +368,26 @@ static void conn_release(bsess *s)
  * session gets through, the parked ones start again; if every session
  * failed, the server is down or refuses us and more attempts would say the
  * same, so the run stops. Returns 1 when the session must not go on now. */
+static void abort_if_stuck(bench_run *run)
+{
+    /* every session still running is parked: nothing can ever succeed */
+    if (!run->stopping && run->active > 0 && run->nparked >= run->active &&
+        run->r->conn_established == 0) {
+        run->r->aborted = 1;
+        run->r->abort_kind = run->last_fail;
+        stop_all(run);
+    }
+}
+
 static int park_or_abort(bsess *s, sk_client_err kind)
 {
     bench_run *run = s->run;
-    sk_bench_result *r = run->r;
-    if (r->conn_established > 0 || run->stopping)
+    run->last_fail = kind;
+    if (run->r->conn_established > 0 || run->stopping)
         return run->stopping;
     s->parked = 1;
     run->nparked++;
-    if (run->nparked >= run->active) {
-        r->aborted = 1;
-        r->abort_kind = kind;
-        stop_all(run);
-    }
+    abort_if_stuck(run);
     return 1;
 }
 
@@ -829,6 +837,13 @@ static void on_read(struct bufferevent *bev, void *arg)
     }
 }
 
+static const char *waiting_for(const bsess *s)
+{
+    if (s->pend_n)
+        return expect_name[s->pend[s->pend_head]];
+    return s->in_handshake ? "the TLS handshake" : "nothing";
+}
+
 static void on_event(struct bufferevent *bev, short what, void *arg)
 {
     (void)bev;
@@ -840,7 +855,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
             send_ehlo(s);
         return;
     }
-    const char *waiting = s->pend_n ? expect_name[s->pend[s->pend_head]] : "nothing";
+    const char *waiting = waiting_for(s);
     if (what & BEV_EVENT_EOF) {
         if (s->pend_n == 1 && s->pend[s->pend_head] == EX_QUIT) {
             conn_done(s); /* closed instead of the 221: fine */
@@ -877,7 +892,7 @@ static void on_timeout(evutil_socket_t fd, short what, void *arg)
         conn_fail(s, SK_CLIENT_ERR_TLS, "TLS handshake timed out after %g s", t);
         return;
     }
-    const char *waiting = s->pend_n ? expect_name[s->pend[s->pend_head]] : "nothing";
+    const char *waiting = waiting_for(s);
     conn_fail(s, SK_CLIENT_ERR_TIMEOUT, "no reply to %s within %g s", waiting, t);
 }
 
@@ -997,6 +1012,8 @@ static void sess_next_conn(bsess *s)
         if (run->active == 0) {
             run->t_end = sk_monotonic();
             event_base_loopbreak(run->base);
+        } else {
+            abort_if_stuck(run);
         }
     }
 }
