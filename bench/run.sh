@@ -103,21 +103,54 @@ echo "cpus: $(nproc)  model: $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpu
 echo "kernel: $(uname -r)"
 echo "load average before the runs: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine skews the figures)"
 echo "mail root filesystem: $(df -T "$WORK" | awk 'NR==2 {print $1, $2}')"
+# What one durable file costs on this disk, as the server does it for each
+# message (write, fsync, fsync of the directory), one at a time.
+"$PYTHON" - "$WORK" <<'PYEOF'
+import os, sys, time
+d = os.path.join(sys.argv[1], "fsync-probe")
+os.mkdir(d)
+lat = []
+for i in range(200):
+    t = time.perf_counter()
+    fd = os.open(f"{d}/f{i}", os.O_CREAT | os.O_WRONLY, 0o644)
+    os.write(fd, b"x" * 1400)
+    os.fsync(fd)
+    os.close(fd)
+    dfd = os.open(d, os.O_RDONLY)
+    os.fsync(dfd)
+    os.close(dfd)
+    lat.append((time.perf_counter() - t) * 1000)
+lat.sort()
+print("disk: write + fsync + directory fsync, one at a time: p50 %.2f ms, p90 %.2f ms, max %.2f ms"
+      % (lat[99], lat[179], lat[-1]))
+PYEOF
 echo "server: $BIN serve on 127.0.0.1:$PORT, fsync on (always), user $RUN_USER"
 echo
 
+# CPU time in clock ticks: the server's (utime + stime of its process) and
+# that of this shell's finished children (each client run, waited for).
+TCK=$(getconf CLK_TCK)
+server_ticks() { awk '{print $14 + $15}' "/proc/$SERVER_PID/stat"; }
+child_ticks() { awk '{print $16 + $17}' "/proc/$$/stat"; }
+ticks_to_s() { awk -v t="$1" -v h="$TCK" 'BEGIN {printf "%.2f", t / h}'; }
+
 STATUS=0
-run() { # label, expected-accepted-from (bench|load), command...
+run() { # label, command...
     local label=$1
     shift
     echo "== $label"
     echo "\$ $*"
-    local before after out rc=0
+    local before after out rc=0 s0 s1 c0 c1
     before=$(count)
+    s0=$(server_ticks)
+    c0=$(child_ticks)
     out=$(timeout $((DURATION + 120)) "$@" 2>&1) || rc=$?
+    c1=$(child_ticks)
+    s1=$(server_ticks)
     echo "$out"
     after=$(count)
     echo "files delivered by this run: $((after - before)) (exit status $rc)"
+    echo "cpu seconds (user+sys) during the run: server $(ticks_to_s $((s1 - s0))), client $(ticks_to_s $((c1 - c0)))"
     echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
     [ "$rc" = 0 ] || STATUS=1
     echo
