@@ -282,7 +282,7 @@ def cert(tmp_path_factory):
 def test_starttls_verified_with_cafile(bench, cert):
     crt, key = cert
     with Aio(tls_context=server_tls_context(crt, key), require_starttls=True) as a:
-        rc, out, err = bench("-s", f"localhost:{a.port}", "--to", "x@example.test",
+        rc, out, err = bench("-s", f"127.0.0.1:{a.port}", "--to", "x@example.test",
                              "--starttls", "--cafile", crt, "-c", "4", "-n", "20",
                              "--per-connection", "3", "--json")
         got = len(a.handler.messages)
@@ -315,7 +315,7 @@ def test_starttls_insecure_and_implicit_tls(bench, cert):
         assert len(a.handler.messages) == 6
         assert re.search(r"^tls\s+TLSv1\.[23] \S+ \(STARTTLS\)$", out, re.M), out
     with Aio(implicit_tls=server_tls_context(crt, key)) as a:
-        rc, out, err = bench("-s", f"localhost:{a.port}", "--tls", "--cafile", crt, "--to",
+        rc, out, err = bench("-s", f"127.0.0.1:{a.port}", "--tls", "--cafile", crt, "--to",
                              "x@example.test", "-c", "3", "-n", "9", "--json")
         assert rc == 0, out + err
         assert len(a.handler.messages) == 9
