@@ -100,6 +100,23 @@ typedef struct sk_config {
     char **trusted_networks;
     size_t ntrusted;
     int trusted_line; /* line of trusted_networks, for messages */
+
+    /* TLS (RFC 3207 STARTTLS, RFC 8314 implicit TLS); paths absolute, NULL
+     * when not configured (then no listener may use TLS). */
+    char *tls_certificate;       /* PEM chain, leaf first */
+    char *tls_key;               /* PEM private key */
+    int tls_generate_if_missing; /* write a self-signed pair when both are absent */
+    int tls_min_version;         /* 12 (TLS 1.2, default) or 13 */
+    char *tls_ciphers;           /* TLS 1.2 cipher list, NULL: built-in default */
+    char *tls_ciphersuites;      /* TLS 1.3 suites, NULL: OpenSSL's default */
+
+    /* AUTH (RFC 4954) */
+    char *passwd_file;            /* absolute; Dovecot passwd-file of crypt(3) hashes */
+    int sender_must_match_login;  /* MAIL FROM must be the user's own address (553 5.7.1) */
+    unsigned auth_failures;       /* per client address per window */
+    unsigned auth_failure_window; /* seconds */
+    unsigned auth_failures_per_connection; /* then 421 4.7.0 and close */
+    unsigned auth_failure_delay_ms;        /* a failed AUTH is answered this late */
 } sk_config;
 
 /* Load and validate `path`. NULL on error with "FILE:LINE: message" (or

@@ -119,6 +119,11 @@ typedef struct sk_session_ops {
      * STARTTLS answer 454 4.7.0 "TLS not available due to temporary reason"
      * (e.g. the certificate could not be loaded) instead of 220. */
     int (*tls_available)(void *ctx);
+    /* Optional (may be NULL, meaning "yes"): may this session use this
+     * reverse-path (without <>; "" for the null path)? Asked once MAIL is
+     * otherwise valid; 0 answers 553 5.7.1 "Sender address rejected: not
+     * owned by the authenticated user" (RFC 6409 6.1, submission). */
+    int (*mail_check)(void *ctx, const sk_session_info *info, const char *reverse_path);
 } sk_session_ops;
 
 /* Flags returned by sk_session_wants(). */

@@ -7,7 +7,9 @@
 #include <string.h>
 
 #include "cli/commands.h"
+#include "server/passwd.h"
 #include "server/runas.h"
+#include "server/tls.h"
 #include "smtpkit/config.h"
 #include "smtpkit/policy.h"
 #include "smtpkit/server.h"
@@ -19,15 +21,61 @@ static void usage(FILE *f)
     fprintf(f, "usage: smtpkit serve [-c FILE] [--check]\n"
                "\n"
                "Runs the ESMTP server: receives mail for the local domains of FILE into\n"
-               "Maildir, refuses relaying except from trusted networks.\n"
+               "Maildir, accepts authenticated submission (STARTTLS, implicit TLS), refuses\n"
+               "relaying except for authenticated users and trusted networks.\n"
                "\n"
                "  -c, --config FILE  configuration file (default " DEFAULT_CONFIG ")\n"
                "      --check        validate the configuration and exit (0 if valid)\n"
                "  -h, --help         this text\n"
                "\n"
                "Signals: TERM/INT stop gracefully (421 to idle sessions, messages in\n"
-               "progress finish); HUP reloads domains, mailboxes and aliases.\n"
+               "progress finish); HUP reloads domains, mailboxes and aliases, the TLS\n"
+               "certificate and the password file.\n"
                "See smtpkit-serve(1) and smtpkit.conf(5).\n");
+}
+
+/* The certificate and the password file as the server would load them
+ * (nothing is generated here). 0, or 1 with the reason on stderr. */
+static int check_tls_auth(const sk_config *cfg)
+{
+    char err[1024];
+    if (cfg->tls_certificate) {
+        sk_tls_settings st = {.cert_file = cfg->tls_certificate,
+                              .key_file = cfg->tls_key,
+                              .ciphers = cfg->tls_ciphers,
+                              .ciphersuites = cfg->tls_ciphersuites,
+                              .min_version =
+                                  cfg->tls_min_version == 13 ? TLS1_3_VERSION : TLS1_2_VERSION};
+        FILE *c = fopen(cfg->tls_certificate, "r"), *k = fopen(cfg->tls_key, "r");
+        int missing = !c && !k;
+        if (c)
+            fclose(c);
+        if (k)
+            fclose(k);
+        if (missing && cfg->tls_generate_if_missing) {
+            printf("TLS: %s and %s will be generated (self-signed) at start\n",
+                   cfg->tls_certificate, cfg->tls_key);
+        } else {
+            SSL_CTX *ctx = sk_tls_ctx_new(&st, err, sizeof err);
+            if (!ctx) {
+                fprintf(stderr, "smtpkit serve: %s: TLS: %s\n", cfg->path, err);
+                return 1;
+            }
+            sk_tls_ctx_summary(ctx, err, sizeof err);
+            printf("TLS: %s\n", err);
+            SSL_CTX_free(ctx);
+        }
+    }
+    if (cfg->passwd_file) {
+        sk_passwd *pw = sk_passwd_load(cfg->passwd_file, err, sizeof err);
+        if (!pw) {
+            fprintf(stderr, "smtpkit serve: passwd_file: %s\n", err);
+            return 1;
+        }
+        printf("AUTH: %zu account(s) in %s\n", sk_passwd_count(pw), cfg->passwd_file);
+        sk_passwd_free(pw);
+    }
+    return 0;
 }
 
 static int check(const char *path)
@@ -45,12 +93,15 @@ static int check(const char *path)
         sk_config_free(cfg);
         return 1;
     }
-    printf("%s: OK: %zu listener(s), %zu domain(s), %zu mailbox(es), %zu alias(es), mail in %s\n",
-           path, cfg->nlisteners, sk_policy_ndomains(p), sk_policy_nmailboxes(p),
-           sk_policy_naliases(p), cfg->mail_root);
+    int rc = check_tls_auth(cfg);
+    if (rc == 0)
+        printf("%s: OK: %zu listener(s), %zu domain(s), %zu mailbox(es), %zu alias(es), mail in "
+               "%s\n",
+               path, cfg->nlisteners, sk_policy_ndomains(p), sk_policy_nmailboxes(p),
+               sk_policy_naliases(p), cfg->mail_root);
     sk_policy_free(p);
     sk_config_free(cfg);
-    return 0;
+    return rc;
 }
 
 int sk_cmd_serve(int argc, char **argv)

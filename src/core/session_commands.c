@@ -196,6 +196,12 @@ void sk_cmd_mail(sk_session *s, const sk_command *cmd)
         sk_sess_reject(s, 553, "5.6.7", "Non-ASCII sender address not permitted without SMTPUTF8");
         return;
     }
+    /* RFC 6409 6.1: the shell may hold the sender to the login */
+    if (s->ops->mail_check && !s->ops->mail_check(s->ctx, &s->info, addr_text(&pc.path))) {
+        sk_sess_reject(s, 553, "5.7.1",
+                       "Sender address rejected: not owned by the authenticated user");
+        return;
+    }
     char *from = strdup(addr_text(&pc.path));
     if (!from) {
         sk_sess_reply(s, 451, "4.3.0", "Error: out of memory");

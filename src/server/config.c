@@ -318,6 +318,10 @@ static void load_limits(loader *L, sk_config *c, const config_setting_t *g)
                                           "shutdown_grace",
                                           "input_buffer",
                                           "output_buffer",
+                                          "auth_failures",
+                                          "auth_failure_window",
+                                          "auth_failures_per_connection",
+                                          "auth_failure_delay_ms",
                                           NULL};
     if (config_setting_type(g) != CONFIG_TYPE_GROUP) {
         fail(L, g, "'limits' must be a group { ... }");
@@ -336,6 +340,10 @@ static void load_limits(loader *L, sk_config *c, const config_setting_t *g)
     get_unsigned(L, g, "shutdown_grace", 0, 3600, &c->shutdown_grace);
     get_size(L, g, "input_buffer", 4096, (size_t)64 << 20, &c->input_buffer);
     get_size(L, g, "output_buffer", 4096, (size_t)64 << 20, &c->output_buffer);
+    get_unsigned(L, g, "auth_failures", 1, 1000000, &c->auth_failures);
+    get_unsigned(L, g, "auth_failure_window", 1, 86400 * 30, &c->auth_failure_window);
+    get_unsigned(L, g, "auth_failures_per_connection", 1, 1000, &c->auth_failures_per_connection);
+    get_unsigned(L, g, "auth_failure_delay_ms", 0, 60000, &c->auth_failure_delay_ms);
     if (!L->failed && c->input_buffer < c->max_line)
         fail(L, member(g, "input_buffer"), "input_buffer (%zu) must be at least line_length (%zu)",
              c->input_buffer, c->max_line);
@@ -411,17 +419,19 @@ static void load_listeners(loader *L, sk_config *c, const config_setting_t *list
         get_bool(L, g, "mail_requires_auth", &sc->mail_requires_auth);
         if (L->failed)
             return;
-        /* Features the server cannot provide yet are refused here rather
-         * than advertised and then failed in the middle of a session. */
-        if (sc->starttls_offered || sc->implicit_tls)
+        if (sc->starttls_offered && sc->implicit_tls)
             fail(L, g,
-                 "listener %s:%u: TLS (starttls / implicit_tls) is not supported by this "
-                 "version of smtpkit yet",
+                 "listener %s:%u: starttls and implicit_tls exclude each other (an "
+                 "implicit-TLS connection is encrypted from the start)",
                  lc->address, lc->port);
-        else if (sc->auth_offered || sc->mail_requires_auth)
+        else if (sc->mail_requires_auth && !sc->auth_offered)
+            fail(L, g, "listener %s:%u: mail_requires_auth needs AUTH (auth = true)", lc->address,
+                 lc->port);
+        else if (sc->auth_offered && sc->auth_requires_tls && !sc->starttls_offered &&
+                 !sc->implicit_tls)
             fail(L, g,
-                 "listener %s:%u: AUTH (auth / mail_requires_auth) is not supported by this "
-                 "version of smtpkit yet",
+                 "listener %s:%u: auth requires TLS here (auth_requires_tls) but the listener "
+                 "offers neither starttls nor implicit_tls",
                  lc->address, lc->port);
         for (size_t k = 0; k + 1 < c->nlisteners && !L->failed; k++)
             if (c->listeners[k].port == lc->port && !strcmp(c->listeners[k].address, lc->address))
@@ -599,6 +609,46 @@ static void load_catchalls(loader *L, sk_config *c, const config_setting_t *list
     }
 }
 
+/* TLS and AUTH settings, and the listeners that depend on them. */
+static void load_tls_auth(loader *L, sk_config *c, const config_setting_t *root)
+{
+    get_path(L, root, "tls_certificate", c->dir, &c->tls_certificate);
+    get_path(L, root, "tls_key", c->dir, &c->tls_key);
+    get_bool(L, root, "tls_generate_if_missing", &c->tls_generate_if_missing);
+    get_string(L, root, "tls_ciphers", &c->tls_ciphers);
+    get_string(L, root, "tls_ciphersuites", &c->tls_ciphersuites);
+    char *s = NULL;
+    if (get_string(L, root, "tls_min_version", &s)) {
+        if (!strcmp(s, "TLSv1.2"))
+            c->tls_min_version = 12;
+        else if (!strcmp(s, "TLSv1.3"))
+            c->tls_min_version = 13;
+        else
+            fail(L, member(root, "tls_min_version"),
+                 "tls_min_version = \"%s\": use \"TLSv1.2\" or \"TLSv1.3\"", s);
+    }
+    free(s);
+    get_path(L, root, "passwd_file", c->dir, &c->passwd_file);
+    get_bool(L, root, "sender_must_match_login", &c->sender_must_match_login);
+    if (L->failed)
+        return;
+    if (!c->tls_certificate != !c->tls_key)
+        fail(L, member(root, c->tls_certificate ? "tls_certificate" : "tls_key"),
+             "tls_certificate and tls_key go together: set both or neither");
+    const config_setting_t *list = member(root, "listeners");
+    for (size_t i = 0; i < c->nlisteners && !L->failed; i++) {
+        const sk_listener_config *lc = &c->listeners[i];
+        const sk_session_config *sc = &lc->session;
+        const config_setting_t *g = list ? config_setting_get_elem(list, (unsigned)i) : NULL;
+        if ((sc->starttls_offered || sc->implicit_tls) && !c->tls_certificate)
+            fail(L, g, "listener %s:%u uses TLS but tls_certificate and tls_key are not set",
+                 lc->address, lc->port);
+        else if (sc->auth_offered && !c->passwd_file)
+            fail(L, g, "listener %s:%u offers AUTH but passwd_file is not set", lc->address,
+                 lc->port);
+    }
+}
+
 static void set_defaults(sk_config *c)
 {
     c->log_target = SK_LOG_STDERR;
@@ -617,6 +667,11 @@ static void set_defaults(sk_config *c)
     c->input_buffer = 64 * 1024;
     c->output_buffer = 64 * 1024;
     c->bare_policy = SK_BARE_REJECT;
+    c->tls_min_version = 12;
+    c->auth_failures = 10;
+    c->auth_failure_window = 900;
+    c->auth_failures_per_connection = 3;
+    c->auth_failure_delay_ms = 1000;
 }
 
 static void load_root(loader *L, sk_config *c, const config_setting_t *root)
@@ -642,6 +697,14 @@ static void load_root(loader *L, sk_config *c, const config_setting_t *root)
                                           "aliases",
                                           "catch_all",
                                           "trusted_networks",
+                                          "tls_certificate",
+                                          "tls_key",
+                                          "tls_generate_if_missing",
+                                          "tls_min_version",
+                                          "tls_ciphers",
+                                          "tls_ciphersuites",
+                                          "passwd_file",
+                                          "sender_must_match_login",
                                           NULL};
     check_members(L, root, allowed, NULL);
 
@@ -724,6 +787,7 @@ static void load_root(loader *L, sk_config *c, const config_setting_t *root)
     }
     if (get_string(L, root, "postmaster", &c->postmaster) && !valid_address(c->postmaster))
         fail(L, member(root, "postmaster"), "postmaster '%s' is not local@domain", c->postmaster);
+    load_tls_auth(L, c, root);
 
     /* Every listener's session settings share the global limits. */
     for (size_t i = 0; i < c->nlisteners && !L->failed; i++) {
@@ -824,5 +888,10 @@ void sk_config_free(sk_config *c)
     }
     free(c->catchalls);
     free_strv(c->trusted_networks, c->ntrusted);
+    free(c->tls_certificate);
+    free(c->tls_key);
+    free(c->tls_ciphers);
+    free(c->tls_ciphersuites);
+    free(c->passwd_file);
     free(c);
 }

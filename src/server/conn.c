@@ -22,9 +22,18 @@
  * - One error funnel: timeout, EOF, I/O error, QUIT and shutdown all end in
  *   conn_end(), which closes the socket and, once no commit is in flight
  *   for this connection, conn_finish() logs the counters and frees.
- * - TLS: conn_start_tls() is where a bufferevent_openssl filter will be put
- *   under the session (RFC 3207, RFC 8314); until then the configuration
- *   refuses TLS listeners, so the session never asks for it.
+ * - TLS: after STARTTLS's 220 has been written (RFC 3207 4.2), whatever
+ *   plaintext the client sent behind the command is thrown away
+ *   (CVE-2011-0411) and the socket moves to an OpenSSL bufferevent that
+ *   accepts the handshake; implicit-TLS listeners (RFC 8314 3.3) start with
+ *   one and greet only after the handshake. A failed handshake ends only
+ *   that connection. The OpenSSL bufferevent sits directly on the socket
+ *   rather than on top of the plaintext one: "output drained" then means
+ *   "in the kernel", so the last reply (221, 421) is never lost at close.
+ * - AUTH (RFC 4954): a failed AUTH's reply is held back for
+ *   auth_failure_delay_ms by a timer (the loop never sleeps), reading
+ *   pauses meanwhile, and a connection over its failure limit then gets
+ *   421 4.7.0 and is closed.
  */
 #include "server/conn.h"
 
@@ -38,8 +47,11 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <openssl/err.h>
 
 #include "server/log.h"
+#include "server/tls.h"
 
 static void conn_process(sk_conn *c);
 static void conn_commit_result(sk_conn *c, sk_store_result r);
@@ -76,6 +88,8 @@ static void conn_finish(sk_conn *c)
            c->id, c->addr, reason, c->last_code, elapsed_ms(c), c->bytes_in, c->bytes_out,
            c->messages, c->failed_messages);
     sk_session_free(c->session);
+    if (c->auth_timer)
+        event_free(c->auth_timer);
     if (c->counted)
         sk_peer_count_dec(srv->per_ip, c->limit_key);
     if (c->prev)
@@ -111,8 +125,8 @@ static void conn_end(sk_conn *c, const char *reason)
 static void conn_flush(sk_conn *c)
 {
     sk_buf *o = sk_session_output(c->session);
-    if (!o->len)
-        return;
+    if (!o->len || c->auth_hold)
+        return; /* a failed AUTH's reply waits for its timer */
     /* remember the code of the last reply line, for the disconnect log */
     size_t start = o->len >= 2 ? o->len - 2 : 0;
     while (start > 0 && o->data[start - 1] != '\n')
@@ -127,12 +141,22 @@ static void conn_flush(sk_conn *c)
     sk_buf_consume(o, o->len);
 }
 
-/* Arm the command or the data timeout (RFC 5321 4.5.3.2). */
+/* TLS states of a connection. */
+enum { TLS_NONE = 0, TLS_FLUSHING_220, TLS_HANDSHAKE, TLS_UP };
+
+/* A TLS handshake takes a round trip or two: a client that has not
+ * finished one in this time is not going to (and holds a slot). */
+#define TLS_HANDSHAKE_TIMEOUT 30
+
+/* Arm the command or the data timeout (RFC 5321 4.5.3.2), or the shorter
+ * handshake timeout while TLS is being negotiated. */
 static void conn_set_timeouts(sk_conn *c, int in_data)
 {
     const sk_config *cfg = c->srv->cfg;
     struct timeval rt = {.tv_sec = in_data ? cfg->data_timeout : cfg->command_timeout};
     struct timeval wt = {.tv_sec = cfg->command_timeout};
+    if (c->tls_state == TLS_HANDSHAKE && rt.tv_sec > TLS_HANDSHAKE_TIMEOUT)
+        rt.tv_sec = wt.tv_sec = TLS_HANDSHAKE_TIMEOUT;
     bufferevent_set_timeouts(c->bev, &rt, &wt);
     c->in_data_timeouts = in_data;
 }
@@ -143,7 +167,7 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg);
 
 /* Make `bev` the connection's transport: callbacks, the input cap
  * (watermark) and the timeouts. Used at accept, and by conn_start_tls() for
- * the TLS filter that will sit on top of the socket bufferevent. */
+ * the OpenSSL bufferevent that takes over the socket. */
 static void conn_attach(sk_conn *c, struct bufferevent *bev)
 {
     c->bev = bev;
@@ -152,18 +176,122 @@ static void conn_attach(sk_conn *c, struct bufferevent *bev)
     conn_set_timeouts(c, (sk_session_wants(c->session) & SK_IN_DATA) != 0);
 }
 
-/* Put TLS under the session (RFC 3207 STARTTLS, RFC 8314 implicit TLS).
- * The hook for the OpenSSL bufferevent filter: once the 220 is flushed,
- * wrap c->bev with bufferevent_openssl_filter_new(..., BEV_OPT_CLOSE_ON_FREE),
- * conn_attach() the filter, and call sk_session_tls_started() from the
- * event callback when BEV_EVENT_CONNECTED reports the finished handshake.
- * Not available yet: TLS listeners are refused by the configuration, so this
- * is only reached if the core asks anyway. Returns 0 when the handshake has
- * started, -1 if TLS is unavailable (the connection is then closed). */
+/* An OpenSSL bufferevent accepting a handshake on fd, or NULL. */
+static struct bufferevent *tls_bev_new(sk_conn *c, evutil_socket_t fd)
+{
+    if (!c->srv->tls)
+        return NULL;
+    SSL *ssl = sk_tls_server_new_ssl(c->srv->tls);
+    if (!ssl)
+        return NULL;
+    /* On failure libevent frees ssl itself (BEV_OPT_CLOSE_ON_FREE). */
+    struct bufferevent *bev = bufferevent_openssl_socket_new(
+        c->srv->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+    if (bev) /* a client closing without close_notify is an EOF, not an error */
+        bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+    return bev;
+}
+
+/* STARTTLS (RFC 3207): the session has queued its 220 and stopped reading.
+ * Once the 220 has left, hand the socket to OpenSSL. Returns 0 (waiting for
+ * the 220 to drain, or handshake started), -1 if TLS cannot start. */
 static int conn_start_tls(sk_conn *c)
 {
-    (void)c;
-    return -1;
+    if (!c->srv->tls || !c->bev || c->tls_state >= TLS_HANDSHAKE)
+        return -1;
+    bufferevent_disable(c->bev, EV_READ);
+    if (evbuffer_get_length(bufferevent_get_output(c->bev)) > 0) {
+        c->tls_state = TLS_FLUSHING_220; /* conn_write_cb comes back here */
+        return 0;
+    }
+    /* Anything read after STARTTLS is dropped (CVE-2011-0411); what is
+     * still in the kernel becomes input to the handshake. */
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    evbuffer_drain(in, evbuffer_get_length(in));
+    evutil_socket_t fd = bufferevent_getfd(c->bev);
+    bufferevent_setfd(c->bev, -1); /* keep the socket open ... */
+    bufferevent_free(c->bev);      /* ... when the plaintext side goes */
+    c->bev = tls_bev_new(c, fd);
+    if (!c->bev) {
+        evutil_closesocket(fd);
+        return -1;
+    }
+    c->tls_state = TLS_HANDSHAKE;
+    conn_attach(c, c->bev);
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    return 0;
+}
+
+/* The handshake finished: tell the session (RFC 3207 4.2: it forgets the
+ * EHLO and starts over; it logs version and cipher), greet on an
+ * implicit-TLS listener (RFC 8314 3.3). */
+static void conn_tls_up(sk_conn *c)
+{
+    c->tls_state = TLS_UP;
+    conn_set_timeouts(c, 0); /* back from the handshake timeout */
+    const char *version, *cipher;
+    sk_tls_describe(bufferevent_openssl_get_ssl(c->bev), &version, &cipher);
+    sk_session_tls_started(c->session, version, cipher);
+    if (c->lst->cfg->session.implicit_tls && !(sk_session_wants(c->session) & SK_WANT_CLOSE))
+        sk_session_greet(c->session);
+    conn_flush(c);
+    conn_process(c);
+}
+
+/* OpenSSL's reasons for a failed connection, as one line. */
+static void tls_errors(struct bufferevent *bev, char *out, size_t outlen)
+{
+    out[0] = '\0';
+    size_t used = 0;
+    unsigned long e;
+    while ((e = bufferevent_get_openssl_error(bev)) != 0) {
+        const char *r = ERR_reason_error_string(e);
+        if (!r)
+            continue; /* a system error: nothing OpenSSL can name */
+        int n = snprintf(out + used, outlen - used, "%s%s", used ? "; " : "", r);
+        if (n < 0 || (size_t)n >= outlen - used)
+            break;
+        used += (size_t)n;
+    }
+    if (!out[0])
+        snprintf(out, outlen, "connection closed");
+    ERR_clear_error();
+}
+
+/* The reply to a failed AUTH may go now (RFC 4954 4: the delay makes
+ * guessing slow); after too many failures, 421 4.7.0 and close. */
+static void conn_auth_release(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    sk_conn *c = arg;
+    c->auth_hold = 0;
+    if (c->ended)
+        return;
+    if (c->auth_close) {
+        c->reason = "auth-failures";
+        sk_log(LOG_NOTICE, "event=auth-limit conn=%llu peer=%s failures=%u", c->id, c->addr,
+               c->auth.failures);
+        sk_session_refuse(c->session, 421, "4.7.0", "Too many authentication failures");
+    }
+    conn_flush(c);
+    conn_process(c);
+}
+
+/* Hold the replies of a failed AUTH; 0, or -1 (no timer: answer now). */
+static int conn_auth_hold(sk_conn *c)
+{
+    if (!c->auth_timer)
+        c->auth_timer = evtimer_new(c->srv->base, conn_auth_release, c);
+    struct timeval tv = {.tv_sec = c->auth_delay_ms / 1000,
+                         .tv_usec = (c->auth_delay_ms % 1000) * 1000};
+    if (!c->auth_timer || evtimer_add(c->auth_timer, &tv) != 0) {
+        c->auth_hold = 0;
+        return -1;
+    }
+    if (c->bev)
+        bufferevent_disable(c->bev, EV_READ);
+    return 0;
 }
 
 /* Should the session get its shutdown 421 now? Between messages, yes;
@@ -189,6 +317,8 @@ static void conn_settle(sk_conn *c)
 {
     if (c->ended)
         return;
+    if (c->auth_hold || c->tls_state == TLS_FLUSHING_220 || c->tls_state == TLS_HANDSHAKE)
+        return; /* the timer, conn_write_cb or the handshake moves on */
     unsigned w = sk_session_wants(c->session);
     struct evbuffer *in = bufferevent_get_input(c->bev);
     if (w & SK_WANT_CLOSE) {
@@ -232,7 +362,7 @@ static void conn_settle(sk_conn *c)
  * stops reading. May free c. */
 static void conn_process(sk_conn *c)
 {
-    if (c->ended || c->closing)
+    if (c->ended || c->closing || c->auth_hold)
         return;
     struct evbuffer *in = bufferevent_get_input(c->bev);
     struct evbuffer *out = bufferevent_get_output(c->bev);
@@ -253,6 +383,8 @@ static void conn_process(sk_conn *c)
             used = v.iov_len; /* defensive: never drain what was not there */
         c->bytes_in += used;
         evbuffer_drain(in, used);
+        if (c->auth_hold && conn_auth_hold(c) == 0)
+            return; /* conn_auth_release() goes on */
         conn_flush(c);
         if (c->commit_failed_now) {
             /* the commit queue refused the message: answer at once */
@@ -289,6 +421,14 @@ static void conn_write_cb(struct bufferevent *bev, void *arg)
         conn_end(c, c->reason ? c->reason : "closed");
         return;
     }
+    if (c->tls_state == TLS_FLUSHING_220) {
+        /* the 220 to STARTTLS has left: now the handshake */
+        if (conn_start_tls(c) < 0) {
+            sk_log(LOG_ERR, "event=tls-unavailable conn=%llu peer=%s", c->id, c->addr);
+            conn_end(c, "tls-unavailable");
+        }
+        return;
+    }
     if (c->out_blocked) {
         c->out_blocked = 0;
         conn_process(c);
@@ -297,8 +437,31 @@ static void conn_write_cb(struct bufferevent *bev, void *arg)
 
 static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
 {
-    (void)bev;
     sk_conn *c = arg;
+    if (c->tls_state == TLS_HANDSHAKE) {
+        if (what & BEV_EVENT_CONNECTED) {
+            conn_tls_up(c);
+            return;
+        }
+        /* garbage instead of a ClientHello, a client that gave up, no
+         * common protocol: this connection only */
+        char why[256];
+        tls_errors(bev, why, sizeof why);
+        const char *reason = (what & BEV_EVENT_TIMEOUT) ? "tls-handshake-timeout"
+                             : (what & BEV_EVENT_EOF)   ? "tls-handshake-eof"
+                                                        : "tls-handshake-failed";
+        sk_log(LOG_NOTICE, "event=%s conn=%llu peer=%s error=\"%s\"", reason, c->id, c->addr,
+               (what & BEV_EVENT_TIMEOUT) ? "no handshake in time" : why);
+        conn_end(c, reason);
+        return;
+    }
+    if ((what & BEV_EVENT_ERROR) && c->tls_state == TLS_UP) {
+        char why[256];
+        tls_errors(bev, why, sizeof why);
+        sk_log(LOG_INFO, "event=io-error conn=%llu peer=%s error=\"TLS: %s\"", c->id, c->addr, why);
+        conn_end(c, "io-error");
+        return;
+    }
     if (what & BEV_EVENT_ERROR) {
         int e = EVUTIL_SOCKET_ERROR();
         sk_log(LOG_INFO, "event=io-error conn=%llu peer=%s error=\"%s\"", c->id, c->addr,
@@ -377,7 +540,14 @@ void sk_conn_accept(sk_listener *l, int fd, const struct sockaddr *sa, int sockl
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     evutil_make_socket_nonblocking(fd);
-    c->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    if (l->cfg->session.implicit_tls) {
+        /* RFC 8314 3.3: TLS from the first byte; the greeting follows the
+         * handshake (conn_tls_up). */
+        c->bev = tls_bev_new(c, fd);
+        c->tls_state = TLS_HANDSHAKE;
+    } else {
+        c->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    }
     if (!c->bev) {
         sk_log(LOG_ERR, "event=accept-failed peer=%s error=\"cannot create buffer\"", c->addr);
         evutil_closesocket(fd);
@@ -408,9 +578,9 @@ void sk_conn_accept(sk_listener *l, int fd, const struct sockaddr *sa, int sockl
     if (refuse) {
         c->reason = "limit";
         sk_session_refuse(c->session, 421, "4.7.0", refuse);
-    } else if (l->cfg->session.implicit_tls && conn_start_tls(c) < 0) {
-        sk_log(LOG_ERR, "event=tls-unavailable conn=%llu peer=%s", c->id, c->addr);
-        conn_end(c, "tls-unavailable");
+    } else if (c->tls_state == TLS_HANDSHAKE) {
+        /* implicit TLS: the handshake first, the greeting after it */
+        bufferevent_enable(c->bev, EV_READ | EV_WRITE);
         return;
     } else {
         sk_session_greet(c->session);
@@ -426,6 +596,11 @@ void sk_conn_shutdown(sk_conn *c)
         return;
     if (c->commit_pending)
         return; /* sk_conn_commit_done() goes on with the shutdown */
+    if (c->tls_state == TLS_FLUSHING_220 || c->tls_state == TLS_HANDSHAKE) {
+        /* no session to end politely yet, and no way to say 421 */
+        conn_end(c, "shutdown");
+        return;
+    }
     conn_process(c);
 }
 

@@ -10,6 +10,7 @@
 #include <event2/bufferevent.h>
 #include <time.h>
 
+#include "server/auth_limit.h"
 #include "server/server_internal.h"
 #include "smtpkit/session.h"
 #include "smtpkit/store.h"
@@ -43,6 +44,17 @@ struct sk_conn {
     int in_data_timeouts;  /* the data timeout is armed (SK_IN_DATA) */
     int shutdown_sent;     /* 421 for shutdown queued */
     const char *reason;    /* why the connection ends, for the log */
+
+    /* TLS (RFC 3207 STARTTLS, RFC 8314 implicit TLS) */
+    int tls_state;                 /* 0 plain, 1 handshake running, 2 established */
+    struct bufferevent *tls_under; /* STARTTLS: the socket under the TLS filter */
+
+    /* AUTH (RFC 4954): set by the auth_check callback, acted on by conn.c */
+    sk_auth_conn auth;      /* failures on this connection */
+    int auth_hold;          /* a failed AUTH's reply is held back ... */
+    unsigned auth_delay_ms; /* ... this long */
+    int auth_close;         /* then 421 4.7.0 and close: too many failures */
+    struct event *auth_timer;
 
     unsigned long long bytes_in, bytes_out;
     unsigned messages, failed_messages;

@@ -7,6 +7,10 @@
  * reply to the end of data (RFC 5321 4.1.1.4: 250 only once the message is
  * safe).
  *
+ * AUTH (RFC 4954): credentials are checked against the password file
+ * behind the failure budgets (auth_service.c); a failure only marks the
+ * connection, and conn.c holds the reply back and closes after too many.
+ *
  * None of these callbacks frees or closes anything: they run inside
  * sk_session_feed() and only record what conn.c acts on afterwards.
  */
@@ -14,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "server/auth_service.h"
 #include "server/conn.h"
 #include "server/log.h"
 
@@ -136,6 +141,52 @@ static void op_store_abort(void *ctx)
     }
 }
 
+static int op_auth_check(void *ctx, const char *user, const char *password)
+{
+    sk_conn *c = ctx;
+    if (!c->srv->auth)
+        return -1;
+    if (c->auth_close) {
+        /* Condemned already (attempts pipelined behind the last allowed
+         * failure): no more password checks on this connection. */
+        c->auth_hold = 1;
+        return -1;
+    }
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    sk_auth_verdict v =
+        sk_auth_service_check(c->srv->auth, c->addr, &c->auth, user, password, now.tv_sec);
+    if (v.result != 1) {
+        c->auth_hold = 1;
+        c->auth_delay_ms = v.delay_ms;
+        c->auth_close = v.close;
+        /* the user name is logged by the session; never the password */
+        sk_log(LOG_NOTICE, "event=auth-failed conn=%llu peer=%s why=%s conn_failures=%u", c->id,
+               c->addr, v.why, c->auth.failures);
+    }
+    return v.result;
+}
+
+/* sender_must_match_login (RFC 6409 6.1): an authenticated user sends
+ * only as itself; unauthenticated sessions (MX traffic) are not affected. */
+static int op_mail_check(void *ctx, const sk_session_info *info, const char *reverse_path)
+{
+    sk_conn *c = ctx;
+    const sk_config *cfg = c->srv->cfg;
+    if (!cfg->sender_must_match_login || !info->auth_user)
+        return 1;
+    int ok = sk_auth_sender_allowed(info->auth_user, reverse_path, cfg->domains, cfg->ndomains);
+    if (!ok)
+        sk_log(LOG_NOTICE, "event=sender-mismatch conn=%llu peer=%s", c->id, c->addr);
+    return ok;
+}
+
+static int op_tls_available(void *ctx)
+{
+    sk_conn *c = ctx;
+    return c->srv->tls != NULL;
+}
+
 static void op_log(void *ctx, const char *line)
 {
     sk_conn *c = ctx;
@@ -145,11 +196,12 @@ static void op_log(void *ctx, const char *line)
 const sk_session_ops sk_conn_ops = {
     .rcpt_check = op_rcpt_check,
     .dest_free = op_dest_free,
-    .auth_check = NULL, /* no AUTH backend yet: the configuration refuses auth */
+    .auth_check = op_auth_check,
     .store_begin = op_store_begin,
     .store_append = op_store_append,
     .store_commit = op_store_commit,
     .store_abort = op_store_abort,
     .log = op_log,
-    .tls_available = NULL, /* TLS listeners are refused by the configuration for now */
+    .tls_available = op_tls_available,
+    .mail_check = op_mail_check,
 };

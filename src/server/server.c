@@ -13,7 +13,9 @@
  * commits in flight always complete; then exit 0.
  * SIGHUP: re-read the file and swap in the new recipient tables (domains,
  * mailboxes, aliases, catch-all, postmaster, trusted networks) without
- * touching a session; a bad file keeps the old tables and logs why.
+ * touching a session; a bad file keeps the old tables and logs why. The
+ * TLS certificate and the password file are re-read too (new connections
+ * get them; a broken one keeps the previous, see server_security.c).
  */
 #include "server/server_internal.h"
 
@@ -210,6 +212,7 @@ static void reload(sk_server *srv)
     }
     int dummy = 0;
     create_maildirs(srv, np, 0, err, sizeof err, &dummy);
+    sk_server_security_reload(srv, nc);
     sk_policy_free(srv->policy);
     srv->policy = np;
     const sk_config *oc = srv->cfg;
@@ -263,6 +266,9 @@ sk_server *sk_server_new(sk_config *cfg, char *err, size_t errlen)
         goto fail;
     if (srv->runas.note[0])
         sk_log(LOG_WARNING, "event=user-ignored note=\"%s\"", srv->runas.note);
+    /* Keys and passwords are read while still privileged. */
+    if (sk_server_security_init(srv, err, errlen) != 0)
+        goto fail;
 
     /* Directories, handed to the user while we are still root. */
     if (sk_runas_prepare_dir(&srv->runas, cfg->mail_root, cfg->mail_root, 0, err, errlen) != 0 ||
@@ -308,6 +314,7 @@ sk_server *sk_server_new(sk_config *cfg, char *err, size_t errlen)
                "event=config-unreadable file=%s user=%s note=\"SIGHUP reload will "
                "fail until the file is readable\"",
                cfg->path, srv->runas.name);
+    sk_server_security_check_access(srv);
 
     char why[512];
     srv->store = sk_store_maildir_open(cfg->spool_dir, why, sizeof why);
@@ -401,6 +408,7 @@ void sk_server_free(sk_server *srv)
     if (srv->base)
         event_base_free(srv->base);
     sk_peer_count_free(srv->per_ip);
+    sk_server_security_free(srv);
     sk_policy_free(srv->policy);
     sk_config_free(srv->cfg);
     free(srv);

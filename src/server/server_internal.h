@@ -17,6 +17,8 @@
 #include "smtpkit/store.h"
 
 typedef struct sk_conn sk_conn;
+typedef struct sk_tls_server sk_tls_server;
+typedef struct sk_auth_service sk_auth_service;
 
 typedef struct sk_listener {
     struct sk_server *srv;
@@ -45,6 +47,8 @@ struct sk_server {
     unsigned long long messages; /* accepted since start */
     int shutting_down;
     int grace_over;
+    sk_tls_server *tls;    /* NULL without tls_certificate; swapped by a reload */
+    sk_auth_service *auth; /* NULL without passwd_file; reloaded by SIGHUP */
 };
 
 /* conn.c */
@@ -58,5 +62,12 @@ sk_conn *sk_conn_next(const sk_conn *c);
 void sk_conn_abort(sk_conn *c);
 /* server.c: a connection has been freed. */
 void sk_server_conn_gone(struct sk_server *srv);
+
+/* server_security.c: TLS context and AUTH backend. init runs before the
+ * privilege drop (0 or -1 with err); check_access right after it. */
+int sk_server_security_init(struct sk_server *srv, char *err, size_t errlen);
+void sk_server_security_check_access(struct sk_server *srv);
+void sk_server_security_reload(struct sk_server *srv, const sk_config *nc);
+void sk_server_security_free(struct sk_server *srv);
 
 #endif

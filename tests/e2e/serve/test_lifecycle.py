@@ -39,7 +39,7 @@ def test_unknown_option_is_usage_error(smtpkit_bin):
 def test_check_sample_configuration(smtpkit_bin):
     r = run(smtpkit_bin, "serve", "--check", "-c", str(REPO / "etc" / "smtpkit.conf"))
     assert r.returncode == 0, r.stderr
-    assert b"OK: 2 listener(s), 1 domain(s), 2 mailbox(es), 1 alias(es)" in r.stdout
+    assert b"OK: 4 listener(s), 1 domain(s), 2 mailbox(es), 1 alias(es)" in r.stdout
     assert (str(REPO / "var" / "mail")).encode() in r.stdout
 
 

@@ -1,0 +1,174 @@
+/*
+ * test_config_tls.c - the TLS and AUTH settings of smtpkit.conf
+ * (config.c): defaults, relative paths, per-listener policies (MX with
+ * STARTTLS, submission with STARTTLS + AUTH, implicit TLS per RFC 8314),
+ * and the combinations refused with "FILE:LINE: message".
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "smtpkit/config.h"
+
+static char dir[64], path[128], err[1024];
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(dir, sizeof dir, "/tmp/sk-test-cfgtls-XXXXXX");
+    if (!mkdtemp(dir))
+        return -1;
+    snprintf(path, sizeof path, "%s/smtpkit.conf", dir);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    unlink(path);
+    rmdir(dir);
+    return 0;
+}
+
+static sk_config *load_text(const char *text)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+    err[0] = '\0';
+    return sk_config_load(path, err, sizeof err);
+}
+
+static void assert_error_at(int line, const char *needle)
+{
+    char prefix[256];
+    snprintf(prefix, sizeof prefix, "%s:%d: ", path, line);
+    if (strncmp(err, prefix, strlen(prefix)) != 0 || !strstr(err, needle))
+        fail_msg("error '%s' is not '%s...%s'", err, prefix, needle);
+}
+
+#define HEAD "mail_root = \"m\";\n"
+#define TLS_FILES "tls_certificate = \"tls/cert.pem\";\ntls_key = \"tls/key.pem\";\n"
+
+static void test_defaults_without_tls(void **state)
+{
+    (void)state;
+    sk_config *c = load_text(HEAD "listeners = ( { address = \"127.0.0.1\"; port = 2525; } );\n");
+    if (!c)
+        fail_msg("%s", err);
+    assert_null(c->tls_certificate);
+    assert_null(c->passwd_file);
+    assert_int_equal(c->tls_min_version, 12);
+    assert_false(c->tls_generate_if_missing);
+    assert_false(c->sender_must_match_login);
+    assert_int_equal(c->auth_failures, 10);
+    assert_int_equal(c->auth_failure_window, 900);
+    assert_int_equal(c->auth_failures_per_connection, 3);
+    assert_int_equal(c->auth_failure_delay_ms, 1000);
+    sk_config_free(c);
+}
+
+static void test_three_listener_policies(void **state)
+{
+    (void)state;
+    sk_config *c = load_text(
+        HEAD TLS_FILES "tls_generate_if_missing = true;\n"
+                       "tls_min_version = \"TLSv1.3\";\n"
+                       "passwd_file = \"passwd\";\n"
+                       "sender_must_match_login = true;\n"
+                       "limits = { auth_failures = 5; auth_failure_window = 60; "
+                       "auth_failures_per_connection = 2; auth_failure_delay_ms = 0; };\n"
+                       "listeners = (\n"
+                       " { address = \"127.0.0.1\"; port = 2525; starttls = true; auth = true; },\n"
+                       " { address = \"127.0.0.1\"; port = 2587; starttls = true; auth = true; "
+                       "mail_requires_auth = true; },\n"
+                       " { address = \"127.0.0.1\"; port = 2465; implicit_tls = true; auth = true; "
+                       "mail_requires_auth = true; } );\n");
+    if (!c)
+        fail_msg("%s", err);
+    char want[256];
+    snprintf(want, sizeof want, "%s/tls/cert.pem", dir);
+    assert_string_equal(c->tls_certificate, want);
+    snprintf(want, sizeof want, "%s/tls/key.pem", dir);
+    assert_string_equal(c->tls_key, want);
+    snprintf(want, sizeof want, "%s/passwd", dir);
+    assert_string_equal(c->passwd_file, want);
+    assert_true(c->tls_generate_if_missing);
+    assert_int_equal(c->tls_min_version, 13);
+    assert_true(c->sender_must_match_login);
+    assert_int_equal(c->auth_failures, 5);
+    assert_int_equal(c->auth_failure_window, 60);
+    assert_int_equal(c->auth_failures_per_connection, 2);
+    assert_int_equal(c->auth_failure_delay_ms, 0);
+    assert_int_equal(c->nlisteners, 3);
+    const sk_session_config *mx = &c->listeners[0].session, *sub = &c->listeners[1].session,
+                            *smtps = &c->listeners[2].session;
+    assert_true(mx->starttls_offered && mx->auth_offered && mx->auth_requires_tls);
+    assert_false(mx->mail_requires_auth || mx->implicit_tls);
+    assert_true(sub->starttls_offered && sub->mail_requires_auth && sub->auth_requires_tls);
+    assert_true(smtps->implicit_tls && smtps->mail_requires_auth);
+    assert_false(smtps->starttls_offered);
+    sk_config_free(c);
+}
+
+static void test_refused_combinations(void **state)
+{
+    (void)state;
+    assert_null(load_text(HEAD "listeners = (\n { address = \"::1\"; port = 25; starttls = true; "
+                               "} );\n"));
+    assert_error_at(3, "uses TLS but tls_certificate and tls_key are not set");
+
+    assert_null(load_text(HEAD TLS_FILES "listeners = (\n { address = \"::1\"; port = 25; "
+                                         "starttls = true; auth = true; } );\n"));
+    assert_error_at(5, "offers AUTH but passwd_file is not set");
+
+    assert_null(load_text(HEAD TLS_FILES "listeners = (\n { address = \"::1\"; port = 465; "
+                                         "starttls = true; implicit_tls = true; } );\n"));
+    assert_error_at(5, "exclude each other");
+
+    assert_null(load_text(HEAD "passwd_file = \"p\";\nlisteners = (\n { address = \"::1\"; "
+                               "port = 587; auth = true; } );\n"));
+    assert_error_at(4, "offers neither starttls nor implicit_tls");
+
+    /* AUTH over plain text only when asked for explicitly. */
+    sk_config *c = load_text(HEAD "passwd_file = \"p\";\nlisteners = (\n { address = \"::1\"; "
+                                  "port = 587; auth = true; auth_requires_tls = false; } );\n");
+    if (!c)
+        fail_msg("%s", err);
+    sk_config_free(c);
+
+    assert_null(load_text(HEAD "tls_certificate = \"c.pem\";\nlisteners = ( { address = "
+                               "\"::1\"; port = 25; } );\n"));
+    assert_error_at(2, "tls_certificate and tls_key go together");
+
+    assert_null(load_text(HEAD TLS_FILES "tls_min_version = \"TLSv1.1\";\nlisteners = ( { "
+                                         "address = \"::1\"; port = 25; } );\n"));
+    assert_error_at(4, "use \"TLSv1.2\" or \"TLSv1.3\"");
+
+    assert_null(load_text(HEAD "limits = { auth_failures = 0; };\nlisteners = ( { address = "
+                               "\"::1\"; port = 25; } );\n"));
+    assert_error_at(2, "auth_failures");
+
+    assert_null(load_text(HEAD "tls_cert = \"x\";\nlisteners = ( { address = \"::1\"; port = "
+                               "25; } );\n"));
+    assert_error_at(2, "unknown setting 'tls_cert'");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_defaults_without_tls),
+        cmocka_unit_test(test_three_listener_policies),
+        cmocka_unit_test(test_refused_combinations),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
