@@ -332,6 +332,33 @@ def test_starttls_not_offered_exit_4(serve, bench):
     assert files(serve, "alice") == []
 
 
+def test_starttls_against_serve(server, bench, tmp_path):
+    # smtpkit serve with STARTTLS on its listener and a certificate it makes
+    # itself (issued to its server name, so -k for the IP literal)
+    srv = server(limits={"connections_per_ip": 500},
+                 listener="starttls = true;",
+                 extra=f'tls_certificate = "{tmp_path / "tls" / "cert.pem"}";\n'
+                       f'tls_key = "{tmp_path / "tls" / "key.pem"}";\n'
+                       "tls_generate_if_missing = true;")
+    rc, out, err = bench("-s", target(srv), "--to", "alice@example.test", "--to",
+                         "bob@example.test", "--starttls", "-k", "-c", "10", "-n", "60",
+                         "--per-connection", "4", "--pipelining", "--json")
+    assert rc == 0, out + err
+    doc = json.loads(out)
+    check_consistent(doc)
+    assert doc["messages"]["accepted"] == 60
+    assert len(files(srv, "alice")) + len(files(srv, "bob")) == 60
+    assert doc["tls"]["version"].startswith("TLSv1.")
+    assert doc["connections"]["established"] == 15
+    # without -k the self-issued certificate is refused before any mail
+    rc, out, err = bench("-s", target(srv), "--to", "alice@example.test", "--starttls",
+                         "-c", "2", "-n", "4")
+    assert rc == 4, out + err
+    assert "certificate" in err
+    assert len(files(srv, "alice")) + len(files(srv, "bob")) == 60
+    assert srv.stop() == 0
+
+
 class TempFailHandler(RecordingHandler):
     async def handle_DATA(self, server, session, envelope):
         return "451 4.3.0 Try again later"
