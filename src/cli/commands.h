@@ -10,6 +10,7 @@ int sk_cmd_serve(int argc, char **argv);
 int sk_cmd_explain(int argc, char **argv);
 int sk_cmd_probe(int argc, char **argv);
 int sk_cmd_send(int argc, char **argv);
+int sk_cmd_bench(int argc, char **argv);
 int sk_cmd_passwd(int argc, char **argv);
 
 #endif
