@@ -9,10 +9,10 @@
  * working one.
  */
 #include "server/passwd.h"
+#include "server/errmsg.h"
 
 #include <crypt.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,19 +33,6 @@ struct sk_passwd {
     /* Hashed against for unknown users, so they cost what known ones do. */
     char *dummy_hash;
 };
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || !errlen)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 /* ---- one line ---- */
 
@@ -259,7 +246,7 @@ sk_passwd *sk_passwd_load(const char *path, char *err, size_t errlen)
 {
     FILE *f = fopen(path, "r");
     if (!f) {
-        seterr(err, errlen, "%s: %s", path, strerror(errno));
+        sk_errf(err, errlen, "%s: %s", path, strerror(errno));
         return NULL;
     }
     sk_passwd *pw = calloc(1, sizeof *pw);
@@ -269,14 +256,14 @@ sk_passwd *sk_passwd_load(const char *path, char *err, size_t errlen)
     unsigned lineno = 0;
     int ok = pw != NULL;
     if (!ok)
-        seterr(err, errlen, "%s: out of memory", path);
+        sk_errf(err, errlen, "%s: out of memory", path);
 
     while (ok) {
         errno = 0;
         ssize_t got = getline(&line, &linecap, f);
         if (got < 0) {
             if (errno) {
-                seterr(err, errlen, "%s: read error: %s", path, strerror(errno));
+                sk_errf(err, errlen, "%s: read error: %s", path, strerror(errno));
                 ok = 0;
             }
             break;
@@ -286,14 +273,14 @@ sk_passwd *sk_passwd_load(const char *path, char *err, size_t errlen)
         if (len > 0 && line[len - 1] == '\n')
             len--;
         if (memchr(line, '\0', len)) {
-            seterr(err, errlen, "%s:%u: NUL byte in line", path, lineno);
+            sk_errf(err, errlen, "%s:%u: NUL byte in line", path, lineno);
             ok = 0;
             break;
         }
         sk_passwd_line pl;
         const char *why;
         if (sk_passwd_parse_line(line, len, &pl, &why) < 0) {
-            seterr(err, errlen, "%s:%u: %s", path, lineno, why);
+            sk_errf(err, errlen, "%s:%u: %s", path, lineno, why);
             ok = 0;
             break;
         }
@@ -303,7 +290,7 @@ sk_passwd *sk_passwd_load(const char *path, char *err, size_t errlen)
             size_t ncap = cap ? cap * 2 : 16;
             passwd_entry *ne = ncap > cap ? realloc(pw->entries, ncap * sizeof *ne) : NULL;
             if (!ne) {
-                seterr(err, errlen, "%s: out of memory", path);
+                sk_errf(err, errlen, "%s: out of memory", path);
                 ok = 0;
                 break;
             }
@@ -317,7 +304,7 @@ sk_passwd *sk_passwd_load(const char *path, char *err, size_t errlen)
         e->line = lineno;
         pw->n++;
         if (!e->user || !e->hash || !e->extra) {
-            seterr(err, errlen, "%s: out of memory", path);
+            sk_errf(err, errlen, "%s: out of memory", path);
             ok = 0;
         }
     }
@@ -331,8 +318,8 @@ sk_passwd *sk_passwd_load(const char *path, char *err, size_t errlen)
                 passwd_entry *a = &pw->entries[i - 1], *b = &pw->entries[i];
                 unsigned first = a->line < b->line ? a->line : b->line;
                 unsigned again = a->line < b->line ? b->line : a->line;
-                seterr(err, errlen, "%s:%u: duplicate user '%s' (first on line %u)", path, again,
-                       a->user, first);
+                sk_errf(err, errlen, "%s:%u: duplicate user '%s' (first on line %u)", path, again,
+                        a->user, first);
                 ok = 0;
                 break;
             }
@@ -342,7 +329,7 @@ sk_passwd *sk_passwd_load(const char *path, char *err, size_t errlen)
          * cost as (at least) one real account. */
         pw->dummy_hash = pw->n ? strdup(pw->entries[0].hash) : default_dummy();
         if (!pw->dummy_hash) {
-            seterr(err, errlen, "%s: out of memory", path);
+            sk_errf(err, errlen, "%s: out of memory", path);
             ok = 0;
         }
     }
@@ -422,7 +409,7 @@ int sk_passwd_hash(sk_passwd_scheme scheme, unsigned long cost, const char *pass
     if (scheme == SK_PASSWD_YESCRYPT) {
         prefix = "$y$";
         if (cost > 11) {
-            seterr(err, errlen, "yescrypt cost must be 1 to 11 (default 5)");
+            sk_errf(err, errlen, "yescrypt cost must be 1 to 11 (default 5)");
             return -1;
         }
     } else if (scheme == SK_PASSWD_SHA512_CRYPT) {
@@ -430,39 +417,39 @@ int sk_passwd_hash(sk_passwd_scheme scheme, unsigned long cost, const char *pass
         if (cost == 0)
             cost = SK_PASSWD_SHA512_ROUNDS_DEFAULT;
         if (cost < 1000 || cost > 999999999UL) {
-            seterr(err, errlen, "SHA-512-crypt rounds must be 1000 to 999999999 (default %lu)",
-                   SK_PASSWD_SHA512_ROUNDS_DEFAULT);
+            sk_errf(err, errlen, "SHA-512-crypt rounds must be 1000 to 999999999 (default %lu)",
+                    SK_PASSWD_SHA512_ROUNDS_DEFAULT);
             return -1;
         }
     } else {
-        seterr(err, errlen, "unknown hash scheme");
+        sk_errf(err, errlen, "unknown hash scheme");
         return -1;
     }
     if (!password || !*password) {
-        seterr(err, errlen, "empty password");
+        sk_errf(err, errlen, "empty password");
         return -1;
     }
     if (strlen(password) > SK_PASSWD_PASSWORD_MAX) {
-        seterr(err, errlen, "password longer than %d bytes", SK_PASSWD_PASSWORD_MAX);
+        sk_errf(err, errlen, "password longer than %d bytes", SK_PASSWD_PASSWORD_MAX);
         return -1;
     }
     char setting[CRYPT_GENSALT_OUTPUT_SIZE];
     /* NULL random bytes: libxcrypt takes them from the kernel (getrandom). */
     if (!crypt_gensalt_rn(prefix, cost, NULL, 0, setting, sizeof setting)) {
-        seterr(err, errlen, "cannot make a salt: %s", strerror(errno));
+        sk_errf(err, errlen, "cannot make a salt: %s", strerror(errno));
         return -1;
     }
     struct crypt_data *cd = calloc(1, sizeof *cd);
     if (!cd) {
-        seterr(err, errlen, "out of memory");
+        sk_errf(err, errlen, "out of memory");
         return -1;
     }
     int rc = -1;
     const char *h = crypt_rn(password, setting, cd, (int)sizeof *cd);
     if (!h)
-        seterr(err, errlen, "crypt failed: %s", strerror(errno));
+        sk_errf(err, errlen, "crypt failed: %s", strerror(errno));
     else if (strlen(h) >= outlen)
-        seterr(err, errlen, "hash does not fit the output buffer");
+        sk_errf(err, errlen, "hash does not fit the output buffer");
     else {
         memcpy(out, h, strlen(h) + 1);
         rc = 0;

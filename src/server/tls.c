@@ -11,11 +11,11 @@
  * instead of a handshake failure later.
  */
 #include "server/tls.h"
+#include "server/errmsg.h"
 
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,19 +37,6 @@
 #define CHAIN_MAX 16
 /* Bounded server-side session cache (tickets carry most resumption). */
 #define SESSION_CACHE_MAX 1024
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || !errlen)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 void sk_tls_error_string(char *out, size_t outlen)
 {
@@ -98,34 +85,34 @@ static void subject_cn(X509 *x, char *out, size_t outlen)
 static BIO *open_pem(const char *what, const char *path, int *has_key, char *err, size_t errlen)
 {
     if (!path || !*path) {
-        seterr(err, errlen, "no %s file configured", what);
+        sk_errf(err, errlen, "no %s file configured", what);
         return NULL;
     }
     FILE *f = fopen(path, "r");
     if (!f) {
-        seterr(err, errlen, "%s %s: %s", what, path, strerror(errno));
+        sk_errf(err, errlen, "%s %s: %s", what, path, strerror(errno));
         return NULL;
     }
     struct stat st;
     if (fstat(fileno(f), &st) != 0) {
-        seterr(err, errlen, "%s %s: %s", what, path, strerror(errno));
+        sk_errf(err, errlen, "%s %s: %s", what, path, strerror(errno));
         fclose(f);
         return NULL;
     }
     if (!S_ISREG(st.st_mode)) {
-        seterr(err, errlen, "%s %s: not a regular file", what, path);
+        sk_errf(err, errlen, "%s %s: not a regular file", what, path);
         fclose(f);
         return NULL;
     }
     if (st.st_size > PEM_FILE_MAX) {
-        seterr(err, errlen, "%s %s: too large for a PEM file (%lld bytes)", what, path,
-               (long long)st.st_size);
+        sk_errf(err, errlen, "%s %s: too large for a PEM file (%lld bytes)", what, path,
+                (long long)st.st_size);
         fclose(f);
         return NULL;
     }
     char *data = malloc(PEM_FILE_MAX + 1);
     if (!data) {
-        seterr(err, errlen, "%s %s: out of memory", what, path);
+        sk_errf(err, errlen, "%s %s: out of memory", what, path);
         fclose(f);
         return NULL;
     }
@@ -133,7 +120,7 @@ static BIO *open_pem(const char *what, const char *path, int *has_key, char *err
     int rerr = ferror(f);
     fclose(f);
     if (rerr || n > PEM_FILE_MAX) {
-        seterr(err, errlen, "%s %s: %s", what, path, rerr ? "read error" : "too large");
+        sk_errf(err, errlen, "%s %s: %s", what, path, rerr ? "read error" : "too large");
         free(data);
         return NULL;
     }
@@ -141,7 +128,7 @@ static BIO *open_pem(const char *what, const char *path, int *has_key, char *err
         *has_key = memmem(data, n, "PRIVATE KEY-----", 16) != NULL;
     BIO *b = BIO_new(BIO_s_mem());
     if (!b || BIO_write(b, data, (int)n) != (int)n) {
-        seterr(err, errlen, "%s %s: out of memory", what, path);
+        sk_errf(err, errlen, "%s %s: out of memory", what, path);
         BIO_free(b);
         b = NULL;
     }
@@ -175,11 +162,11 @@ static int read_chain(const char *path, X509 **chain, char *err, size_t errlen)
     chain[n] = PEM_read_bio_X509_AUX(b, NULL, NULL, NULL);
     if (!chain[n]) {
         if (pem_at_end())
-            seterr(err, errlen, "certificate %s: no PEM certificate found", path);
+            sk_errf(err, errlen, "certificate %s: no PEM certificate found", path);
         else {
             char why[256];
             sk_tls_error_string(why, sizeof why);
-            seterr(err, errlen, "certificate %s: malformed PEM certificate: %s", path, why);
+            sk_errf(err, errlen, "certificate %s: malformed PEM certificate: %s", path, why);
         }
         ERR_clear_error();
         BIO_free(b);
@@ -193,16 +180,16 @@ static int read_chain(const char *path, X509 **chain, char *err, size_t errlen)
                 break;
             char why[256];
             sk_tls_error_string(why, sizeof why);
-            seterr(err, errlen, "certificate %s: certificate #%d is malformed: %s", path, n + 1,
-                   why);
+            sk_errf(err, errlen, "certificate %s: certificate #%d is malformed: %s", path, n + 1,
+                    why);
             free_chain(chain, n);
             BIO_free(b);
             return -1;
         }
         if (n == CHAIN_MAX) {
             X509_free(x);
-            seterr(err, errlen, "certificate %s: more than %d certificates in the chain", path,
-                   CHAIN_MAX);
+            sk_errf(err, errlen, "certificate %s: more than %d certificates in the chain", path,
+                    CHAIN_MAX);
             free_chain(chain, n);
             BIO_free(b);
             return -1;
@@ -231,7 +218,7 @@ static EVP_PKEY *read_key(const char *path, char *err, size_t errlen)
     if (!b)
         return NULL;
     if (!has_key) {
-        seterr(err, errlen, "private key %s: no PEM private key found", path);
+        sk_errf(err, errlen, "private key %s: no PEM private key found", path);
         BIO_free(b);
         return NULL;
     }
@@ -240,14 +227,14 @@ static EVP_PKEY *read_key(const char *path, char *err, size_t errlen)
     EVP_PKEY *k = PEM_read_bio_PrivateKey(b, NULL, no_passphrase, &asked);
     if (!k) {
         if (asked)
-            seterr(err, errlen,
-                   "private key %s is protected by a passphrase; give the server an "
-                   "unencrypted key readable only by it (mode 0600)",
-                   path);
+            sk_errf(err, errlen,
+                    "private key %s is protected by a passphrase; give the server an "
+                    "unencrypted key readable only by it (mode 0600)",
+                    path);
         else {
             char why[256];
             sk_tls_error_string(why, sizeof why);
-            seterr(err, errlen, "private key %s: malformed PEM private key: %s", path, why);
+            sk_errf(err, errlen, "private key %s: malformed PEM private key: %s", path, why);
         }
     }
     ERR_clear_error();
@@ -267,22 +254,22 @@ static int check_validity(X509 *x, const char *path, int index, char *err, size_
     const ASN1_TIME *nb = X509_get0_notBefore(x), *na = X509_get0_notAfter(x);
     int c = X509_cmp_current_time(na);
     if (c == 0) {
-        seterr(err, errlen, "%s has an unreadable notAfter time", which);
+        sk_errf(err, errlen, "%s has an unreadable notAfter time", which);
         return -1;
     }
     if (c < 0) {
         format_time(na, when, sizeof when);
-        seterr(err, errlen, "%s expired on %s", which, when);
+        sk_errf(err, errlen, "%s expired on %s", which, when);
         return -1;
     }
     c = X509_cmp_current_time(nb);
     if (c == 0) {
-        seterr(err, errlen, "%s has an unreadable notBefore time", which);
+        sk_errf(err, errlen, "%s has an unreadable notBefore time", which);
         return -1;
     }
     if (c > 0) {
         format_time(nb, when, sizeof when);
-        seterr(err, errlen, "%s is not valid before %s", which, when);
+        sk_errf(err, errlen, "%s is not valid before %s", which, when);
         return -1;
     }
     return 0;
@@ -291,12 +278,12 @@ static int check_validity(X509 *x, const char *path, int index, char *err, size_
 SSL_CTX *sk_tls_ctx_new(const sk_tls_settings *st, char *err, size_t errlen)
 {
     if (!st) {
-        seterr(err, errlen, "no TLS settings");
+        sk_errf(err, errlen, "no TLS settings");
         return NULL;
     }
     int min = st->min_version ? st->min_version : TLS1_2_VERSION;
     if (min != TLS1_2_VERSION && min != TLS1_3_VERSION) {
-        seterr(err, errlen, "TLS minimum version must be TLSv1.2 or TLSv1.3");
+        sk_errf(err, errlen, "TLS minimum version must be TLSv1.2 or TLSv1.3");
         return NULL;
     }
 
@@ -315,11 +302,11 @@ SSL_CTX *sk_tls_ctx_new(const sk_tls_settings *st, char *err, size_t errlen)
 
     ctx = SSL_CTX_new(TLS_server_method());
     if (!ctx) {
-        seterr(err, errlen, "cannot create a TLS context: out of memory");
+        sk_errf(err, errlen, "cannot create a TLS context: out of memory");
         goto fail;
     }
     if (!SSL_CTX_set_min_proto_version(ctx, min)) {
-        seterr(err, errlen, "cannot set the TLS minimum version");
+        sk_errf(err, errlen, "cannot set the TLS minimum version");
         goto fail;
     }
     uint64_t opts = SSL_OP_NO_COMPRESSION | SSL_OP_CIPHER_SERVER_PREFERENCE;
@@ -344,11 +331,11 @@ SSL_CTX *sk_tls_ctx_new(const sk_tls_settings *st, char *err, size_t errlen)
 
     const char *ciphers = st->ciphers ? st->ciphers : SK_TLS_DEFAULT_CIPHERS;
     if (!SSL_CTX_set_cipher_list(ctx, ciphers)) {
-        seterr(err, errlen, "TLS 1.2 cipher list \"%s\" selects no usable cipher", ciphers);
+        sk_errf(err, errlen, "TLS 1.2 cipher list \"%s\" selects no usable cipher", ciphers);
         goto fail;
     }
     if (st->ciphersuites && !SSL_CTX_set_ciphersuites(ctx, st->ciphersuites)) {
-        seterr(err, errlen, "TLS 1.3 cipher suites \"%s\" are not valid", st->ciphersuites);
+        sk_errf(err, errlen, "TLS 1.3 cipher suites \"%s\" are not valid", st->ciphersuites);
         goto fail;
     }
 
@@ -356,14 +343,14 @@ SSL_CTX *sk_tls_ctx_new(const sk_tls_settings *st, char *err, size_t errlen)
     if (!SSL_CTX_use_certificate(ctx, chain[0])) {
         char why[256];
         sk_tls_error_string(why, sizeof why);
-        seterr(err, errlen, "certificate %s refused: %s", st->cert_file, why);
+        sk_errf(err, errlen, "certificate %s refused: %s", st->cert_file, why);
         goto fail;
     }
     for (int i = 1; i < n; i++)
         if (!SSL_CTX_add1_chain_cert(ctx, chain[i])) {
             char why[256];
             sk_tls_error_string(why, sizeof why);
-            seterr(err, errlen, "certificate #%d in %s refused: %s", i + 1, st->cert_file, why);
+            sk_errf(err, errlen, "certificate #%d in %s refused: %s", i + 1, st->cert_file, why);
             goto fail;
         }
     if (!SSL_CTX_use_PrivateKey(ctx, key)) {
@@ -372,18 +359,18 @@ SSL_CTX *sk_tls_ctx_new(const sk_tls_settings *st, char *err, size_t errlen)
         if (ERR_GET_REASON(e) == X509_R_KEY_VALUES_MISMATCH ||
             ERR_GET_REASON(e) == X509_R_KEY_TYPE_MISMATCH) {
             ERR_clear_error();
-            seterr(err, errlen, "private key %s does not match certificate %s", st->key_file,
-                   st->cert_file);
+            sk_errf(err, errlen, "private key %s does not match certificate %s", st->key_file,
+                    st->cert_file);
         } else {
             sk_tls_error_string(why, sizeof why);
-            seterr(err, errlen, "private key %s refused: %s", st->key_file, why);
+            sk_errf(err, errlen, "private key %s refused: %s", st->key_file, why);
         }
         goto fail;
     }
     if (!SSL_CTX_check_private_key(ctx)) {
         ERR_clear_error();
-        seterr(err, errlen, "private key %s does not match certificate %s", st->key_file,
-               st->cert_file);
+        sk_errf(err, errlen, "private key %s does not match certificate %s", st->key_file,
+                st->cert_file);
         goto fail;
     }
     EVP_PKEY_free(key);
@@ -438,7 +425,7 @@ sk_tls_server *sk_tls_server_new(const sk_tls_settings *st, char *err, size_t er
     if (!srv || pthread_mutex_init(&srv->lock, NULL) != 0) {
         free(srv);
         SSL_CTX_free(ctx);
-        seterr(err, errlen, "out of memory");
+        sk_errf(err, errlen, "out of memory");
         return NULL;
     }
     srv->ctx = ctx;
@@ -514,7 +501,7 @@ static int make_parent_dirs(const char *path, char *err, size_t errlen)
     char dir[PATH_MAX];
     size_t len = strlen(path);
     if (len >= sizeof dir) {
-        seterr(err, errlen, "%s: path too long", path);
+        sk_errf(err, errlen, "%s: path too long", path);
         return -1;
     }
     memcpy(dir, path, len + 1);
@@ -527,13 +514,13 @@ static int make_parent_dirs(const char *path, char *err, size_t errlen)
             continue;
         *p = '\0';
         if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
-            seterr(err, errlen, "cannot create directory %s: %s", dir, strerror(errno));
+            sk_errf(err, errlen, "cannot create directory %s: %s", dir, strerror(errno));
             return -1;
         }
         *p = '/';
     }
     if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
-        seterr(err, errlen, "cannot create directory %s: %s", dir, strerror(errno));
+        sk_errf(err, errlen, "cannot create directory %s: %s", dir, strerror(errno));
         return -1;
     }
     return 0;
@@ -557,16 +544,16 @@ static int write_atomic(const char *what, const char *path, mode_t mode, pem_wri
 {
     char tmp[PATH_MAX];
     if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp-XXXXXX", path) >= sizeof tmp) {
-        seterr(err, errlen, "%s %s: path too long", what, path);
+        sk_errf(err, errlen, "%s %s: path too long", what, path);
         return -1;
     }
     int fd = mkstemp(tmp); /* created with mode 0600 */
     if (fd < 0) {
-        seterr(err, errlen, "%s %s: cannot create: %s", what, path, strerror(errno));
+        sk_errf(err, errlen, "%s %s: cannot create: %s", what, path, strerror(errno));
         return -1;
     }
     if (fchmod(fd, mode) != 0) {
-        seterr(err, errlen, "%s %s: chmod: %s", what, path, strerror(errno));
+        sk_errf(err, errlen, "%s %s: chmod: %s", what, path, strerror(errno));
         close(fd);
         unlink(tmp);
         return -1;
@@ -576,18 +563,18 @@ static int write_atomic(const char *what, const char *path, mode_t mode, pem_wri
     BIO_free(b);
     if (!ok) {
         ERR_clear_error();
-        seterr(err, errlen, "%s %s: cannot write", what, path);
+        sk_errf(err, errlen, "%s %s: cannot write", what, path);
         close(fd);
         unlink(tmp);
         return -1;
     }
     if (fsync(fd) != 0 || close(fd) != 0) {
-        seterr(err, errlen, "%s %s: %s", what, path, strerror(errno));
+        sk_errf(err, errlen, "%s %s: %s", what, path, strerror(errno));
         unlink(tmp);
         return -1;
     }
     if (rename(tmp, path) != 0) {
-        seterr(err, errlen, "%s %s: rename: %s", what, path, strerror(errno));
+        sk_errf(err, errlen, "%s %s: rename: %s", what, path, strerror(errno));
         unlink(tmp);
         return -1;
     }
@@ -719,15 +706,15 @@ int sk_tls_write_self_signed(const sk_tls_certspec *spec, const char *cert_file,
                              const char *key_file, char *err, size_t errlen)
 {
     if (!spec || !spec->hostname || !cert_file || !key_file) {
-        seterr(err, errlen, "self-signed certificate: missing hostname or file name");
+        sk_errf(err, errlen, "self-signed certificate: missing hostname or file name");
         return -1;
     }
     ASN1_OCTET_STRING *ip = a2i_IPADDRESS(spec->hostname);
     if (ip)
         ASN1_OCTET_STRING_free(ip);
     else if (!valid_hostname(spec->hostname)) {
-        seterr(err, errlen, "self-signed certificate: \"%s\" is not a valid host name",
-               spec->hostname);
+        sk_errf(err, errlen, "self-signed certificate: \"%s\" is not a valid host name",
+                spec->hostname);
         return -1;
     }
     ERR_clear_error();
@@ -735,14 +722,14 @@ int sk_tls_write_self_signed(const sk_tls_certspec *spec, const char *cert_file,
     if (!key) {
         char why[256];
         sk_tls_error_string(why, sizeof why);
-        seterr(err, errlen, "self-signed certificate: key generation failed: %s", why);
+        sk_errf(err, errlen, "self-signed certificate: key generation failed: %s", why);
         return -1;
     }
     X509 *x = make_cert(spec, key);
     if (!x) {
         char why[256];
         sk_tls_error_string(why, sizeof why);
-        seterr(err, errlen, "self-signed certificate: cannot build certificate: %s", why);
+        sk_errf(err, errlen, "self-signed certificate: cannot build certificate: %s", why);
         EVP_PKEY_free(key);
         return -1;
     }
@@ -784,7 +771,7 @@ int sk_tls_ensure_files(const sk_tls_settings *st, const char *hostname, int gen
                         size_t errlen)
 {
     if (!st || !st->cert_file || !*st->cert_file || !st->key_file || !*st->key_file) {
-        seterr(err, errlen, "TLS needs both a certificate file and a key file");
+        sk_errf(err, errlen, "TLS needs both a certificate file and a key file");
         return -1;
     }
     int c = file_exists(st->cert_file), k = file_exists(st->key_file);
@@ -797,12 +784,12 @@ int sk_tls_ensure_files(const sk_tls_settings *st, const char *hostname, int gen
         return 1;
     }
     if (c == 0)
-        seterr(err, errlen,
-               "certificate %s is missing but key %s exists; not generating over half a pair",
-               st->cert_file, st->key_file);
+        sk_errf(err, errlen,
+                "certificate %s is missing but key %s exists; not generating over half a pair",
+                st->cert_file, st->key_file);
     else
-        seterr(err, errlen,
-               "key %s is missing but certificate %s exists; not generating over half a pair",
-               st->key_file, st->cert_file);
+        sk_errf(err, errlen,
+                "key %s is missing but certificate %s exists; not generating over half a pair",
+                st->key_file, st->cert_file);
     return -1;
 }
