@@ -14,55 +14,12 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "smtpkit/config.h"
-
-static char dir[64];
-static char path[128];
-static char err[1024];
-
-static int setup(void **state)
-{
-    (void)state;
-    snprintf(dir, sizeof dir, "/tmp/sk-test-config-XXXXXX");
-    if (!mkdtemp(dir))
-        return -1;
-    snprintf(path, sizeof path, "%s/smtpkit.conf", dir);
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    unlink(path);
-    rmdir(dir);
-    return 0;
-}
-
-static sk_config *load_text(const char *text)
-{
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs(text, f);
-    fclose(f);
-    err[0] = '\0';
-    return sk_config_load(path, err, sizeof err);
-}
+#include "config_fixture.h"
 
 #define BASE                                                                                       \
     "server_name = \"mx.example.test\";\n"                                                         \
     "mail_root = \"../var/mail\";\n"                                                               \
     "listeners = ( { address = \"127.0.0.1\"; port = 2525; } );\n"
-
-/* The error names this file and line, and contains `needle`. */
-static void assert_error_at(int line, const char *needle)
-{
-    char prefix[256];
-    snprintf(prefix, sizeof prefix, "%s:%d: ", path, line);
-    if (strncmp(err, prefix, strlen(prefix)) != 0)
-        fail_msg("error '%s' does not start with '%s'", err, prefix);
-    if (!strstr(err, needle))
-        fail_msg("error '%s' does not mention '%s'", err, needle);
-}
 
 static void test_minimal_defaults(void **state)
 {

@@ -16,45 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "smtpkit/config.h"
-
-static char dir[64], path[128], err[1024];
-
-static int setup(void **state)
-{
-    (void)state;
-    snprintf(dir, sizeof dir, "/tmp/sk-test-cfgtls-XXXXXX");
-    if (!mkdtemp(dir))
-        return -1;
-    snprintf(path, sizeof path, "%s/smtpkit.conf", dir);
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    unlink(path);
-    rmdir(dir);
-    return 0;
-}
-
-static sk_config *load_text(const char *text)
-{
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs(text, f);
-    fclose(f);
-    err[0] = '\0';
-    return sk_config_load(path, err, sizeof err);
-}
-
-static void assert_error_at(int line, const char *needle)
-{
-    char prefix[256];
-    snprintf(prefix, sizeof prefix, "%s:%d: ", path, line);
-    if (strncmp(err, prefix, strlen(prefix)) != 0 || !strstr(err, needle))
-        fail_msg("error '%s' is not '%s...%s'", err, prefix, needle);
-}
+#include "config_fixture.h"
 
 #define HEAD "mail_root = \"m\";\n"
 #define TLS_FILES "tls_certificate = \"tls/cert.pem\";\ntls_key = \"tls/key.pem\";\n"
