@@ -301,6 +301,9 @@ class Server:
         return r
 
 
+SANITIZER_REPORT = re.compile(r"ERROR: (Address|Leak|Thread|Memory)Sanitizer|runtime error: ")
+
+
 @pytest.fixture
 def server(smtpkit_bin, tmp_path):
     """Factory: server(**kw) starts smtpkit serve (see the module docstring)."""
@@ -321,3 +324,9 @@ def server(smtpkit_bin, tmp_path):
                 srv.kill()
         if getattr(srv, "log_file", None):
             srv.log_file.close()
+    # Under the sanitizer build (make SAN=1 e2e) a memory error, undefined
+    # behaviour or a leak at exit is written to the server's stderr: fail.
+    for srv in started:
+        m = SANITIZER_REPORT.search(srv.log())
+        if m:
+            pytest.fail("sanitizer report in the server log:\n" + srv.log()[m.start():][:4000])
