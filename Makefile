@@ -75,10 +75,21 @@ unit: $(UNIT_BIN)
 e2e: all
 	SMTPKIT_BIN=$(CURDIR)/$(BUILD)/smtpkit $(PYTHON) -m pytest -q -p no:cacheprovider tests/e2e
 
-# The fuzz targets link the library sources built with clang's fuzzer runtime.
-build/fuzz/%: fuzz/%.c $(LIB_SRC)
+# The fuzz targets link the library built once with clang's fuzzer
+# instrumentation (fuzzer-no-link) and ASan+UBSan.
+FUZZ_FLAGS := -std=c11 -g -O1 -fsanitize=address,undefined -fno-omit-frame-pointer
+FUZZ_OBJ   := $(LIB_SRC:%.c=build/fuzz/obj/%.o)
+
+build/fuzz/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	clang $(CPPFLAGS) -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -o $@ $< $(LIB_SRC) $(LDLIBS)
+	clang $(CPPFLAGS) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
+
+build/fuzz/libsmtpkit-fuzz.a: $(FUZZ_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+build/fuzz/%: fuzz/%.c build/fuzz/libsmtpkit-fuzz.a
+	clang $(CPPFLAGS) $(FUZZ_FLAGS) -fsanitize=fuzzer -o $@ $< build/fuzz/libsmtpkit-fuzz.a $(LDLIBS)
 
 fuzz: $(FUZZ_BIN)
 
@@ -117,4 +128,4 @@ install: all
 clean:
 	rm -rf build
 
--include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(FUZZ_OBJ:.o=.d)
