@@ -661,7 +661,7 @@ static void set_defaults(sk_config *c)
     c->max_message_size = 10 * 1024 * 1024;
     c->max_recipients = 100;
     c->max_line = 512;
-    c->max_errors = 10;
+    c->max_errors = 20;
     c->max_commands = 10000;
     c->max_connections = 1000;
     c->max_connections_per_ip = 20;

@@ -31,6 +31,7 @@ static void test_minimal_defaults(void **state)
     assert_int_equal(c->max_message_size, 10 * 1024 * 1024);
     assert_int_equal(c->max_recipients, 100);
     assert_int_equal(c->max_line, 512);
+    assert_int_equal(c->max_errors, 20); /* Postfix hard_error_limit: unknown users count */
     assert_int_equal(c->command_timeout, 300);
     assert_int_equal(c->data_timeout, 180);
     assert_int_equal(c->command_deadline, 300);
