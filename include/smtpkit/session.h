@@ -101,7 +101,12 @@ typedef struct sk_session_ops {
     sk_rcpt_verdict (*rcpt_check)(void *ctx, const sk_session_info *info, const char *addr,
                                   void **dest, const char **forward_to);
     void (*dest_free)(void *ctx, void *dest);
-    /* 1 valid, 0 invalid, -1 temporary failure (454 4.7.0). May be NULL (no AUTH). */
+    /* 1 valid, 0 invalid, -1 temporary failure (454 4.7.0). May be NULL (no AUTH).
+     * Or SK_AUTH_PENDING: the shell checks asynchronously (a password hash
+     * takes tens of milliseconds, too long for an event loop). It must copy
+     * user and password (they are wiped when this returns); the session sets
+     * SK_WANT_AUTH, consumes no input, and the shell later calls
+     * sk_session_auth_done() with 1, 0 or -1. */
     int (*auth_check)(void *ctx, const char *user, const char *password);
     /* Open a new message for tx (fills tx->id). SK_STORE_OK or an error. */
     sk_store_result (*store_begin)(void *ctx, sk_transaction *tx);
@@ -136,6 +141,10 @@ typedef struct sk_session_ops {
                               then call sk_session_tls_started() */
 #define SK_WANT_COMMIT 0x4 /* waiting for sk_session_commit_done() */
 #define SK_IN_DATA 0x8     /* reading message data (use the data timeout) */
+#define SK_WANT_AUTH 0x10  /* waiting for sk_session_auth_done() */
+
+/* ops->auth_check's answer "checking, the verdict comes later". */
+#define SK_AUTH_PENDING 2
 
 sk_session *sk_session_new(const sk_session_config *cfg, const sk_session_ops *ops, void *ctx,
                            const sk_peer *peer);
@@ -150,8 +159,8 @@ void sk_session_greet(sk_session *s);
 void sk_session_refuse(sk_session *s, int code, const char *enhanced, const char *text);
 
 /* Feed bytes from the client. Returns how many were consumed; fewer than n
- * only when the session stops reading (SK_WANT_CLOSE, SK_WANT_TLS or
- * SK_WANT_COMMIT): feed the rest again after the condition clears (except
+ * only when the session stops reading (SK_WANT_CLOSE, SK_WANT_TLS,
+ * SK_WANT_COMMIT or SK_WANT_AUTH): feed the rest again after the condition clears (except
  * after SK_WANT_TLS, where the rest must be discarded). */
 size_t sk_session_feed(sk_session *s, const char *p, size_t n);
 /* Output grows only when commands arrive: at most one reply per command
@@ -165,10 +174,18 @@ unsigned sk_session_wants(const sk_session *s);
 
 void sk_session_tls_started(sk_session *s, const char *version, const char *cipher);
 void sk_session_commit_done(sk_session *s, sk_store_result r);
+/* The verdict of a pending auth_check (SK_WANT_AUTH): 1 valid (235), 0
+ * invalid (535 5.7.8), anything else a temporary failure (454 4.7.0), the
+ * same replies and log lines as a synchronous check; input is consumed
+ * again afterwards. Ignored when no check is pending. After
+ * sk_session_disconnected() it only logs (reason=client-gone).
+ * The session may be freed while a check is pending (it keeps nothing the
+ * shell's check uses); the shell must then not call this any more. */
+void sk_session_auth_done(sk_session *s, int result);
 /* Idle/command/data timeout: 421 4.4.2 and close. */
 void sk_session_timeout(sk_session *s);
 /* Server shutting down: 421 4.3.2 and close (only call between transactions
- * or at a timeout; the shell waits for commits in flight). */
+ * or at a timeout; the shell waits for commits and auth checks in flight). */
 void sk_session_shutdown(sk_session *s);
 /* The client vanished: abort any open message. */
 void sk_session_disconnected(sk_session *s);

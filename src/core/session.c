@@ -270,6 +270,7 @@ void sk_session_free(sk_session *s)
     s->wants &= ~(unsigned)SK_WANT_COMMIT;
     sk_sess_tx_reset(s, "disconnect");
     sk_sasl_clear(&s->sasl);
+    free(s->auth_check_user); /* a check in flight holds its own copies */
     sk_buf_free(&s->out);
     if (s->line.data)
         explicit_bzero(s->line.data, s->line.cap);
@@ -506,6 +507,37 @@ void sk_sess_bdat_chunk_end(sk_session *s)
 
 /* ---- AUTH exchange ------------------------------------------------------ */
 
+/* The reply to a completed credential check (1 valid, 0 invalid, else a
+ * temporary failure): 235, 535 5.7.8 or 454 4.7.0 (RFC 4954 4 and 6).
+ * raw_user is the identity as the client gave it (NULL: lost to memory
+ * exhaustion, a 454 whatever the check said). */
+static void auth_verdict(sk_session *s, const char *mech, const char *raw_user, int ok)
+{
+    char user[300];
+    sk_sess_clean(raw_user ? raw_user : "", user, sizeof user);
+    if (ok == 1 && raw_user) {
+        char *u = strdup(raw_user);
+        sk_sasl_clear(&s->sasl);
+        if (!u) {
+            sk_sess_reply(s, 454, "4.7.0", "Temporary authentication failure");
+            return;
+        }
+        s->auth_user = u;
+        sk_sess_sync_info(s);
+        sk_sess_log(s, "event=auth mech=%s user=%s result=235", mech, user);
+        sk_sess_reply(s, 235, "2.7.0", "Authentication successful");
+        return;
+    }
+    sk_sasl_clear(&s->sasl);
+    if (ok == 0) {
+        sk_sess_log(s, "event=auth mech=%s user=%s result=535", mech, user);
+        auth_refused(s, 535, "5.7.8", "Authentication credentials invalid");
+    } else {
+        sk_sess_log(s, "event=auth mech=%s user=%s result=454", mech, user);
+        sk_sess_reply(s, 454, "4.7.0", "Temporary authentication failure");
+    }
+}
+
 void sk_sess_auth_result(sk_session *s, sk_sasl_status st, const char *challenge)
 {
     s->verb = "AUTH";
@@ -516,8 +548,6 @@ void sk_sess_auth_result(sk_session *s, sk_sasl_status st, const char *challenge
         return;
     }
     s->mode = SK_MODE_COMMAND;
-    char user[300];
-    sk_sess_clean(s->sasl.user, user, sizeof user);
     switch (st) {
     case SK_SASL_CANCEL: /* RFC 4954 4 and 6 */
         sk_sasl_clear(&s->sasl);
@@ -545,27 +575,18 @@ void sk_sess_auth_result(sk_session *s, sk_sasl_status st, const char *challenge
         break;
     }
     int ok = s->ops->auth_check ? s->ops->auth_check(s->ctx, s->sasl.user, s->sasl.pass) : 0;
-    if (ok == 1) {
-        char *u = strdup(s->sasl.user);
+    if (ok == SK_AUTH_PENDING) {
+        /* The shell checks off the loop: read nothing more until
+         * sk_session_auth_done(). The password is forgotten now (the shell
+         * copied it); the user name stays for the verdict. */
+        /* out of memory leaves it NULL: the verdict is then a 454 */
+        s->auth_check_user = strdup(s->sasl.user);
         sk_sasl_clear(&s->sasl);
-        if (!u) {
-            sk_sess_reply(s, 454, "4.7.0", "Temporary authentication failure");
-            return;
-        }
-        s->auth_user = u;
-        sk_sess_sync_info(s);
-        sk_sess_log(s, "event=auth mech=%s user=%s result=235", mech, user);
-        sk_sess_reply(s, 235, "2.7.0", "Authentication successful");
+        s->auth_check_mech = mech;
+        s->wants |= SK_WANT_AUTH;
         return;
     }
-    sk_sasl_clear(&s->sasl);
-    if (ok == 0) {
-        sk_sess_log(s, "event=auth mech=%s user=%s result=535", mech, user);
-        auth_refused(s, 535, "5.7.8", "Authentication credentials invalid");
-    } else {
-        sk_sess_log(s, "event=auth mech=%s user=%s result=454", mech, user);
-        sk_sess_reply(s, 454, "4.7.0", "Temporary authentication failure");
-    }
+    auth_verdict(s, mech, s->sasl.user, ok);
 }
 
 void sk_sess_auth_line(sk_session *s, const char *line, size_t len)
@@ -698,7 +719,7 @@ static size_t bdat_input(sk_session *s, const char *p, size_t n)
 size_t sk_session_feed(sk_session *s, const char *p, size_t n)
 {
     size_t i = 0;
-    const unsigned stop = SK_WANT_CLOSE | SK_WANT_TLS | SK_WANT_COMMIT;
+    const unsigned stop = SK_WANT_CLOSE | SK_WANT_TLS | SK_WANT_COMMIT | SK_WANT_AUTH;
     while (i < n && !(s->wants & stop)) {
         switch (s->mode) {
         case SK_MODE_DATA:
@@ -767,6 +788,30 @@ void sk_session_commit_done(sk_session *s, sk_store_result r)
         sk_sess_reply(s, 452, "4.3.1", "Error: insufficient system storage");
     else
         sk_sess_reply(s, 451, "4.3.0", "Error: local error in processing");
+}
+
+void sk_session_auth_done(sk_session *s, int result)
+{
+    if (!(s->wants & SK_WANT_AUTH))
+        return;
+    s->wants &= ~(unsigned)SK_WANT_AUTH;
+    char *u = s->auth_check_user;
+    s->auth_check_user = NULL;
+    s->verb = "AUTH";
+    if (result == SK_AUTH_PENDING)
+        result = -1; /* not a verdict */
+    if (s->mode == SK_MODE_DEAD || (s->wants & SK_WANT_CLOSE)) {
+        /* the client left (or the session closed) while its credentials were checked: log what
+         * the check said, reply to nobody, never become authenticated */
+        char user[300];
+        sk_sess_clean(u ? u : "", user, sizeof user);
+        sk_sess_log(s, "event=auth mech=%s user=%s result=%d reason=client-gone",
+                    s->auth_check_mech ? s->auth_check_mech : "-", user,
+                    result == 1 ? 235 : result == 0 ? 535 : 454);
+    } else {
+        auth_verdict(s, s->auth_check_mech ? s->auth_check_mech : "-", u, result);
+    }
+    free(u);
 }
 
 void sk_session_timeout(sk_session *s)

@@ -99,6 +99,10 @@ struct sk_session {
 
     /* AUTH exchange */
     sk_sasl sasl;
+    /* while SK_WANT_AUTH: the identity being checked and its mechanism,
+     * for the verdict's log line and the authenticated identity */
+    char *auth_check_user;
+    const char *auth_check_mech;
 };
 
 /* Replies. The enhanced code is sent only after EHLO (RFC 2034). */

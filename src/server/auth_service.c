@@ -67,33 +67,62 @@ const sk_auth_limit_config *sk_auth_service_limits(const sk_auth_service *svc)
     return sk_auth_limit_get_config(svc->limit);
 }
 
-sk_auth_verdict sk_auth_service_check(sk_auth_service *svc, const char *addr, sk_auth_conn *conn,
-                                      const char *user, const char *password, time_t now)
+int sk_auth_service_begin(sk_auth_service *svc, const char *addr, sk_auth_conn *conn,
+                          const char *user, time_t now, sk_auth_verdict *v, char **hash,
+                          int *known)
+{
+    *hash = NULL;
+    *known = 0;
+    if (sk_auth_limit_blocked(svc->limit, addr, now)) {
+        /* Not checked at all: a correct guess would not be revealed. */
+        const sk_auth_limit_config *lc = sk_auth_limit_get_config(svc->limit);
+        v->result = -1;
+        v->delay_ms = lc->fail_delay_ms;
+        v->why = "address-blocked";
+        v->close = sk_auth_conn_failed(svc->limit, conn);
+        return 1;
+    }
+    *hash = sk_passwd_lookup_hash(svc->pw, user, known);
+    if (!*hash) {
+        *v = sk_auth_service_finish(svc, addr, conn, -1, now);
+        return 1;
+    }
+    return 0;
+}
+
+sk_auth_verdict sk_auth_service_finish(sk_auth_service *svc, const char *addr, sk_auth_conn *conn,
+                                       int ok, time_t now)
 {
     const sk_auth_limit_config *lc = sk_auth_limit_get_config(svc->limit);
     sk_auth_verdict v = {.result = 0, .close = 0, .delay_ms = lc->fail_delay_ms, .why = NULL};
-    if (sk_auth_limit_blocked(svc->limit, addr, now)) {
-        /* Not checked at all: a correct guess would not be revealed. */
+    if (ok == 1) {
+        v.result = 1;
+        v.delay_ms = 0;
+        v.why = "ok";
+        return v;
+    }
+    if (ok < 0) {
         v.result = -1;
-        v.why = "address-blocked";
+        v.why = "internal";
     } else {
-        int ok = sk_passwd_verify(svc->pw, user, password);
-        if (ok == 1) {
-            v.result = 1;
-            v.delay_ms = 0;
-            v.why = "ok";
-            return v;
-        }
-        if (ok < 0) {
-            v.result = -1;
-            v.why = "internal";
-        } else {
-            v.why = "bad-credentials";
-            sk_auth_limit_failure(svc->limit, addr, now);
-        }
+        v.why = "bad-credentials";
+        sk_auth_limit_failure(svc->limit, addr, now);
     }
     v.close = sk_auth_conn_failed(svc->limit, conn);
     return v;
+}
+
+sk_auth_verdict sk_auth_service_check(sk_auth_service *svc, const char *addr, sk_auth_conn *conn,
+                                      const char *user, const char *password, time_t now)
+{
+    sk_auth_verdict v;
+    char *hash;
+    int known;
+    if (sk_auth_service_begin(svc, addr, conn, user, now, &v, &hash, &known))
+        return v;
+    int ok = sk_passwd_check_hash(hash, known, password);
+    free(hash);
+    return sk_auth_service_finish(svc, addr, conn, ok, now);
 }
 
 int sk_auth_sender_allowed(const char *user, const char *from, char *const *domains,

@@ -43,6 +43,20 @@ sk_auth_verdict sk_auth_service_check(sk_auth_service *svc, const char *addr, sk
                                       const char *user, const char *password, time_t now);
 
 /*
+ * The same attempt in three steps, so the hash runs off the event loop:
+ * begin (loop thread) returns 1 with *v the verdict when no hash is needed
+ * (address blocked, out of memory), else 0 with *hash (malloc'd, the
+ * caller frees it) and *known for sk_passwd_check_hash() on a worker;
+ * finish (loop thread) turns that result (1, 0, -1) into the verdict and
+ * charges the failure budgets.
+ */
+int sk_auth_service_begin(sk_auth_service *svc, const char *addr, sk_auth_conn *conn,
+                          const char *user, time_t now, sk_auth_verdict *v, char **hash,
+                          int *known);
+sk_auth_verdict sk_auth_service_finish(sk_auth_service *svc, const char *addr, sk_auth_conn *conn,
+                                       int ok, time_t now);
+
+/*
  * sender_must_match_login: may `user` send with reverse-path `from` (as in
  * MAIL FROM, without <>)? A user name with '@' must equal the address (the
  * domain compared without regard to case); a bare user name must be the

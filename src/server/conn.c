@@ -39,10 +39,13 @@
  *   that connection. The OpenSSL bufferevent sits directly on the socket
  *   rather than on top of the plaintext one: "output drained" then means
  *   "in the kernel", so the last reply (221, 421) is never lost at close.
- * - AUTH (RFC 4954): a failed AUTH's reply is held back for
- *   auth_failure_delay_ms by a timer (the loop never sleeps), reading
- *   pauses meanwhile, and a connection over its failure limit then gets
- *   421 4.7.0 and is closed.
+ * - AUTH (RFC 4954): the password is hashed on a worker thread
+ *   (SK_WANT_AUTH: the session consumes nothing meanwhile, like during a
+ *   commit); a connection that ends while its check is in flight is freed
+ *   only by the check's completion. A failed AUTH's reply is then held back
+ *   for auth_failure_delay_ms by a timer started after the verdict (the
+ *   loop never sleeps), reading pauses meanwhile, and a connection over its
+ *   failure limit then gets 421 4.7.0 and is closed.
  */
 #include "server/conn.h"
 
@@ -81,7 +84,7 @@ static long long elapsed_ms(const sk_conn *c)
            (now.tv_nsec - c->started.tv_nsec) / 1000000;
 }
 
-/* Free everything. Only when no commit callback can still arrive. */
+/* Free everything. Only when no commit or auth callback can still arrive. */
 static void conn_finish(sk_conn *c)
 {
     sk_server *srv = c->srv;
@@ -134,10 +137,10 @@ static void conn_end(sk_conn *c, const char *reason)
         bufferevent_free(c->bev);
         c->bev = NULL;
     }
-    if (c->commit_pending) {
+    if (c->commit_pending || c->auth_pending) {
         /* the message's log line will say the client did not hear the 250 */
         sk_session_disconnected(c->session);
-        return; /* sk_conn_commit_done() finishes */
+        return; /* sk_conn_commit_done() or sk_conn_auth_done() finishes */
     }
     conn_finish(c);
 }
@@ -343,7 +346,7 @@ static void conn_deadline_clear(sk_conn *c)
 static void conn_deadline_note(sk_conn *c, size_t used, int replied)
 {
     unsigned w = sk_session_wants(c->session);
-    if (replied || (w & (SK_WANT_COMMIT | SK_WANT_CLOSE | SK_WANT_TLS))) {
+    if (replied || (w & (SK_WANT_COMMIT | SK_WANT_AUTH | SK_WANT_CLOSE | SK_WANT_TLS))) {
         conn_deadline_clear(c);
         return;
     }
@@ -415,9 +418,10 @@ static void conn_timer_cb(evutil_socket_t fd, short what, void *arg)
         conn_end(c, c->reason ? c->reason : "closed");
         return;
     }
-    /* our side is busy (a commit) or already closing: not the client's fault */
-    if (c->closing || c->commit_pending ||
-        (sk_session_wants(c->session) & (SK_WANT_COMMIT | SK_WANT_CLOSE)))
+    /* our side is busy (a commit, a password check) or already closing:
+     * not the client's fault */
+    if (c->closing || c->commit_pending || c->auth_pending ||
+        (sk_session_wants(c->session) & (SK_WANT_COMMIT | SK_WANT_AUTH | SK_WANT_CLOSE)))
         return;
     c->reason = "deadline";
     sk_session_timeout(c->session);
@@ -433,7 +437,7 @@ static void conn_maybe_shutdown(sk_conn *c)
     if (!c->srv->shutting_down || c->shutdown_sent || c->closing || c->ended)
         return;
     unsigned w = sk_session_wants(c->session);
-    if (w & (SK_WANT_COMMIT | SK_WANT_CLOSE))
+    if (w & (SK_WANT_COMMIT | SK_WANT_AUTH | SK_WANT_CLOSE))
         return;
     if ((w & SK_IN_DATA) && !c->srv->grace_over)
         return;
@@ -469,10 +473,11 @@ static void conn_settle(sk_conn *c)
         }
         return;
     }
-    if (w & SK_WANT_COMMIT) {
+    if (w & (SK_WANT_COMMIT | SK_WANT_AUTH)) {
         /* Keep reading (into the capped input buffer) while the message is
-         * made durable, so a client that resets now is noticed now and the
-         * message's log line says it never heard its 250. */
+         * made durable or the password checked, so a client that resets
+         * now is noticed now (and the message's log line says it never
+         * heard its 250). */
         bufferevent_enable(c->bev, EV_READ);
         return;
     }
@@ -507,7 +512,7 @@ static void conn_process(sk_conn *c)
     for (;;) {
         conn_maybe_shutdown(c);
         unsigned w = sk_session_wants(c->session);
-        if (w & (SK_WANT_CLOSE | SK_WANT_COMMIT | SK_WANT_TLS))
+        if (w & (SK_WANT_CLOSE | SK_WANT_COMMIT | SK_WANT_AUTH | SK_WANT_TLS))
             break;
         if (evbuffer_get_length(out) >= c->srv->cfg->output_buffer) {
             c->out_blocked = 1;
@@ -534,7 +539,8 @@ static void conn_process(sk_conn *c)
             continue;
         }
         if (used < v.iov_len &&
-            !(sk_session_wants(c->session) & (SK_WANT_CLOSE | SK_WANT_COMMIT | SK_WANT_TLS))) {
+            !(sk_session_wants(c->session) &
+              (SK_WANT_CLOSE | SK_WANT_COMMIT | SK_WANT_AUTH | SK_WANT_TLS))) {
             /* The contract says this cannot happen; stop rather than spin. */
             sk_log(LOG_ERR, "event=bug conn=%llu what=session-stalled", c->id);
             c->reason = "internal-error";
@@ -614,8 +620,9 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
             conn_end(c, "write-timeout"); /* the client does not read our replies */
             return;
         }
-        if (c->commit_pending || (sk_session_wants(c->session) & SK_WANT_COMMIT))
-            return; /* our commit, not the client, is slow; reading resumes after it */
+        if (c->commit_pending || c->auth_pending ||
+            (sk_session_wants(c->session) & (SK_WANT_COMMIT | SK_WANT_AUTH)))
+            return; /* our side, not the client, is slow; reading resumes after it */
         c->reason = "timeout";
         sk_session_timeout(c->session);
         conn_flush(c);
@@ -736,8 +743,8 @@ void sk_conn_shutdown(sk_conn *c)
 {
     if (c->ended || c->closing)
         return;
-    if (c->commit_pending)
-        return; /* sk_conn_commit_done() goes on with the shutdown */
+    if (c->commit_pending || c->auth_pending)
+        return; /* sk_conn_commit_done() / sk_conn_auth_done() go on with the shutdown */
     if (c->tls_state == TLS_FLUSHING_220 || c->tls_state == TLS_HANDSHAKE) {
         /* no session to end politely yet, and no way to say 421 */
         conn_end(c, "shutdown");
@@ -749,6 +756,7 @@ void sk_conn_shutdown(sk_conn *c)
 void sk_conn_abort(sk_conn *c)
 {
     c->commit_pending = 0;
+    c->auth_pending = 0;
     if (c->ended)
         conn_finish(c);
     else
@@ -764,7 +772,7 @@ void sk_conn_grace_expired(sk_conn *c)
         conn_end(c, c->reason ? c->reason : "shutdown");
         return;
     }
-    if (c->commit_pending)
+    if (c->commit_pending || c->auth_pending)
         return; /* a durable commit is never cut short; it ends afterwards */
     conn_process(c);
 }
@@ -792,6 +800,21 @@ void sk_conn_commit_done(void *arg, sk_store_result r)
         conn_finish(c);
         return;
     }
+    conn_flush(c);
+    conn_process(c);
+}
+
+void sk_conn_auth_done(sk_conn *c, int result)
+{
+    c->auth_pending = 0;
+    sk_session_auth_done(c->session, result);
+    if (c->ended) {
+        conn_finish(c); /* the client left while its password was hashed */
+        return;
+    }
+    /* a failure's reply waits for its delay, counted from the verdict */
+    if (c->auth_hold && conn_auth_hold(c) == 0)
+        return; /* conn_auth_release() goes on */
     conn_flush(c);
     conn_process(c);
 }

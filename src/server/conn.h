@@ -33,6 +33,7 @@ struct sk_conn {
 
     int counted;           /* counted in srv->per_ip */
     int commit_pending;    /* the commit queue holds a callback to us */
+    int auth_pending;      /* the work queue holds a password check for us */
     int commit_failed_now; /* the queue refused the message (conn_process answers) */
     int closing;           /* session wants to close: flush, then end */
     int ended;             /* socket closed; freed once no commit is pending */
@@ -69,5 +70,9 @@ struct sk_conn {
 extern const sk_session_ops sk_conn_ops;
 /* The commit queue finished our message (conn.c resumes the connection). */
 void sk_conn_commit_done(void *arg, sk_store_result r);
+/* A password check has ended with the session's verdict (1, 0, -1; the
+ * auth_hold fields already set): conn.c resumes, or frees a connection
+ * that ended meanwhile. */
+void sk_conn_auth_done(sk_conn *c, int result);
 
 #endif

@@ -8,8 +8,12 @@
  * safe).
  *
  * AUTH (RFC 4954): credentials are checked against the password file
- * behind the failure budgets (auth_service.c); a failure only marks the
- * connection, and conn.c holds the reply back and closes after too many.
+ * behind the failure budgets (auth_service.c). The hash (tens of
+ * milliseconds) runs on a worker thread of the work queue: auth_check
+ * answers SK_AUTH_PENDING, and the job's completion, back on the loop
+ * thread, charges the budgets and hands the verdict to the session
+ * (sk_conn_auth_done). A failure only marks the connection, and conn.c
+ * holds the reply back and closes after too many.
  *
  * None of these callbacks frees or closes anything: they run inside
  * sk_session_feed() and only record what conn.c acts on afterwards.
@@ -21,6 +25,9 @@
 #include "server/auth_service.h"
 #include "server/conn.h"
 #include "server/log.h"
+#include "server/work_queue.h"
+
+#include <openssl/crypto.h>
 
 static sk_rcpt_verdict op_rcpt_check(void *ctx, const sk_session_info *info, const char *addr,
                                      void **dest, const char **forward_to)
@@ -117,6 +124,68 @@ static void op_store_abort(void *ctx)
     }
 }
 
+/* A failed or refused attempt: conn.c holds the reply back, maybe closes. */
+static void auth_apply(sk_conn *c, const sk_auth_verdict *v)
+{
+    if (v->result == 1)
+        return;
+    c->auth_hold = 1;
+    c->auth_delay_ms = v->delay_ms;
+    c->auth_close = v->close;
+    /* the user name is logged by the session; never the password */
+    sk_log(LOG_NOTICE, "event=auth-failed conn=%llu peer=%s why=%s conn_failures=%u", c->id,
+           c->addr, v->why, c->auth.failures);
+}
+
+/* One password check in flight. The worker sees only this job's own
+ * copies, never the connection. */
+typedef struct auth_job {
+    sk_conn *c;
+    char *hash;     /* copied from the password file on the loop thread */
+    int known;      /* the user exists */
+    char *password; /* wiped as soon as it is hashed */
+    size_t password_len;
+    int ok; /* the worker's result: 1, 0, -1 */
+} auth_job;
+
+static void auth_job_free(auth_job *j)
+{
+    if (!j)
+        return;
+    if (j->password) {
+        OPENSSL_cleanse(j->password, j->password_len);
+        free(j->password);
+    }
+    free(j->hash);
+    free(j);
+}
+
+/* Worker thread. */
+static void auth_job_work(void *arg)
+{
+    auth_job *j = arg;
+    j->ok = sk_passwd_check_hash(j->hash, j->known, j->password);
+    OPENSSL_cleanse(j->password, j->password_len);
+}
+
+/* Loop thread: the budgets are charged even when the client has gone (a
+ * guess counts whether or not its answer was heard). */
+static void auth_job_done(void *arg)
+{
+    auth_job *j = arg;
+    sk_conn *c = j->c;
+    int ok = j->ok;
+    auth_job_free(j);
+    sk_auth_verdict v = {.result = -1, .why = "internal"};
+    if (c->srv->auth) {
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        v = sk_auth_service_finish(c->srv->auth, c->addr, &c->auth, ok, now.tv_sec);
+    }
+    auth_apply(c, &v);
+    sk_conn_auth_done(c, v.result);
+}
+
 static int op_auth_check(void *ctx, const char *user, const char *password)
 {
     sk_conn *c = ctx;
@@ -130,17 +199,33 @@ static int op_auth_check(void *ctx, const char *user, const char *password)
     }
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
-    sk_auth_verdict v =
-        sk_auth_service_check(c->srv->auth, c->addr, &c->auth, user, password, now.tv_sec);
-    if (v.result != 1) {
-        c->auth_hold = 1;
-        c->auth_delay_ms = v.delay_ms;
-        c->auth_close = v.close;
-        /* the user name is logged by the session; never the password */
-        sk_log(LOG_NOTICE, "event=auth-failed conn=%llu peer=%s why=%s conn_failures=%u", c->id,
-               c->addr, v.why, c->auth.failures);
+    sk_auth_verdict v;
+    char *hash = NULL;
+    int known = 0;
+    if (sk_auth_service_begin(c->srv->auth, c->addr, &c->auth, user, now.tv_sec, &v, &hash,
+                              &known)) {
+        auth_apply(c, &v);
+        return v.result;
     }
-    return v.result;
+    auth_job *j = calloc(1, sizeof *j);
+    if (j) {
+        j->c = c;
+        j->hash = hash;
+        j->known = known;
+        j->password_len = strlen(password);
+        j->password = strdup(password);
+        hash = NULL;
+    }
+    if (!j || !j->password || sk_work_queue_submit(c->srv->work, auth_job_work, auth_job_done, j)) {
+        /* Not queued: a temporary failure, charged like one. */
+        free(hash);
+        auth_job_free(j);
+        v = sk_auth_service_finish(c->srv->auth, c->addr, &c->auth, -1, now.tv_sec);
+        auth_apply(c, &v);
+        return v.result;
+    }
+    c->auth_pending = 1;
+    return SK_AUTH_PENDING;
 }
 
 /* sender_must_match_login (RFC 6409 6.1): an authenticated user sends

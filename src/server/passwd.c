@@ -358,17 +358,24 @@ int sk_passwd_has_user(const sk_passwd *pw, const char *user)
     return find(pw, user) != NULL;
 }
 
-int sk_passwd_verify(const sk_passwd *pw, const char *user, const char *password)
+char *sk_passwd_lookup_hash(const sk_passwd *pw, const char *user, int *known)
 {
-    if (!pw || !user || !password)
+    *known = 0;
+    if (!pw || !user)
+        return NULL;
+    const passwd_entry *e = find(pw, user);
+    *known = e != NULL;
+    return strdup(e ? e->hash : pw->dummy_hash);
+}
+
+int sk_passwd_check_hash(const char *hash, int known, const char *password)
+{
+    if (!hash || !password)
         return 0;
     /* Hashing cost grows with the length for SHA-512-crypt: bound it. The
      * refusal does not depend on the user, so it reveals nothing. */
     if (strlen(password) > SK_PASSWD_PASSWORD_MAX)
         return 0;
-    const passwd_entry *e = find(pw, user);
-    const char *hash = e ? e->hash : pw->dummy_hash;
-
     struct crypt_data *cd = calloc(1, sizeof *cd);
     if (!cd)
         return -1;
@@ -382,7 +389,20 @@ int sk_passwd_verify(const sk_passwd *pw, const char *user, const char *password
     /* crypt_data may hold password-derived state. */
     OPENSSL_cleanse(cd, sizeof *cd);
     free(cd);
-    return e != NULL && match;
+    return known && match;
+}
+
+int sk_passwd_verify(const sk_passwd *pw, const char *user, const char *password)
+{
+    if (!pw || !user || !password)
+        return 0;
+    int known;
+    char *hash = sk_passwd_lookup_hash(pw, user, &known);
+    if (!hash)
+        return -1;
+    int r = sk_passwd_check_hash(hash, known, password);
+    free(hash);
+    return r;
 }
 
 /* ---- hashing ---- */

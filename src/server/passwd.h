@@ -62,6 +62,15 @@ int sk_passwd_has_user(const sk_passwd *pw, const char *user);
  */
 int sk_passwd_verify(const sk_passwd *pw, const char *user, const char *password);
 
+/*
+ * sk_passwd_verify in two steps, so the slow one can run on a worker
+ * thread while the file may be reloaded: lookup copies the hash to check
+ * against (a dummy one for an unknown user, *known then 0; NULL when out of
+ * memory), check_hash hashes (1, 0 or -1 as above; touches no shared state).
+ */
+char *sk_passwd_lookup_hash(const sk_passwd *pw, const char *user, int *known);
+int sk_passwd_check_hash(const char *hash, int known, const char *password);
+
 typedef enum sk_passwd_scheme {
     SK_PASSWD_YESCRYPT,     /* $y$, libxcrypt's preferred method */
     SK_PASSWD_SHA512_CRYPT, /* $6$ with rounds= */

@@ -35,6 +35,11 @@
 #include "server/conn.h"
 #include "server/log.h"
 #include "server/pathutil.h"
+#include "server/work_queue.h"
+
+/* Threads for password checks: hashing is CPU-bound, and a couple of
+ * threads keep a burst of AUTH from queueing long. */
+#define SK_SERVER_WORK_THREADS 2
 
 static void listener_accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa,
                                int socklen, void *arg)
@@ -239,6 +244,14 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
     begin_shutdown(srv, sig == SIGTERM ? "TERM" : "INT");
 }
 
+static void work_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    sk_server *srv = arg;
+    sk_work_queue_drain(srv->work);
+}
+
 static void queue_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -336,11 +349,19 @@ sk_server *sk_server_new(sk_config *cfg, char *err, size_t errlen)
     }
     srv->queue_ev =
         event_new(srv->base, sk_commit_queue_fd(srv->queue), EV_READ | EV_PERSIST, queue_cb, srv);
+    /* Password hashes take tens of milliseconds each: never on the loop. */
+    srv->work = sk_work_queue_new(SK_SERVER_WORK_THREADS);
+    if (!srv->work) {
+        snprintf(err, errlen, "cannot start the worker threads");
+        goto fail;
+    }
+    srv->work_ev =
+        event_new(srv->base, sk_work_queue_fd(srv->work), EV_READ | EV_PERSIST, work_cb, srv);
     srv->sig_term = evsignal_new(srv->base, SIGTERM, signal_cb, srv);
     srv->sig_int = evsignal_new(srv->base, SIGINT, signal_cb, srv);
     srv->sig_hup = evsignal_new(srv->base, SIGHUP, signal_cb, srv);
-    if (!srv->queue_ev || !srv->sig_term || !srv->sig_int || !srv->sig_hup ||
-        event_add(srv->queue_ev, NULL) || evsignal_add(srv->sig_term, NULL) ||
+    if (!srv->queue_ev || !srv->work_ev || !srv->sig_term || !srv->sig_int || !srv->sig_hup ||
+        event_add(srv->queue_ev, NULL) || event_add(srv->work_ev, NULL) || evsignal_add(srv->sig_term, NULL) ||
         evsignal_add(srv->sig_int, NULL) || evsignal_add(srv->sig_hup, NULL)) {
         snprintf(err, errlen, "cannot register events");
         goto fail;
@@ -370,7 +391,10 @@ int sk_server_run(sk_server *srv)
            sk_policy_ndomains(srv->policy), sk_policy_nmailboxes(srv->policy),
            sk_policy_naliases(srv->policy), srv->cfg->mail_root);
     int rc = event_base_dispatch(srv->base) < 0 ? 1 : 0;
-    /* Every connection has ended (each waited for its own commit). */
+    /* Every connection has ended (each waited for its own commit and
+     * password check). */
+    sk_work_queue_free(srv->work);
+    srv->work = NULL;
     sk_commit_queue_stats st;
     sk_commit_queue_stats_get(srv->queue, &st);
     sk_commit_queue_free(srv->queue);
@@ -390,10 +414,14 @@ void sk_server_free(sk_server *srv)
     if (srv->queue)
         sk_commit_queue_free(srv->queue);
     srv->queue = NULL;
+    sk_work_queue_free(srv->work);
+    srv->work = NULL;
     while (srv->conns)
         sk_conn_abort(srv->conns);
     if (srv->queue_ev)
         event_free(srv->queue_ev);
+    if (srv->work_ev)
+        event_free(srv->work_ev);
     if (srv->sig_term)
         event_free(srv->sig_term);
     if (srv->sig_int)

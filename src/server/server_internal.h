@@ -19,6 +19,7 @@
 typedef struct sk_conn sk_conn;
 typedef struct sk_tls_server sk_tls_server;
 typedef struct sk_auth_service sk_auth_service;
+typedef struct sk_work_queue sk_work_queue;
 
 typedef struct sk_listener {
     struct sk_server *srv;
@@ -38,6 +39,8 @@ struct sk_server {
     sk_store *store;
     sk_commit_queue *queue;
     struct event *queue_ev;
+    sk_work_queue *work; /* password checks (AUTH) off the loop */
+    struct event *work_ev;
     struct event *sig_term, *sig_int, *sig_hup;
     struct event *grace_timer;
     sk_peer_count *per_ip;
@@ -58,7 +61,8 @@ void sk_conn_shutdown(sk_conn *c);
 /* The shutdown grace time is over: close whatever is not committing. */
 void sk_conn_grace_expired(sk_conn *c);
 sk_conn *sk_conn_next(const sk_conn *c);
-/* Close and free now (server teardown; no commit may be pending). */
+/* Close and free now (server teardown; no commit or auth check may be
+ * pending). */
 void sk_conn_abort(sk_conn *c);
 /* server.c: a connection has been freed. */
 void sk_server_conn_gone(struct sk_server *srv);
