@@ -807,7 +807,9 @@ void sk_session_auth_done(sk_session *s, int result)
         sk_sess_clean(u ? u : "", user, sizeof user);
         sk_sess_log(s, "event=auth mech=%s user=%s result=%d reason=client-gone",
                     s->auth_check_mech ? s->auth_check_mech : "-", user,
-                    result == 1 ? 235 : result == 0 ? 535 : 454);
+                    result == 1   ? 235
+                    : result == 0 ? 535
+                                  : 454);
     } else {
         auth_verdict(s, s->auth_check_mech ? s->auth_check_mech : "-", u, result);
     }

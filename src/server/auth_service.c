@@ -68,8 +68,7 @@ const sk_auth_limit_config *sk_auth_service_limits(const sk_auth_service *svc)
 }
 
 int sk_auth_service_begin(sk_auth_service *svc, const char *addr, sk_auth_conn *conn,
-                          const char *user, time_t now, sk_auth_verdict *v, char **hash,
-                          int *known)
+                          const char *user, time_t now, sk_auth_verdict *v, char **hash, int *known)
 {
     *hash = NULL;
     *known = 0;

@@ -538,9 +538,8 @@ static void conn_process(sk_conn *c)
             conn_flush(c);
             continue;
         }
-        if (used < v.iov_len &&
-            !(sk_session_wants(c->session) &
-              (SK_WANT_CLOSE | SK_WANT_COMMIT | SK_WANT_AUTH | SK_WANT_TLS))) {
+        if (used < v.iov_len && !(sk_session_wants(c->session) &
+                                  (SK_WANT_CLOSE | SK_WANT_COMMIT | SK_WANT_AUTH | SK_WANT_TLS))) {
             /* The contract says this cannot happen; stop rather than spin. */
             sk_log(LOG_ERR, "event=bug conn=%llu what=session-stalled", c->id);
             c->reason = "internal-error";

@@ -361,8 +361,9 @@ sk_server *sk_server_new(sk_config *cfg, char *err, size_t errlen)
     srv->sig_int = evsignal_new(srv->base, SIGINT, signal_cb, srv);
     srv->sig_hup = evsignal_new(srv->base, SIGHUP, signal_cb, srv);
     if (!srv->queue_ev || !srv->work_ev || !srv->sig_term || !srv->sig_int || !srv->sig_hup ||
-        event_add(srv->queue_ev, NULL) || event_add(srv->work_ev, NULL) || evsignal_add(srv->sig_term, NULL) ||
-        evsignal_add(srv->sig_int, NULL) || evsignal_add(srv->sig_hup, NULL)) {
+        event_add(srv->queue_ev, NULL) || event_add(srv->work_ev, NULL) ||
+        evsignal_add(srv->sig_term, NULL) || evsignal_add(srv->sig_int, NULL) ||
+        evsignal_add(srv->sig_hup, NULL)) {
         snprintf(err, errlen, "cannot register events");
         goto fail;
     }

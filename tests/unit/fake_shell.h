@@ -3,7 +3,9 @@
  * ops that record every call, a configurable store and recipient policy,
  * and a driver that feeds bytes the way the real shell must (commit_done
  * when SK_WANT_COMMIT, tls_started and discard on SK_WANT_TLS, stop on
- * SK_WANT_CLOSE), then splits the output into replies.
+ * SK_WANT_CLOSE or SK_WANT_AUTH), then splits the output into replies.
+ * With auth_async, auth_check answers SK_AUTH_PENDING and keeps the
+ * verdict it would have given in auth_verdict for the test to deliver.
  *
  * Included by one test file per binary (static functions).
  */
@@ -54,6 +56,8 @@ typedef struct fake {
     char last_rcpt[512];
     int auth_calls;
     char last_user[300];
+    int auth_async;    /* auth_check answers SK_AUTH_PENDING */
+    int auth_verdict;  /* ... and the verdict it would have given */
     int tls_available; /* for ops.tls_available */
     size_t discarded_after_tls;
     int tls_started;
@@ -97,9 +101,14 @@ static int fake_auth_check(void *ctx, const char *user, const char *password)
     fake *f = ctx;
     f->auth_calls++;
     snprintf(f->last_user, sizeof f->last_user, "%s", user);
-    if (strcmp(user, "tempfail") == 0)
-        return -1;
-    return strcmp(user, "user") == 0 && strcmp(password, "secret") == 0;
+    int v = strcmp(user, "tempfail") == 0
+                ? -1
+                : strcmp(user, "user") == 0 && strcmp(password, "secret") == 0;
+    if (f->auth_async) {
+        f->auth_verdict = v;
+        return SK_AUTH_PENDING;
+    }
+    return v;
 }
 
 static sk_store_result fake_store_begin(void *ctx, sk_transaction *tx)
@@ -312,6 +321,8 @@ static size_t fake_feed(fake *f, const char *p, size_t n)
             sk_session_tls_started(f->s, "TLSv1.3", "TLS_AES_256_GCM_SHA384");
             break;
         }
+        if (w & SK_WANT_AUTH)
+            break; /* the test calls sk_session_auth_done() */
         if (w & SK_WANT_COMMIT) {
             if (f->manual_commit)
                 break;

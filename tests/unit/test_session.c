@@ -1237,6 +1237,171 @@ static void test_auth_failures(void **state)
     }
 }
 
+/* ---- AUTH checked asynchronously (SK_AUTH_PENDING) ----------------------- */
+
+/* While the shell checks the password, commands pipelined behind AUTH
+ * (RFC 2920) are neither consumed nor answered; the verdict then goes out
+ * first and the rest follows in order. */
+static void test_auth_pending_holds_pipelined(void **state)
+{
+    (void)state;
+    fake f;
+    fake_defaults(&f);
+    f.auth_async = 1;
+    start_greeted(&f);
+    const char *head = "EHLO c.example\r\nAUTH PLAIN AHVzZXIAc2VjcmV0\r\n";
+    const char *tail = "MAIL FROM:<user@example.org>\r\nNOOP\r\n";
+    char all[256];
+    snprintf(all, sizeof all, "%s%s", head, tail);
+    size_t used = fake_send(&f, all);
+    assert_int_equal(used, strlen(head));
+    assert_true(sk_session_wants(f.s) & SK_WANT_AUTH);
+    assert_int_equal(f.auth_calls, 1);
+    EXPECT(&f, 250, "");
+    EXPECT_NONE(&f); /* no 235 yet, and nothing for MAIL or NOOP */
+    /* still pending: more input is refused, not processed */
+    assert_int_equal(sk_session_feed(f.s, tail, strlen(tail)), 0);
+    fake_collect(&f);
+    EXPECT_NONE(&f);
+    assert_null(sk_session_get_info(f.s)->auth_user);
+    assert_null(strstr(f.log.data ? f.log.data : "", "event=auth "));
+
+    assert_int_equal(f.auth_verdict, 1);
+    sk_session_auth_done(f.s, f.auth_verdict);
+    assert_false(sk_session_wants(f.s) & SK_WANT_AUTH);
+    fake_collect(&f);
+    EXPECT(&f, 235, "2.7.0");
+    EXPECT_NONE(&f);
+    assert_string_equal(sk_session_get_info(f.s)->auth_user, "user");
+    assert_non_null(strstr(f.log.data, "event=auth mech=PLAIN user=user result=235"));
+    /* a second verdict for the same attempt is ignored */
+    sk_session_auth_done(f.s, 0);
+    fake_collect(&f);
+    EXPECT_NONE(&f);
+    assert_string_equal(sk_session_get_info(f.s)->auth_user, "user");
+
+    assert_int_equal(fake_send(&f, tail), strlen(tail));
+    EXPECT(&f, 250, "2.1.0");
+    EXPECT(&f, 250, "2.0.0");
+    EXPECT_NONE(&f);
+    fake_finish(&f);
+}
+
+/* The verdict maps to the same replies and log lines as a synchronous
+ * check; a failure counts towards max_errors as before. */
+static void test_auth_pending_result_mapping(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *auth;
+        int result;
+        int code;
+        const char *enh;
+        const char *log;
+    } cases[] = {
+        {"AUTH PLAIN AHVzZXIAc2VjcmV0\r\n", 1, 235, "2.7.0", "user=user result=235"},
+        {"AUTH PLAIN AHVzZXIAd3Jvbmc=\r\n", 0, 535, "5.7.8", "user=user result=535"},
+        {"AUTH LOGIN\r\ndXNlcg==\r\nc2VjcmV0\r\n", 1, 235, "2.7.0",
+         "mech=LOGIN user=user result=235"},
+        {"AUTH PLAIN AHVzZXIAc2VjcmV0\r\n", -1, 454, "4.7.0", "user=user result=454"},
+        {"AUTH PLAIN AHVzZXIAc2VjcmV0\r\n", 7, 454, "4.7.0", "user=user result=454"},
+        {"AUTH PLAIN AHVzZXIAc2VjcmV0\r\n", SK_AUTH_PENDING, 454, "4.7.0", "result=454"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        fake f;
+        fake_defaults(&f);
+        f.auth_async = 1;
+        f.cfg.max_errors = 2;
+        start_greeted(&f);
+        fake_send(&f, "EHLO c.example\r\n");
+        drain(&f);
+        fake_send(&f, cases[i].auth);
+        while (fake_pending(&f) && f.replies[f.next].code == 334)
+            f.next++;
+        EXPECT_NONE(&f);
+        assert_true(sk_session_wants(f.s) & SK_WANT_AUTH);
+        sk_session_auth_done(f.s, cases[i].result);
+        fake_collect(&f);
+        fake_reply *r = fake_pop(&f);
+        if (r->code != cases[i].code || strcmp(r->enhanced, cases[i].enh) != 0)
+            fail_msg("case %zu: expected %d %s, got %d %s", i, cases[i].code, cases[i].enh, r->code,
+                     r->enhanced);
+        REGISTRY_OK(r->code, "AUTH");
+        EXPECT_NONE(&f);
+        assert_non_null(strstr(f.log.data, cases[i].log));
+        assert_null(strstr(f.log.data, "secret"));
+        if (cases[i].code == 235)
+            assert_string_equal(sk_session_get_info(f.s)->auth_user, "user");
+        else
+            assert_null(sk_session_get_info(f.s)->auth_user);
+        if (cases[i].code == 535) {
+            /* the second failure reaches max_errors = 2: 421 and close */
+            fake_send(&f, "AUTH PLAIN AHVzZXIAd3Jvbmc=\r\n");
+            sk_session_auth_done(f.s, 0);
+            fake_collect(&f);
+            EXPECT(&f, 535, "5.7.8");
+            EXPECT(&f, 421, "4.7.0");
+            assert_true(sk_session_wants(f.s) & SK_WANT_CLOSE);
+        } else {
+            fake_send(&f, "NOOP\r\n");
+            EXPECT(&f, 250, "2.0.0");
+        }
+        fake_finish(&f);
+    }
+}
+
+/* The client vanishes while its password is checked: the late verdict
+ * replies to nobody and never authenticates; freeing with a check still
+ * pending is safe (the shell's job holds its own copies). */
+static void test_auth_pending_disconnect(void **state)
+{
+    (void)state;
+    fake f;
+    fake_defaults(&f);
+    f.auth_async = 1;
+    start_greeted(&f);
+    fake_send(&f, "EHLO c.example\r\nAUTH PLAIN AHVzZXIAc2VjcmV0\r\nNOOP\r\n");
+    drain(&f);
+    assert_true(sk_session_wants(f.s) & SK_WANT_AUTH);
+    sk_session_disconnected(f.s);
+    assert_true(sk_session_wants(f.s) & SK_WANT_CLOSE);
+    assert_true(sk_session_wants(f.s) & SK_WANT_AUTH); /* still owed a verdict */
+    sk_session_auth_done(f.s, 1);
+    assert_false(sk_session_wants(f.s) & SK_WANT_AUTH);
+    fake_collect(&f);
+    EXPECT_NONE(&f);
+    assert_null(sk_session_get_info(f.s)->auth_user);
+    assert_non_null(
+        strstr(f.log.data, "event=auth mech=PLAIN user=user result=235 reason=client-gone"));
+    assert_string_equal(sk_session_close_reason(f.s), "disconnect");
+    fake_finish(&f);
+
+    /* freed while pending, with no verdict ever delivered */
+    fake_defaults(&f);
+    f.auth_async = 1;
+    start_greeted(&f);
+    fake_send(&f, "EHLO c.example\r\nAUTH LOGIN\r\ndXNlcg==\r\nc2VjcmV0\r\n");
+    assert_true(sk_session_wants(f.s) & SK_WANT_AUTH);
+    assert_string_equal(f.last_user, "user");
+    fake_finish(&f); /* sanitizers check nothing leaks or is touched twice */
+
+    /* a timeout while pending (a shell that does not wait) closes; the
+     * late verdict is only logged */
+    fake_defaults(&f);
+    f.auth_async = 1;
+    start_greeted(&f);
+    fake_send(&f, "EHLO c.example\r\nAUTH PLAIN AHVzZXIAc2VjcmV0\r\n");
+    drain(&f);
+    sk_session_timeout(f.s);
+    fake_collect(&f);
+    EXPECT(&f, 421, "4.4.2");
+    sk_session_auth_done(f.s, 1);
+    fake_collect(&f);
+    EXPECT_NONE(&f);
+    assert_null(sk_session_get_info(f.s)->auth_user);
+    fake_finish(&f);
+}
+
 static void test_auth_line_limits(void **state)
 {
     (void)state;
@@ -1784,6 +1949,9 @@ int main(void)
         cmocka_unit_test(test_starttls_cases),
         cmocka_unit_test(test_auth_plain_and_login),
         cmocka_unit_test(test_auth_failures),
+        cmocka_unit_test(test_auth_pending_holds_pipelined),
+        cmocka_unit_test(test_auth_pending_result_mapping),
+        cmocka_unit_test(test_auth_pending_disconnect),
         cmocka_unit_test(test_auth_line_limits),
         cmocka_unit_test(test_mail_requires_auth),
         cmocka_unit_test(test_mail_arguments),
