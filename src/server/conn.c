@@ -478,7 +478,8 @@ static void conn_settle(sk_conn *c)
          * made durable or the password checked, so a client that resets
          * now is noticed now (and the message's log line says it never
          * heard its 250). */
-        bufferevent_enable(c->bev, EV_READ);
+        if (!c->peer_eof)
+            bufferevent_enable(c->bev, EV_READ);
         return;
     }
     if (c->out_blocked) {
@@ -630,6 +631,12 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
     }
     if (what & BEV_EVENT_EOF) {
         c->peer_eof = 1;
+        if (what & BEV_EVENT_WRITING) {
+            /* our replies cannot be sent any more (a TLS peer that reset
+             * after a dirty shutdown): nothing left to wait for */
+            conn_end(c, c->reason ? c->reason : "eof");
+            return;
+        }
         if (c->closing)
             return; /* still sending our last replies */
         conn_process(c);
