@@ -9,15 +9,14 @@
  * reads the eventfd and runs the callbacks in sk_commit_queue_drain().
  */
 #include "smtpkit/store.h"
+#include "util/worker_pool.h"
 #include "store/store_internal.h"
 
 #include <errno.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 struct commit_job {
@@ -31,15 +30,10 @@ struct commit_job {
 };
 
 struct sk_commit_queue {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
+    sk_worker_pool pool;                  /* threads, lock, condition, eventfd */
     struct commit_job *pend, **pend_tail; /* submitted, not yet taken */
     struct commit_job *done, **done_tail; /* finished, callback not yet run */
-    int stopping;
     int held;
-    int efd;
-    int nthreads;
-    pthread_t *threads;
     sk_commit_queue_stats stats;
 };
 
@@ -50,14 +44,6 @@ struct batch_dir {
     ino_t ino;
     sk_store_result res;
 };
-
-static void notify(int efd)
-{
-    uint64_t one = 1;
-    /* EAGAIN only if the counter is near overflow: the fd is readable then. */
-    while (write(efd, &one, sizeof one) < 0 && errno == EINTR)
-        ;
-}
 
 /* Collect the distinct new/ directories of the linked messages. Returns the
  * count, or (size_t)-1 if out of memory. */
@@ -145,16 +131,16 @@ static unsigned long long run_batch(struct commit_job *batch)
 static void *worker(void *arg)
 {
     sk_commit_queue *q = arg;
-    pthread_mutex_lock(&q->mu);
+    pthread_mutex_lock(&q->pool.mu);
     for (;;) {
-        while (!q->stopping && (!q->pend || q->held))
-            pthread_cond_wait(&q->cv, &q->mu);
+        while (!q->pool.stopping && (!q->pend || q->held))
+            pthread_cond_wait(&q->pool.cv, &q->pool.mu);
         if (!q->pend)
             break; /* stopping and nothing left */
         struct commit_job *batch = q->pend;
         q->pend = NULL;
         q->pend_tail = &q->pend;
-        pthread_mutex_unlock(&q->mu);
+        pthread_mutex_unlock(&q->pool.mu);
 
         unsigned long long fsyncs = run_batch(batch);
         unsigned long long n = 0;
@@ -162,37 +148,16 @@ static void *worker(void *arg)
         for (struct commit_job *j = batch; j; j = j->next, n++)
             last = j;
 
-        pthread_mutex_lock(&q->mu);
+        pthread_mutex_lock(&q->pool.mu);
         *q->done_tail = batch;
         q->done_tail = &last->next;
         q->stats.commits += n;
         q->stats.batches++;
         q->stats.dir_fsyncs += fsyncs;
-        notify(q->efd);
+        sk_worker_pool_notify(&q->pool);
     }
-    pthread_mutex_unlock(&q->mu);
+    pthread_mutex_unlock(&q->pool.mu);
     return NULL;
-}
-
-static void stop_and_join(sk_commit_queue *q, int n)
-{
-    pthread_mutex_lock(&q->mu);
-    q->stopping = 1;
-    q->held = 0;
-    pthread_cond_broadcast(&q->cv);
-    pthread_mutex_unlock(&q->mu);
-    for (int i = 0; i < n; i++)
-        pthread_join(q->threads[i], NULL);
-}
-
-static void destroy(sk_commit_queue *q)
-{
-    if (q->efd >= 0)
-        close(q->efd);
-    pthread_cond_destroy(&q->cv);
-    pthread_mutex_destroy(&q->mu);
-    free(q->threads);
-    free(q);
 }
 
 sk_commit_queue *sk_commit_queue_new(int nthreads)
@@ -202,49 +167,18 @@ sk_commit_queue *sk_commit_queue_new(int nthreads)
     sk_commit_queue *q = calloc(1, sizeof *q);
     if (!q)
         return NULL;
-    q->threads = calloc((size_t)nthreads, sizeof *q->threads);
     q->pend_tail = &q->pend;
     q->done_tail = &q->done;
-    q->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (pthread_mutex_init(&q->mu, NULL) != 0) {
-        free(q->threads);
-        if (q->efd >= 0)
-            close(q->efd);
+    if (sk_worker_pool_start(&q->pool, nthreads, worker, q) < 0) {
         free(q);
         return NULL;
     }
-    if (pthread_cond_init(&q->cv, NULL) != 0) {
-        pthread_mutex_destroy(&q->mu);
-        free(q->threads);
-        if (q->efd >= 0)
-            close(q->efd);
-        free(q);
-        return NULL;
-    }
-    if (!q->threads || q->efd < 0) {
-        destroy(q);
-        return NULL;
-    }
-    /* Workers block every signal: signals belong to the event loop thread. */
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    int started = 0;
-    while (started < nthreads && pthread_create(&q->threads[started], NULL, worker, q) == 0)
-        started++;
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (started < nthreads) {
-        stop_and_join(q, started);
-        destroy(q);
-        return NULL;
-    }
-    q->nthreads = nthreads;
     return q;
 }
 
 int sk_commit_queue_fd(const sk_commit_queue *q)
 {
-    return q ? q->efd : -1;
+    return q ? q->pool.efd : -1;
 }
 
 int sk_commit_queue_submit(sk_commit_queue *q, sk_store_msg *m, const char *const *dests,
@@ -283,16 +217,16 @@ int sk_commit_queue_submit(sk_commit_queue *q, sk_store_msg *m, const char *cons
     j->cb = cb;
     j->arg = arg;
 
-    pthread_mutex_lock(&q->mu);
-    if (q->stopping) {
-        pthread_mutex_unlock(&q->mu);
+    pthread_mutex_lock(&q->pool.mu);
+    if (q->pool.stopping) {
+        pthread_mutex_unlock(&q->pool.mu);
         free(j);
         return -1;
     }
     *q->pend_tail = j;
     q->pend_tail = &j->next;
-    pthread_cond_signal(&q->cv);
-    pthread_mutex_unlock(&q->mu);
+    pthread_cond_signal(&q->pool.cv);
+    pthread_mutex_unlock(&q->pool.mu);
     return 0;
 }
 
@@ -302,14 +236,12 @@ void sk_commit_queue_drain(sk_commit_queue *q)
         return;
     /* Read the eventfd before taking the list: a commit finishing in between
      * leaves the fd readable, so it is never missed. */
-    uint64_t v;
-    while (read(q->efd, &v, sizeof v) < 0 && errno == EINTR)
-        ;
-    pthread_mutex_lock(&q->mu);
+    sk_worker_pool_clear(&q->pool);
+    pthread_mutex_lock(&q->pool.mu);
     struct commit_job *list = q->done;
     q->done = NULL;
     q->done_tail = &q->done;
-    pthread_mutex_unlock(&q->mu);
+    pthread_mutex_unlock(&q->pool.mu);
     while (list) {
         struct commit_job *next = list->next;
         if (list->cb)
@@ -323,10 +255,10 @@ void sk_commit_queue_hold(sk_commit_queue *q, int hold)
 {
     if (!q)
         return;
-    pthread_mutex_lock(&q->mu);
+    pthread_mutex_lock(&q->pool.mu);
     q->held = hold != 0;
-    pthread_cond_broadcast(&q->cv);
-    pthread_mutex_unlock(&q->mu);
+    pthread_cond_broadcast(&q->pool.cv);
+    pthread_mutex_unlock(&q->pool.mu);
 }
 
 void sk_commit_queue_stats_get(sk_commit_queue *q, sk_commit_queue_stats *out)
@@ -336,16 +268,20 @@ void sk_commit_queue_stats_get(sk_commit_queue *q, sk_commit_queue_stats *out)
     memset(out, 0, sizeof *out);
     if (!q)
         return;
-    pthread_mutex_lock(&q->mu);
+    pthread_mutex_lock(&q->pool.mu);
     *out = q->stats;
-    pthread_mutex_unlock(&q->mu);
+    pthread_mutex_unlock(&q->pool.mu);
 }
 
 void sk_commit_queue_free(sk_commit_queue *q)
 {
     if (!q)
         return;
-    stop_and_join(q, q->nthreads);
+    pthread_mutex_lock(&q->pool.mu);
+    q->held = 0; /* a held queue still finishes its work when freed */
+    pthread_mutex_unlock(&q->pool.mu);
+    sk_worker_pool_stop(&q->pool);
     sk_commit_queue_drain(q);
-    destroy(q);
+    sk_worker_pool_destroy(&q->pool);
+    free(q);
 }
