@@ -35,7 +35,7 @@ CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=build/fuzz/%)
 
-.PHONY: all deps deps-test run check unit e2e fuzz fuzz-smoke lint format format-check install clean
+.PHONY: all deps deps-test deps-verify run check unit e2e fuzz fuzz-smoke lint format format-check install clean
 
 all: $(BUILD)/smtpkit $(BUILD)/libsmtpkit.a $(BUILD)/libsmtpkit.so $(BUILD)/smtpkit.pc
 
@@ -43,6 +43,9 @@ deps:
 	@scripts/deps.sh build
 deps-test:
 	@scripts/deps.sh test
+# Every external program the tests call can do what they ask of it.
+deps-verify: deps-test
+	@PYTHON=$(PYTHON) scripts/deps-verify.sh
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -101,7 +104,7 @@ fuzz-smoke: $(FUZZ_BIN)
 	    tail -n 1 build/fuzz/$$n.log; \
 	  else tail -n 40 build/fuzz/$$n.log; echo "fuzz target $$n failed"; exit 1; fi; done
 
-check: deps-test
+check: deps-verify
 	scripts/check.sh
 
 lint:

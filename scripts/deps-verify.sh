@@ -1,0 +1,46 @@
+#!/bin/sh
+# Proves that every external program the tests call can do what the tests ask
+# of it, not merely that its package is installed: a package installed without
+# its recommends (swaks without Net::SSLeay, say) passes dpkg but fails a test.
+# Run first by `make check`; prints one line per capability and exits 1 if any
+# is missing, naming the Debian package that brings it.
+set -u
+PYTHON=${PYTHON:-/usr/bin/python3}
+fail=0
+ok()   { printf 'deps-verify: ok       %s\n' "$1"; }
+bad()  { printf 'deps-verify: MISSING  %s (Debian package: %s)\n' "$1" "$2" >&2; fail=1; }
+check() { # description package command...
+    d=$1 p=$2; shift 2
+    if "$@" >/dev/null 2>&1; then ok "$d"; else bad "$d" "$p"; fi
+}
+
+# swaks: plain SMTP, and STARTTLS/implicit TLS (needs Net::SSLeay and
+# IO::Socket::SSL), AUTH PLAIN/LOGIN (MIME::Base64, in perl itself).
+check "swaks" swaks swaks --version
+check "swaks --tls (Net::SSLeay, IO::Socket::SSL)" "libnet-ssleay-perl libio-socket-ssl-perl" \
+    sh -c 'swaks --support 2>&1 | grep -q "^=== TLS supported"'
+check "swaks --auth" swaks sh -c 'swaks --support 2>&1 | grep -q "^=== Basic AUTH supported"'
+# curl: smtp:// and smtps:// with TLS.
+check "curl smtp and smtps" curl sh -c 'curl -V | grep "^Protocols:" | grep -qw smtps && curl -V | grep "^Protocols:" | grep -qw smtp'
+check "curl TLS" curl sh -c 'curl -V | grep "^Features:" | grep -qw SSL'
+# openssl: self-signed certificates for the TLS tests.
+check "openssl req" openssl sh -c 'openssl req -help 2>&1 | grep -q -- -x509'
+# dnsmasq: the test zone for MX lookups.
+check "dnsmasq" dnsmasq-base sh -c 'command -v dnsmasq || test -x /usr/sbin/dnsmasq'
+# python3 with pytest and the modules the end-to-end tests import.
+for m in pytest aiosmtpd ssl smtplib email base64 pty; do
+    case $m in pytest) p=python3-pytest ;; aiosmtpd) p=python3-aiosmtpd ;; *) p=python3 ;; esac
+    check "python3 module $m" "$p" "$PYTHON" -c "import $m"
+done
+check "python3 ssl with TLS 1.3" python3 "$PYTHON" -c 'import ssl,sys; sys.exit(not ssl.HAS_TLSv1_3)'
+# cmocka for the unit tests; clang's fuzzer and sanitizer runtimes.
+check "cmocka headers" libcmocka-dev sh -c 'pkg-config --exists cmocka || test -f /usr/include/cmocka.h'
+check "clang libFuzzer runtime" libclang-rt-14-dev sh -c \
+    'd=$(mktemp -d) && printf "#include <stdint.h>\n#include <stddef.h>\nint LLVMFuzzerTestOneInput(const uint8_t *d, size_t n){(void)d;(void)n;return 0;}\n" > $d/f.c && clang -fsanitize=fuzzer,address,undefined -o $d/f $d/f.c; r=$?; rm -rf $d; exit $r'
+check "cppcheck" cppcheck cppcheck --version
+check "clang-format" clang-format clang-format --version
+
+if [ "$fail" -ne 0 ]; then
+    echo "deps-verify: some test dependencies cannot do what the tests need; run 'make deps-test' as root" >&2
+    exit 1
+fi
