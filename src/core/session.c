@@ -5,10 +5,11 @@
  * reply per command), 4.5.3.1.4 (command line limit, incl. CRLF), 4.5.3.2
  * (timeouts answered by 421), 4.4 (trace headers on every message);
  * RFC 2920 (pipelining: all complete commands of a feed are answered in
- * order); RFC 2034 (enhanced codes only after EHLO); RFC 3207 4.2 (after
- * STARTTLS everything is forgotten and unread input is discarded,
- * CVE-2011-0411); RFC 4954 4 (AUTH lines up to 12288 octets); RFC 3030
- * (BDAT chunks are read whatever the reply).
+ * order); RFC 2034 3-4 (an enhanced code on every 2xx/4xx/5xx reply but the
+ * greeting and the replies to HELO/EHLO, whether or not the client said
+ * EHLO); RFC 3207 4.2 (after STARTTLS everything is forgotten and unread
+ * input is discarded, CVE-2011-0411); RFC 4954 4 (AUTH lines up to 12288
+ * octets); RFC 3030 (BDAT chunks are read whatever the reply).
  *
  * Input arrives in any split; the session keeps one partial command line
  * (bounded by max_line, or the AUTH limit) and the DATA framer's few bits
@@ -82,6 +83,24 @@ void sk_sess_log(sk_session *s, const char *fmt, ...)
     s->ops->log(s->ctx, line);
 }
 
+/* The enhanced status code a reply carries, whatever the session state:
+ * RFC 2034 4 wants one "regardless of whether or not EHLO is employed by the
+ * client", on every reply "other than the initial greeting and any response
+ * to HELO or EHLO" (RFC 2034 3; a refused HELO/EHLO too: its text starts
+ * with our name, which a code would hide). The greeting is sent with none
+ * (sk_session_greet). The 421 that closes the session is no response to the
+ * command that triggered it, and a 1xx/3xx reply (354, 334) has no class in
+ * RFC 3463 2, so never a code. */
+static const char *reply_enhanced(const sk_session *s, int code, const char *enhanced)
+{
+    int cls = code / 100;
+    if (cls != 2 && cls != 4 && cls != 5)
+        return NULL;
+    if (code != 421 && s->verb && (!strcmp(s->verb, "HELO") || !strcmp(s->verb, "EHLO")))
+        return NULL;
+    return enhanced;
+}
+
 __attribute__((format(printf, 4, 0))) static void
 vreply(sk_session *s, int code, const char *enhanced, const char *fmt, va_list ap)
 {
@@ -89,12 +108,7 @@ vreply(sk_session *s, int code, const char *enhanced, const char *fmt, va_list a
     vsnprintf(text, sizeof text, fmt, ap);
     if (s->mode == SK_MODE_DEAD && (s->wants & SK_WANT_CLOSE))
         return; /* closed: nothing more is said */
-    /* RFC 2034 3: enhanced codes on every reply after EHLO "other than the
-     * initial greeting and any response to HELO or EHLO" (a refused EHLO
-     * too); the 421 that closes the session is not such a response. */
-    if (!s->esmtp ||
-        (code != 421 && s->verb && (!strcmp(s->verb, "HELO") || !strcmp(s->verb, "EHLO"))))
-        enhanced = NULL;
+    enhanced = reply_enhanced(s, code, enhanced);
     if (sk_reply_format(&s->out, code, enhanced, text) < 0) {
         /* the client does not read its replies: give up on it */
         s->close_reason = "output-overflow";

@@ -68,7 +68,7 @@ struct sk_session {
     sk_input_mode mode;
     unsigned errors;
     unsigned long commands;
-    const char *verb;         /* the command being handled, for logs */
+    const char *verb;         /* the command being handled: logs, RFC 2034 3 */
     const char *close_reason; /* set with SK_WANT_CLOSE, see sk_session_close_reason */
 
     /* output */
@@ -105,7 +105,9 @@ struct sk_session {
     const char *auth_check_mech;
 };
 
-/* Replies. The enhanced code is sent only after EHLO (RFC 2034). */
+/* Replies. The enhanced code goes on every 2xx/4xx/5xx reply in every
+ * state, EHLO or not (RFC 2034 4), except the replies to HELO/EHLO: give
+ * each reply its code; 3xx replies and the greeting pass NULL. */
 void sk_sess_reply(sk_session *s, int code, const char *enhanced, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 /* A reply to a client error: as sk_sess_reply, then counts towards
