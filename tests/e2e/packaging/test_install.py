@@ -31,9 +31,12 @@ def build_copy(smtpkit_bin, tmp_path):
 
 
 def make_install(build, prefix, destdir):
+    # run by `make e2e`, the suite would hand its own make's settings (SAN=1,
+    # the jobserver) down to this one: start from a clean slate
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
     r = subprocess.run(["make", "-C", str(REPO), f"BUILD={build}", f"PREFIX={prefix}",
                         f"DESTDIR={destdir}", "install"],
-                       capture_output=True, text=True, timeout=300)
+                       capture_output=True, text=True, timeout=300, env=env)
     assert r.returncode == 0, r.stdout + r.stderr
     return r.stdout + r.stderr
 
