@@ -37,6 +37,10 @@ check "python3 ssl with TLS 1.3" python3 "$PYTHON" -c 'import ssl,sys; sys.exit(
 check "cmocka headers" libcmocka-dev sh -c 'pkg-config --exists cmocka || test -f /usr/include/cmocka.h'
 check "clang libFuzzer runtime" libclang-rt-14-dev sh -c \
     'd=$(mktemp -d) && printf "#include <stdint.h>\n#include <stddef.h>\nint LLVMFuzzerTestOneInput(const uint8_t *d, size_t n){(void)d;(void)n;return 0;}\n" > $d/f.c && clang -fsanitize=fuzzer,address,undefined -o $d/f $d/f.c; r=$?; rm -rf $d; exit $r'
+# The packaging test: lexgrog parses each manual page's NAME line as apropos
+# does; pkg-config reads the installed smtpkit.pc.
+check "lexgrog" man-db sh -c 'printf ".TH X 1\n.SH NAME\nx \\\\- y\n" > "${TMPDIR:-/tmp}/deps-verify-$$.1" && lexgrog "${TMPDIR:-/tmp}/deps-verify-$$.1"; r=$?; rm -f "${TMPDIR:-/tmp}/deps-verify-$$.1"; exit $r'
+check "pkg-config" pkg-config pkg-config --version
 check "cppcheck" cppcheck cppcheck --version
 check "clang-format" clang-format clang-format --version
 
