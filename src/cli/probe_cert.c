@@ -17,10 +17,9 @@
 
 #include "cli/probe.h"
 
-static const unsigned problem_bits[] = {SK_CERT_NO_CERT,       SK_CERT_SELF_SIGNED,
-                                        SK_CERT_UNKNOWN_CA,    SK_CERT_EXPIRED,
-                                        SK_CERT_NOT_YET_VALID, SK_CERT_NAME_MISMATCH,
-                                        SK_CERT_OTHER};
+static const unsigned problem_bits[] = {
+    SK_CERT_NO_CERT,       SK_CERT_SELF_SIGNED,   SK_CERT_UNKNOWN_CA, SK_CERT_EXPIRED,
+    SK_CERT_NOT_YET_VALID, SK_CERT_NAME_MISMATCH, SK_CERT_OTHER};
 #define NBITS (sizeof problem_bits / sizeof problem_bits[0])
 
 static const sk_tls_info *tls_of(const host_result *h)

@@ -182,4 +182,3 @@ void probe_json_host(sk_json *j, const probe_opts *o, const host_result *h)
     sk_json_kv_string(j, "error", h->error[0] ? h->error : NULL);
     sk_json_end_object(j);
 }
-

@@ -500,3 +500,65 @@ def test_bytes_after_starttls_220_are_discarded(cert):
     # server said under TLS counts.
     assert [c["keyword"] for c in p["capabilities"]] == ["8BITMIME"]
     assert not any(l.startswith("250-injected") for l in lines)
+
+
+# ---- each reply explained for its command ----------------------------------------
+
+
+def explained_after(out, reply_line):
+    """The '=>' line under the last line of a reply in the --advanced text
+    (replies to pipelined commands follow each other, so the reply text,
+    not the command sent before it, says which is which)."""
+    lines = out.splitlines()
+    for i, l in enumerate(lines):
+        if l.endswith("S: " + reply_line):
+            for k in lines[i + 1:]:
+                if k.strip().startswith("=> "):
+                    return k.strip()[3:]
+    raise AssertionError(f"no explanation after {reply_line!r} in:\n{out}")
+
+
+def test_advanced_explains_each_250_for_its_command():
+    with ScriptedSMTP() as srv:
+        cp = run_smtpkit("probe", "-a", "--from", "a@example.org", "--rcpt", "b@example.net",
+                         f"127.0.0.1:{srv.port}")
+        rc, doc, _ = probe_json("-a", "--from", "a@example.org", "--rcpt", "b@example.net",
+                                f"127.0.0.1:{srv.port}")
+    out, err = text(cp)
+    assert cp.returncode == 0, out + err
+    ehlo, mail, rcpt, rset = (explained_after(out, l) for l in (
+        "250 ENHANCEDSTATUSCODES", "250 2.1.0 Sender OK", "250 2.1.5 Recipient OK",
+        "250 2.0.0 Reset"))
+    assert all(e.startswith("250 ") for e in (ehlo, mail, rcpt, rset))
+    assert len({ehlo, mail, rcpt, rset}) == 4, (ehlo, mail, rcpt, rset)
+    assert "extension" in ehlo and "sender" not in ehlo
+    assert "reset" in rset and "after MAIL" not in rset
+    assert "sender" in mail and "recipient" in rcpt
+    assert rc == 0
+    reps = {r["command"]: r for r in doc["probes"][0]["replies"]}
+    assert reps["EHLO"]["meaning"] != reps["RSET"]["meaning"] != reps["MAIL"]["meaning"]
+    assert reps["EHLO"]["meaning_source"] == "command"
+    assert reps["RSET"]["unexpected_for_command"] is False
+
+
+def test_postfix_relay_denied_explained_as_relay_refusal():
+    relay = "454 4.7.1 <x@example.org>: Relay access denied"
+    with ScriptedSMTP(rcpt=lambda a: relay) as srv:
+        cp = run_smtpkit("probe", "-a", "--from", "a@example.net", "--rcpt", "x@example.org",
+                         f"127.0.0.1:{srv.port}")
+        rc, doc, _ = probe_json("-a", "--from", "a@example.net", "--rcpt", "x@example.org",
+                                f"127.0.0.1:{srv.port}")
+    out, err = text(cp)
+    assert cp.returncode == 1, out + err  # refused
+    e = explained_after(out, relay)
+    assert "relaying denied" in e and "authentication" not in e.lower(), e
+    rcpt_block = out.split("S: " + relay, 1)[1].split(" C: ", 1)[0]
+    assert "does not list 454 as a reply to RCPT" in rcpt_block
+    assert "not an error" in rcpt_block
+    assert rc == 1
+    (r,) = [r for r in doc["probes"][0]["replies"] if r["command"] == "RCPT"]
+    assert r["code"] == 454 and r["enhanced"] == "4.7.1"
+    assert r["meaning_source"] == "command+enhanced" and "Relay access denied" in r["meaning"]
+    assert r["unexpected_for_command"] is True
+    assert [m["command"] for m in r["meanings_elsewhere"]] == ["AUTH", "STARTTLS"]
+    assert r["advice"] == "fix the request"
