@@ -245,6 +245,16 @@ def test_expired_is_a_finding(tmp_path):
         assert "valid until 2020-02-01 00:00:00 UTC" in f["detail"]
 
 
+def test_not_yet_valid_is_a_finding(tmp_path):
+    ca = ScratchCA(str(tmp_path))
+    crt, key = ca.issue(start="20990101000000Z", end="20991231000000Z")
+    with Aio(tls_context=server_tls_context(crt, key)) as srv:
+        f = check_cert_finding(srv.port, ["not-yet-valid"], ["not yet valid"], "--cafile",
+                               ca.crt)
+        assert [e["name"] for e in f["openssl_errors"]] == ["X509_V_ERR_CERT_NOT_YET_VALID"]
+        assert "valid from 2099-01-01 00:00:00 UTC" in f["detail"]
+
+
 def test_unknown_ca_is_a_finding(tmp_path):
     ca = ScratchCA(str(tmp_path), name="unknown test CA")
     crt, key = ca.issue()
