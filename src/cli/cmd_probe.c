@@ -188,12 +188,13 @@ static void free_rec(reply_rec *rr)
     rr->r.nlines = 0;
 }
 
-static int fail_from_client(host_result *h)
+static int fail_from_client(const probe_opts *o, host_result *h)
 {
     h->exit = sk_client_exit_status(sk_client_error(h->c));
     snprintf(h->error, sizeof h->error, "%s", sk_client_errmsg(h->c));
-    if (h->exit == SK_EXIT_TLS && probe_cert_problem(h)) {
-        /* Only --verify stops at a certificate. */
+    if (o->verify && h->exit == SK_EXIT_TLS && probe_cert_problem(h)) {
+        /* With --verify a certificate problem is the only TLS error once
+         * the handshake is done: say why in the finding's words. */
         char why[400];
         probe_cert_summary(h, why, sizeof why);
         snprintf(h->error, sizeof h->error, "%s; --verify stops here", why);
@@ -207,11 +208,11 @@ static void dialogue(const probe_opts *o, host_result *h)
     sk_client *c = h->c;
     sk_reply r;
     if (o->tls && sk_client_tls_handshake(c) < 0) {
-        fail_from_client(h);
+        fail_from_client(o, h);
         return;
     }
     if (sk_client_greeting(c, &r) < 0) {
-        fail_from_client(h);
+        fail_from_client(o, h);
         return;
     }
     h->greeted = 1;
@@ -241,7 +242,7 @@ static void dialogue(const probe_opts *o, host_result *h)
     }
     for (int round = 0; round < 2; round++) {
         if (sk_client_ehlo(c, o->helo, &r) < 0) {
-            fail_from_client(h);
+            fail_from_client(o, h);
             return;
         }
         const sk_caps *caps = sk_client_caps(c);
@@ -278,7 +279,7 @@ static void dialogue(const probe_opts *o, host_result *h)
         int rc = sk_client_starttls(c, &r);
         sk_reply_free(&r);
         if (rc < 0) {
-            fail_from_client(h);
+            fail_from_client(o, h);
             sk_client_close(c);
             return;
         }
@@ -294,7 +295,7 @@ static void dialogue(const probe_opts *o, host_result *h)
         t->no_data = 1;
         h->did_txn = 1;
         if (sk_client_transaction(c, t) < 0) {
-            fail_from_client(h);
+            fail_from_client(o, h);
             sk_client_close(c);
             return;
         }
@@ -362,7 +363,7 @@ static void probe_host(const probe_opts *o, host_result *h, const sk_addr *addrs
         }
     }
     if (!h->connected) {
-        fail_from_client(h);
+        fail_from_client(o, h);
         return;
     }
     dialogue(o, h);
