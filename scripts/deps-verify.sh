@@ -25,6 +25,10 @@ check "curl smtp and smtps" curl sh -c 'curl -V | grep "^Protocols:" | grep -qw 
 check "curl TLS" curl sh -c 'curl -V | grep "^Features:" | grep -qw SSL'
 # openssl: self-signed certificates for the TLS tests.
 check "openssl req" openssl sh -c 'openssl req -help 2>&1 | grep -q -- -x509'
+# openssl ca with chosen validity dates: expired and not-yet-valid
+# certificates for the probe tests.
+check "openssl ca -startdate/-enddate" openssl sh -c \
+    'openssl ca -help 2>&1 | grep -q -- -startdate && openssl ca -help 2>&1 | grep -q -- -enddate'
 # dnsmasq: the test zone for MX lookups.
 check "dnsmasq" dnsmasq-base sh -c 'command -v dnsmasq || test -x /usr/sbin/dnsmasq'
 # python3 with pytest and the modules the end-to-end tests import.
