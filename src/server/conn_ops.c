@@ -125,22 +125,24 @@ static void op_store_abort(void *ctx)
 }
 
 /* A failed or refused attempt: conn.c holds the reply back, maybe closes. */
-static void auth_apply(sk_conn *c, const sk_auth_verdict *v)
+static void auth_apply(sk_conn *c, const sk_auth_verdict *v, const char *user)
 {
     if (v->result == 1)
         return;
     c->auth_hold = 1;
     c->auth_delay_ms = v->delay_ms;
     c->auth_close = v->close;
-    /* the user name is logged by the session; never the password */
-    sk_log(LOG_NOTICE, "event=auth-failed conn=%llu peer=%s why=%s conn_failures=%u", c->id,
-           c->addr, v->why, c->auth.failures);
+    /* the user name, never the password */
+    char u[300];
+    sk_log(LOG_NOTICE, "event=auth-failed conn=%llu peer=%s user=%s why=%s conn_failures=%u", c->id,
+           c->addr, sk_log_clean(user ? user : "", u, sizeof u), v->why, c->auth.failures);
 }
 
 /* One password check in flight. The worker sees only this job's own
  * copies, never the connection. */
 typedef struct auth_job {
     sk_conn *c;
+    char *user;     /* for the log line */
     char *hash;     /* copied from the password file on the loop thread */
     int known;      /* the user exists */
     char *password; /* wiped as soon as it is hashed */
@@ -157,6 +159,7 @@ static void auth_job_free(auth_job *j)
         free(j->password);
     }
     free(j->hash);
+    free(j->user);
     free(j);
 }
 
@@ -175,14 +178,14 @@ static void auth_job_done(void *arg)
     auth_job *j = arg;
     sk_conn *c = j->c;
     int ok = j->ok;
-    auth_job_free(j);
     sk_auth_verdict v = {.result = -1, .why = "internal"};
     if (c->srv->auth) {
         struct timespec now;
         clock_gettime(CLOCK_MONOTONIC, &now);
         v = sk_auth_service_finish(c->srv->auth, c->addr, &c->auth, ok, now.tv_sec);
     }
-    auth_apply(c, &v);
+    auth_apply(c, &v, j->user);
+    auth_job_free(j);
     sk_conn_auth_done(c, v.result);
 }
 
@@ -204,7 +207,7 @@ static int op_auth_check(void *ctx, const char *user, const char *password)
     int known = 0;
     if (sk_auth_service_begin(c->srv->auth, c->addr, &c->auth, user, now.tv_sec, &v, &hash,
                               &known)) {
-        auth_apply(c, &v);
+        auth_apply(c, &v, user);
         return v.result;
     }
     auth_job *j = calloc(1, sizeof *j);
@@ -214,14 +217,16 @@ static int op_auth_check(void *ctx, const char *user, const char *password)
         j->known = known;
         j->password_len = strlen(password);
         j->password = strdup(password);
+        j->user = strdup(user);
         hash = NULL;
     }
-    if (!j || !j->password || sk_work_queue_submit(c->srv->work, auth_job_work, auth_job_done, j)) {
+    if (!j || !j->password || !j->user ||
+        sk_work_queue_submit(c->srv->work, auth_job_work, auth_job_done, j)) {
         /* Not queued: a temporary failure, charged like one. */
         free(hash);
         auth_job_free(j);
         v = sk_auth_service_finish(c->srv->auth, c->addr, &c->auth, -1, now.tv_sec);
-        auth_apply(c, &v);
+        auth_apply(c, &v, user);
         return v.result;
     }
     c->auth_pending = 1;

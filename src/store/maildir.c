@@ -12,13 +12,13 @@
  * docs/STORE.md describes the layout and the sequence.
  */
 #include "smtpkit/store.h"
+#include "store/message_id.h"
 #include "store/store_internal.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,10 +59,6 @@ struct sk_store_msg {
     struct store_link *links;
     size_t nlinks;
 };
-
-/* Process-wide delivery counter: with pid, time and host it makes names
- * unique across threads, stores and processes. */
-static atomic_ullong delivery_counter;
 
 static sk_store_result result_of(int e)
 {
@@ -213,23 +209,19 @@ static void escape_host(char *out, size_t cap, const char *host)
     out[o] = '\0';
 }
 
-/* <sec>.M<usec>P<pid>Q<counter>.<host>, and the id: the same numbers in
- * hex with P and Q as separators, so it is an RFC 5321 Atom usable in the
- * Received header's "id" clause (at most 30 chars). -1 if it does not fit. */
+/* <id>.<host>: the message id (message_id.h) is the Maildir "unique" part,
+ * so a shell glob on the id in new/ finds the file a log line names. -1 if it
+ * does not fit. */
 static int make_name(const sk_store *st, char *name, size_t cap, char *id)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    unsigned long long q = atomic_fetch_add(&delivery_counter, 1);
-    long long sec = (long long)ts.tv_sec;
-    long usec = ts.tv_nsec / 1000;
-    long pid = (long)getpid();
-    int n = snprintf(name, cap, "%lld.M%06ldP%ldQ%llu.%s", sec, usec, pid, q, st->host);
+    char fresh[SK_MESSAGE_ID_LEN + 1];
+    if (sk_message_id_make(fresh, sizeof fresh) < 0)
+        return -1;
+    int n = snprintf(name, cap, "%s.%s", fresh, st->host);
     if (n < 0 || (size_t)n >= cap)
         return -1;
     if (id)
-        snprintf(id, 32, "%08llX%05lXP%lXQ%llX", (unsigned long long)sec, usec, pid,
-                 q & 0xFFFFFFFFFULL);
+        memcpy(id, fresh, sizeof fresh);
     return 0;
 }
 
@@ -452,18 +444,19 @@ sk_store_result sk_store_append(sk_store_msg *m, const char *p, size_t n)
     return SK_STORE_OK;
 }
 
-/* The destination file name: the tmp name on the first try, a fresh unique
- * name after a collision, with ,S=<size> (Maildir++ size hint). */
+/* The destination file name: the tmp name on the first try, then (after a
+ * collision, which unique ids make all but impossible) <id>-<n>.<host>, so
+ * the name still starts with the id; with ,S=<size> (Maildir++ size hint). */
 static int dest_name(sk_store_msg *m, int attempt, char *out, size_t cap)
 {
-    char fresh[NAME_CAP];
-    const char *base = m->name;
-    if (attempt > 0) {
-        if (make_name(m->st, fresh, sizeof fresh, NULL) < 0)
-            return -1;
-        base = fresh;
+    int n;
+    if (attempt == 0) {
+        n = snprintf(out, cap, "%s,S=%llu", m->name, m->size);
+    } else {
+        const char *host = strchr(m->name, '.');
+        n = snprintf(out, cap, "%.*s-%d%s,S=%llu", (int)(host ? host - m->name : 0), m->name,
+                     attempt, host ? host : "", m->size);
     }
-    int n = snprintf(out, cap, "%s,S=%llu", base, m->size);
     if (n < 0 || (size_t)n >= cap) {
         errno = ENAMETOOLONG;
         return -1;

@@ -188,3 +188,21 @@ def test_password_file_reload(tls_server, smtpkit_bin, tmp_path):
     with tls_dialog(srv) as d:
         d.ehlo()
         assert d.cmd("AUTH PLAIN " + carol)[0] == 235
+
+
+def test_auth_failure_log_names_the_user_and_cannot_be_forged(tls_server):
+    """event=auth-failed carries user=; a user name with spaces, quotes and
+    a line break cannot add a field or a line to the log."""
+    srv = tls_server(limits={"auth_failures_per_connection": 5, "auth_failure_delay_ms": 50})
+    forged = 'mallory why=ok result=235 "x"\r\nevent=auth result=235'
+    with tls_dialog(srv) as d:
+        d.ehlo()
+        assert d.cmd("AUTH PLAIN " + BAD)[0] == 535
+        assert d.cmd("AUTH PLAIN " + plain_auth(forged, "pw"))[0] == 535
+    srv.wait_log(r"event=auth-failed conn=\d+ peer=127\.0\.0\.1 user=alice@example\.test "
+                 r"why=\S+ conn_failures=1\n")
+    line = srv.wait_log(r"event=auth-failed conn=\d+ peer=127\.0\.0\.1 user=\S+ why=\S+ "
+                        r"conn_failures=2\n")[0]
+    assert "user=mallory?why=ok?result=235??x?" in line, line
+    assert line.count(" why=") == 1 and line.count(" result=") == 0, line
+    assert "event=auth result=235" not in srv.log()
