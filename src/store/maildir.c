@@ -13,6 +13,7 @@
  */
 #include "smtpkit/store.h"
 #include "store/message_id.h"
+#include "util/fsutil.h"
 #include "store/store_internal.h"
 
 #include <dirent.h>
@@ -71,123 +72,14 @@ static void set_err(char *err, size_t errlen, const char *what, const char *path
         snprintf(err, errlen, "%s %s: %s", what, path, strerror(e));
 }
 
-/* Join a and b with '/' into out; -1 (ENAMETOOLONG) if it does not fit. */
-static int join_path(char *out, size_t cap, const char *a, const char *b)
-{
-    int n = snprintf(out, cap, "%s/%s", a, b);
-    if (n < 0 || (size_t)n >= cap) {
-        errno = ENAMETOOLONG;
-        return -1;
-    }
-    return 0;
-}
-
-static int fsync_path(const char *dir)
-{
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    int rc = fsync(fd);
-    int e = errno;
-    close(fd);
-    errno = e;
-    return rc;
-}
-
-/* fsync the directory holding `path` (so a new entry in it is durable). */
-static int fsync_parent(const char *path)
-{
-    char dir[PATH_MAX];
-    size_t n = strlen(path);
-    if (n >= sizeof dir) {
-        errno = ENAMETOOLONG;
-        return -1;
-    }
-    memcpy(dir, path, n + 1);
-    while (n > 1 && dir[n - 1] == '/')
-        dir[--n] = '\0';
-    while (n > 0 && dir[n - 1] != '/')
-        n--;
-    if (n == 0)
-        return fsync_path(".");
-    while (n > 1 && dir[n - 1] == '/')
-        n--;
-    dir[n] = '\0';
-    return fsync_path(dir);
-}
-
-/* mkdir -p with mode 0700; each directory created has its entry fsynced in
- * its parent, so the mailbox itself survives a crash. 0 or -1 with errno. */
-static int ensure_dir(const char *path)
-{
-    struct stat sb;
-    if (stat(path, &sb) == 0) {
-        if (S_ISDIR(sb.st_mode))
-            return 0;
-        errno = ENOTDIR;
-        return -1;
-    }
-    if (errno != ENOENT)
-        return -1;
-    char buf[PATH_MAX];
-    size_t n = strlen(path);
-    if (n == 0 || n >= sizeof buf) {
-        errno = n ? ENAMETOOLONG : ENOENT;
-        return -1;
-    }
-    memcpy(buf, path, n + 1);
-    for (size_t i = 1; i <= n; i++) {
-        if (buf[i] != '/' && buf[i] != '\0')
-            continue;
-        if (buf[i - 1] == '/')
-            continue; /* repeated or trailing slash */
-        char c = buf[i];
-        buf[i] = '\0';
-        if (mkdir(buf, 0700) == 0) {
-            if (fsync_parent(buf) < 0)
-                return -1;
-        } else if (errno != EEXIST) {
-            return -1;
-        }
-        buf[i] = c;
-    }
-    if (stat(path, &sb) < 0)
-        return -1;
-    if (!S_ISDIR(sb.st_mode)) {
-        errno = ENOTDIR;
-        return -1;
-    }
-    return 0;
-}
-
 /* dest/tmp, dest/new, dest/cur. */
 static int ensure_maildir(const char *dest)
 {
     static const char *const sub[] = {"tmp", "new", "cur"};
     char p[PATH_MAX];
     for (size_t i = 0; i < sizeof sub / sizeof sub[0]; i++) {
-        if (join_path(p, sizeof p, dest, sub[i]) < 0 || ensure_dir(p) < 0)
+        if (sk_fs_join(p, sizeof p, dest, sub[i]) < 0 || sk_fs_ensure_dir(p) < 0)
             return -1;
-    }
-    return 0;
-}
-
-/* Write all n bytes, retrying on EINTR and short writes. */
-static int write_all(int fd, const char *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        if (w == 0) {
-            errno = EIO;
-            return -1;
-        }
-        p += w;
-        n -= (size_t)w;
     }
     return 0;
 }
@@ -274,7 +166,7 @@ sk_store *sk_store_maildir_open(const char *tmp_root, char *err, size_t errlen)
             snprintf(err, errlen, "store tmp directory not set");
         return NULL;
     }
-    if (ensure_dir(tmp_root) < 0) {
+    if (sk_fs_ensure_dir(tmp_root) < 0) {
         set_err(err, errlen, "store tmp directory", tmp_root, errno);
         return NULL;
     }
@@ -309,7 +201,7 @@ void sk_store_close(sk_store *st)
 int sk_store_maildir_clean_tmp(const char *maildir)
 {
     char p[PATH_MAX];
-    if (!maildir || !*maildir || join_path(p, sizeof p, maildir, "tmp") < 0)
+    if (!maildir || !*maildir || sk_fs_join(p, sizeof p, maildir, "tmp") < 0)
         return -1;
     int dfd = open(p, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd < 0)
@@ -409,7 +301,7 @@ sk_store_msg *sk_store_begin(sk_store *st, char id[32], sk_store_result *res)
 static sk_store_result flush_wb(sk_store_msg *m)
 {
     if (m->err == SK_STORE_OK && m->wblen > 0) {
-        if (write_all(m->fd, m->wb, m->wblen) < 0)
+        if (sk_fs_write_all(m->fd, m->wb, m->wblen) < 0)
             m->err = result_of(errno);
         m->wblen = 0;
     }
@@ -435,7 +327,7 @@ sk_store_result sk_store_append(sk_store_msg *m, const char *p, size_t n)
     if (flush_wb(m) != SK_STORE_OK)
         return m->err;
     if (n >= WRITE_BEHIND) {
-        if (write_all(m->fd, p, n) < 0)
+        if (sk_fs_write_all(m->fd, p, n) < 0)
             m->err = result_of(errno);
         return m->err;
     }
@@ -470,7 +362,7 @@ static int copy_into(sk_store_msg *m, const char *dest, const char *fname, const
 {
     char tmp[PATH_MAX], tname[NAME_CAP + 8];
     int n = snprintf(tname, sizeof tname, "%s.copy", fname);
-    if (n < 0 || (size_t)n >= sizeof tname || join_path(tmp, sizeof tmp, dest, "tmp") < 0) {
+    if (n < 0 || (size_t)n >= sizeof tname || sk_fs_join(tmp, sizeof tmp, dest, "tmp") < 0) {
         errno = ENAMETOOLONG;
         return -1;
     }
@@ -490,7 +382,7 @@ static int copy_into(sk_store_msg *m, const char *dest, const char *fname, const
         ssize_t r = pread(m->fd, m->wb, WRITE_BEHIND, off);
         if (r < 0 && errno == EINTR)
             continue;
-        if (r < 0 || (r > 0 && write_all(out, m->wb, (size_t)r) < 0)) {
+        if (r < 0 || (r > 0 && sk_fs_write_all(out, m->wb, (size_t)r) < 0)) {
             rc = -1;
             break;
         }
@@ -521,7 +413,7 @@ static int link_one(sk_store_msg *m, const char *dest)
 {
     char newdir[PATH_MAX], target[PATH_MAX], fname[NAME_CAP];
     struct stat sb;
-    if (join_path(newdir, sizeof newdir, dest, "new") < 0 || stat(newdir, &sb) < 0)
+    if (sk_fs_join(newdir, sizeof newdir, dest, "new") < 0 || stat(newdir, &sb) < 0)
         return -1;
     for (size_t i = 0; i < m->nlinks; i++) {
         if (m->links[i].dev == sb.st_dev && m->links[i].ino == sb.st_ino)
@@ -537,7 +429,7 @@ static int link_one(sk_store_msg *m, const char *dest)
     int rc = -1;
     for (int attempt = 0; attempt < NAME_TRIES; attempt++) {
         if (dest_name(m, attempt, fname, sizeof fname) < 0 ||
-            join_path(target, sizeof target, newdir, fname) < 0)
+            sk_fs_join(target, sizeof target, newdir, fname) < 0)
             return -1;
         if (same_fs)
             rc = link(same_fs, target);
@@ -573,7 +465,7 @@ static void unlink_all(sk_store_msg *m)
     for (size_t i = 0; i < m->nlinks; i++)
         unlink(m->links[i].path);
     for (size_t i = 0; i < m->nlinks; i++) {
-        (void)fsync_path(m->links[i].newdir);
+        (void)sk_fs_fsync_dir(m->links[i].newdir);
         free(m->links[i].newdir);
         free(m->links[i].path);
     }
@@ -642,7 +534,7 @@ sk_store_result sk_store_fsync_dir(const char *path)
 {
     if (!path)
         return SK_STORE_IOERR;
-    return fsync_path(path) < 0 ? result_of(errno) : SK_STORE_OK;
+    return sk_fs_fsync_dir(path) < 0 ? result_of(errno) : SK_STORE_OK;
 }
 
 sk_store_result sk_store_commit_finish(sk_store_msg *m, sk_store_result dirs)
