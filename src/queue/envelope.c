@@ -474,13 +474,14 @@ int sk_envelope_parse(const char *data, size_t len, sk_envelope *out, char *err,
     if (err && errlen)
         err[0] = '\0';
     sk_envelope_init(out);
-    parser P = {.p = data, .end = data + len, .err = err, .errlen = errlen};
-    if (!data || len > SK_ENVELOPE_MAX_FILE || memchr(data, '\0', len)) {
-        P.line = 1;
-        sk_envelope_clear(out);
-        return perr(&P, !data ? "no data" : len > SK_ENVELOPE_MAX_FILE ? "record too large"
-                                                                       : "NUL byte in record");
-    }
+    parser P = {.line = 1, .err = err, .errlen = errlen};
+    if (!data)
+        return perr(&P, "no data");
+    if (len > SK_ENVELOPE_MAX_FILE || memchr(data, '\0', len))
+        return perr(&P, len > SK_ENVELOPE_MAX_FILE ? "record too large" : "NUL byte in record");
+    P.p = data;
+    P.end = data + len;
+    P.line = 0;
     if (parse_all(&P, out) < 0) {
         sk_envelope_clear(out);
         return -1;
@@ -508,8 +509,7 @@ int sk_envelope_load(int dirfd, const char *name, sk_envelope *out, char *err, s
     if (!S_ISREG(sb.st_mode) || sb.st_size > (off_t)SK_ENVELOPE_MAX_FILE) {
         close(fd);
         if (err && errlen)
-            snprintf(err, errlen, "not a regular file of at most %u octets",
-                     SK_ENVELOPE_MAX_FILE);
+            snprintf(err, errlen, "not a regular file of at most %u octets", SK_ENVELOPE_MAX_FILE);
         errno = EINVAL;
         return -1;
     }

@@ -39,8 +39,8 @@
 #include "smtpkit/buf.h"
 
 #define SK_ENVELOPE_VERSION 1
-#define SK_ENVELOPE_MAX_RCPTS 100000      /* recipients in one record */
-#define SK_ENVELOPE_MAX_VALUE 4096        /* octets of one decoded value */
+#define SK_ENVELOPE_MAX_RCPTS 100000     /* recipients in one record */
+#define SK_ENVELOPE_MAX_VALUE 4096       /* octets of one decoded value */
 #define SK_ENVELOPE_MAX_FILE (64u << 20) /* octets of one record file */
 
 typedef enum sk_body_type {

@@ -158,8 +158,7 @@ int sk_queue_dir_msg_path(const sk_queue_dir *q, const char *id, char *out, size
     return sk_fs_join(out, cap, q->msg_path, id);
 }
 
-int sk_queue_dir_load(sk_queue_dir *q, const char *id, sk_envelope *out, char *err,
-                      size_t errlen)
+int sk_queue_dir_load(sk_queue_dir *q, const char *id, sk_envelope *out, char *err, size_t errlen)
 {
     sk_envelope_init(out);
     if (!q || !sk_queue_id_valid(id)) {

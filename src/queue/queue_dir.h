@@ -59,8 +59,7 @@ int sk_queue_id_valid(const char *id);
 
 /* Read the record of `id`. 0, or -1 with errno (ENOENT: not queued;
  * EINVAL: corrupt, err says why). */
-int sk_queue_dir_load(sk_queue_dir *q, const char *id, sk_envelope *out, char *err,
-                      size_t errlen);
+int sk_queue_dir_load(sk_queue_dir *q, const char *id, sk_envelope *out, char *err, size_t errlen);
 /* Replace the record of e->id durably and atomically (temp file, fsync,
  * rename, fsync env/). The message must be queued. 0 or -1 with errno. */
 int sk_queue_dir_update(sk_queue_dir *q, const sk_envelope *e);
@@ -72,8 +71,7 @@ int sk_queue_dir_remove(sk_queue_dir *q, const char *id);
 /* One record met by a scan: env is NULL when the record could not be read
  * or parsed, or its message file is missing; err then says why. Return 0
  * to go on, anything else to stop the scan (that value is returned). */
-typedef int (*sk_queue_scan_cb)(void *arg, const char *id, const sk_envelope *env,
-                                const char *err);
+typedef int (*sk_queue_scan_cb)(void *arg, const char *id, const sk_envelope *env, const char *err);
 /* Call cb for every record in env/, in id (arrival) order. Files whose
  * names are not ids are skipped. Returns 0, cb's non-zero value, or -1
  * with errno when env/ cannot be read. */

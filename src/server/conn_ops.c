@@ -1,7 +1,8 @@
 /*
  * conn_ops.c - the callbacks the protocol core calls on a connection
  * (sk_session_ops): recipient verdicts from the policy tables, and the
- * message store. The durable step (fsync, link into every new/) never runs
+ * message store, handed every destination of every recipient (Maildirs,
+ * the outbound queue). The durable step (fsyncs, links) never runs
  * on the event loop: store_commit hands the message to the commit queue,
  * whose callback (sk_conn_commit_done in conn.c) lets the session send the
  * reply to the end of data (RFC 5321 4.1.1.4: 250 only once the message is
@@ -21,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "server/auth_service.h"
 #include "server/conn.h"
@@ -75,42 +77,50 @@ static sk_store_result op_store_append(void *ctx, const char *p, size_t n)
     return sk_store_append(c->msg, p, n);
 }
 
+/* Hand the message to the store with every destination of every recipient:
+ * Maildirs for local mailboxes, the outbound queue for addresses in other
+ * domains (relayed recipients, remote alias targets). The store removes
+ * duplicates and commits to all of them or none. */
 static void op_store_commit(void *ctx, sk_transaction *tx)
 {
     sk_conn *c = ctx;
-    /* Every distinct Maildir of every recipient: one copy per mailbox even
-     * when several recipients (or aliases) lead to it. */
     size_t total = 0;
     for (size_t i = 0; i < tx->nrcpts; i++) {
         const sk_delivery *d = tx->rcpts[i].dest;
         if (d)
-            total += d->nmaildirs;
+            total += d->nmaildirs + d->nremote;
     }
-    const char **dirs = total ? calloc(total, sizeof *dirs) : NULL;
+    sk_store_dest *dests = total ? calloc(total, sizeof *dests) : NULL;
     size_t n = 0;
-    for (size_t i = 0; dirs && i < tx->nrcpts; i++) {
+    for (size_t i = 0; dests && i < tx->nrcpts; i++) {
         const sk_delivery *d = tx->rcpts[i].dest;
         if (!d)
             continue;
-        for (size_t k = 0; k < d->nmaildirs; k++) {
-            size_t j = 0;
-            while (j < n && strcmp(dirs[j], d->maildirs[k]) != 0)
-                j++;
-            if (j == n)
-                dirs[n++] = d->maildirs[k];
-        }
+        for (size_t k = 0; k < d->nmaildirs; k++)
+            dests[n++] =
+                (sk_store_dest){.kind = SK_DEST_MAILDIR, .target = d->maildirs[k], .rcpt = i};
+        for (size_t k = 0; k < d->nremote; k++)
+            dests[n++] = (sk_store_dest){.kind = SK_DEST_QUEUE, .target = d->remote[k], .rcpt = i};
     }
-    if (!c->msg || !dirs ||
-        sk_commit_queue_submit(c->srv->queue, c->msg, dirs, n, sk_conn_commit_done, c) != 0) {
+    sk_store_envelope env = {
+        .sender = tx->mail_from ? tx->mail_from : "",
+        .body = tx->body_8bit ? SK_STORE_BODY_8BITMIME : SK_STORE_BODY_7BIT,
+        .smtputf8 = tx->smtputf8,
+        .arrival = (long long)time(NULL),
+        .nrcpts = tx->nrcpts,
+    };
+    if (!c->msg || !dests ||
+        sk_commit_queue_submit(c->srv->queue, c->msg, &env, dests, n, sk_conn_commit_done, c) !=
+            0) {
         /* Not queued: the message is still ours. conn_process answers 451. */
         if (c->msg)
             sk_store_abort(c->msg);
         c->msg = NULL;
         c->commit_failed_now = 1;
-        free(dirs);
+        free(dests);
         return;
     }
-    free(dirs); /* the queue copied the paths */
+    free(dests); /* the queue copied them */
     c->msg = NULL;
     c->commit_pending = 1;
 }

@@ -122,4 +122,3 @@ int sk_fs_write_all(int fd, const void *buf, size_t n)
     }
     return 0;
 }
-

@@ -42,8 +42,9 @@ static void build(sk_envelope *e)
     e->body = SK_BODY_BINARYMIME;
     e->smtputf8 = 1;
     assert_int_equal(sk_envelope_add_rcpt(e, "bob@example.net", NULL, NULL, 1764670000), 0);
-    assert_int_equal(sk_envelope_add_rcpt(e, "j\xc3\xb6rg@b\xc3\xbc"
-                                             "cher.example",
+    assert_int_equal(sk_envelope_add_rcpt(e,
+                                          "j\xc3\xb6rg@b\xc3\xbc"
+                                          "cher.example",
                                           "utf-8;j\\x{F6}rg@b\\x{FC}cher.example", "NEVER",
                                           1764670001),
                      0);
@@ -280,9 +281,8 @@ static void put(struct qfx *f, const char *id, int with_msg)
         assert_int_equal(write(fd, "Subject: x\r\n\r\nbody\r\n", 20), 20);
         close(fd);
     }
-    assert_int_equal(sk_envelope_save(sk_queue_dir_env_fd(f->q), id, sk_queue_dir_tmp_fd(f->q),
-                                      &e, 1),
-                     0);
+    assert_int_equal(
+        sk_envelope_save(sk_queue_dir_env_fd(f->q), id, sk_queue_dir_tmp_fd(f->q), &e, 1), 0);
     sk_envelope_clear(&e);
 }
 
