@@ -354,6 +354,7 @@ static void test_queue_layout_update_scan_remove(void **state)
     assert_int_equal(sk_queue_dir_remove(f->q, "0001"), 0);
     assert_int_equal(sk_queue_dir_update(f->q, &e), -1);
     assert_int_equal(errno, ENOENT);
+    sk_envelope_clear(&e);
     assert_int_equal(sk_queue_dir_load(f->q, "0001", &e, err, sizeof err), -1);
     assert_int_equal(errno, ENOENT);
     assert_int_equal(sk_queue_dir_remove(f->q, "0001"), -1);
