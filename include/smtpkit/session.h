@@ -13,6 +13,7 @@
 #include <stddef.h>
 
 #include "smtpkit/buf.h"
+#include "smtpkit/store_result.h"
 
 typedef struct sk_session sk_session;
 
@@ -57,12 +58,7 @@ typedef enum sk_rcpt_verdict {
     SK_RCPT_TEMPFAIL,     /* 451 4.3.0 */
 } sk_rcpt_verdict;
 
-/* Store results, for store_append and sk_session_commit_done. */
-typedef enum sk_store_result {
-    SK_STORE_OK = 0,
-    SK_STORE_NOSPACE = 1, /* 452 4.3.1 insufficient system storage */
-    SK_STORE_IOERR = 2,   /* 451 4.3.0 local error in processing */
-} sk_store_result;
+/* Store results (store_append, sk_session_commit_done): smtpkit/store_result.h. */
 
 /* A recipient accepted into the current transaction. */
 typedef struct sk_rcpt {

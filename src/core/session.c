@@ -128,11 +128,31 @@ void sk_sess_reply(sk_session *s, int code, const char *enhanced, const char *fm
 __attribute__((format(printf, 4, 0))) static void
 refusal(sk_session *s, int code, const char *enhanced, const char *fmt, va_list ap)
 {
-    char text[512], clean[512];
+    char text[512], clean[512], from[300], helo[300];
     vsnprintf(text, sizeof text, fmt, ap);
     sk_sess_reply(s, code, enhanced, "%s", text);
-    sk_sess_log(s, "event=reject cmd=%s code=%d enh=%s text=\"%s\"", s->verb ? s->verb : "-", code,
-                enhanced ? enhanced : "-", clean_text(text, clean, sizeof clean));
+    /* The envelope so far, as Postfix's reject line: from= (the transaction's
+     * sender, or the one MAIL tried), to= (the recipient RCPT tried), helo=.
+     * Values are cleaned (no space, quote, backslash or control byte), so a
+     * client cannot add a field or a line. */
+    int is_mail = s->verb && !strcmp(s->verb, "MAIL"),
+        is_rcpt = s->verb && !strcmp(s->verb, "RCPT");
+    const char *f = s->in_tx                     ? sk_sess_clean(s->tx.mail_from, from, sizeof from)
+                    : is_mail && s->cmd_addr_set ? s->cmd_addr
+                                                 : NULL;
+    int has_to = is_rcpt && s->cmd_addr_set;
+    sk_sess_log(s, "event=reject cmd=%s code=%d enh=%s%s%s%s%s%s%s%s%s text=\"%s\"",
+                s->verb ? s->verb : "-", code, enhanced ? enhanced : "-", f ? " from=<" : "",
+                f ? f : "", f ? ">" : "", has_to ? " to=<" : "", has_to ? s->cmd_addr : "",
+                has_to ? ">" : "", s->helo ? " helo=" : "",
+                s->helo ? sk_sess_clean(s->helo, helo, sizeof helo) : "",
+                clean_text(text, clean, sizeof clean));
+}
+
+void sk_sess_set_cmd_addr(sk_session *s, const char *addr)
+{
+    sk_sess_clean(addr, s->cmd_addr, sizeof s->cmd_addr);
+    s->cmd_addr_set = 1;
 }
 
 /* One more client error: at max_errors, 421 4.7.0 and close. */

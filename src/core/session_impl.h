@@ -70,6 +70,10 @@ struct sk_session {
     unsigned long commands;
     const char *verb;         /* the command being handled: logs, RFC 2034 3 */
     const char *close_reason; /* set with SK_WANT_CLOSE, see sk_session_close_reason */
+    /* MAIL/RCPT being handled: its address (sk_sess_clean'ed), for the
+     * from=/to= of a refusal's log line; cleared before each command */
+    char cmd_addr[300];
+    int cmd_addr_set;
 
     /* output */
     sk_buf out;
@@ -119,6 +123,8 @@ void sk_sess_reject(sk_session *s, int code, const char *enhanced, const char *f
 void sk_sess_refuse_temp(sk_session *s, int code, const char *enhanced, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 void sk_sess_log(sk_session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Remember the address of the MAIL/RCPT being handled for its log lines. */
+void sk_sess_set_cmd_addr(sk_session *s, const char *addr);
 /* Copy a client-supplied string into dst for a log line: bytes that could
  * break a key=value line (controls, space, '"', '\') become '?'. */
 const char *sk_sess_clean(const char *src, char *dst, size_t n);

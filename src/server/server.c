@@ -292,7 +292,9 @@ sk_server *sk_server_new(sk_config *cfg, char *err, size_t errlen)
 
     /* Directories, handed to the user while we are still root. */
     if (sk_runas_prepare_dir(&srv->runas, cfg->mail_root, cfg->mail_root, 0, err, errlen) != 0 ||
-        sk_runas_prepare_dir(&srv->runas, cfg->mail_root, cfg->spool_dir, 0, err, errlen) != 0)
+        sk_runas_prepare_dir(&srv->runas, cfg->mail_root, cfg->spool_dir, 0, err, errlen) != 0 ||
+        (cfg->relay_queue &&
+         sk_runas_prepare_dir(&srv->runas, cfg->mail_root, cfg->relay_queue, 0, err, errlen) != 0))
         goto fail;
     int failed = 0;
     create_maildirs(srv, srv->policy, 1, err, errlen, &failed);
@@ -335,7 +337,9 @@ sk_server *sk_server_new(sk_config *cfg, char *err, size_t errlen)
                "fail until the file is readable\"",
                cfg->path, srv->runas.name);
 
-    srv->store = sk_store_maildir_open(cfg->spool_dir, why, sizeof why);
+    /* The spool, and the outbound queue under relay_queue (msg/ env/ tmp/,
+     * created now as the user). */
+    srv->store = sk_store_open(cfg->spool_dir, cfg->relay_queue, why, sizeof why);
     if (!srv->store) {
         snprintf(err, errlen, "cannot open the store in %s: %s", cfg->spool_dir, why);
         goto fail;

@@ -1973,12 +1973,13 @@ static void test_log_lines(void **state)
      * those, with its counters), nor for each accepted MAIL/RCPT. */
     const char *want = "event=pipelining_violation cmd=EHLO\n"
                        "event=helo verb=EHLO helo=c.example\n"
-                       "event=reject cmd=RCPT code=550 enh=5.1.1 text=\"<unknown@example.com>: "
+                       "event=reject cmd=RCPT code=550 enh=5.1.1 from=<a@example.org> "
+                       "to=<unknown@example.com> helo=c.example text=\"<unknown@example.com>: "
                        "Recipient address rejected: User unknown\"\n"
                        "event=pipelining_violation cmd=DATA\n"
                        "event=message id=ID0001 from=<a@example.org> nrcpts=2 "
                        "rcpts=<b@example.com>,<c@example.com> size=7 result=250\n"
-                       "event=reject cmd=UNKNOWN code=500 enh=5.5.2 "
+                       "event=reject cmd=UNKNOWN code=500 enh=5.5.2 helo=c.example "
                        "text=\"Syntax error, command unrecognized\"\n"
                        "event=message id=- from=<> nrcpts=1 rcpts=<b@example.com> size=0 "
                        "result=none reason=rset\n"
@@ -2008,10 +2009,51 @@ static void test_log_lines(void **state)
     fake_finish(&f);
 }
 
+/* Refusals carry the envelope so far (Postfix's reject line: from, to,
+ * helo), and a client cannot forge a field or a line through them. */
+static void test_reject_log_envelope(void **state)
+{
+    (void)state;
+    fake f;
+    fake_defaults(&f);
+    start_greeted(&f);
+    fake_send(&f, "MAIL FROM:<a@example.org>\r\nEHLO c.example\r\n"
+                  "MAIL FROM:<> FOO=1\r\nMAIL FROM:<a@example.org>\r\n"
+                  "RCPT TO:<\"x y=z\\\\\\\"\"@example.com> X=1\r\nRCPT TO:<b@example.com> BAR=2\r\n"
+                  "RCPT TO:<bad\r\nQUIT\r\n");
+    const char *want[] = {
+        /* before HELO: no helo=, and no from= for a MAIL refused before
+         * its address was read */
+        "event=reject cmd=MAIL code=503 enh=5.5.1 text=",
+        /* a refused MAIL names the sender it tried */
+        "event=reject cmd=MAIL code=555 enh=5.5.4 from=<> helo=c.example text=",
+        /* the quoted local part's space, quotes and backslashes cannot end
+         * the field */
+        "event=reject cmd=RCPT code=555 enh=5.5.4 from=<a@example.org> "
+        "to=<?x?y=z?????@example.com> helo=c.example text=",
+        "event=reject cmd=RCPT code=555 enh=5.5.4 from=<a@example.org> to=<b@example.com> "
+        "helo=c.example text=",
+        /* an address that did not parse: no to= */
+        "event=reject cmd=RCPT code=501 enh=5.1.3 from=<a@example.org> helo=c.example text=",
+    };
+    const char *p = f.log.data;
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        const char *hit = strstr(p, want[i]);
+        if (!hit)
+            fail_msg("missing %s in:\n%s", want[i], f.log.data);
+        p = hit + strlen(want[i]);
+    }
+    /* every line is one event */
+    for (const char *l = f.log.data; *l; l = strchr(l, '\n') + 1)
+        assert_int_equal(strncmp(l, "event=", 6), 0);
+    fake_finish(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_greeting),
+        cmocka_unit_test(test_reject_log_envelope),
         cmocka_unit_test(test_helo_is_one_plain_line),
         cmocka_unit_test(test_ehlo_keywords),
         cmocka_unit_test(test_ehlo_without_starttls_or_auth),
