@@ -74,6 +74,7 @@ typedef struct sk_config {
     size_t max_line;
     unsigned max_errors;
     unsigned max_commands;
+    unsigned max_received_headers; /* RFC 5321 6.3: more refuse the message */
     unsigned max_connections;
     unsigned max_connections_per_ip;
     unsigned command_timeout; /* seconds, RFC 5321 4.5.3.2.7: at least 300 advised */

@@ -204,6 +204,22 @@ static void test_table_errors(void **state)
     assert_error_at(6, "'maildir' must be a string");
 }
 
+static void test_received_headers(void **state)
+{
+    (void)state;
+    sk_config *c = load_text(BASE);
+    assert_non_null(c);
+    assert_int_equal(c->max_received_headers, 50);
+    assert_int_equal(c->listeners[0].session.max_received_headers, 50);
+    sk_config_free(c);
+    c = load_text(BASE "limits = { received_headers = 120; };\n");
+    assert_non_null(c);
+    assert_int_equal(c->listeners[0].session.max_received_headers, 120);
+    sk_config_free(c);
+    assert_null(load_text(BASE "limits = { received_headers = 0; };\n"));
+    assert_error_at(4, "'received_headers' = 0 is out of range (1..");
+}
+
 static void test_missing_file(void **state)
 {
     (void)state;
@@ -225,6 +241,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_required, setup, teardown),
         cmocka_unit_test_setup_teardown(test_listener_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_table_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_received_headers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_missing_file, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
