@@ -28,8 +28,12 @@ Scripting a ScriptedMX: `replies` maps a verb ("GREETING", "EHLO", "MAIL",
 there; "SILENT" says nothing and holds the connection. `greeting_delay`
 waits before the greeting; `drop_in_data` closes after that many octets of
 message data. `capabilities` lists the EHLO keywords (PIPELINING, SIZE,
-8BITMIME, SMTPUTF8, STARTTLS...). `sessions` records, per connection, the
-command lines and the messages ({"mail_from", "rcpt_tos", "data"}).
+8BITMIME, SMTPUTF8, STARTTLS...). With `tls_context` (an ssl.SSLContext for
+the server side, e.g. from fakeservers.make_cert) STARTTLS answers 220 and
+the handshake follows; a STARTTLS reply of "BREAK" answers 220 and then
+sends garbage instead of a handshake (a failed handshake). `sessions`
+records, per connection, the command lines, whether TLS was started and
+the messages ({"mail_from", "rcpt_tos", "data"}).
 """
 
 import os
@@ -40,13 +44,15 @@ import tempfile
 import threading
 import time
 
+_CAPS = object()  # "answer EHLO with the capabilities"
 DEFAULT_CAPS = ["PIPELINING", "SIZE 10485760", "8BITMIME", "SMTPUTF8", "ENHANCEDSTATUSCODES"]
 
 
 class ScriptedMX:
     def __init__(self, ip="127.0.0.2", port=0, replies=None, capabilities=None,
-                 greeting_delay=0.0, drop_in_data=None, name=None):
+                 greeting_delay=0.0, drop_in_data=None, name=None, tls_context=None):
         self.ip = ip
+        self.tls_context = tls_context
         self.name = name or f"mx-{ip}"
         self.replies = dict(replies or {})
         self.capabilities = list(DEFAULT_CAPS if capabilities is None else capabilities)
@@ -100,7 +106,8 @@ class ScriptedMX:
                 continue
             with self.lock:
                 index = len(self.sessions)
-                session = {"index": index, "commands": [], "messages": [], "closed_by": None}
+                session = {"index": index, "commands": [], "messages": [], "closed_by": None,
+                           "tls": False}
                 self.sessions.append(session)
             t = threading.Thread(target=self._run, args=(conn, session), daemon=True)
             t.start()
@@ -120,13 +127,24 @@ class ScriptedMX:
             except OSError:
                 pass
 
-    def _serve(self, conn, session):
+    def _serve(self, conn0, session):
+        sock = [conn0]  # replaced by the TLS socket after STARTTLS
+        try:
+            self._dialogue(sock, session)
+        finally:
+            if sock[0] is not conn0:
+                try:
+                    sock[0].close()
+                except OSError:
+                    pass
+
+    def _dialogue(self, sock, session):
         buf = bytearray()
         i = session["index"]
 
         def line():
             while b"\r\n" not in buf:
-                d = conn.recv(65536)
+                d = sock[0].recv(65536)
                 if not d:
                     raise EOFError
                 buf.extend(d)
@@ -144,7 +162,7 @@ class ScriptedMX:
                 session["closed_by"] = "silent"
                 self.stop.wait(30)
                 return False
-            conn.sendall(r.encode() + b"\r\n")
+            sock[0].sendall(r.encode() + b"\r\n")
             return not r.startswith("421")
 
         if self.greeting_delay:
@@ -160,9 +178,11 @@ class ScriptedMX:
             verb, _, arg = text.partition(" ")
             verb = verb.upper()
             if verb == "EHLO":
-                r = self.reply("EHLO", i, arg, None)
-                if r is None:
-                    lines = [self.name] + self.capabilities
+                r = self.reply("EHLO", i, arg, _CAPS)
+                if r is _CAPS:
+                    caps = [c for c in self.capabilities
+                            if not (session["tls"] and c.upper() == "STARTTLS")]
+                    lines = [self.name] + caps
                     r = "\r\n".join(("250-" if k < len(lines) - 1 else "250 ") + l
                                     for k, l in enumerate(lines))
                 if not say(r):
@@ -218,9 +238,22 @@ class ScriptedMX:
                 say("221 2.0.0 Bye")
                 session["closed_by"] = "quit"
                 return
-            elif verb == "STARTTLS" and "STARTTLS" in self.capabilities:
-                # advertised only to see whether a client asks; no TLS here
-                say(self.reply("STARTTLS", i, None, "454 4.7.0 TLS not available"))
+            elif verb == "STARTTLS" and "STARTTLS" in self.capabilities and not session["tls"]:
+                default = "220 2.0.0 Ready to start TLS" if self.tls_context else \
+                    "454 4.7.0 TLS not available"
+                r = self.reply("STARTTLS", i, None, default)
+                if r == "BREAK":
+                    sock[0].sendall(b"220 2.0.0 Ready to start TLS\r\n")
+                    sock[0].sendall(b"this is not a TLS handshake\r\n" * 4)
+                    session["closed_by"] = "server"
+                    return
+                if not say(r):
+                    return
+                if r.startswith("220") and self.tls_context:
+                    buf.clear()  # nothing sent before the handshake counts
+                    sock[0] = self.tls_context.wrap_socket(sock[0], server_side=True)
+                    session["tls"] = True
+                    tx = None
             else:
                 say("502 5.5.2 Command not recognized")
 

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from delivery_harness import PostfixSink, PrivatePostfix, ScriptedMX, mx_zone
-from fakeservers import Dnsmasq, run_smtpkit, text
+from fakeservers import Dnsmasq, make_cert, run_smtpkit, server_tls_context, text
 
 MSG = b"From: carol@example.test\r\nSubject: harness\r\n\r\nhello\r\n.leading dot\r\n"
 
@@ -107,6 +107,34 @@ def test_capabilities_as_scripted():
         with smtplib.SMTP(mx.ip, mx.port, timeout=10) as s:
             assert s.ehlo()[0] == 502
             assert s.helo()[0] == 250
+
+
+def test_starttls_and_a_failed_handshake(tmp_path):
+    import ssl
+    crt, key = make_cert(str(tmp_path), cn="mx.remote.test", san="IP:127.0.0.13")
+    client_ctx = ssl.create_default_context(cafile=crt)
+    with ScriptedMX("127.0.0.13", capabilities=["STARTTLS", "8BITMIME"],
+                    tls_context=server_tls_context(crt, key)) as mx:
+        with smtplib.SMTP(mx.ip, mx.port, timeout=10) as s:
+            s.ehlo()
+            assert s.starttls(context=client_ctx)[0] == 220
+            s.ehlo()
+            assert not s.has_extn("starttls")  # once only
+            assert s.sendmail("carol@example.test", ["bob@remote.test"], MSG) == {}
+        time.sleep(0.2)
+    assert mx.sessions[0]["tls"] and len(mx.messages) == 1
+    with ScriptedMX("127.0.0.13", capabilities=["STARTTLS"], replies={"STARTTLS": "BREAK"},
+                    tls_context=server_tls_context(crt, key)) as mx:
+        with smtplib.SMTP(mx.ip, mx.port, timeout=10) as s:
+            s.ehlo()
+            with pytest.raises((ssl.SSLError, smtplib.SMTPServerDisconnected, OSError)):
+                s.starttls(context=client_ctx)
+    with ScriptedMX("127.0.0.13", capabilities=["STARTTLS"]) as mx:  # no context: 454
+        with smtplib.SMTP(mx.ip, mx.port, timeout=10) as s:
+            s.ehlo()
+            with pytest.raises(smtplib.SMTPResponseException) as e:
+                s.starttls()
+            assert e.value.smtp_code == 454
 
 
 @pytest.mark.skipif(shutil.which("dnsmasq") is None, reason="dnsmasq not installed")
