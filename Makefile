@@ -25,7 +25,7 @@ CPPFLAGS += -Iinclude -Isrc -D_GNU_SOURCE -DSMTPKIT_VERSION='"$(VERSION)"'
 CFLAGS   += -std=c11 $(WARN) -fPIC $(SANFLAGS)
 LDLIBS   += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lresolv -lpthread
 
-LIB_SRC  := $(sort $(wildcard src/core/*.c src/util/*.c src/store/*.c src/queue/*.c src/client/*.c src/server/*.c))
+LIB_SRC  := $(sort $(wildcard src/core/*.c src/util/*.c src/store/*.c src/queue/*.c src/client/*.c src/server/*.c src/delivery/*.c))
 CLI_SRC  := $(sort $(wildcard src/cli/*.c))
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 FUZZ_SRC := $(sort $(wildcard fuzz/fuzz_*.c))

@@ -31,6 +31,11 @@ check "openssl ca -startdate/-enddate" openssl sh -c \
     'openssl ca -help 2>&1 | grep -q -- -startdate && openssl ca -help 2>&1 | grep -q -- -enddate'
 # dnsmasq: the test zone for MX lookups.
 check "dnsmasq" dnsmasq-base sh -c 'command -v dnsmasq || test -x /usr/sbin/dnsmasq'
+# postfix: a private instance (postfix -c DIR, its daemons as user postfix)
+# and smtp-sink, the receiving MX of the delivery tests.
+check "postfix (postfix -c DIR, user postfix, group postdrop)" postfix sh -c \
+    'command -v postfix && test -x /usr/lib/postfix/sbin/master && id postfix && getent group postdrop'
+check "smtp-sink" postfix sh -c 'command -v smtp-sink || test -x /usr/sbin/smtp-sink'
 # python3 with pytest and the modules the end-to-end tests import.
 for m in pytest aiosmtpd ssl smtplib email base64 pty; do
     case $m in pytest) p=python3-pytest ;; aiosmtpd) p=python3-aiosmtpd ;; *) p=python3 ;; esac

@@ -39,6 +39,11 @@ typedef struct sk_session_config {
     int auth_requires_tls;  /* AUTH only advertised/accepted under TLS */
     int mail_requires_auth; /* submission: MAIL needs AUTH first (530 5.7.0) */
     int implicit_tls;       /* the connection started in TLS (RFC 8314) */
+
+    /* A message whose header section holds more Received: fields than this
+     * is refused after its data with 554 5.4.6 (RFC 5321 6.3: a mail loop);
+     * 0: no limit. */
+    unsigned max_received_headers;
 } sk_session_config;
 
 /* What the shell tells the session about the peer. */

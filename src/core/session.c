@@ -3,7 +3,8 @@
  *
  * RFC 5321 2.3.8 (only CRLF ends a line), 3.1 (greeting), 4.2 (exactly one
  * reply per command), 4.5.3.1.4 (command line limit, incl. CRLF), 4.5.3.2
- * (timeouts answered by 421), 4.4 (trace headers on every message);
+ * (timeouts answered by 421), 4.4 (trace headers on every message), 6.3
+ * (a message with too many Received fields is refused: a mail loop);
  * RFC 2920 (pipelining: all complete commands of a feed are answered in
  * order); RFC 2034 3-4 (an enhanced code on every 2xx/4xx/5xx reply but the
  * greeting and the replies to HELO/EHLO, whether or not the client said
@@ -25,6 +26,7 @@
 
 #include "core/command_table.h"
 #include "core/received.h"
+#include "smtpkit/registry.h"
 #include "smtpkit/reply.h"
 
 /* Output cap: far above what any honest pipelined client makes us queue
@@ -243,6 +245,7 @@ void sk_sess_tx_reset(sk_session *s, const char *why)
     s->tx_bdat = 0;
     s->data_error = SK_DATA_OK;
     s->data_size = 0;
+    sk_hop_count_init(&s->hops);
     s->tx_result = 0;
     s->tx_why = NULL;
     s->bdat_left = s->bdat_size = 0;
@@ -378,6 +381,11 @@ void sk_sess_data_sink(void *arg, const char *p, size_t n)
         return;
     if (bare_error(s))
         return;
+    sk_hop_count_feed(&s->hops, p, n);
+    if (s->cfg->max_received_headers && s->hops.count > s->cfg->max_received_headers) {
+        s->data_error = SK_DATA_LOOP; /* nothing more is stored */
+        return;
+    }
     if (n > s->cfg->max_message_size - s->data_size) {
         s->data_error = SK_DATA_TOO_BIG;
         return;
@@ -394,6 +402,7 @@ sk_store_result sk_sess_data_open(sk_session *s)
 {
     s->data_error = SK_DATA_OK;
     s->data_size = 0;
+    sk_hop_count_init(&s->hops);
     memset(s->tx.id, 0, sizeof s->tx.id);
     if (!s->ops->store_begin)
         return SK_STORE_IOERR;
@@ -490,6 +499,13 @@ void sk_sess_data_finish(sk_session *s, const char *phase)
                    "Message refused: a line holding only \".\" next to a bare <LF> or <CR> "
                    "(SMTP smuggling, RFC 5321 2.3.8)");
             break;
+        case SK_DATA_LOOP: {
+            const sk_enhanced_entry *loop = sk_enhanced_lookup(4, 6);
+            end_tx(s, 554, "loop", "5.4.6",
+                   "Message refused: %s (more than %u Received header fields)",
+                   loop ? loop->name : "", s->cfg->max_received_headers);
+            break;
+        }
         case SK_DATA_NOSPACE:
             end_tx(s, 452, "store", "4.3.1", "Error: insufficient system storage");
             break;

@@ -14,6 +14,7 @@
 #include <stddef.h>
 
 #include "core/data_framer.h"
+#include "core/hop_count.h"
 #include "smtpkit/command.h"
 #include "smtpkit/sasl.h"
 #include "smtpkit/session.h"
@@ -33,6 +34,7 @@ typedef enum sk_data_error {
     SK_DATA_BARE_LF,  /* 550 5.6.0 */
     SK_DATA_BARE_CR,  /* 550 5.6.0 */
     SK_DATA_LONE_DOT, /* 550 5.6.0: "normalise" met a smuggling-shaped "." line */
+    SK_DATA_LOOP,     /* 554 5.4.6: more Received fields than max_received_headers */
     SK_DATA_NOSPACE,  /* 452 4.3.1 */
     SK_DATA_IOERR,    /* 451 4.3.0 */
     SK_DATA_DEFERRED, /* BDAT refused at command time: reply kept in bdat_reply */
@@ -94,6 +96,7 @@ struct sk_session {
     int tx_result;                /* tx: the reply that ended the message (0: none) */
     const char *tx_why;           /* tx: why it failed or ended without one */
     sk_data_framer framer;
+    sk_hop_count hops; /* tx: Received fields in the header section */
 
     /* BDAT chunk in progress */
     unsigned long long bdat_left;

@@ -890,6 +890,111 @@ static void test_data_streams_in_chunks(void **state)
     fake_finish(&f);
 }
 
+/* ---- loops: Received fields (RFC 5321 6.3) ------------------------------ */
+
+/* A message with `hops` Received fields (mixed case, one folded, one with
+ * white space before the colon) in its header section, and a body that
+ * holds as many more Received lines as `body_lines`. */
+static void loop_message(sk_buf *m, unsigned hops, unsigned body_lines)
+{
+    for (unsigned i = 0; i < hops; i++) {
+        if (i % 3 == 0)
+            sk_buf_printf(m,
+                          "Received: from h%u.example by h%u.example;\r\n\tTue, 1 Dec 2026 "
+                          "10:00:00 +0000\r\n",
+                          i, i + 1);
+        else if (i % 3 == 1)
+            sk_buf_printf(m, "RECEIVED: from h%u.example; Tue, 1 Dec 2026 10:00:00 +0000\r\n", i);
+        else
+            sk_buf_printf(m, "received : from h%u.example; Tue, 1 Dec 2026 10:00:00 +0000\r\n", i);
+    }
+    sk_buf_append_str(m, "Received-SPF: pass\r\nX-Received: by x.example\r\n");
+    sk_buf_append_str(m, "Subject: loop\r\n\r\n");
+    for (unsigned i = 0; i < body_lines; i++)
+        sk_buf_append_str(m, "Received: from body.example (not a header)\r\n");
+    sk_buf_append_str(m, ".\r\n");
+}
+
+static void test_data_loop_refused(void **state)
+{
+    (void)state;
+    for (int split = 0; split < 2; split++) {
+        fake f;
+        fake_defaults(&f);
+        f.cfg.max_received_headers = 50;
+        begin_data(&f);
+        sk_buf m;
+        sk_buf_init(&m, 0);
+        loop_message(&m, 51, 0);
+        if (split) /* byte by byte: the count survives any split */
+            for (size_t i = 0; i < m.len; i++)
+                fake_feed(&f, m.data + i, 1);
+        else
+            fake_feed(&f, m.data, m.len);
+        fake_reply *r = EXPECT(&f, 554, "5.4.6");
+        REGISTRY_OK(554, "DATA-END");
+        assert_non_null(strstr(r->text, "Routing loop detected"));
+        assert_non_null(strstr(r->text, "50 Received"));
+        assert_int_equal(f.commits, 0);
+        assert_int_equal(f.aborts, 1);
+        fake_send(&f, "NOOP\r\n");
+        EXPECT(&f, 250, "2.0.0");
+        assert_non_null(strstr(f.log.data, "result=554"));
+        sk_buf_free(&m);
+        fake_finish(&f);
+    }
+}
+
+static void test_data_loop_limit_and_body(void **state)
+{
+    (void)state;
+    /* exactly the limit is accepted; Received lines in the body, and
+     * Received-SPF / X-Received fields, never count */
+    fake f;
+    fake_defaults(&f);
+    f.cfg.max_received_headers = 50;
+    begin_data(&f);
+    sk_buf m;
+    sk_buf_init(&m, 0);
+    loop_message(&m, 50, 100);
+    fake_feed(&f, m.data, m.len);
+    EXPECT(&f, 250, "2.0.0");
+    assert_int_equal(f.commits, 1);
+    sk_buf_free(&m);
+    fake_finish(&f);
+
+    /* 0: no limit */
+    fake_defaults(&f);
+    begin_data(&f);
+    sk_buf_init(&m, 0);
+    loop_message(&m, 200, 0);
+    fake_feed(&f, m.data, m.len);
+    EXPECT(&f, 250, "2.0.0");
+    sk_buf_free(&m);
+    fake_finish(&f);
+}
+
+static void test_data_loop_stops_storing(void **state)
+{
+    (void)state;
+    fake f;
+    fake_defaults(&f);
+    f.cfg.max_received_headers = 3;
+    begin_data(&f);
+    sk_buf m;
+    sk_buf_init(&m, 0);
+    loop_message(&m, 4, 0);
+    m.len -= 3; /* no end of data yet */
+    for (int i = 0; i < 500; i++)
+        sk_buf_append_str(&m, "a long body line that is never stored...................\r\n");
+    sk_buf_append_str(&m, ".\r\n");
+    fake_feed(&f, m.data, m.len);
+    EXPECT(&f, 554, "5.4.6");
+    assert_true(f.msg.len < 4096); /* the rest was read and dropped */
+    sk_buf_free(&m);
+    fake_finish(&f);
+}
+
 static void test_data_bare_lf_rejected(void **state)
 {
     (void)state;
@@ -984,6 +1089,26 @@ static void begin_tx(fake *f)
     start_greeted(f);
     fake_send(f, "EHLO c.example\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.com>\r\n");
     drain(f);
+}
+
+static void test_bdat_loop_refused(void **state)
+{
+    (void)state;
+    fake f;
+    fake_defaults(&f);
+    f.cfg.max_received_headers = 2;
+    begin_tx(&f);
+    /* the third Received field arrives in the second chunk, split in its name */
+    const char *c1 = "Received: a\r\nReceived: b\r\nRece";
+    const char *c2 = "ived: c\r\n\r\nbody\r\n";
+    fake_sendf(&f, "BDAT %zu\r\n%sBDAT %zu LAST\r\n%sNOOP\r\n", strlen(c1), c1, strlen(c2), c2);
+    EXPECT(&f, 250, "2.0.0");
+    EXPECT(&f, 554, "5.4.6");
+    REGISTRY_OK(554, "BDAT");
+    EXPECT(&f, 250, "2.0.0");
+    assert_int_equal(f.commits, 0);
+    assert_int_equal(f.aborts, 1);
+    fake_finish(&f);
 }
 
 static void test_bdat_chunks(void **state)
@@ -2072,6 +2197,10 @@ int main(void)
         cmocka_unit_test(test_data_append_fails_midway),
         cmocka_unit_test(test_data_too_big_while_streaming),
         cmocka_unit_test(test_data_streams_in_chunks),
+        cmocka_unit_test(test_data_loop_refused),
+        cmocka_unit_test(test_data_loop_limit_and_body),
+        cmocka_unit_test(test_data_loop_stops_storing),
+        cmocka_unit_test(test_bdat_loop_refused),
         cmocka_unit_test(test_data_bare_lf_rejected),
         cmocka_unit_test(test_data_bare_lf_normalised),
         cmocka_unit_test(test_data_smuggling_not_an_end),

@@ -468,6 +468,20 @@ class Dnsmasq:
         ]
 
     def __enter__(self):
+        # dnsmasq listens on UDP and TCP: a port free for UDP may be taken
+        # for TCP (by another test running meanwhile): then try another.
+        for attempt in range(5):
+            try:
+                return self._start()
+            except RuntimeError as e:
+                if "Address already in use" not in str(e) or attempt == 4:
+                    raise
+                self.logf.close()
+                self.port = free_port(socket.SOCK_DGRAM)
+                self.args = [a if not a.startswith("--port=") else f"--port={self.port}"
+                             for a in self.args]
+
+    def _start(self):
         self.logf = open(self.log, "wb")
         self.proc = subprocess.Popen(self.args, stdout=self.logf, stderr=subprocess.STDOUT)
         # Ready when it answers a query; bounded wait.
