@@ -8,11 +8,13 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -22,6 +24,8 @@ struct sk_queue_dir {
     char *root;
     char msg_path[PATH_MAX], env_path[PATH_MAX];
     int msg_fd, env_fd, tmp_fd;
+    int lock_fd;          /* <root>/lock, flock()ed by sk_queue_dir_lock */
+    pthread_mutex_t lock; /* flock does not order threads sharing lock_fd */
     dev_t msg_dev, env_dev;
     ino_t msg_ino, env_ino;
 };
@@ -72,7 +76,8 @@ sk_queue_dir *sk_queue_dir_open(const char *root, char *err, size_t errlen)
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    q->msg_fd = q->env_fd = q->tmp_fd = -1;
+    q->msg_fd = q->env_fd = q->tmp_fd = q->lock_fd = -1;
+    pthread_mutex_init(&q->lock, NULL);
     char tmp_path[PATH_MAX];
     struct stat sb;
     if (sk_fs_ensure_dir(root) < 0) {
@@ -91,6 +96,14 @@ sk_queue_dir *sk_queue_dir_open(const char *root, char *err, size_t errlen)
         goto fail_errno;
     q->env_dev = sb.st_dev;
     q->env_ino = sb.st_ino;
+    q->lock_fd = openat(q->env_fd, "..", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (q->lock_fd >= 0) {
+        int dfd = q->lock_fd;
+        q->lock_fd = openat(dfd, "lock", O_RDONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+        close(dfd);
+    }
+    if (q->lock_fd < 0)
+        goto fail_errno;
     return q;
 fail_errno:
     snprintf(err, errlen, "queue directory %s: %s", root, strerror(errno));
@@ -109,6 +122,9 @@ void sk_queue_dir_close(sk_queue_dir *q)
         close(q->env_fd);
     if (q->tmp_fd >= 0)
         close(q->tmp_fd);
+    if (q->lock_fd >= 0)
+        close(q->lock_fd);
+    pthread_mutex_destroy(&q->lock);
     free(q->root);
     free(q);
 }
@@ -337,4 +353,17 @@ int sk_queue_dir_clean(sk_queue_dir *q, time_t max_age)
     int n = clean_dir(q->tmp_fd, -1, max_age);
     int m = clean_dir(q->msg_fd, q->env_fd, max_age);
     return n > INT_MAX - m ? INT_MAX : n + m;
+}
+
+void sk_queue_dir_lock(sk_queue_dir *q)
+{
+    pthread_mutex_lock(&q->lock);
+    while (flock(q->lock_fd, LOCK_EX) < 0 && errno == EINTR)
+        ;
+}
+
+void sk_queue_dir_unlock(sk_queue_dir *q)
+{
+    (void)flock(q->lock_fd, LOCK_UN);
+    pthread_mutex_unlock(&q->lock);
 }

@@ -77,6 +77,15 @@ typedef int (*sk_queue_scan_cb)(void *arg, const char *id, const sk_envelope *en
  * with errno when env/ cannot be read. */
 int sk_queue_dir_scan(sk_queue_dir *q, sk_queue_scan_cb cb, void *arg);
 
+/* Serialise read-modify-write of records between the delivery agent and
+ * `smtpkit queue` (other processes) and between threads of one process:
+ * flock() on <root>/lock plus a mutex. Hold it only around load, change,
+ * update or remove of records, never across network I/O. Every process
+ * touching the queue runs as the server's user, so the lock file (created
+ * by open, 0600) stays usable by all of them. */
+void sk_queue_dir_lock(sk_queue_dir *q);
+void sk_queue_dir_unlock(sk_queue_dir *q);
+
 /* Remove what a crash left: files in tmp/ and message files without an
  * envelope, when not modified for max_age seconds (a message being
  * committed right now has no envelope yet). Returns the number removed. */
