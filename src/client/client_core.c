@@ -100,6 +100,7 @@ struct sk_client_core {
     unsigned wants;
     unsigned long seq;
     int tls, starttls_done, quitting;
+    int failed; /* FAILED was emitted */
     auth_step auth;
     sk_caps caps;
     int pipelining, chunking;
@@ -268,6 +269,10 @@ static void fail_event(sk_client_core *c, sk_cc_phase phase, const sk_reply *r, 
                        const char *text)
 {
     abort_message(c, phase, r, text);
+    if (c->failed)
+        return; /* one FAILED per connection: what goes wrong during the QUIT
+                   that follows a failure only closes it */
+    c->failed = 1;
     qevent *q = push_event(c, SK_CC_EV_FAILED, phase, r, text);
     if (q) {
         q->ev.kind = kind;

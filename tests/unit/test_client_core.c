@@ -276,6 +276,13 @@ static void test_greeting_554_quits_421_closes(void **state)
         .want_events = "FAILED CONNECT 554 refused: greeting refused: 554 5.7.1 go away\n",
     };
     run(&s);
+    /* garbage in answer to the QUIT that follows: closed, no second FAILED */
+    script s1 = {
+        .turns = {"554 5.7.1 go away\r\n", "221 bye\x01\r\n"},
+        .want_out = "QUIT\r\n",
+        .want_events = "FAILED CONNECT 554 refused: greeting refused: 554 5.7.1 go away\n",
+    };
+    run(&s1);
     script s2 = {
         .turns = {"421 4.3.2 shutting down\r\n"},
         .want_out = "",
