@@ -26,6 +26,7 @@
 #include "smtpkit/client_core.h"
 
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,12 +81,12 @@ typedef struct txn {
     int decided;  /* the outcome is known (status, reply, phase below) */
     sk_cc_msg_status status;
     sk_cc_phase phase;
-    sk_reply reply;
     int has_reply;
     /* the body */
     int body_started, body_last; /* the last chunk went out */
     int at_line_start, held_cr;
     size_t bdat_out; /* BDAT replies outstanding */
+    sk_reply reply;  /* the deciding reply; last: its line table is large */
 } txn;
 
 struct sk_client_core {
@@ -102,10 +103,10 @@ struct sk_client_core {
     int tls, starttls_done, quitting;
     int failed; /* FAILED was emitted */
     auth_step auth;
-    sk_caps caps;
     int pipelining, chunking;
     unsigned nmsgs;
     txn t;
+    sk_caps caps; /* last: its line table is not zeroed (see sk_client_core_new) */
 };
 
 /* ---- names and verdicts ------------------------------------------------ */
@@ -150,9 +151,13 @@ static int is2xx(int code)
 
 /* ---- events -------------------------------------------------------------- */
 
+/* Copy the used part of a reply (the line table is large and mostly empty). */
 static void reply_copy(sk_reply *dst, const sk_reply *src)
 {
-    *dst = *src;
+    dst->code = src->code;
+    dst->has_enhanced = src->has_enhanced;
+    dst->enhanced = src->enhanced;
+    dst->nlines = src->nlines;
     for (size_t i = 0; i < src->nlines; i++) {
         dst->lines[i] = strdup(src->lines[i]);
         if (!dst->lines[i]) {
@@ -162,12 +167,31 @@ static void reply_copy(sk_reply *dst, const sk_reply *src)
     }
 }
 
+/* Move src's reply into dst (no line is copied). */
+static void reply_move(sk_reply *dst, sk_reply *src)
+{
+    dst->code = src->code;
+    dst->has_enhanced = src->has_enhanced;
+    dst->enhanced = src->enhanced;
+    dst->nlines = src->nlines;
+    memcpy(dst->lines, src->lines, src->nlines * sizeof *src->lines);
+    src->nlines = 0;
+}
+
+static void reply_release(sk_reply *r)
+{
+    for (size_t i = 0; i < r->nlines; i++)
+        free(r->lines[i]);
+    r->nlines = 0;
+}
+
 static void qevent_free(qevent *q)
 {
     if (q->has_reply)
-        sk_reply_free(&q->reply);
+        reply_release(&q->reply);
+    q->has_reply = 0;
     free(q->text);
-    memset(q, 0, sizeof *q);
+    q->text = NULL;
 }
 
 static qevent *push_event(sk_client_core *c, sk_cc_event_type type, sk_cc_phase phase,
@@ -184,7 +208,9 @@ static qevent *push_event(sk_client_core *c, sk_cc_event_type type, sk_cc_phase 
         c->eq_cap = nc;
     }
     qevent *q = &c->eq[c->eq_n++];
-    memset(q, 0, sizeof *q);
+    memset(&q->ev, 0, sizeof q->ev);
+    q->has_reply = 0;
+    q->text = NULL;
     q->ev.type = type;
     q->ev.phase = phase;
     if (r) {
@@ -204,7 +230,12 @@ int sk_client_core_next_event(sk_client_core *c, sk_cc_event *ev)
         memset(ev, 0, sizeof *ev);
         return 0;
     }
-    c->cur = c->eq[c->eq_head++];
+    qevent *q = &c->eq[c->eq_head++];
+    c->cur.ev = q->ev;
+    c->cur.text = q->text;
+    c->cur.has_reply = q->has_reply;
+    if (q->has_reply)
+        reply_move(&c->cur.reply, &q->reply);
     *ev = c->cur.ev;
     ev->reply = c->cur.has_reply ? &c->cur.reply : NULL;
     ev->text = c->cur.text;
@@ -249,6 +280,16 @@ static void close_now(sk_client_core *c)
     sk_buf_clear(&c->in);
 }
 
+/* Forget the transaction (the reply's line table is not zeroed: only
+ * reply.nlines entries are ever read). */
+static void txn_reset(sk_client_core *c)
+{
+    if (c->t.has_reply)
+        reply_release(&c->t.reply);
+    memset(&c->t, 0, offsetof(txn, reply));
+    c->t.reply.nlines = 0;
+}
+
 /* The open message, if any, ends without a verdict from the server. */
 static void abort_message(sk_client_core *c, sk_cc_phase phase, const sk_reply *r, const char *why)
 {
@@ -260,9 +301,7 @@ static void abort_message(sk_client_core *c, sk_cc_phase phase, const sk_reply *
         q->ev.verdict = SK_CC_TEMP;
         q->ev.accepted = c->t.accepted;
     }
-    if (c->t.has_reply)
-        sk_reply_free(&c->t.reply);
-    memset(&c->t, 0, sizeof c->t);
+    txn_reset(c);
 }
 
 static void fail_event(sk_client_core *c, sk_cc_phase phase, const sk_reply *r, sk_client_err kind,
@@ -715,7 +754,7 @@ int sk_client_core_submit(sk_client_core *c, const sk_cc_message *m)
         return 0;
     }
 
-    memset(&c->t, 0, sizeof c->t);
+    txn_reset(c);
     c->t.m = m;
     c->t.active = 1;
     c->t.at_line_start = 1;
@@ -762,7 +801,11 @@ static void finish(sk_client_core *c)
             set_decided(c, SK_CC_MSG_NO_RECIPIENTS, SK_CC_PHASE_RCPT, NULL);
     }
     const sk_reply *r = t->has_reply ? &t->reply : NULL;
-    qevent *q = push_event(c, SK_CC_EV_MESSAGE_DONE, t->phase, r, NULL);
+    qevent *q = push_event(c, SK_CC_EV_MESSAGE_DONE, t->phase, NULL, NULL);
+    if (q && r) {
+        reply_move(&q->reply, &t->reply);
+        q->has_reply = 1;
+    }
     if (q) {
         q->ev.status = t->status;
         q->ev.accepted = t->accepted;
@@ -776,9 +819,7 @@ static void finish(sk_client_core *c)
             q->ev.verdict = t->any_temp ? SK_CC_TEMP : SK_CC_PERM;
     }
     int sent = t->status == SK_CC_MSG_SENT;
-    if (t->has_reply)
-        sk_reply_free(&t->reply);
-    memset(t, 0, sizeof *t);
+    txn_reset(c);
     c->wants &= ~SK_CC_WANT_BODY;
     /* After a 2xx to the data the server has reset the transaction (RFC 5321
      * 4.1.1.4); after a failure RSET leaves it clean (4.1.1.5), and
@@ -945,11 +986,14 @@ static int put_text(sk_client_core *c, sk_buf *b, const char *p, size_t n, int s
         if (t->at_line_start && stuff && ch == '.' && sk_buf_append(b, ".", 1) < 0)
             return -1;
         t->at_line_start = 0;
-        size_t s = i;
-        while (i < n && p[i] != '\r' && p[i] != '\n')
-            i++;
-        if (sk_buf_append(b, p + s, i - s) < 0)
+        /* the rest of the line: up to the next CR or LF (memchr is fast) */
+        const char *lf = memchr(p + i, '\n', n - i);
+        size_t lim = lf ? (size_t)(lf - p) : n;
+        const char *cr = memchr(p + i, '\r', lim - i);
+        size_t e = cr ? (size_t)(cr - p) : lim;
+        if (sk_buf_append(b, p + i, e - i) < 0)
             return -1;
+        i = e;
     }
     return 0;
 }
@@ -1119,7 +1163,7 @@ static void process(sk_client_core *c)
         }
         sk_buf_consume(&c->in, (size_t)used);
         handle_reply(c, &r);
-        sk_reply_free(&r);
+        reply_release(&r);
     }
 }
 
@@ -1252,9 +1296,12 @@ void sk_client_core_quit(sk_client_core *c)
 
 sk_client_core *sk_client_core_new(const sk_client_core_config *cfg)
 {
-    sk_client_core *c = calloc(1, sizeof *c);
+    /* The capability table is large and only read up to caps.ncaps: zero
+     * everything before it, not the table itself. */
+    sk_client_core *c = malloc(sizeof *c);
     if (!c)
         return NULL;
+    memset(c, 0, offsetof(sk_client_core, caps) + offsetof(sk_caps, caps));
     c->cfg = *cfg;
     c->helo = strdup(cfg->helo && *cfg->helo ? cfg->helo : "localhost");
     int bad = !c->helo;
@@ -1307,8 +1354,7 @@ void sk_client_core_free(sk_client_core *c)
         qevent_free(&c->eq[c->eq_head++]);
     free(c->eq);
     qevent_free(&c->cur);
-    if (c->t.has_reply)
-        sk_reply_free(&c->t.reply);
+    txn_reset(c);
     free(c);
 }
 
