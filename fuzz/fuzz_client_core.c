@@ -26,9 +26,9 @@ static const sk_cc_rcpt rcpts[] = {
 };
 
 static const sk_cc_message msgs[] = {
-    {"s@example.org", rcpts, 3, 120, 0, 0, SK_CC_RET_HDRS, "env1"},
-    {"", rcpts + 1, 1, 0, 1, 0, SK_CC_RET_NONE, NULL},
-    {"s@example.org", rcpts, 2, 40, 0, 1, SK_CC_RET_FULL, NULL},
+    {"s@example.org", rcpts, 3, 120, 0, 0, SK_CC_RET_HDRS, "env1", NULL, 0},
+    {"", rcpts + 1, 1, 0, 1, 0, SK_CC_RET_NONE, NULL, NULL, 0},
+    {"s@example.org", rcpts, 2, 40, 0, 1, SK_CC_RET_FULL, NULL, NULL, 0},
 };
 
 static const char body[] = "Subject: x\r\n\r\n.dot\r\nbare\nlf\rcr\r\n..\r\nend";

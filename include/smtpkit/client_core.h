@@ -115,7 +115,11 @@ typedef struct sk_client_core_config {
     int rset_between;         /* RSET after every message, not only failed ones */
     int report_replies;       /* emit SK_CC_EV_REPLY */
     int report_commands;      /* emit SK_CC_EV_SENT */
-    sk_cc_timeouts timeouts;  /* ms */
+    /* Set when the greeting, EHLO (and any STARTTLS and AUTH) were done by
+     * someone else on this connection (the blocking client): the core
+     * starts idle with these capabilities and emits READY at once. */
+    const sk_caps *after_ehlo;
+    sk_cc_timeouts timeouts; /* ms */
 } sk_client_core_config;
 
 /* DSN NOTIFY= (RFC 3461 4.1); 0 sends none. NEVER excludes the others. */
@@ -144,12 +148,14 @@ typedef struct sk_cc_rcpt {
 typedef struct sk_cc_message {
     const char *mail_from; /* reverse-path without <>; "" for the null path */
     const sk_cc_rcpt *rcpts;
-    size_t nrcpts;           /* >= 1 */
-    unsigned long long size; /* message octets for SIZE=; 0: not declared */
-    int body_8bit;           /* needs BODY=8BITMIME */
-    int smtputf8;            /* needs SMTPUTF8 */
-    sk_cc_ret ret;           /* DSN RET= (only when DSN is offered) */
-    const char *envid;       /* DSN ENVID= (xtext-encoded here), or NULL */
+    size_t nrcpts;            /* >= 1 */
+    unsigned long long size;  /* message octets for SIZE=; 0: not declared */
+    int body_8bit;            /* needs BODY=8BITMIME */
+    int smtputf8;             /* needs SMTPUTF8 */
+    sk_cc_ret ret;            /* DSN RET= (only when DSN is offered) */
+    const char *envid;        /* DSN ENVID= (xtext-encoded here), or NULL */
+    const char *extra_params; /* more MAIL parameters, sent as they are, or NULL */
+    int envelope_only;        /* MAIL and RCPT only, then RSET (address checks) */
 } sk_cc_message;
 
 typedef enum sk_cc_event_type {
@@ -179,6 +185,7 @@ typedef enum sk_cc_msg_status {
     SK_CC_MSG_LOCAL,         /* not sent: the server cannot take it (see `local`) */
     SK_CC_MSG_ABORTED,       /* the connection failed first (421, timeout, closed,
                                 garbage); reply is the 421 when there was one */
+    SK_CC_MSG_ENVELOPE,      /* envelope_only: MAIL and RCPT answered, no data sent */
 } sk_cc_msg_status;
 
 typedef enum sk_cc_local {

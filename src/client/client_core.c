@@ -657,6 +657,8 @@ static int build_mail(sk_client_core *c, const sk_cc_message *m, sk_buf *b)
         bad = sk_buf_append_str(b, m->ret == SK_CC_RET_FULL ? " RET=FULL" : " RET=HDRS") < 0;
     if (!bad && c->caps.dsn && m->envid && *m->envid)
         bad = sk_buf_append_str(b, " ENVID=") < 0 || append_xtext(b, m->envid) < 0;
+    if (!bad && m->extra_params && *m->extra_params)
+        bad = sk_buf_printf(b, " %s", m->extra_params) < 0;
     return bad ? -1 : 0;
 }
 
@@ -729,7 +731,7 @@ int sk_client_core_submit(sk_client_core *c, const sk_cc_message *m)
     c->wants &= ~SK_CC_WANT_MESSAGE;
     char text[200];
 
-    int bad = has_control(m->mail_from) || has_control(m->envid);
+    int bad = has_control(m->mail_from) || has_control(m->envid) || has_control(m->extra_params);
     for (size_t i = 0; i < m->nrcpts && !bad; i++)
         bad = has_control(m->rcpts[i].addr) || has_control(m->rcpts[i].orcpt);
     if (bad) {
@@ -772,7 +774,7 @@ int sk_client_core_submit(sk_client_core *c, const sk_cc_message *m)
             if (send_rcpt(c, i) < 0)
                 return 0;
         c->t.rcpt_next = m->nrcpts;
-        if (!c->chunking)
+        if (!c->chunking && !m->envelope_only)
             sendf(c, SK_CC_PHASE_DATA, 0, 0, "DATA");
     }
     return 0;
@@ -815,6 +817,8 @@ static void finish(sk_client_core *c)
             q->ev.verdict = sk_cc_verdict_of(t->phase, r->code);
         else
             q->ev.verdict = SK_CC_PERM;
+        if (t->status == SK_CC_MSG_ENVELOPE)
+            q->ev.verdict = t->accepted ? SK_CC_OK : t->any_temp ? SK_CC_TEMP : SK_CC_PERM;
         if (t->status == SK_CC_MSG_NO_RECIPIENTS) /* temporary if any refusal was */
             q->ev.verdict = t->any_temp ? SK_CC_TEMP : SK_CC_PERM;
     }
@@ -841,6 +845,12 @@ static void want_body(sk_client_core *c)
 /* MAIL and RCPT are answered: go on to the data, or end the message. */
 static void after_envelope(sk_client_core *c)
 {
+    if (c->t.m->envelope_only) {
+        if (c->t.mail_ok)
+            set_decided(c, SK_CC_MSG_ENVELOPE, SK_CC_PHASE_RCPT, NULL);
+        finish(c);
+        return;
+    }
     if (!c->t.mail_ok || c->t.accepted == 0) {
         if (c->pipelining && !c->chunking)
             return; /* the pipelined DATA's reply comes next; it ends the message */
@@ -1324,6 +1334,21 @@ sk_client_core *sk_client_core_new(const sk_client_core_config *cfg)
     c->tls = cfg->implicit_tls;
     if (c->tls)
         c->starttls_done = 1;
+    if (cfg->after_ehlo) {
+        /* the dialogue so far was someone else's: start ready */
+        c->caps = *cfg->after_ehlo;
+        c->starttls_done = 1;
+        c->auth = AUTH_DONE;
+        c->pipelining = c->caps.pipelining && !cfg->no_pipelining;
+        c->chunking = c->caps.chunking && !cfg->no_chunking;
+        c->cfg.after_ehlo = NULL;
+        go_idle(c);
+        if (c->eq_n == 0) { /* no memory for the READY event */
+            sk_client_core_free(c);
+            return NULL;
+        }
+        return c;
+    }
     if (push_pend(c, SK_CC_PHASE_GREETING, 0, 0) < 0) {
         sk_client_core_free(c);
         return NULL;

@@ -41,7 +41,8 @@ typedef struct drv {
     int tls_started; /* the rest of this turn was read before the handshake */
 } drv;
 
-static const char *const st_names[] = {"SENT", "REFUSED", "NO_RECIPIENTS", "LOCAL", "ABORTED"};
+static const char *const st_names[] = {"SENT",  "REFUSED", "NO_RECIPIENTS",
+                                       "LOCAL", "ABORTED", "ENVELOPE"};
 static const char *const v_names[] = {"OK", "TEMP", "PERM"};
 
 static const char *kind_name(sk_client_err k)
@@ -207,8 +208,8 @@ static const sk_cc_rcpt one_rcpt[] = {{"bob@example.test", 0, NULL}};
 static void test_one_message_one_at_a_time(void **state)
 {
     (void)state;
-    static const sk_cc_message m = {"alice@example.org", one_rcpt, 1, 42, 0, 0,
-                                    SK_CC_RET_NONE,      NULL};
+    static const sk_cc_message m = {"alice@example.org", one_rcpt, 1,    42, 0, 0,
+                                    SK_CC_RET_NONE,      NULL,     NULL, 0};
     script s = {
         .msgs = &m,
         .nmsgs = 1,
@@ -233,8 +234,8 @@ static void test_ehlo_refused_falls_back_to_helo(void **state)
     /* an 8-bit message to a HELO-only server cannot go: 5.6.3 locally; the
      * next one goes without SIZE= (no extensions after HELO) */
     static const sk_cc_message m[] = {
-        {"a@example.org", one_rcpt, 1, 10, 1, 0, SK_CC_RET_NONE, NULL},
-        {"a@example.org", one_rcpt, 1, 10, 0, 0, SK_CC_RET_NONE, NULL},
+        {"a@example.org", one_rcpt, 1, 10, 1, 0, SK_CC_RET_NONE, NULL, NULL, 0},
+        {"a@example.org", one_rcpt, 1, 10, 0, 0, SK_CC_RET_NONE, NULL, NULL, 0},
     };
     script s = {
         .cfg = {.helo = "client.example.org"},
@@ -307,7 +308,8 @@ static const sk_cc_rcpt five_rcpts[] = {
 static void test_pipelined_batch_per_recipient_replies(void **state)
 {
     (void)state;
-    static const sk_cc_message m = {"s@example.org", five_rcpts, 5, 0, 0, 0, SK_CC_RET_NONE, NULL};
+    static const sk_cc_message m = {"s@example.org", five_rcpts, 5,    0, 0, 0,
+                                    SK_CC_RET_NONE,  NULL,       NULL, 0};
     script s = {
         .msgs = &m,
         .nmsgs = 1,
@@ -333,7 +335,8 @@ static void test_one_at_a_time_without_pipelining(void **state)
 {
     (void)state;
     /* PIPELINING offered, but the config says no: each command waits */
-    static const sk_cc_message m = {"s@example.org", five_rcpts, 2, 0, 0, 0, SK_CC_RET_NONE, NULL};
+    static const sk_cc_message m = {"s@example.org", five_rcpts, 2,    0, 0, 0,
+                                    SK_CC_RET_NONE,  NULL,       NULL, 0};
     script s = {
         .cfg = {.no_pipelining = 1},
         .msgs = &m,
@@ -354,8 +357,8 @@ static void test_all_recipients_refused_then_rset_next_message(void **state)
 {
     (void)state;
     static const sk_cc_message m[] = {
-        {"s@example.org", five_rcpts, 2, 0, 0, 0, SK_CC_RET_NONE, NULL},
-        {"s@example.org", five_rcpts + 2, 1, 0, 0, 0, SK_CC_RET_NONE, NULL},
+        {"s@example.org", five_rcpts, 2, 0, 0, 0, SK_CC_RET_NONE, NULL, NULL, 0},
+        {"s@example.org", five_rcpts + 2, 1, 0, 0, 0, SK_CC_RET_NONE, NULL, NULL, 0},
     };
     /* one at a time: no DATA after the refusals, RSET, then the next message;
      * max_messages 2: QUIT comes by itself */
@@ -394,7 +397,8 @@ static void test_all_recipients_refused_then_rset_next_message(void **state)
 static void test_rset_between_messages(void **state)
 {
     (void)state;
-    static const sk_cc_message m = {"s@example.org", five_rcpts, 1, 0, 0, 0, SK_CC_RET_NONE, NULL};
+    static const sk_cc_message m = {"s@example.org", five_rcpts, 1,    0, 0, 0,
+                                    SK_CC_RET_NONE,  NULL,       NULL, 0};
     const sk_cc_message two[] = {m, m};
     /* two messages, each delivered: RSET between when asked; the cap of two
      * per connection sends QUIT after the second RSET */
@@ -420,7 +424,8 @@ static void test_rset_between_messages(void **state)
 static void test_mail_refused_pipelined_and_not(void **state)
 {
     (void)state;
-    static const sk_cc_message m = {"s@example.org", five_rcpts, 1, 0, 0, 0, SK_CC_RET_NONE, NULL};
+    static const sk_cc_message m = {"s@example.org", five_rcpts, 1,    0, 0, 0,
+                                    SK_CC_RET_NONE,  NULL,       NULL, 0};
     script s = {
         .msgs = &m,
         .nmsgs = 1,
@@ -444,7 +449,8 @@ static void test_mail_refused_pipelined_and_not(void **state)
 static void test_data_and_end_of_data_refused(void **state)
 {
     (void)state;
-    static const sk_cc_message m = {"s@example.org", five_rcpts, 1, 0, 0, 0, SK_CC_RET_NONE, NULL};
+    static const sk_cc_message m = {"s@example.org", five_rcpts, 1,    0, 0, 0,
+                                    SK_CC_RET_NONE,  NULL,       NULL, 0};
     script s = {
         .msgs = &m,
         .nmsgs = 1,
@@ -472,7 +478,8 @@ static void test_data_and_end_of_data_refused(void **state)
 static void test_421_mid_transaction_closes(void **state)
 {
     (void)state;
-    static const sk_cc_message m = {"s@example.org", five_rcpts, 3, 0, 0, 0, SK_CC_RET_NONE, NULL};
+    static const sk_cc_message m = {"s@example.org", five_rcpts, 3,    0, 0, 0,
+                                    SK_CC_RET_NONE,  NULL,       NULL, 0};
     /* after one recipient: the message is aborted (temporary), no QUIT */
     script s = {
         .msgs = &m,
@@ -530,7 +537,8 @@ static void test_421_mid_transaction_closes(void **state)
 static void test_multiline_replies(void **state)
 {
     (void)state;
-    static const sk_cc_message m = {"s@example.org", five_rcpts, 1, 0, 0, 0, SK_CC_RET_NONE, NULL};
+    static const sk_cc_message m = {"s@example.org", five_rcpts, 1,    0, 0, 0,
+                                    SK_CC_RET_NONE,  NULL,       NULL, 0};
     script s = {
         .cfg = {.report_replies = 1},
         .msgs = &m,
@@ -665,7 +673,8 @@ static void test_long_but_bounded_lines_are_read(void **state)
 static void test_connection_lost_and_partial_reply(void **state)
 {
     (void)state;
-    static const sk_cc_message m = {"s@example.org", five_rcpts, 1, 0, 0, 0, SK_CC_RET_NONE, NULL};
+    static const sk_cc_message m = {"s@example.org", five_rcpts, 1,    0, 0, 0,
+                                    SK_CC_RET_NONE,  NULL,       NULL, 0};
     script s = {
         .msgs = &m,
         .nmsgs = 1,
@@ -694,7 +703,8 @@ static void test_connection_lost_and_partial_reply(void **state)
 static void test_starttls_flow(void **state)
 {
     (void)state;
-    static const sk_cc_message m = {"s@example.org", five_rcpts, 1, 0, 0, 0, SK_CC_RET_NONE, NULL};
+    static const sk_cc_message m = {"s@example.org", five_rcpts, 1,    0, 0, 0,
+                                    SK_CC_RET_NONE,  NULL,       NULL, 0};
     /* the plaintext after the 220 (an injected reply) is never read */
     script s = {
         .cfg = {.tls = SK_CC_TLS_OPPORTUNISTIC},
@@ -869,7 +879,8 @@ static void test_auth_plain_and_login(void **state)
 static void test_bdat_pipelined_and_not(void **state)
 {
     (void)state;
-    static const sk_cc_message m = {"s@example.org", five_rcpts, 2, 0, 0, 0, SK_CC_RET_NONE, NULL};
+    static const sk_cc_message m = {"s@example.org", five_rcpts, 2,    0, 0, 0,
+                                    SK_CC_RET_NONE,  NULL,       NULL, 0};
     /* pipelined: MAIL and RCPTs in one batch (no DATA), then the chunks
      * without waiting; bare LF becomes CRLF, a leading dot is not stuffed */
     script s = {
@@ -934,7 +945,8 @@ static void test_bdat_pipelined_and_not(void **state)
 static void test_dot_stuffing_across_chunks(void **state)
 {
     (void)state;
-    static const sk_cc_message m = {"s@example.org", five_rcpts, 1, 0, 0, 0, SK_CC_RET_NONE, NULL};
+    static const sk_cc_message m = {"s@example.org", five_rcpts, 1,    0, 0, 0,
+                                    SK_CC_RET_NONE,  NULL,       NULL, 0};
     /* chunks of one byte: a dot after a line end, a CR split from its LF,
      * and the smuggling sequence "\n.\r\n" all come out as stuffed CRLF text */
     script s = {
@@ -959,7 +971,8 @@ static void test_esmtp_and_dsn_parameters(void **state)
         {"c@example.test", SK_CC_NOTIFY_NEVER, NULL},
         {"d@example.test", SK_CC_NOTIFY_DELAY, "bogus-no-semicolon"},
     };
-    static const sk_cc_message m = {"a@example.org", r, 3, 500, 1, 1, SK_CC_RET_HDRS, "id+1 x"};
+    static const sk_cc_message m = {"a@example.org", r,        3,    500, 1, 1,
+                                    SK_CC_RET_HDRS,  "id+1 x", NULL, 0};
     script s = {
         .msgs = &m,
         .nmsgs = 1,
@@ -981,7 +994,7 @@ static void test_esmtp_and_dsn_parameters(void **state)
     };
     run(&s);
     /* without DSN offered, no DSN parameter goes out */
-    static const sk_cc_message m2 = {"a@example.org", r, 1, 0, 0, 0, SK_CC_RET_FULL, "id"};
+    static const sk_cc_message m2 = {"a@example.org", r, 1, 0, 0, 0, SK_CC_RET_FULL, "id", NULL, 0};
     script s2 = {
         .msgs = &m2,
         .nmsgs = 1,
@@ -997,9 +1010,9 @@ static void test_local_refusals(void **state)
     (void)state;
     static const sk_cc_rcpt bad_rcpt[] = {{"b@example.test\r\nRSET", 0, NULL}};
     static const sk_cc_message m[] = {
-        {"a@example.org", one_rcpt, 1, 1001, 0, 0, SK_CC_RET_NONE, NULL},
-        {"a@example.org", one_rcpt, 1, 10, 0, 1, SK_CC_RET_NONE, NULL},
-        {"a@example.org", bad_rcpt, 1, 10, 0, 0, SK_CC_RET_NONE, NULL},
+        {"a@example.org", one_rcpt, 1, 1001, 0, 0, SK_CC_RET_NONE, NULL, NULL, 0},
+        {"a@example.org", one_rcpt, 1, 10, 0, 1, SK_CC_RET_NONE, NULL, NULL, 0},
+        {"a@example.org", bad_rcpt, 1, 10, 0, 0, SK_CC_RET_NONE, NULL, NULL, 0},
     };
     script s = {
         .msgs = m,
@@ -1014,6 +1027,41 @@ static void test_local_refusals(void **state)
                        "control character\nREADY\n",
     };
     run(&s);
+}
+
+static void test_after_ehlo_envelope_only_extra_params(void **state)
+{
+    (void)state;
+    /* a connection whose EHLO someone else did: READY at once, the given
+     * capabilities apply (PIPELINING: one batch, without DATA since only
+     * the envelope is asked for), then RSET */
+    sk_caps caps;
+    sk_caps_clear(&caps);
+    caps.esmtp = caps.pipelining = 1;
+    static const sk_cc_message m = {
+        "s@example.org", five_rcpts, 2, 0, 0, 0, SK_CC_RET_NONE, NULL, "BODY=8BITMIME X-FOO=1", 1};
+    script s = {
+        .cfg = {.after_ehlo = &caps},
+        .msgs = &m,
+        .nmsgs = 1,
+        .turns = {"250 ok\r\n550 no\r\n250 ok\r\n", "250 reset\r\n", "221 bye\r\n"},
+        .want_out = "MAIL FROM:<s@example.org> BODY=8BITMIME X-FOO=1\r\n"
+                    "RCPT TO:<r0@example.test>\r\nRCPT TO:<r1@example.test>\r\nRSET\r\nQUIT\r\n",
+        .want_events = "READY\nRCPT 0 550 PERM\nRCPT 1 250 OK\nDONE ENVELOPE RCPT 0 OK acc=1\n"
+                       "READY\n",
+    };
+    run(&s);
+    /* one at a time, MAIL refused: no RCPT at all */
+    caps.pipelining = 0;
+    script s2 = {
+        .cfg = {.after_ehlo = &caps},
+        .msgs = &m,
+        .nmsgs = 1,
+        .turns = {"553 5.7.1 not you\r\n", "250 reset\r\n", "221 bye\r\n"},
+        .want_out = "MAIL FROM:<s@example.org> BODY=8BITMIME X-FOO=1\r\nRSET\r\nQUIT\r\n",
+        .want_events = "READY\nDONE REFUSED MAIL 553 PERM acc=0\nREADY\n",
+    };
+    run(&s2);
 }
 
 static void test_timeouts_per_phase(void **state)
@@ -1037,7 +1085,8 @@ static void test_timeouts_per_phase(void **state)
     sk_client_core_wait(c, &w);
     assert_int_equal(w.phase, SK_CC_PHASE_IDLE);
     assert_int_equal(w.ms, -1);
-    static const sk_cc_message m = {"s@example.org", five_rcpts, 1, 0, 0, 0, SK_CC_RET_NONE, NULL};
+    static const sk_cc_message m = {"s@example.org", five_rcpts, 1,    0, 0, 0,
+                                    SK_CC_RET_NONE,  NULL,       NULL, 0};
     sk_cc_event ev;
     while (sk_client_core_next_event(c, &ev))
         ;
@@ -1128,6 +1177,7 @@ int main(void)
         cmocka_unit_test(test_dot_stuffing_across_chunks),
         cmocka_unit_test(test_esmtp_and_dsn_parameters),
         cmocka_unit_test(test_local_refusals),
+        cmocka_unit_test(test_after_ehlo_envelope_only_extra_params),
         cmocka_unit_test(test_timeouts_per_phase),
         cmocka_unit_test(test_verdicts),
     };
