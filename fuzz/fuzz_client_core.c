@@ -5,8 +5,9 @@
  *
  * Input: byte 0 picks the configuration (pipelining, chunking, TLS policy,
  * AUTH, a failing handshake), byte 1 the size of the pieces the rest is fed
- * in (1..64 octets). The driver submits up to three messages, supplies each
- * body in pieces, completes every handshake, and reports the connection
+ * in (1..64 octets) and whether the messages are envelope-only and the core
+ * starts after someone else's EHLO (with PIPELINING and CHUNKING). The driver submits up to three
+ * messages, supplies each body in pieces, completes every handshake, and reports the connection
  * lost at the end. Checked: every submitted message gets exactly one
  * MESSAGE_DONE; at most one FAILED; nothing happens after the core wants to
  * close; every reply handed out is well formed; the output holds only
@@ -35,6 +36,7 @@ static const char body[] = "Subject: x\r\n\r\n.dot\r\nbare\nlf\rcr\r\n..\r\nend"
 
 typedef struct st {
     sk_client_core *c;
+    const sk_cc_message *msgs;
     int tls_fails;
     size_t submitted, done, failed, body_pos;
     int closed;
@@ -79,7 +81,7 @@ static void pump(st *s)
                 break; /* a later event already moved on */
             if (s->submitted < sizeof msgs / sizeof *msgs) {
                 s->body_pos = 0;
-                if (sk_client_core_submit(s->c, &msgs[s->submitted]) != 0)
+                if (sk_client_core_submit(s->c, &s->msgs[s->submitted]) != 0)
                     abort();
                 s->submitted++;
             } else {
@@ -111,6 +113,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     unsigned cfgbits = data[0];
     size_t piece = (size_t)(data[1] % 64) + 1;
+    int envelope_only = (data[1] >> 6) & 1, resumed = (data[1] >> 7) & 1;
     data += 2;
     size -= 2;
 
@@ -127,8 +130,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     cfg.report_replies = cfg.report_commands = 1;
     cfg.max_messages = 2;
 
+    sk_caps caps;
+    sk_caps_clear(&caps);
+    caps.esmtp = caps.pipelining = caps.chunking = caps.dsn = 1;
+    if (resumed)
+        cfg.after_ehlo = &caps;
+    sk_cc_message mine[sizeof msgs / sizeof *msgs];
+    memcpy(mine, msgs, sizeof msgs);
+    for (size_t i = 0; i < sizeof mine / sizeof *mine; i++)
+        mine[i].envelope_only = envelope_only;
+
     st s;
     memset(&s, 0, sizeof s);
+    s.msgs = mine;
     s.tls_fails = (cfgbits >> 5) & 1;
     s.c = sk_client_core_new(&cfg);
     if (!s.c)
