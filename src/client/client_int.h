@@ -33,6 +33,12 @@ struct sk_client {
     size_t pend_head, pend_n;
 };
 
+/* Read what is available into rbuf (at most until its max), waiting until
+ * `deadline`. >0 bytes read, 0 end of file, -1 error or timeout (error set). */
+int sk_client_read_some(sk_client *c, double deadline);
+/* Record the lines of bytes p[0..n) in the transcript. */
+void sk_client_record_lines(sk_client *c, sk_dir dir, const char *p, size_t n);
+
 /* Note that a reply to `cmd` is now expected. */
 void sk_client_expect(sk_client *c, const char *cmd);
 
