@@ -77,6 +77,10 @@ typedef struct sk_store_envelope {
  * outbound queue's root (relay_queue), or NULL for a store without one
  * (SK_DEST_QUEUE destinations then fail). NULL with a message in err. */
 sk_store *sk_store_open(const char *spool_dir, const char *queue_dir, char *err, size_t errlen);
+/* The outbound queue of a store opened with one (for the delivery agent
+ * and `smtpkit queue`), or NULL. Valid until sk_store_close. */
+struct sk_queue_dir;
+struct sk_queue_dir *sk_store_queue_dir(sk_store *st);
 /* The same without an outbound queue. */
 sk_store *sk_store_maildir_open(const char *spool_dir, char *err, size_t errlen);
 /* Every message begun must be committed or aborted before this. */

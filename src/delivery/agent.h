@@ -37,4 +37,33 @@ int sk_agent_kick(sk_agent *a, const char *id, char *msg, size_t msglen);
  * and the message leaves the queue. */
 int sk_agent_bounce(sk_agent *a, const char *id, char *msg, size_t msglen);
 
+/* ---- the agent's life in the server (server.c, conn.c) ---------------- */
+
+struct event_base;
+struct sk_config;
+struct sk_policy;
+struct sk_store;
+struct sk_work_queue;
+
+/* An agent on the server's loop for the outbound queue of `store`
+ * (relay_queue): resolver, TLS client context, schedule. `policy` points at
+ * the server's current tables (swapped by a reload): bounces to local
+ * senders go to their Maildirs. `work` runs the record updates and bounce
+ * commits (fsync) off the loop. NULL with err filled on failure. */
+sk_agent *sk_agent_new(struct event_base *base, const struct sk_config *cfg,
+                       struct sk_policy *const *policy, struct sk_store *store,
+                       struct sk_work_queue *work, char *err, size_t errlen);
+/* Scan the queue, rebuild the schedule, start the timer. Messages that were
+ * being delivered when the process stopped are simply due again. Returns
+ * the number of queued messages found. */
+size_t sk_agent_start(sk_agent *a);
+/* The message `id` is queued and durable (its 250 went out): try it now. */
+void sk_agent_queued(sk_agent *a, const char *id);
+/* Shutdown: start nothing more and close every delivery connection (an
+ * attempt cut short changes nothing on disk, so the message is tried again
+ * after the restart; record updates already on a worker finish there). */
+void sk_agent_stop(sk_agent *a);
+/* After the loop and the work queue have stopped. NULL is ignored. */
+void sk_agent_free(sk_agent *a);
+
 #endif

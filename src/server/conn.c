@@ -49,6 +49,8 @@
  */
 #include "server/conn.h"
 
+#include "delivery/agent.h"
+
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -801,12 +803,18 @@ void sk_conn_commit_done(void *arg, const sk_store_outcome *out)
 {
     sk_conn *c = arg;
     c->commit_pending = 0;
+    int queued = out && out->result == SK_STORE_OK && c->queued_id[0];
     conn_commit_result(c, out ? out->result : SK_STORE_IOERR);
     if (c->ended) {
+        if (queued)
+            sk_agent_queued(c->srv->agent, c->queued_id);
         conn_finish(c);
         return;
     }
-    conn_flush(c);
+    conn_flush(c); /* the 250: the message is durable, queued copies too */
+    if (queued)
+        sk_agent_queued(c->srv->agent, c->queued_id);
+    c->queued_id[0] = '\0';
     conn_process(c);
 }
 

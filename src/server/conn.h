@@ -30,6 +30,8 @@ struct sk_conn {
 
     /* the message being received, and the one being committed */
     sk_store_msg *msg;
+    char queued_id[32]; /* the message being committed has queued copies:
+                           the delivery agent hears of it once durable */
 
     int counted;           /* counted in srv->per_ip */
     int commit_pending;    /* the commit queue holds a callback to us */

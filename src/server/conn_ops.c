@@ -92,6 +92,7 @@ static void op_store_commit(void *ctx, sk_transaction *tx)
     }
     sk_store_dest *dests = total ? calloc(total, sizeof *dests) : NULL;
     size_t n = 0;
+    c->queued_id[0] = '\0';
     for (size_t i = 0; dests && i < tx->nrcpts; i++) {
         const sk_delivery *d = tx->rcpts[i].dest;
         if (!d)
@@ -101,6 +102,8 @@ static void op_store_commit(void *ctx, sk_transaction *tx)
                 (sk_store_dest){.kind = SK_DEST_MAILDIR, .target = d->maildirs[k], .rcpt = i};
         for (size_t k = 0; k < d->nremote; k++)
             dests[n++] = (sk_store_dest){.kind = SK_DEST_QUEUE, .target = d->remote[k], .rcpt = i};
+        if (d->nremote)
+            snprintf(c->queued_id, sizeof c->queued_id, "%s", tx->id);
     }
     sk_store_envelope env = {
         .sender = tx->mail_from ? tx->mail_from : "",

@@ -19,5 +19,8 @@ void sk_log(int prio, const char *fmt, ...) __attribute__((format(printf, 2, 3))
  * controls, space, '"', '\\' and DEL become '?', so a value can neither end
  * the field nor the line. Returns dst. */
 const char *sk_log_clean(const char *src, char *dst, size_t n);
+/* The same for a value written between double quotes (key="..."), such as
+ * a reply text: spaces stay, controls, '"', '\\' and DEL become '?'. */
+const char *sk_log_quoted(const char *src, char *dst, size_t n);
 
 #endif

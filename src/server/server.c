@@ -7,6 +7,11 @@
  * directories to the configured user, then drop to that user; only then
  * does the loop accept a connection or read a byte (least privilege).
  *
+ * The delivery agent (delivery/agent.h) starts on the same loop once the
+ * store and the work queue are up, when there is a relay_queue; SIGTERM
+ * stops it first (connections out are closed: nothing was written for an
+ * unfinished attempt, so those messages are tried again after the restart).
+ *
  * SIGTERM / SIGINT: stop accepting; idle sessions get 421 4.3.2 (RFC 5321
  * 3.8: a server shutting down may close with 421); sessions in the middle
  * of a message finish it first, for at most limits.shutdown_grace seconds;
@@ -32,6 +37,7 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
+#include "delivery/agent.h"
 #include "server/conn.h"
 #include "server/log.h"
 #include "server/pathutil.h"
@@ -168,6 +174,7 @@ static void begin_shutdown(sk_server *srv, const char *signame)
     sk_log(LOG_INFO, "event=shutdown signal=%s conns=%u grace_s=%u", signame, srv->nconns,
            srv->cfg->shutdown_grace);
     stop_listening(srv);
+    sk_agent_stop(srv->agent);
     sk_conn *c = srv->conns;
     while (c) {
         sk_conn *next = sk_conn_next(c);
@@ -376,6 +383,11 @@ sk_server *sk_server_new(sk_config *cfg, char *err, size_t errlen)
         snprintf(err, errlen, "cannot register events");
         goto fail;
     }
+    if (cfg->relay_queue) {
+        srv->agent = sk_agent_new(srv->base, cfg, &srv->policy, srv->store, srv->work, err, errlen);
+        if (!srv->agent)
+            goto fail;
+    }
     return srv;
 fail:
     sk_server_free(srv);
@@ -400,11 +412,17 @@ int sk_server_run(sk_server *srv)
            SMTPKIT_VERSION, srv->cfg->server_name, labels, srv->runas.name,
            sk_policy_ndomains(srv->policy), sk_policy_nmailboxes(srv->policy),
            sk_policy_naliases(srv->policy), srv->cfg->mail_root);
+    if (srv->agent)
+        sk_agent_start(srv->agent);
     int rc = event_base_dispatch(srv->base) < 0 ? 1 : 0;
     /* Every connection has ended (each waited for its own commit and
-     * password check). */
+     * password check). The agent's record updates on the workers finish
+     * here, then the agent goes. */
+    sk_agent_stop(srv->agent);
     sk_work_queue_free(srv->work);
     srv->work = NULL;
+    sk_agent_free(srv->agent);
+    srv->agent = NULL;
     sk_commit_queue_stats st;
     sk_commit_queue_stats_get(srv->queue, &st);
     sk_commit_queue_free(srv->queue);
@@ -424,8 +442,11 @@ void sk_server_free(sk_server *srv)
     if (srv->queue)
         sk_commit_queue_free(srv->queue);
     srv->queue = NULL;
+    sk_agent_stop(srv->agent);
     sk_work_queue_free(srv->work);
     srv->work = NULL;
+    sk_agent_free(srv->agent);
+    srv->agent = NULL;
     while (srv->conns)
         sk_conn_abort(srv->conns);
     if (srv->queue_ev)

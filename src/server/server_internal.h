@@ -50,8 +50,9 @@ struct sk_server {
     unsigned long long messages; /* accepted since start */
     int shutting_down;
     int grace_over;
-    sk_tls_server *tls;    /* NULL without tls_certificate; swapped by a reload */
-    sk_auth_service *auth; /* NULL without passwd_file; reloaded by SIGHUP */
+    sk_tls_server *tls;     /* NULL without tls_certificate; swapped by a reload */
+    sk_auth_service *auth;  /* NULL without passwd_file; reloaded by SIGHUP */
+    struct sk_agent *agent; /* the delivery agent: NULL without relay_queue */
 };
 
 /* conn.c */

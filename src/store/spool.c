@@ -155,6 +155,11 @@ sk_store *sk_store_open(const char *tmp_root, const char *queue_dir, char *err, 
     return st;
 }
 
+struct sk_queue_dir *sk_store_queue_dir(sk_store *st)
+{
+    return st ? st->queue : NULL;
+}
+
 sk_store *sk_store_maildir_open(const char *tmp_root, char *err, size_t errlen)
 {
     return sk_store_open(tmp_root, NULL, err, errlen);

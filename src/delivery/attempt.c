@@ -1,0 +1,661 @@
+/*
+ * attempt.c - one delivery attempt (attempt.h): MX resolution, then the
+ * hosts and their addresses in order, each a libevent connection driven
+ * by the sans-I/O client core the way `smtpkit bench` drives it (bytes to
+ * and from the socket, the TLS filter on START_TLS, one timer re-armed per
+ * wait). RFC 5321 5.1 (MX order, every address), 4.2.1 and 4.5.3.1.10
+ * (reply classes), 4.5.3.2 (client timeouts), RFC 3207 (STARTTLS), RFC
+ * 7505 (null MX).
+ */
+#include "delivery/attempt.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
+
+#define RBUF_HIGH (128 * 1024)
+
+struct sk_attempt {
+    sk_attempt_env env;
+    sk_attempt_msg msg;
+    char domain[256];
+    sk_dlv_rcpt_result *res;
+    size_t n;
+    sk_attempt_done_fn done;
+    void *arg;
+
+    sk_mx_lookup *lookup;
+    sk_mx_route *route;
+    size_t host_i, addr_i;
+    int plaintext; /* this address again without STARTTLS (failed handshake) */
+    int started;   /* a connection was tried: the next step moves on */
+    struct event *step;
+
+    /* the current connection */
+    struct bufferevent *bev;
+    sk_client_core *core;
+    struct event *timer;
+    unsigned long wait_seq;
+    int in_handshake;
+    int tls;
+    int tls_failed; /* this session's handshake failed */
+    char relay[320];
+    /* the submitted message: core rcpt i -> res[map[i]] */
+    sk_cc_rcpt *cc;
+    size_t *map;
+    size_t ncc;
+    sk_cc_message ccmsg;
+
+    int reached;    /* some session got as far as a message */
+    int last_perm;  /* the last connection failure was permanent (5xx greeting) */
+    int used_tls;   /* the last session that reached a message had TLS */
+    char last_why[512];
+    int last_code;
+    char last_enh[16];
+};
+
+static void next_step(sk_attempt *a);
+
+static void step_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    next_step(arg);
+}
+
+/* Run next_step from the loop, not from inside the current callback. */
+static void schedule_step(sk_attempt *a)
+{
+    event_active(a->step, EV_TIMEOUT, 0);
+}
+
+static void conn_close(sk_attempt *a)
+{
+    if (a->bev) {
+        bufferevent_free(a->bev);
+        a->bev = NULL;
+    }
+    if (a->core) {
+        sk_client_core_free(a->core);
+        a->core = NULL;
+    }
+    if (a->timer)
+        evtimer_del(a->timer);
+    a->in_handshake = 0;
+}
+
+static size_t open_count(const sk_attempt *a)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < a->n; i++)
+        if (a->res[i].state == SK_DLV_OPEN)
+            k++;
+    return k;
+}
+
+static void reply_text(const sk_reply *r, char *out, size_t n)
+{
+    size_t off = 0;
+    out[0] = '\0';
+    for (size_t i = 0; r && i < r->nlines && off + 1 < n; i++) {
+        int w = snprintf(out + off, n - off, "%s%s", i ? " " : "", r->lines[i]);
+        if (w < 0)
+            break;
+        off += (size_t)w >= n - off ? n - off - 1 : (size_t)w;
+    }
+}
+
+static void reply_enh(const sk_reply *r, char *out, size_t n)
+{
+    out[0] = '\0';
+    if (r && r->has_enhanced)
+        snprintf(out, n, "%d.%d.%d", r->enhanced.cls, r->enhanced.subject, r->enhanced.detail);
+}
+
+/* A decision for res[k] from a reply (or only a text). */
+static void decide(sk_attempt *a, size_t k, sk_dlv_state st, const sk_reply *r, const char *why,
+                   const char *enh)
+{
+    char t[512], e[16];
+    if (r) {
+        reply_text(r, t, sizeof t);
+        reply_enh(r, e, sizeof e);
+    } else {
+        snprintf(t, sizeof t, "%s", why ? why : "");
+        snprintf(e, sizeof e, "%s", enh ? enh : "");
+    }
+    sk_dlv_set(&a->res[k], st, r ? r->code : 0, e, a->relay, t);
+}
+
+/* A temporary failure for an open recipient: remembered, the recipient
+ * stays open for the next MX (smtp_trouble.c: soft errors before the last
+ * server). */
+static void soft(sk_attempt *a, size_t k, const sk_reply *r, const char *why)
+{
+    decide(a, k, SK_DLV_OPEN, r, why, "4.4.1");
+}
+
+static void finish(sk_attempt *a)
+{
+    for (size_t i = 0; i < a->n; i++) {
+        sk_dlv_rcpt_result *r = &a->res[i];
+        if (r->state != SK_DLV_OPEN)
+            continue;
+        if (r->code || r->text[0]) {
+            r->state = (r->code >= 500 || (!r->code && a->last_perm)) ? SK_DLV_BOUNCE : SK_DLV_DEFER;
+            if (r->state == SK_DLV_DEFER && r->enhanced[0] == '5')
+                r->enhanced[0] = '4';
+        } else if (a->last_why[0]) {
+            sk_dlv_set(r, a->last_perm ? SK_DLV_BOUNCE : SK_DLV_DEFER, a->last_code,
+                       a->last_enh[0] ? a->last_enh : (a->last_perm ? "5.4.1" : "4.4.1"), a->relay,
+                       a->last_why);
+        } else {
+            sk_dlv_set(r, SK_DLV_DEFER, 0, "4.4.1", a->relay, "no MX host could be reached");
+        }
+    }
+    a->done(a->arg, a);
+}
+
+/* ---- one connection ----------------------------------------------------- */
+
+static void on_read(struct bufferevent *bev, void *arg);
+static void on_event(struct bufferevent *bev, short what, void *arg);
+
+static void conn_failed(sk_attempt *a, const sk_reply *r, const char *why)
+{
+    a->last_code = r ? r->code : 0;
+    if (r) {
+        reply_text(r, a->last_why, sizeof a->last_why);
+        reply_enh(r, a->last_enh, sizeof a->last_enh);
+    } else {
+        snprintf(a->last_why, sizeof a->last_why, "%s", why ? why : "connection failed");
+        a->last_enh[0] = '\0';
+    }
+    a->last_perm = r && r->code >= 500;
+    char t[sizeof a->last_why];
+    snprintf(t, sizeof t, "%.180s: %.300s", a->relay, a->last_why);
+    memcpy(a->last_why, t, sizeof t);
+}
+
+static int start_tls(sk_attempt *a)
+{
+    struct evbuffer *in = bufferevent_get_input(a->bev);
+    evbuffer_drain(in, evbuffer_get_length(in)); /* RFC 3207 4.2: nothing read before TLS */
+    SSL *ssl = SSL_new(a->env.tls);
+    if (!ssl)
+        return -1;
+    const char *name = a->route->hosts[a->host_i].name;
+    if (a->env.cfg->tls_policy == SK_TLS_VERIFY) {
+        SSL_set_verify(ssl, SSL_VERIFY_PEER, NULL);
+        SSL_set1_host(ssl, name);
+    }
+    SSL_set_tlsext_host_name(ssl, name);
+    struct bufferevent *tb = bufferevent_openssl_filter_new(
+        a->env.base, a->bev, ssl, BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
+    if (!tb) {
+        SSL_free(ssl);
+        return -1;
+    }
+    bufferevent_openssl_set_allow_dirty_shutdown(tb, 1);
+    a->bev = tb;
+    a->in_handshake = 1;
+    bufferevent_setcb(tb, on_read, NULL, on_event, a);
+    bufferevent_setwatermark(tb, EV_READ, 0, RBUF_HIGH);
+    bufferevent_enable(tb, EV_READ | EV_WRITE);
+    struct timeval tv = {.tv_sec = a->env.cfg->timeout_greeting ? a->env.cfg->timeout_greeting : 300};
+    evtimer_add(a->timer, &tv);
+    return 0;
+}
+
+static void submit(sk_attempt *a)
+{
+    a->ncc = 0;
+    for (size_t i = 0; i < a->n; i++) {
+        if (a->res[i].state != SK_DLV_OPEN)
+            continue;
+        a->res[i].accepted = 0;
+        a->cc[a->ncc] = (sk_cc_rcpt){.addr = a->res[i].addr};
+        a->map[a->ncc++] = i;
+    }
+    if (!a->ncc) {
+        sk_client_core_quit(a->core);
+        return;
+    }
+    a->reached = 1;
+    a->used_tls = a->tls;
+    a->ccmsg = (sk_cc_message){
+        .mail_from = a->msg.sender,
+        .rcpts = a->cc,
+        .nrcpts = a->ncc,
+        .size = a->msg.len,
+        .body_8bit = a->msg.body_8bit,
+        .smtputf8 = a->msg.smtputf8,
+    };
+    if (sk_client_core_submit(a->core, &a->ccmsg) < 0)
+        sk_client_core_quit(a->core);
+}
+
+static void message_done(sk_attempt *a, const sk_cc_event *ev)
+{
+    for (size_t j = 0; j < a->ncc; j++) {
+        size_t k = a->map[j];
+        sk_dlv_rcpt_result *r = &a->res[k];
+        if (r->state != SK_DLV_OPEN)
+            continue;
+        switch (ev->status) {
+        case SK_CC_MSG_SENT:
+            if (r->accepted)
+                decide(a, k, SK_DLV_SENT, ev->reply, NULL, NULL);
+            break;
+        case SK_CC_MSG_REFUSED:
+            if (ev->phase != SK_CC_PHASE_MAIL && !r->accepted)
+                break;
+            if (ev->verdict == SK_CC_PERM)
+                decide(a, k, SK_DLV_BOUNCE, ev->reply, NULL, NULL);
+            else
+                soft(a, k, ev->reply, NULL);
+            break;
+        case SK_CC_MSG_LOCAL: {
+            const char *st = "5.3.0";
+            const char *why = ev->text ? ev->text : "the next hop cannot take this message";
+            switch (ev->local) {
+            case SK_CC_LOCAL_TOO_BIG:
+                st = "5.3.4";
+                break;
+            case SK_CC_LOCAL_NEEDS_8BITMIME:
+                st = "5.6.3";
+                break;
+            case SK_CC_LOCAL_NEEDS_SMTPUTF8:
+                st = "5.6.7";
+                break;
+            case SK_CC_LOCAL_BAD_ADDRESS:
+                st = "5.1.3";
+                break;
+            default:
+                break;
+            }
+            decide(a, k, SK_DLV_BOUNCE, NULL, why, st);
+            break;
+        }
+        case SK_CC_MSG_ABORTED:
+            soft(a, k, ev->reply, ev->text ? ev->text : "connection lost");
+            if (!ev->reply) {
+                char t[sizeof a->res[k].text];
+                snprintf(t, sizeof t, "lost connection with %.180s: %.300s", a->relay,
+                         a->res[k].text);
+                memcpy(a->res[k].text, t, sizeof t);
+            }
+            break;
+        case SK_CC_MSG_NO_RECIPIENTS:
+        case SK_CC_MSG_ENVELOPE:
+        default:
+            break;
+        }
+    }
+}
+
+/* Act on one event. Returns 1 when the connection is gone. */
+static int on_core_event(sk_attempt *a, const sk_cc_event *ev)
+{
+    switch (ev->type) {
+    case SK_CC_EV_READY:
+        submit(a);
+        break;
+    case SK_CC_EV_START_TLS:
+        if (start_tls(a) < 0) {
+            conn_failed(a, NULL, "cannot start TLS");
+            conn_close(a);
+            schedule_step(a);
+            return 1;
+        }
+        break;
+    case SK_CC_EV_SEND_BODY:
+        if (sk_client_core_body(a->core, a->msg.data, a->msg.len, 1) < 0) {
+            conn_failed(a, NULL, "cannot send the message");
+            conn_close(a);
+            schedule_step(a);
+            return 1;
+        }
+        break;
+    case SK_CC_EV_RCPT:
+        if (ev->rcpt < a->ncc) {
+            size_t k = a->map[ev->rcpt];
+            if (ev->verdict == SK_CC_OK) {
+                a->res[k].accepted = 1;
+            } else if (ev->verdict == SK_CC_PERM) {
+                decide(a, k, SK_DLV_BOUNCE, ev->reply, NULL, NULL);
+            } else {
+                soft(a, k, ev->reply, NULL);
+            }
+        }
+        break;
+    case SK_CC_EV_MESSAGE_DONE:
+        message_done(a, ev);
+        break;
+    case SK_CC_EV_FAILED:
+        if (ev->phase == SK_CC_PHASE_TLS)
+            a->tls_failed = 1;
+        conn_failed(a, ev->reply, ev->text);
+        break;
+    default:
+        break;
+    }
+    return 0;
+}
+
+static long timeout_ms_of(const sk_attempt *a, const sk_cc_wait *w)
+{
+    (void)a;
+    return w->ms;
+}
+
+/* Move output, handle events, keep the timer. Returns 1 when the
+ * connection is gone. */
+static int drive(sk_attempt *a)
+{
+    for (;;) {
+        sk_buf *o = sk_client_core_output(a->core);
+        if (o->len) {
+            if (evbuffer_add(bufferevent_get_output(a->bev), o->data, o->len) < 0) {
+                conn_failed(a, NULL, "out of memory");
+                conn_close(a);
+                schedule_step(a);
+                return 1;
+            }
+            sk_buf_consume(o, o->len);
+        }
+        sk_cc_event ev;
+        if (!sk_client_core_next_event(a->core, &ev))
+            break;
+        if (on_core_event(a, &ev))
+            return 1;
+    }
+    if (sk_client_core_wants(a->core) & SK_CC_WANT_CLOSE) {
+        conn_close(a);
+        schedule_step(a);
+        return 1;
+    }
+    if (a->in_handshake)
+        return 0;
+    sk_cc_wait w;
+    sk_client_core_wait(a->core, &w);
+    if (w.seq != a->wait_seq) {
+        a->wait_seq = w.seq;
+        long ms = timeout_ms_of(a, &w);
+        if (ms >= 0) {
+            struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+            evtimer_add(a->timer, &tv);
+        } else {
+            evtimer_del(a->timer);
+        }
+    }
+    return 0;
+}
+
+static void on_read(struct bufferevent *bev, void *arg)
+{
+    sk_attempt *a = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    while (a->bev == bev && evbuffer_get_length(in) > 0) {
+        struct evbuffer_iovec v;
+        if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+            return;
+        sk_client_core_feed(a->core, v.iov_base, v.iov_len);
+        evbuffer_drain(in, v.iov_len);
+        if (drive(a))
+            return;
+    }
+}
+
+static void on_event(struct bufferevent *bev, short what, void *arg)
+{
+    (void)bev;
+    sk_attempt *a = arg;
+    if (what & BEV_EVENT_CONNECTED) {
+        if (a->in_handshake) {
+            a->in_handshake = 0;
+            a->tls = 1;
+            evtimer_del(a->timer);
+            a->wait_seq = 0;
+            sk_client_core_tls_done(a->core, 1);
+            drive(a);
+        }
+        return; /* TCP connected: the greeting's timer runs already */
+    }
+    if (a->in_handshake && (what & (BEV_EVENT_ERROR | BEV_EVENT_EOF))) {
+        a->in_handshake = 0;
+        sk_client_core_tls_done(a->core, 0);
+        drive(a);
+        return;
+    }
+    if (what & (BEV_EVENT_ERROR | BEV_EVENT_EOF)) {
+        int e = EVUTIL_SOCKET_ERROR();
+        sk_client_core_lost(a->core, (what & BEV_EVENT_ERROR) && e ? strerror(e) : NULL);
+        drive(a);
+    }
+}
+
+static void on_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    sk_attempt *a = arg;
+    if (a->in_handshake) {
+        a->in_handshake = 0;
+        sk_client_core_tls_done(a->core, 0);
+        drive(a);
+        return;
+    }
+    sk_client_core_timeout(a->core);
+    drive(a);
+}
+
+static unsigned ms_of(unsigned s)
+{
+    return s ? s * 1000u : 0;
+}
+
+/* Connect to the current address. 0 under way, -1 failed at once. */
+static int conn_open(sk_attempt *a)
+{
+    const sk_mx_route_host *h = &a->route->hosts[a->host_i];
+    const sk_addr *ad = &h->addrs[a->addr_i];
+    const sk_delivery_config *cfg = a->env.cfg;
+    unsigned port = cfg->smtp_port ? cfg->smtp_port : 25;
+    snprintf(a->relay, sizeof a->relay, "%s[%s]:%u", h->name, ad->text, port);
+    sk_client_core_config cc = {
+        .helo = a->env.helo,
+        .tls = SK_CC_TLS_OFF,
+        .max_messages = 1,
+        .timeouts =
+            {
+                .greeting = ms_of(cfg->timeout_greeting),
+                .command = ms_of(cfg->timeout_greeting),
+                .mail = ms_of(cfg->timeout_mail),
+                .rcpt = ms_of(cfg->timeout_rcpt),
+                .data = ms_of(cfg->timeout_data),
+                .block = ms_of(cfg->timeout_data_block),
+                .data_end = ms_of(cfg->timeout_final_dot),
+            },
+    };
+    if (a->env.tls && !a->plaintext)
+        cc.tls = cfg->tls_policy == SK_TLS_MAY ? SK_CC_TLS_OPPORTUNISTIC : SK_CC_TLS_REQUIRED;
+    else if (cfg->tls_policy != SK_TLS_MAY)
+        cc.tls = SK_CC_TLS_REQUIRED;
+    a->tls = a->tls_failed = 0;
+    a->core = sk_client_core_new(&cc);
+    a->bev = bufferevent_socket_new(a->env.base, -1, BEV_OPT_CLOSE_ON_FREE);
+    if (!a->core || !a->bev) {
+        conn_failed(a, NULL, "out of memory");
+        conn_close(a);
+        return -1;
+    }
+    bufferevent_setcb(a->bev, on_read, NULL, on_event, a);
+    bufferevent_setwatermark(a->bev, EV_READ, 0, RBUF_HIGH);
+    bufferevent_enable(a->bev, EV_READ | EV_WRITE);
+    sk_cc_wait w;
+    sk_client_core_wait(a->core, &w);
+    a->wait_seq = w.seq;
+    long ms = w.ms >= 0 ? w.ms : 300000;
+    struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+    evtimer_add(a->timer, &tv);
+    if (bufferevent_socket_connect(a->bev, (const struct sockaddr *)&ad->ss, (int)ad->len) < 0) {
+        conn_failed(a, NULL, "cannot connect");
+        conn_close(a);
+        return -1;
+    }
+    return 0;
+}
+
+/* The last connection is over: the same address in plaintext (a failed
+ * handshake under "may"), else the next address, the next host, or done. */
+static void next_step(sk_attempt *a)
+{
+    if (a->bev || a->core)
+        return;
+    for (;;) {
+        if (!open_count(a) || !a->route) {
+            finish(a);
+            return;
+        }
+        if (a->tls_failed && !a->plaintext && a->env.cfg->tls_policy == SK_TLS_MAY) {
+            a->plaintext = 1; /* the same address once more, without TLS */
+        } else if (a->started) {
+            a->plaintext = 0;
+            if (++a->addr_i >= a->route->hosts[a->host_i].naddrs) {
+                a->addr_i = 0;
+                a->host_i++;
+            }
+        }
+        a->started = 1;
+        a->tls_failed = 0;
+        while (a->host_i < a->route->n && a->route->hosts[a->host_i].naddrs == 0)
+            a->host_i++;
+        if (a->host_i >= a->route->n) {
+            finish(a);
+            return;
+        }
+        if (conn_open(a) == 0)
+            return;
+    }
+}
+
+/* ---- resolution --------------------------------------------------------- */
+
+static void on_route(void *arg, const sk_mx_route *route)
+{
+    sk_attempt *a = arg;
+    a->lookup = NULL;
+    a->route = malloc(sizeof *a->route);
+    if (!a->route) {
+        snprintf(a->last_why, sizeof a->last_why, "out of memory");
+        finish(a);
+        return;
+    }
+    *a->route = *route;
+    sk_mx_route_strip_self(a->route, a->env.listeners, a->env.nlisteners, a->env.local,
+                           a->env.nlocal);
+    sk_route_verdict v = sk_mx_route_verdict(a->route);
+    if (v.action != SK_ROUTE_DELIVER) {
+        char why[300];
+        snprintf(why, sizeof why, "%s: %s", a->domain, v.why ? v.why : "no route");
+        for (size_t i = 0; i < a->n; i++)
+            sk_dlv_set(&a->res[i], v.action == SK_ROUTE_BOUNCE ? SK_DLV_BOUNCE : SK_DLV_DEFER, 0,
+                       v.status, "", why);
+        free(a->route);
+        a->route = NULL;
+        finish(a);
+        return;
+    }
+    a->started = 0;
+    next_step(a);
+}
+
+/* ---- the attempt -------------------------------------------------------- */
+
+sk_attempt *sk_attempt_start(const sk_attempt_env *env, const char *domain,
+                             const sk_attempt_msg *msg, const sk_dlv_rcpt_result *rcpts, size_t n,
+                             sk_attempt_done_fn done, void *arg)
+{
+    sk_attempt *a = calloc(1, sizeof *a);
+    if (!a)
+        return NULL;
+    a->env = *env;
+    a->msg = *msg;
+    snprintf(a->domain, sizeof a->domain, "%s", domain);
+    a->n = n;
+    a->done = done;
+    a->arg = arg;
+    a->res = calloc(n ? n : 1, sizeof *a->res);
+    a->cc = calloc(n ? n : 1, sizeof *a->cc);
+    a->map = calloc(n ? n : 1, sizeof *a->map);
+    a->step = event_new(env->base, -1, 0, step_cb, a);
+    a->timer = evtimer_new(env->base, on_timeout, a);
+    if (!a->res || !a->cc || !a->map || !a->step || !a->timer) {
+        sk_attempt_free(a);
+        return NULL;
+    }
+    memcpy(a->res, rcpts, n * sizeof *a->res);
+    int port = env->cfg->smtp_port ? (int)env->cfg->smtp_port : 25;
+    a->lookup = sk_mx_async_lookup(env->resolver, domain, port, SK_MX_SHUFFLE, on_route, a);
+    if (!a->lookup) {
+        /* an empty or over-long domain: nowhere to deliver */
+        for (size_t i = 0; i < n; i++)
+            sk_dlv_set(&a->res[i], SK_DLV_BOUNCE, 0, "5.1.2", "", "bad destination domain");
+        snprintf(a->last_why, sizeof a->last_why, "bad destination domain");
+        schedule_step(a); /* finish from the loop */
+    }
+    return a;
+}
+
+void sk_attempt_free(sk_attempt *a)
+{
+    if (!a)
+        return;
+    if (a->lookup)
+        sk_mx_async_cancel(a->lookup);
+    conn_close(a);
+    if (a->step)
+        event_free(a->step);
+    if (a->timer)
+        event_free(a->timer);
+    free(a->route);
+    free(a->res);
+    free(a->cc);
+    free(a->map);
+    free(a);
+}
+
+void sk_attempt_abort(sk_attempt *a)
+{
+    sk_attempt_free(a);
+}
+
+const char *sk_attempt_domain(const sk_attempt *a)
+{
+    return a->domain;
+}
+
+sk_dlv_rcpt_result *sk_attempt_results(sk_attempt *a, size_t *n)
+{
+    *n = a->n;
+    return a->res;
+}
+
+int sk_attempt_all_mx_failed(const sk_attempt *a)
+{
+    return !a->reached;
+}
+
+int sk_attempt_tls(const sk_attempt *a)
+{
+    return a->used_tls;
+}

@@ -1,0 +1,94 @@
+"""The delivery agent over loopback: a queued message goes to its MX and
+leaves the queue; 4xx defers then a retry delivers; 5xx to one recipient
+bounces only that one with an RFC 3464 DSN; the log has one event=delivery
+line per attempt per recipient."""
+
+import re
+import shutil
+
+import pytest
+
+from agent_fixture import MSG, Relay, bounces, parse_dsn, wait_for
+from delivery_harness import ScriptedMX
+
+pytestmark = pytest.mark.skipif(shutil.which("dnsmasq") is None, reason="dnsmasq not installed")
+
+
+@pytest.fixture
+def relay(server, tmp_path):
+    made = []
+
+    def make(zone, delivery="", raw_zone=()):
+        r = Relay(server, tmp_path, zone, delivery, raw_zone)
+        made.append(r)
+        return r
+
+    yield make
+    for r in made:
+        r.close()
+
+
+def test_2xx_delivered_and_queue_empties(relay):
+    r = relay({"remote.test": [(10, "mx1.remote.test", "127.0.0.2")]})
+    with ScriptedMX("127.0.0.2", r.port) as mx:
+        srv = r.start()
+        r.send(["bob@remote.test", "dave@remote.test"])
+        wait_for(lambda: mx.messages, what="delivery", log=srv.log)
+        r.wait_empty()
+    m = mx.messages[0]
+    assert m["mail_from"].startswith("FROM:<alice@example.test>")
+    assert m["rcpt_tos"] == ["bob@remote.test", "dave@remote.test"]
+    assert m["data"].endswith(MSG)  # after our Received header, unchanged
+    assert m["data"].startswith(b"Received: ")
+    lines = srv.wait_log(r"event=delivery id=\w+ to=<[^>]+> relay=mx1\.remote\.test\[127\.0\.0\.2\]"
+                         r":\d+ delay=\d+ tls=no status=sent dsn=2\.0\.0 reply=\"250 2\.0\.0 Ok",
+                         count=2)
+    assert len(lines) == 2
+    assert srv.messages("alice") == []  # no bounce
+
+
+def test_4xx_then_2xx_on_the_retry(relay):
+    r = relay({"remote.test": [(10, "mx1.remote.test", "127.0.0.3")]})
+    with ScriptedMX("127.0.0.3", r.port,
+                    replies={"RCPT": ["451 4.3.0 try again later", "250 2.1.5 Ok"]}) as mx:
+        srv = r.start()
+        r.send(["bob@remote.test"])
+        srv.wait_log(r"event=delivery .*to=<bob@remote\.test> .*status=deferred dsn=4\.3\.0 "
+                     r"reply=\"451 4\.3\.0 try again later\"")
+        qid = r.queued()[0]
+        env = r.envelope(qid)
+        assert re.search(r"rcpt bob@remote\.test - - deferred 1 \d+ 451 4\.3\.0 ", env), env
+        wait_for(lambda: mx.messages, timeout=20, what="the retry", log=srv.log)
+        r.wait_empty()
+    assert len(mx.sessions) >= 2
+    assert mx.messages[0]["rcpt_tos"] == ["bob@remote.test"]
+    srv.wait_log(r"event=delivery id=%s to=<bob@remote\.test> .*status=sent" % qid)
+    assert srv.messages("alice") == []
+
+
+def test_5xx_for_one_recipient_bounces_that_one(relay):
+    def rcpt(i, addr):
+        return "550 5.1.1 <%s>: no such user" % addr if addr.startswith("bad") else "250 2.1.5 Ok"
+
+    r = relay({"remote.test": [(10, "mx1.remote.test", "127.0.0.4")]})
+    with ScriptedMX("127.0.0.4", r.port, replies={"RCPT": rcpt}) as mx:
+        srv = r.start()
+        r.send(["good@remote.test", "bad@remote.test", "fine@remote.test"])
+        wait_for(lambda: mx.messages, what="delivery", log=srv.log)
+        r.wait_empty()
+        dsn = bounces(srv)
+    assert mx.messages[0]["rcpt_tos"] == ["good@remote.test", "fine@remote.test"]
+    assert len(dsn) == 1
+    m, rcpts = parse_dsn(dsn[0])
+    assert m["To"].strip("<>") == "alice@example.test" or "alice@example.test" in m["To"]
+    assert m["Auto-Submitted"] == "auto-replied"
+    assert len(rcpts) == 1
+    assert "bad@remote.test" in rcpts[0]["final-recipient"]
+    assert rcpts[0]["action"] == "failed"
+    assert rcpts[0]["status"] == "5.1.1"
+    assert rcpts[0]["diagnostic-code"].startswith("smtp; 550 5.1.1")
+    assert "no such user" in rcpts[0]["diagnostic-code"]
+    assert "mx1.remote.test" in rcpts[0]["remote-mta"]
+    srv.wait_log(r"event=delivery .*to=<bad@remote\.test> .*status=bounced dsn=5\.1\.1")
+    srv.wait_log(r"event=bounce id=\w+ recipients=1 ")
+    assert len(re.findall(r"event=delivery .*status=sent", srv.log())) == 2
