@@ -474,9 +474,9 @@ static void round_done(void *arg)
         sk_log(LOG_WARNING, "event=queue-error id=%s error=\"%s\"", r->id,
                sk_log_quoted(r->err, why, sizeof why));
     }
-    if (r->nbounced)
+    if (r->nbounced && r->dsn_id[0])
         sk_log(LOG_INFO, "event=bounce id=%s recipients=%zu dsn_id=%s", r->id, r->nbounced,
-               r->dsn_id[0] ? r->dsn_id : "-");
+               r->dsn_id);
     if (r->dsn_id[0] && !ag->stopping) {
         for (size_t i = 0; i < r->ndsn_dests; i++)
             if (r->dsn_dests[i].kind == SK_DEST_QUEUE) {

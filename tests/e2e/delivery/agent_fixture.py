@@ -9,6 +9,8 @@ import smtplib
 import time
 from pathlib import Path
 
+import pytest
+
 from delivery_harness import free_port, mx_zone
 from fakeservers import Dnsmasq
 
@@ -96,4 +98,19 @@ def bounces(srv, name="alice", count=1, timeout=20):
                     timeout, "a bounce in %s's Maildir" % name, srv.log)
 
 
-__all__ = ["Relay", "MSG", "wait_for", "parse_dsn", "bounces", "Path"]
+@pytest.fixture
+def relay(server, tmp_path):
+    """Factory: relay(zone, delivery="", raw_zone=()) -> Relay (not started)."""
+    made = []
+
+    def make(zone, delivery="", raw_zone=()):
+        r = Relay(server, tmp_path, zone, delivery, raw_zone)
+        made.append(r)
+        return r
+
+    yield make
+    for r in made:
+        r.close()
+
+
+__all__ = ["Relay", "MSG", "wait_for", "parse_dsn", "bounces", "relay", "Path"]

@@ -8,24 +8,10 @@ import shutil
 
 import pytest
 
-from agent_fixture import MSG, Relay, bounces, parse_dsn, wait_for
+from agent_fixture import MSG, bounces, parse_dsn, relay, wait_for  # noqa: F401
 from delivery_harness import ScriptedMX
 
 pytestmark = pytest.mark.skipif(shutil.which("dnsmasq") is None, reason="dnsmasq not installed")
-
-
-@pytest.fixture
-def relay(server, tmp_path):
-    made = []
-
-    def make(zone, delivery="", raw_zone=()):
-        r = Relay(server, tmp_path, zone, delivery, raw_zone)
-        made.append(r)
-        return r
-
-    yield make
-    for r in made:
-        r.close()
 
 
 def test_2xx_delivered_and_queue_empties(relay):
