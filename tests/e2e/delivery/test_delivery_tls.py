@@ -1,0 +1,45 @@
+"""Opportunistic STARTTLS on delivery (RFC 3207, docs/DELIVERY.md): a peer
+offering STARTTLS with a self-signed certificate still gets the message
+encrypted (tls=yes); a peer whose handshake fails is tried again once in
+plaintext on the same host, as Postfix does."""
+
+import shutil
+
+import pytest
+
+from agent_fixture import relay, wait_for  # noqa: F401
+from delivery_harness import ScriptedMX
+from fakeservers import make_cert, server_tls_context
+
+pytestmark = pytest.mark.skipif(shutil.which("dnsmasq") is None, reason="dnsmasq not installed")
+
+CAPS = ["PIPELINING", "SIZE 10485760", "8BITMIME", "STARTTLS"]
+
+
+def test_unverifiable_certificate_still_encrypts(relay, tmp_path):
+    crt, key = make_cert(str(tmp_path), cn="mx1.remote.test", san="DNS:mx1.remote.test")
+    r = relay({"remote.test": [(10, "mx1.remote.test", "127.0.0.51")]})
+    with ScriptedMX("127.0.0.51", r.port, capabilities=CAPS,
+                    tls_context=server_tls_context(crt, key)) as mx:
+        srv = r.start()
+        r.send(["bob@remote.test"])
+        wait_for(lambda: mx.messages, what="delivery", log=srv.log)
+        r.wait_empty()
+    assert mx.sessions[0]["tls"] is True
+    cmds = [c.split()[0].upper() for c in mx.sessions[0]["commands"]]
+    assert cmds[:3] == ["EHLO", "STARTTLS", "EHLO"]  # EHLO again after TLS
+    srv.wait_log(r"event=delivery .*to=<bob@remote\.test> .*tls=yes status=sent")
+
+
+def test_failed_handshake_is_retried_in_plaintext(relay):
+    r = relay({"remote.test": [(10, "mx1.remote.test", "127.0.0.52")]})
+    with ScriptedMX("127.0.0.52", r.port, capabilities=CAPS,
+                    replies={"STARTTLS": ["BREAK", "454 4.7.0 not now"]}) as mx:
+        srv = r.start()
+        r.send(["bob@remote.test"])
+        wait_for(lambda: mx.messages, what="delivery", log=srv.log)
+        r.wait_empty()
+    assert len(mx.sessions) == 2
+    assert mx.sessions[0]["messages"] == []
+    assert not any(c.upper() == "STARTTLS" for c in mx.sessions[1]["commands"])
+    srv.wait_log(r"event=delivery .*tls=no status=sent")
