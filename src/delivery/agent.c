@@ -428,8 +428,7 @@ static void round_work(void *arg)
             er->last.code = 0;
             (void)sk_envelope_set(&er->last.enhanced, "5.0.0");
             (void)sk_envelope_set(&er->last.host, "");
-            (void)sk_envelope_set(&er->last.text,
-                                  "removed from the queue by the administrator");
+            (void)sk_envelope_set(&er->last.text, "removed from the queue by the administrator");
             bounced[nb++] = i;
         }
     } else if (bounced) {
@@ -712,8 +711,7 @@ static void schedule_run(sk_agent *ag)
     if (ag->stopping)
         return;
     long long now = (long long)time(NULL);
-    unsigned maxc =
-        ag->cfg->delivery.max_connections ? ag->cfg->delivery.max_connections : 100;
+    unsigned maxc = ag->cfg->delivery.max_connections ? ag->cfg->delivery.max_connections : 100;
     agent_msg *m = ag->msgs;
     while (m && ag->active < maxc) {
         agent_msg *next = m->next; /* m may leave the list */
@@ -993,8 +991,8 @@ int sk_agent_kick(sk_agent *ag, const char *id, char *msg, size_t msglen)
 int sk_agent_bounce(sk_agent *ag, const char *id, char *msg, size_t msglen)
 {
     if (!ag || ag->stopping || !id || !sk_queue_id_valid(id)) {
-        snprintf(msg, msglen, ag && ag->stopping ? "the delivery agent is stopping"
-                                                 : "not a queue id");
+        snprintf(msg, msglen,
+                 ag && ag->stopping ? "the delivery agent is stopping" : "not a queue id");
         return -1;
     }
     agent_msg *m = msg_find(ag, id);

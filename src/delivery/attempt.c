@@ -54,9 +54,9 @@ struct sk_attempt {
     size_t ncc;
     sk_cc_message ccmsg;
 
-    int reached;    /* some session got as far as a message */
-    int last_perm;  /* the last connection failure was permanent (5xx greeting) */
-    int used_tls;   /* the last session that reached a message had TLS */
+    int reached;   /* some session got as far as a message */
+    int last_perm; /* the last connection failure was permanent (5xx greeting) */
+    int used_tls;  /* the last session that reached a message had TLS */
     char last_why[512];
     int last_code;
     char last_enh[16];
@@ -150,7 +150,8 @@ static void finish(sk_attempt *a)
         if (r->state != SK_DLV_OPEN)
             continue;
         if (r->code || r->text[0]) {
-            r->state = (r->code >= 500 || (!r->code && a->last_perm)) ? SK_DLV_BOUNCE : SK_DLV_DEFER;
+            r->state =
+                (r->code >= 500 || (!r->code && a->last_perm)) ? SK_DLV_BOUNCE : SK_DLV_DEFER;
             if (r->state == SK_DLV_DEFER && r->enhanced[0] == '5')
                 r->enhanced[0] = '4';
         } else if (a->last_why[0]) {
@@ -210,7 +211,8 @@ static int start_tls(sk_attempt *a)
     bufferevent_setcb(tb, on_read, NULL, on_event, a);
     bufferevent_setwatermark(tb, EV_READ, 0, RBUF_HIGH);
     bufferevent_enable(tb, EV_READ | EV_WRITE);
-    struct timeval tv = {.tv_sec = a->env.cfg->timeout_greeting ? a->env.cfg->timeout_greeting : 300};
+    struct timeval tv = {.tv_sec =
+                             a->env.cfg->timeout_greeting ? a->env.cfg->timeout_greeting : 300};
     evtimer_add(a->timer, &tv);
     return 0;
 }

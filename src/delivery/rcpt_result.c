@@ -33,7 +33,9 @@ void sk_dlv_set(sk_dlv_rcpt_result *r, sk_dlv_state state, int code, const char 
         snprintf(r->enhanced, sizeof r->enhanced, "%s", enhanced);
     else
         snprintf(r->enhanced, sizeof r->enhanced, "%d.0.0",
-                 state == SK_DLV_SENT ? 2 : state == SK_DLV_BOUNCE ? 5 : 4);
+                 state == SK_DLV_SENT     ? 2
+                 : state == SK_DLV_BOUNCE ? 5
+                                          : 4);
     snprintf(r->host, sizeof r->host, "%s", host ? host : "");
     snprintf(r->text, sizeof r->text, "%s", text ? text : "");
 }
