@@ -67,8 +67,8 @@ static void test_grouping_by_domain_and_cap(void **state)
                                     "d@one.test", "e@two.test", "f@one.test"};
     sk_envelope e;
     make_env(&e, a, 6);
-    e.rcpts[3].state = SK_ENV_SENT;        /* done: never again */
-    e.rcpts[5].state = SK_ENV_DEFERRED;    /* not due yet */
+    e.rcpts[3].state = SK_ENV_SENT;     /* done: never again */
+    e.rcpts[5].state = SK_ENV_DEFERRED; /* not due yet */
     e.rcpts[5].next_attempt = 5000;
     unsigned char taken[6] = {0};
     size_t idx[6];
