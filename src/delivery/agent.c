@@ -533,8 +533,10 @@ static const char *state_word(sk_dlv_state s)
 static void log_result(const agent_round *r, const sk_dlv_rcpt_result *x, int tls)
 {
     char to[600], relay[400], reply[700], full[700];
-    if (x->code)
-        snprintf(full, sizeof full, "%d %s %s", x->code, x->enhanced, x->text);
+    if (x->code && x->reply_enh[0]) /* the reply as it came */
+        snprintf(full, sizeof full, "%d %s %s", x->code, x->reply_enh, x->text);
+    else if (x->code)
+        snprintf(full, sizeof full, "%d %s", x->code, x->text);
     else
         snprintf(full, sizeof full, "%s", x->text);
     long long delay = (long long)time(NULL) - r->env.arrival;

@@ -133,6 +133,7 @@ static void decide(sk_attempt *a, size_t k, sk_dlv_state st, const sk_reply *r, 
         snprintf(e, sizeof e, "%s", enh ? enh : "");
     }
     sk_dlv_set(&a->res[k], st, r ? r->code : 0, e, a->relay, t);
+    snprintf(a->res[k].reply_enh, sizeof a->res[k].reply_enh, "%s", r ? e : "");
 }
 
 /* A temporary failure for an open recipient: remembered, the recipient
@@ -150,9 +151,11 @@ static void finish(sk_attempt *a)
         if (r->state != SK_DLV_OPEN)
             continue;
         if (r->code || r->text[0]) {
-            r->state =
-                (r->code >= 500 || (!r->code && a->last_perm)) ? SK_DLV_BOUNCE : SK_DLV_DEFER;
-            if (r->state == SK_DLV_DEFER && r->enhanced[0] == '5')
+            /* only temporary failures leave a recipient open with a reply
+             * (soft()): a 552 to RCPT among them, deferred as a 452 with
+             * a 4.X.X status (RFC 5321 4.5.3.1.10, as smtp_trouble.c) */
+            r->state = SK_DLV_DEFER;
+            if (r->enhanced[0] == '5')
                 r->enhanced[0] = '4';
         } else if (a->last_why[0]) {
             sk_dlv_set(r, a->last_perm ? SK_DLV_BOUNCE : SK_DLV_DEFER, a->last_code,

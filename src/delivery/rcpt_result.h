@@ -29,11 +29,12 @@ typedef struct sk_dlv_rcpt_result {
     size_t index; /* into the envelope's rcpts */
     char addr[512];
     sk_dlv_state state;
-    int accepted;      /* RCPT got a 2xx in the current session */
-    int code;          /* the reply that decided, or 0 (DNS, connection) */
-    char enhanced[16]; /* "5.1.1", or the local status when code is 0 */
-    char host[320];    /* "mx.example.net[192.0.2.1]:25", or "" */
-    char text[512];    /* the reply's text, or the reason in words */
+    int accepted;       /* RCPT got a 2xx in the current session */
+    int code;           /* the reply that decided, or 0 (DNS, connection) */
+    char enhanced[16];  /* the status: "5.1.1", or the local one when code is 0 */
+    char reply_enh[16]; /* the enhanced code as the reply gave it, or "" */
+    char host[320];     /* "mx.example.net[192.0.2.1]:25", or "" */
+    char text[512];     /* the reply's text, or the reason in words */
 } sk_dlv_rcpt_result;
 
 /* The state a reply code gives in a phase: 2xx SENT (to the end of data;

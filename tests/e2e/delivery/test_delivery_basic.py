@@ -42,8 +42,11 @@ def test_4xx_then_2xx_on_the_retry(relay):
         srv.wait_log(r"event=delivery .*to=<bob@remote\.test> .*status=deferred dsn=4\.3\.0 "
                      r"reply=\"451 4\.3\.0 try again later\"")
         qid = r.queued()[0]
-        env = r.envelope(qid)
-        assert re.search(r"rcpt bob@remote\.test - - deferred 1 \d+ 451 4\.3\.0 ", env), env
+        # the record is written after the attempt (on a worker): wait for it
+        # (retry_min is 1 s: the record stays deferred that long; polled every 50 ms)
+        wait_for(lambda: re.search(r"rcpt bob@remote\.test - - deferred 1 \d+ 451 4\.3\.0 ",
+                                   r.envelope(qid) if r.queued() else ""),
+                 what="the deferral in the record", log=srv.log)
         wait_for(lambda: mx.messages, timeout=20, what="the retry", log=srv.log)
         r.wait_empty()
     assert len(mx.sessions) >= 2
