@@ -31,6 +31,9 @@ typedef enum sk_tls_policy {
 /* The `delivery` group: the outbound queue and the delivery agent
  * (docs/DELIVERY.md). Times in seconds. */
 typedef struct sk_delivery_config {
+    int enabled;                          /* 1 (default); 0: mail is queued, the agent does not
+                                             run (the queue waits for `smtpkit queue` or a
+                                             later start with delivery on) */
     sk_retry_policy retry;                /* retry_min, retry_max, max_queue_lifetime,
                                              delay_warning (jitter fixed at 10%) */
     unsigned connections_per_destination; /* 20 (Postfix's default) */

@@ -401,7 +401,8 @@ static int valid_dns_server(const char *v)
 
 static void load_delivery(loader *L, sk_config *c, const config_setting_t *g)
 {
-    static const char *const allowed[] = {"retry_min",
+    static const char *const allowed[] = {"enabled",
+                                          "retry_min",
                                           "retry_max",
                                           "max_queue_lifetime",
                                           "delay_warning",
@@ -425,6 +426,7 @@ static void load_delivery(loader *L, sk_config *c, const config_setting_t *g)
         return;
     }
     check_members(L, g, allowed, "delivery");
+    get_bool(L, g, "enabled", &d->enabled);
     get_unsigned(L, g, "retry_min", 1, 86400, &d->retry.min);
     get_unsigned(L, g, "retry_max", 1, 7 * 86400, &d->retry.max);
     get_unsigned(L, g, "max_queue_lifetime", 60, 100 * 86400, &d->retry.lifetime);
@@ -833,6 +835,7 @@ static void set_defaults(sk_config *c)
     c->delivery.max_connections = 100;
     c->delivery.messages_per_connection = 100;
     c->delivery.recipients_per_transaction = 50;
+    c->delivery.enabled = 1;
     c->delivery.tls_policy = SK_TLS_MAY;
     c->delivery.timeout_greeting = 300;
     c->delivery.timeout_mail = 300;

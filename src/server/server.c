@@ -383,7 +383,7 @@ sk_server *sk_server_new(sk_config *cfg, char *err, size_t errlen)
         snprintf(err, errlen, "cannot register events");
         goto fail;
     }
-    if (cfg->relay_queue) {
+    if (cfg->relay_queue && cfg->delivery.enabled) {
         srv->agent = sk_agent_new(srv->base, cfg, &srv->policy, srv->store, srv->work, err, errlen);
         if (!srv->agent)
             goto fail;

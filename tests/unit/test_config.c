@@ -241,6 +241,7 @@ static void test_delivery_defaults(void **state)
     assert_int_equal(d->timeout_final_dot, 600);
     assert_null(d->dns_servers);
     assert_int_equal(d->smtp_port, 25);
+    assert_int_equal(d->enabled, 1);
     sk_config_free(c);
 }
 
@@ -279,6 +280,11 @@ static void test_delivery_full(void **state)
     assert_non_null(c);
     assert_string_equal(c->delivery.dns_servers, "127.0.0.2");
     assert_int_equal(c->delivery.tls_policy, SK_TLS_ENCRYPT);
+    assert_int_equal(c->delivery.enabled, 1);
+    sk_config_free(c);
+    c = load_text(BASE "delivery = { enabled = false; };\n");
+    assert_non_null(c);
+    assert_int_equal(c->delivery.enabled, 0);
     sk_config_free(c);
 }
 

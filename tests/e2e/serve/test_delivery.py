@@ -103,7 +103,8 @@ def test_relay_denied_550_571(server):
 
 def test_trusted_network_relays_into_relay_queue(server, tmp_path):
     queue = tmp_path / "mail" / "queue"
-    srv = server(extra=f'trusted_networks = [ "127.0.0.0/8" ];\nrelay_queue = "{queue}";\n')
+    srv = server(extra=f'trusted_networks = [ "127.0.0.0/8" ];\nrelay_queue = "{queue}";\n'
+                       "delivery = { enabled = false; };\n")  # the queue as stored
     with smtplib.SMTP(srv.host, srv.port, timeout=10) as s:
         assert s.sendmail("alice@example.test", ["friend@remote.test"], MSG) == {}
     # the outbound queue: the message file and its envelope record
@@ -220,7 +221,7 @@ def test_alias_to_other_domain_goes_to_relay_queue(server, tmp_path, notify):
     queue = tmp_path / "mail" / "queue"
     srv = server(aliases={"postmaster@example.test": ["alice@example.test"],
                           "fwd@example.test": ["bob@example.test", "far@remote.test"]},
-                 extra=f'relay_queue = "{queue}";\n'
+                 extra=f'relay_queue = "{queue}";\ndelivery = {{ enabled = false; }};\n'
                        + ("forward_notify = true;\n" if notify else ""))
     with smtplib.SMTP(srv.host, srv.port, timeout=10) as s:
         s.ehlo("client.test")

@@ -51,7 +51,8 @@ def relay_server(server, tmp_path, extra=""):
     srv = server(aliases={"postmaster@example.test": ["alice@example.test"],
                           "team@example.test": ["bob@example.test", "far@remote.test"]},
                  extra=f'trusted_networks = [ "127.0.0.0/8" ];\nrelay_queue = "{queue}";\n'
-                       + extra)
+                       # the store's view of the queue: no delivery agent
+                       + "delivery = { enabled = false; };\n" + extra)
     return srv, queue
 
 

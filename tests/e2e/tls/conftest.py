@@ -63,6 +63,7 @@ def tls_server(server, smtpkit_bin, tmp_path):
             f"tls_generate_if_missing = {'true' if generate else 'false'};",
             f'passwd_file = "{passwd}";',
             f'relay_queue = "{tmp_path / "queue"}";' if relay_queue else "",
+            "delivery = { enabled = false; };" if relay_queue else "",  # queue only
             extra,
         ])
         srv = server(limits=lim, extra=text, listener=listener, start=start, **kw)
