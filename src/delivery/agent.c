@@ -112,6 +112,7 @@ struct sk_agent {
     sk_addr local[AGENT_LOCAL_ADDRS];
     size_t nlocal;
     sk_attempt_env aenv;
+    sk_conn_cache *cache; /* idle connections for the next message */
     struct event *tick, *nudge;
     agent_msg *msgs;
     agent_dest *dests;
@@ -807,6 +808,13 @@ sk_agent *sk_agent_new(struct event_base *base, const struct sk_config *cfg,
         .local = ag->local,
         .nlocal = ag->nlocal,
     };
+    /* idle connections kept 2 s, as Postfix's smtp_connection_cache_time_limit */
+    ag->cache = sk_conn_cache_new(base, 2, dc->connections_per_destination);
+    if (!ag->cache) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    ag->aenv.cache = ag->cache;
     ag->tick = event_new(base, -1, EV_PERSIST, tick_cb, ag);
     ag->nudge = event_new(base, -1, 0, tick_cb, ag);
     if (!ag->tick || !ag->nudge) {
@@ -876,6 +884,9 @@ void sk_agent_stop(sk_agent *ag)
         round_free(r);
     }
     ag->active = 0;
+    sk_conn_cache_free(ag->cache);
+    ag->cache = NULL;
+    ag->aenv.cache = NULL;
     sk_log(LOG_INFO, "event=delivery-stop interrupted=%zu", cut);
 }
 
@@ -895,6 +906,7 @@ void sk_agent_free(sk_agent *ag)
         event_free(ag->tick);
     if (ag->nudge)
         event_free(ag->nudge);
+    sk_conn_cache_free(ag->cache);
     sk_mx_async_free(ag->resolver);
     if (ag->tls)
         SSL_CTX_free(ag->tls);

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -57,12 +58,16 @@ struct sk_attempt {
     int reached;   /* some session got as far as a message */
     int last_perm; /* the last connection failure was permanent (5xx greeting) */
     int used_tls;  /* the last session that reached a message had TLS */
+    int reused;    /* began on a cached connection */
+    int resolved;  /* the MX look-up was started */
+    int msg_done;  /* a message ended on the current connection */
     char last_why[512];
     int last_code;
     char last_enh[16];
 };
 
 static void next_step(sk_attempt *a);
+static void on_route(void *arg, const sk_mx_route *route);
 
 static void step_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -168,10 +173,187 @@ static void finish(sk_attempt *a)
     a->done(a->arg, a);
 }
 
-/* ---- one connection ----------------------------------------------------- */
+/* ---- the connection cache ----------------------------------------------- */
+
+typedef struct cached_conn {
+    sk_conn_cache *cache;
+    char domain[256];
+    char relay[320];
+    int tls;
+    int quitting; /* QUIT sent: closed once written */
+    struct bufferevent *bev;
+    sk_client_core *core;
+    struct event *timer;
+    struct cached_conn *next;
+} cached_conn;
+
+struct sk_conn_cache {
+    struct event_base *base;
+    unsigned idle_s;
+    unsigned per_domain;
+    cached_conn *list;
+    size_t n;
+};
+
+sk_conn_cache *sk_conn_cache_new(struct event_base *base, unsigned idle_s, unsigned per_domain)
+{
+    sk_conn_cache *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->base = base;
+    c->idle_s = idle_s ? idle_s : 2;
+    c->per_domain = per_domain ? per_domain : 1;
+    return c;
+}
+
+static void cached_unlink(cached_conn *cc)
+{
+    sk_conn_cache *c = cc->cache;
+    for (cached_conn **pp = &c->list; *pp; pp = &(*pp)->next) {
+        if (*pp == cc) {
+            *pp = cc->next;
+            c->n--;
+            break;
+        }
+    }
+}
+
+static void cached_free(cached_conn *cc, int close_conn)
+{
+    cached_unlink(cc);
+    if (close_conn) {
+        if (cc->bev)
+            bufferevent_free(cc->bev);
+        sk_client_core_free(cc->core);
+    }
+    if (cc->timer)
+        event_free(cc->timer);
+    free(cc);
+}
+
+void sk_conn_cache_free(sk_conn_cache *c)
+{
+    if (!c)
+        return;
+    while (c->list)
+        cached_free(c->list, 1);
+    free(c);
+}
+
+size_t sk_conn_cache_size(const sk_conn_cache *c)
+{
+    return c ? c->n : 0;
+}
+
+/* An idle connection spoke, closed or timed out: it is no use any more. */
+static void cached_read(struct bufferevent *bev, void *arg)
+{
+    (void)bev;
+    cached_free(arg, 1);
+}
+
+static void cached_event(struct bufferevent *bev, short what, void *arg)
+{
+    (void)bev;
+    (void)what;
+    cached_free(arg, 1);
+}
+
+static void cached_drained(struct bufferevent *bev, void *arg)
+{
+    (void)bev;
+    cached_free(arg, 1);
+}
+
+/* Idle too long: QUIT (RFC 5321 4.1.1.10), then close once it is written
+ * (or a second later at the latest). */
+static void cached_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    cached_conn *cc = arg;
+    if (cc->quitting) {
+        cached_free(cc, 1);
+        return;
+    }
+    cc->quitting = 1;
+    sk_client_core_quit(cc->core);
+    sk_buf *o = sk_client_core_output(cc->core);
+    if (!o->len || bufferevent_write(cc->bev, o->data, o->len) < 0) {
+        cached_free(cc, 1);
+        return;
+    }
+    sk_buf_consume(o, o->len);
+    bufferevent_setcb(cc->bev, cached_read, cached_drained, cached_event, cc);
+    struct timeval one = {.tv_sec = 1};
+    evtimer_add(cc->timer, &one);
+}
+
+/* Keep a's connection for the next message to its domain. 1 kept. */
+static int cache_put(sk_attempt *a)
+{
+    sk_conn_cache *c = a->env.cache;
+    if (!c || !a->bev || !a->core || a->in_handshake)
+        return 0;
+    size_t same = 0;
+    for (cached_conn *x = c->list; x; x = x->next)
+        same += strcasecmp(x->domain, a->domain) == 0;
+    if (same >= c->per_domain)
+        return 0;
+    cached_conn *cc = calloc(1, sizeof *cc);
+    if (!cc)
+        return 0;
+    cc->cache = c;
+    cc->timer = evtimer_new(c->base, cached_timeout, cc);
+    if (!cc->timer) {
+        free(cc);
+        return 0;
+    }
+    snprintf(cc->domain, sizeof cc->domain, "%s", a->domain);
+    memcpy(cc->relay, a->relay, sizeof cc->relay);
+    cc->tls = a->tls;
+    cc->bev = a->bev;
+    cc->core = a->core;
+    a->bev = NULL;
+    a->core = NULL;
+    evtimer_del(a->timer);
+    bufferevent_setcb(cc->bev, cached_read, NULL, cached_event, cc);
+    struct timeval tv = {.tv_sec = c->idle_s};
+    evtimer_add(cc->timer, &tv);
+    cc->next = c->list;
+    c->list = cc;
+    c->n++;
+    return 1;
+}
 
 static void on_read(struct bufferevent *bev, void *arg);
 static void on_event(struct bufferevent *bev, short what, void *arg);
+
+/* Take an idle connection to a's domain. 1 taken. */
+static int cache_take(sk_attempt *a)
+{
+    sk_conn_cache *c = a->env.cache;
+    if (!c)
+        return 0;
+    for (cached_conn *x = c->list; x; x = x->next) {
+        if (x->quitting || strcasecmp(x->domain, a->domain) != 0)
+            continue;
+        a->bev = x->bev;
+        a->core = x->core;
+        a->tls = x->tls;
+        memcpy(a->relay, x->relay, sizeof a->relay);
+        x->bev = NULL;
+        x->core = NULL;
+        cached_free(x, 0);
+        bufferevent_setcb(a->bev, on_read, NULL, on_event, a);
+        a->wait_seq = 0;
+        a->reused = 1;
+        return 1;
+    }
+    return 0;
+}
+
+/* ---- one connection ----------------------------------------------------- */
 
 static void conn_failed(sk_attempt *a, const sk_reply *r, const char *why)
 {
@@ -312,6 +494,15 @@ static int on_core_event(sk_attempt *a, const sk_cc_event *ev)
 {
     switch (ev->type) {
     case SK_CC_EV_READY:
+        if (a->msg_done) {
+            /* the message is done and the connection still good */
+            if (!open_count(a) && cache_put(a)) {
+                schedule_step(a);
+                return 1;
+            }
+            sk_client_core_quit(a->core);
+            break;
+        }
         submit(a);
         break;
     case SK_CC_EV_START_TLS:
@@ -344,6 +535,7 @@ static int on_core_event(sk_attempt *a, const sk_cc_event *ev)
         break;
     case SK_CC_EV_MESSAGE_DONE:
         message_done(a, ev);
+        a->msg_done = 1;
         break;
     case SK_CC_EV_FAILED:
         if (ev->phase == SK_CC_PHASE_TLS)
@@ -479,7 +671,9 @@ static int conn_open(sk_attempt *a)
     sk_client_core_config cc = {
         .helo = a->env.helo,
         .tls = SK_CC_TLS_OFF,
-        .max_messages = 1,
+        .max_messages =
+            a->env.cache ? (cfg->messages_per_connection ? cfg->messages_per_connection : 100) : 1,
+        .rset_between = a->env.cache != NULL, /* proves the connection alive for the next */
         .timeouts =
             {
                 .greeting = ms_of(cfg->timeout_greeting),
@@ -496,6 +690,7 @@ static int conn_open(sk_attempt *a)
     else if (cfg->tls_policy != SK_TLS_MAY)
         cc.tls = SK_CC_TLS_REQUIRED;
     a->tls = a->tls_failed = 0;
+    a->msg_done = 0;
     a->core = sk_client_core_new(&cc);
     a->bev = bufferevent_socket_new(a->env.base, -1, BEV_OPT_CLOSE_ON_FREE);
     if (!a->core || !a->bev) {
@@ -527,8 +722,22 @@ static void next_step(sk_attempt *a)
     if (a->bev || a->core)
         return;
     for (;;) {
-        if (!open_count(a) || !a->route) {
+        if (!open_count(a)) {
             finish(a);
+            return;
+        }
+        if (!a->route) {
+            /* a cached connection failed: resolve and go on as usual */
+            if (!a->reused || a->lookup || a->resolved) {
+                finish(a);
+                return;
+            }
+            a->resolved = 1;
+            int port = a->env.cfg->smtp_port ? (int)a->env.cfg->smtp_port : 25;
+            a->lookup =
+                sk_mx_async_lookup(a->env.resolver, a->domain, port, SK_MX_SHUFFLE, on_route, a);
+            if (!a->lookup)
+                finish(a);
             return;
         }
         if (a->tls_failed && !a->plaintext && a->env.cfg->tls_policy == SK_TLS_MAY) {
@@ -609,6 +818,13 @@ sk_attempt *sk_attempt_start(const sk_attempt_env *env, const char *domain,
         return NULL;
     }
     memcpy(a->res, rcpts, n * sizeof *a->res);
+    if (cache_take(a)) {
+        /* an idle connection to this domain: the message goes on it now */
+        submit(a);
+        drive(a);
+        return a;
+    }
+    a->resolved = 1;
     int port = env->cfg->smtp_port ? (int)env->cfg->smtp_port : 25;
     a->lookup = sk_mx_async_lookup(env->resolver, domain, port, SK_MX_SHUFFLE, on_route, a);
     if (!a->lookup) {
@@ -663,4 +879,9 @@ int sk_attempt_all_mx_failed(const sk_attempt *a)
 int sk_attempt_tls(const sk_attempt *a)
 {
     return a->used_tls;
+}
+
+int sk_attempt_reused(const sk_attempt *a)
+{
+    return a->reused;
 }

@@ -25,6 +25,19 @@
 struct event_base;
 typedef struct sk_attempt sk_attempt;
 
+/* Idle connections kept for the next message to the same domain (several
+ * messages share a connection, RSET between, at most
+ * messages_per_connection each; Postfix's connection cache). A connection
+ * is parked only when its attempt ended with every recipient decided; an
+ * idle one is closed after `idle_s` seconds or when the server speaks or
+ * closes. */
+typedef struct sk_conn_cache sk_conn_cache;
+sk_conn_cache *sk_conn_cache_new(struct event_base *base, unsigned idle_s, unsigned per_domain);
+/* Closes every idle connection. NULL is ignored. */
+void sk_conn_cache_free(sk_conn_cache *c);
+/* Idle connections now (for tests and logs). */
+size_t sk_conn_cache_size(const sk_conn_cache *c);
+
 /* What every attempt of an agent shares (kept alive by the agent). */
 typedef struct sk_attempt_env {
     struct event_base *base;
@@ -36,6 +49,7 @@ typedef struct sk_attempt_env {
     size_t nlisteners;
     const sk_addr *local;
     size_t nlocal;
+    sk_conn_cache *cache; /* NULL: one connection per attempt */
 } sk_attempt_env;
 
 /* The message to send: the agent keeps every pointer alive until the
@@ -69,5 +83,7 @@ sk_dlv_rcpt_result *sk_attempt_results(sk_attempt *a, size_t *n);
 int sk_attempt_all_mx_failed(const sk_attempt *a);
 /* 1 when the last session used TLS. */
 int sk_attempt_tls(const sk_attempt *a);
+/* 1 when the attempt began on a cached connection. */
+int sk_attempt_reused(const sk_attempt *a);
 
 #endif

@@ -5,6 +5,7 @@ line per attempt per recipient."""
 
 import re
 import shutil
+import time
 
 import pytest
 
@@ -81,3 +82,31 @@ def test_5xx_for_one_recipient_bounces_that_one(relay):
     srv.wait_log(r"event=delivery .*to=<bad@remote\.test> .*status=bounced dsn=5\.1\.1")
     srv.wait_log(r"event=bounce id=\w+ recipients=1 ")
     assert len(re.findall(r"event=delivery .*status=sent", srv.log())) == 2
+
+
+def test_messages_to_one_destination_share_a_connection(relay):
+    r = relay({"remote.test": [(10, "mx1.remote.test", "127.0.0.5")]},
+              delivery="messages_per_connection = 3; connections_per_destination = 1;")
+
+    def slow_dot(i, tx):
+        time.sleep(0.2)  # the next messages queue up behind this one
+        return "250 2.0.0 Ok: queued"
+
+    with ScriptedMX("127.0.0.5", r.port, replies={"DOT": slow_dot}) as mx:
+        srv = r.start()
+        for k in range(5):
+            r.send(["bob@remote.test"], msg=b"Subject: %d\r\n\r\nx\r\n" % k)
+        wait_for(lambda: len(mx.messages) == 5, what="5 deliveries", log=srv.log)
+        r.wait_empty()
+        # the idle connection is closed with QUIT after 2 s
+        wait_for(lambda: all(s["closed_by"] == "quit" for s in mx.sessions), timeout=10,
+                 what="QUIT on the idle connections")
+    per_session = [len(s["messages"]) for s in mx.sessions]
+    assert sum(per_session) == 5
+    assert max(per_session) == 3  # the cap per connection
+    assert len(mx.sessions) == 2
+    for s in mx.sessions:
+        cmds = [c.split()[0].upper() for c in s["commands"]]
+        # RSET between messages; one EHLO per connection
+        assert cmds.count("EHLO") == 1
+        assert cmds.count("RSET") >= len(s["messages"]) - 1
