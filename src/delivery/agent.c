@@ -94,6 +94,8 @@ struct agent_round {
     long long next_due; /* -1: the message left the queue */
     size_t nbounced;
     char dsn_id[32];
+    size_t ndelayed;   /* recipients in a delay warning sent now */
+    char delay_id[32]; /* its id */
     char err[256];
     int failed; /* the record could not be read or written */
 };
@@ -296,12 +298,30 @@ static void host_name(const char *host, char *out, size_t n)
     out[k] = '\0';
 }
 
-/* Worker thread: build the DSN for the recipients of e in idx and commit it
- * through the store. 0 (committed, or nothing to send), -1 failed. */
-static int commit_dsn(agent_round *r, const sk_envelope *e, const size_t *idx, size_t n)
+/* RFC 3461 4.1: whether a recipient's NOTIFY asks for this kind of report
+ * (none given: failures and delays are reported, as RFC 3461 5.2 allows). */
+static int notify_wants(const char *notify, const char *kind)
+{
+    if (!notify || !*notify)
+        return 1;
+    size_t k = strlen(kind);
+    for (const char *p = notify; *p;) {
+        size_t n = strcspn(p, ",");
+        if (n == k && strncasecmp(p, kind, k) == 0)
+            return 1;
+        p += n;
+        if (*p == ',')
+            p++;
+    }
+    return 0;
+}
+
+/* Build and commit one DSN for exactly these recipients (see commit_dsn). */
+static int commit_dsn_to(agent_round *r, const sk_envelope *e, const size_t *idx, size_t n,
+                         sk_dsn_action action, char out_id[32])
 {
     sk_agent *ag = r->ag;
-    if (!e->sender[0] || n == 0)
+    if (n == 0)
         return 0;
     if (!r->ndsn_dests) {
         snprintf(r->err, sizeof r->err, "no destination for a bounce to the sender");
@@ -329,12 +349,15 @@ static int commit_dsn(agent_round *r, const sk_envelope *e, const size_t *idx, s
         dr[i] = (sk_dsn_rcpt){
             .final_recipient = er->addr,
             .original_recipient = er->orcpt[0] ? er->orcpt : NULL,
-            .action = SK_DSN_FAILED,
-            .status = st,
+            .action = action,
+            .status = action == SK_DSN_DELAYED && st[0] != '4' ? "4.0.0" : st,
             .remote_mta = mtas[i][0] ? mtas[i] : NULL,
             .reply = er->last.code ? replies[i] : NULL,
             .diagnostic = er->last.code ? NULL : er->last.text,
             .last_attempt = now,
+            .will_retry_until = action == SK_DSN_DELAYED
+                                    ? (time_t)(e->arrival + ag->cfg->delivery.retry.lifetime)
+                                    : 0,
         };
     }
     char unique[64];
@@ -394,8 +417,31 @@ static int commit_dsn(agent_round *r, const sk_envelope *e, const size_t *idx, s
         snprintf(r->err, sizeof r->err, "cannot store the bounce");
         return -1;
     }
-    snprintf(r->dsn_id, sizeof r->dsn_id, "%s", id);
+    snprintf(out_id, 32, "%s", id);
     return 0;
+}
+
+/* Worker thread: build the DSN (action: failed or delayed) for the
+ * recipients of e in idx that asked for it (NOTIFY) and commit it through
+ * the store; its id goes to out_id (or "" when none was sent). 0
+ * (committed, or nothing to send), -1 failed. */
+static int commit_dsn(agent_round *r, const sk_envelope *e, const size_t *idx_in, size_t n_in,
+                      sk_dsn_action action, char out_id[32])
+{
+    out_id[0] = '\0';
+    if (!e->sender[0] || n_in == 0)
+        return 0;
+    size_t *idx = calloc(n_in, sizeof *idx);
+    if (!idx)
+        return -1;
+    size_t n = 0;
+    for (size_t i = 0; i < n_in; i++)
+        if (notify_wants(e->rcpts[idx_in[i]].notify,
+                         action == SK_DSN_DELAYED ? "DELAY" : "FAILURE"))
+            idx[n++] = idx_in[i];
+    int rc = commit_dsn_to(r, e, idx, n, action, out_id);
+    free(idx);
+    return rc;
 }
 
 /* Worker thread: apply the round to the record on disk, bounce, save. */
@@ -435,7 +481,7 @@ static void round_work(void *arg)
     } else if (bounced) {
         nb = sk_dlv_apply(&e, r->res, r->nres, &ag->cfg->delivery.retry, now, rnd32(), bounced);
     }
-    if (!bounced || commit_dsn(r, &e, bounced, nb) < 0) {
+    if (!bounced || commit_dsn(r, &e, bounced, nb, SK_DSN_FAILED, r->dsn_id) < 0) {
         /* No bounce could be stored: those recipients wait and bounce
          * again at their next attempt, instead of bouncing unreported. */
         for (size_t i = 0; bounced && i < nb; i++) {
@@ -445,6 +491,19 @@ static void round_work(void *arg)
         nb = 0;
     }
     r->nbounced = nb;
+    /* RFC 3464 "delayed": once per message, when it has waited delay_warning
+     * and recipients are still deferred (sk_retry_warning_due). */
+    const sk_retry_policy *rp = &ag->cfg->delivery.retry;
+    if (bounced && r->kind == ROUND_DELIVER && e.sender[0] &&
+        sk_retry_warning_due(rp, (time_t)e.arrival, (time_t)now, e.warned)) {
+        size_t nd = 0;
+        for (size_t i = 0; i < e.nrcpts; i++)
+            if (e.rcpts[i].state == SK_ENV_DEFERRED)
+                bounced[nd++] = i;
+        if (nd && commit_dsn(r, &e, bounced, nd, SK_DSN_DELAYED, r->delay_id) == 0)
+            e.warned = 1;
+        r->ndelayed = r->delay_id[0] ? nd : 0;
+    }
     free(bounced);
     int rc;
     if (sk_dlv_all_final(&e)) {
@@ -477,10 +536,16 @@ static void round_done(void *arg)
     if (r->nbounced && r->dsn_id[0])
         sk_log(LOG_INFO, "event=bounce id=%s recipients=%zu dsn_id=%s", r->id, r->nbounced,
                r->dsn_id);
-    if (r->dsn_id[0] && !ag->stopping) {
+    if (r->ndelayed)
+        sk_log(LOG_INFO, "event=delay-warning id=%s recipients=%zu dsn_id=%s", r->id, r->ndelayed,
+               r->delay_id);
+    if (!ag->stopping) {
         for (size_t i = 0; i < r->ndsn_dests; i++)
             if (r->dsn_dests[i].kind == SK_DEST_QUEUE) {
-                sk_agent_queued(ag, r->dsn_id);
+                if (r->dsn_id[0])
+                    sk_agent_queued(ag, r->dsn_id);
+                if (r->delay_id[0])
+                    sk_agent_queued(ag, r->delay_id);
                 break;
             }
     }

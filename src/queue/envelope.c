@@ -182,7 +182,9 @@ int sk_envelope_format(const sk_envelope *e, sk_buf *out)
                       e->id, e->arrival, e->size) < 0 ||
         put_field(out, "sender", e->sender) < 0 || put_field(out, "envid", e->envid) < 0 ||
         put_field(out, "ret", e->ret) < 0 ||
-        sk_buf_printf(out, "body %s\nsmtputf8 %d\n", body_names[e->body], e->smtputf8 ? 1 : 0) < 0)
+        sk_buf_printf(out, "body %s\nsmtputf8 %d\n", body_names[e->body], e->smtputf8 ? 1 : 0) <
+            0 ||
+        (e->warned && sk_buf_append_str(out, "warned 1\n") < 0))
         return -1;
     for (size_t i = 0; i < e->nrcpts; i++) {
         const sk_envelope_rcpt *r = &e->rcpts[i];
@@ -455,6 +457,10 @@ static int parse_all(parser *P, sk_envelope *e)
             return -1;
         if (n == 3 && !memcmp(l, "end", 3))
             break;
+        if (n == 8 && !memcmp(l, "warned 1", 8) && !e->warned && e->nrcpts == 0) {
+            e->warned = 1; /* optional, before the first rcpt */
+            continue;
+        }
         if (n < 5 || memcmp(l, "rcpt ", 5) != 0)
             return perr(P, "expected \"rcpt\" or \"end\"");
         if (parse_rcpt(P, e, l + 5, l + n) < 0)

@@ -17,6 +17,7 @@
  *     ret -
  *     body 8bitmime
  *     smtputf8 0
+ *     warned 1               (optional: a delay warning was sent)
  *     rcpt bob@example.net - - pending 0 1764670000 0 - - -
  *     end
  *
@@ -85,6 +86,8 @@ typedef struct sk_envelope {
     char *ret;               /* RFC 3461 RET: "FULL", "HDRS" or "" */
     sk_body_type body;
     int smtputf8; /* RFC 6531 */
+    int warned;   /* a delay warning went to the sender (RFC 3464 action
+                     "delayed"): the optional line "warned 1" */
     sk_envelope_rcpt *rcpts;
     size_t nrcpts;
 } sk_envelope;

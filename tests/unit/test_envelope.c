@@ -60,6 +60,7 @@ static void build(sk_envelope *e)
         sk_envelope_set(&r->last.text, "busy\nrcpt evil@x - - pending 0 0 0 - - -\r\n100% sure"),
         0);
     e->rcpts[2].state = SK_ENV_HELD;
+    e->warned = 1;
 }
 
 static void assert_same(const sk_envelope *a, const sk_envelope *b)
@@ -71,6 +72,7 @@ static void assert_same(const sk_envelope *a, const sk_envelope *b)
     assert_string_equal(a->ret, b->ret);
     assert_int_equal(a->body, b->body);
     assert_int_equal(a->smtputf8, b->smtputf8);
+    assert_int_equal(a->warned, b->warned);
     assert_int_equal(a->nrcpts, b->nrcpts);
     for (size_t i = 0; i < a->nrcpts; i++) {
         const sk_envelope_rcpt *x = &a->rcpts[i], *y = &b->rcpts[i];
@@ -104,6 +106,7 @@ static void test_sample_parses(void **state)
     assert_int_equal(e.rcpts[1].last.code, 451);
     assert_string_equal(e.rcpts[1].last.text, "Try again later");
     assert_string_equal(e.rcpts[1].notify, "SUCCESS,DELAY");
+    assert_int_equal(e.warned, 0);
     /* and it formats back to the same bytes */
     sk_buf b;
     sk_buf_init(&b, 0);
@@ -125,7 +128,8 @@ static void test_round_trip_escapes_everything(void **state)
     size_t lines = 0;
     for (size_t i = 0; i < b.len; i++)
         lines += b.data[i] == '\n';
-    assert_int_equal(lines, 9 + 3 + 1);
+    assert_int_equal(lines, 9 + 1 + 3 + 1); /* with "warned 1" */
+    assert_non_null(strstr(b.data, "\nsmtputf8 1\nwarned 1\nrcpt "));
     assert_null(strchr(b.data, '\r'));
     assert_non_null(strstr(b.data, "\nrcpt %2D - - held 0 5 0 - - -\n"));
     assert_non_null(strstr(b.data, "100%25%20sure\n"));
@@ -196,6 +200,11 @@ static void test_corruptions_refused(void **state)
 {
     (void)state;
     assert_corrupt("smtpkit-envelope 1", "smtpkit-envelope 2", "line 1: unsupported version");
+    /* the optional warned line: once, "1" only, before the recipients */
+    assert_corrupt("smtputf8 0\n", "smtputf8 0\nwarned 1\nwarned 1\n", "expected \"rcpt\"");
+    assert_corrupt("smtputf8 0\n", "smtputf8 0\nwarned 0\n", "expected \"rcpt\"");
+    assert_corrupt("pending 0 1764670000 0 - - -\n", "pending 0 1764670000 0 - - -\nwarned 1\n",
+                   "expected \"rcpt\"");
     assert_corrupt("smtpkit-envelope 1", "smtpkit-envelop 1", "line 1: not an envelope");
     assert_corrupt("id 0QJ2", "id ../", "line 2: bad id");
     assert_corrupt("arrival 1764670000", "arrival -1", "line 3: arrival: not a number");

@@ -110,3 +110,23 @@ def test_messages_to_one_destination_share_a_connection(relay):
         # RSET between messages; one EHLO per connection
         assert cmds.count("EHLO") == 1
         assert cmds.count("RSET") >= len(s["messages"]) - 1
+
+
+def test_one_delay_warning_while_deferred(relay):
+    r = relay({"remote.test": [(10, "mx1.remote.test", "127.0.0.6")]},
+              delivery="delay_warning = 1;")
+    with ScriptedMX("127.0.0.6", r.port, replies={"RCPT": "451 4.3.0 not now"}) as mx:
+        srv = r.start()
+        r.send(["bob@remote.test"])
+        srv.wait_log(r"event=delay-warning id=\w+ recipients=1 dsn_id=\w+", timeout=20)
+        # more attempts, no second warning
+        wait_for(lambda: len(mx.sessions) >= 4, timeout=30, what="more attempts", log=srv.log)
+        qid = r.queued()[0]
+        wait_for(lambda: "\nwarned 1\n" in r.envelope(qid), what="warned in the record")
+    warnings = srv.messages("alice")
+    assert len(warnings) == 1
+    m, rcpts = parse_dsn(warnings[0])
+    assert rcpts[0]["action"] == "delayed"
+    assert rcpts[0]["status"] == "4.3.0"
+    assert "will-retry-until" in rcpts[0]
+    assert len(re.findall(r"event=delay-warning", srv.log())) == 1
