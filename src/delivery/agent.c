@@ -739,7 +739,12 @@ static int round_start(sk_agent *ag, agent_msg *m, long long now)
         agent_dest *d = dest_get(ag, domain);
         if (!d)
             continue;
-        if (!m->force && sk_dest_backoff_blocked(&d->backoff, (time_t)now)) {
+        /* a message waiting behind a backed-off destination still gets its
+         * delay warning and still expires: then it is tried anyway */
+        const sk_retry_policy *rp = &dc->retry;
+        int overdue = now - r->env.arrival >= (long long)rp->lifetime ||
+                      sk_retry_warning_due(rp, (time_t)r->env.arrival, (time_t)now, r->env.warned);
+        if (!m->force && !overdue && sk_dest_backoff_blocked(&d->backoff, (time_t)now)) {
             if (waiting < 0 || d->backoff.until < waiting)
                 waiting = d->backoff.until;
             continue;
