@@ -19,10 +19,13 @@ N = 20
 
 
 def test_kill_9_while_delivering_then_restart_loses_nothing(relay):
-    r = relay({"remote.test": [(10, "mx1.remote.test", "127.0.0.31")]})
+    # one connection at a time: deliveries are sequential and slow, so the
+    # kill always comes with messages left (and one in flight)
+    r = relay({"remote.test": [(10, "mx1.remote.test", "127.0.0.31")]},
+              delivery="connections_per_destination = 1;")
 
     def slow_dot(i, tx):
-        time.sleep(0.15)  # deliveries are in flight when the kill comes
+        time.sleep(0.2)  # deliveries are in flight when the kill comes
         return "250 2.0.0 Ok: queued"
 
     with ScriptedMX("127.0.0.31", r.port, replies={"DOT": slow_dot}) as mx:
