@@ -27,23 +27,33 @@ class Relay:
         self.queue = tmp_path / "queue"
         self.dns = Dnsmasq(str(tmp_path), mx_zone(zone) + list(raw_zone))
         self.dns.__enter__()
-        self.extra = (
-            'trusted_networks = [ "127.0.0.0/8" ];\n'
-            f'relay_queue = "{self.queue}";\n'
-            "delivery = {\n"
-            f'  dns_servers = [ "{self.dns.server}" ];\n'
-            f"  smtp_port = {self.port};\n"
-            "  retry_min = 1; retry_max = 2;\n"
-            "  timeout_greeting = 3; timeout_mail = 5; timeout_rcpt = 5;\n"
-            "  timeout_data = 5; timeout_data_block = 5; timeout_final_dot = 5;\n"
-            f"  {delivery}\n"
-            "};\n")
+        self.delivery = delivery
+        self.extra = self._extra()
         self.server_factory = server
         self.srv = None
 
-    def start(self, **kw):
-        self.srv = self.server_factory(extra=self.extra, **kw)
-        return self.srv
+    def _extra(self):
+        return ('trusted_networks = [ "127.0.0.0/8" ];\n'
+                f'relay_queue = "{self.queue}";\n'
+                "delivery = {\n"
+                f'  dns_servers = [ "{self.dns.server}" ];\n'
+                f"  smtp_port = {self.port};\n"
+                "  retry_min = 1; retry_max = 2;\n"
+                "  timeout_greeting = 3; timeout_mail = 5; timeout_rcpt = 5;\n"
+                "  timeout_data = 5; timeout_data_block = 5; timeout_final_dot = 5;\n"
+                f"  {self.delivery}\n"
+                "};\n")
+
+    def start(self, mx_is_self=False, **kw):
+        """mx_is_self: the MX port is the server's own (a mail loop)."""
+        if not mx_is_self:
+            self.srv = self.server_factory(extra=self.extra, **kw)
+            return self.srv
+        self.srv = self.server_factory(extra=self.extra, start=False, **kw)
+        self.port = self.srv.port
+        self.extra = self._extra()
+        self.srv.write_config(extra=self.extra, **kw)
+        return self.srv.start()
 
     def close(self):
         self.dns.__exit__(None, None, None)

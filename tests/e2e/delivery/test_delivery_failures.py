@@ -148,3 +148,17 @@ def test_null_sender_failure_makes_no_bounce(relay):
         r.wait_empty()
     assert srv.messages("alice") == []
     assert "event=bounce " not in srv.log()
+
+
+def test_mx_that_is_this_server_bounces_5_4_6(relay):
+    # loop.test's only MX is 127.0.0.1 on the server's own port: RFC 5321 5.1
+    r = relay({"loop.test": [(10, "mx.loop.test", "127.0.0.1")]})
+    srv = r.start(mx_is_self=True)
+    r.send(["bob@loop.test"])
+    r.wait_empty()
+    dsn = bounces(srv)
+    _, rcpts = parse_dsn(dsn[0])
+    assert rcpts[0]["status"] == "5.4.6"
+    srv.wait_log(r"event=delivery .*to=<bob@loop\.test> relay=none .*status=bounced dsn=5\.4\.6")
+    # no connection came back to us: only the client's two (probe and send)
+    assert len(re.findall(r"event=connect ", srv.log())) == 2
