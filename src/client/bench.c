@@ -29,6 +29,7 @@
  */
 #include "smtpkit/bench.h"
 
+#include "client/cc_bev.h"
 #include "smtpkit/client_core.h"
 
 #include <arpa/inet.h>
@@ -472,20 +473,10 @@ static void on_event(struct bufferevent *bev, short what, void *arg);
 /* STARTTLS got its 220: put a TLS filter under the session (RFC 3207 4). */
 static int start_tls_filter(bsess *s)
 {
-    /* Bytes after the 220 were sent before TLS: never read them as if they
-     * came over TLS (STARTTLS response injection). */
-    struct evbuffer *in = bufferevent_get_input(s->bev);
-    evbuffer_drain(in, evbuffer_get_length(in));
-    SSL *ssl = new_ssl(s);
-    if (!ssl)
+    /* the unread bytes are dropped, the handshake starts (cc_bev.c) */
+    struct bufferevent *tb = sk_cc_bev_starttls(s->run->base, s->bev, new_ssl(s));
+    if (!tb)
         return -1;
-    struct bufferevent *tb = bufferevent_openssl_filter_new(
-        s->run->base, s->bev, ssl, BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
-    if (!tb) {
-        SSL_free(ssl);
-        return -1;
-    }
-    bufferevent_openssl_set_allow_dirty_shutdown(tb, 1);
     s->bev = tb;
     s->in_handshake = 1;
     bufferevent_setcb(tb, on_read, NULL, on_event, s);
@@ -630,13 +621,9 @@ static int drive(bsess *s)
 {
     struct bufferevent *bev = s->bev;
     for (;;) {
-        sk_buf *o = sk_client_core_output(s->core);
-        if (o->len) {
-            if (evbuffer_add(bufferevent_get_output(s->bev), o->data, o->len) < 0) {
-                conn_fail(s, SK_CLIENT_ERR_NOMEM, "out of memory");
-                return 1;
-            }
-            sk_buf_consume(o, o->len);
+        if (sk_cc_bev_flush(s->core, s->bev) < 0) {
+            conn_fail(s, SK_CLIENT_ERR_NOMEM, "out of memory");
+            return 1;
         }
         sk_cc_event ev;
         if (!sk_client_core_next_event(s->core, &ev))
@@ -662,16 +649,8 @@ static int drive(bsess *s)
     }
     if (s->in_handshake)
         return s->bev != bev; /* the handshake has its own timer */
-    sk_cc_wait w;
-    sk_client_core_wait(s->core, &w);
-    if (w.seq != s->wait_seq) {
-        /* a new wait: every step has the same limit, so the common timeout */
-        s->wait_seq = w.seq;
-        if (w.ms >= 0)
-            arm_timer(s);
-        else
-            evtimer_del(s->timer);
-    }
+    /* a new wait: every step has the same limit, so the common timeout */
+    sk_cc_bev_arm(s->core, s->timer, &s->wait_seq, s->run->step_tv);
     return s->bev != bev;
 }
 

@@ -9,6 +9,8 @@
  */
 #include "delivery/attempt.h"
 
+#include "client/cc_bev.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -373,24 +375,19 @@ static void conn_failed(sk_attempt *a, const sk_reply *r, const char *why)
 
 static int start_tls(sk_attempt *a)
 {
-    struct evbuffer *in = bufferevent_get_input(a->bev);
-    evbuffer_drain(in, evbuffer_get_length(in)); /* RFC 3207 4.2: nothing read before TLS */
     SSL *ssl = SSL_new(a->env.tls);
     if (!ssl)
         return -1;
-    const char *name = a->route->hosts[a->host_i].name;
+    const char *name = a->route ? a->route->hosts[a->host_i].name : a->domain;
     if (a->env.cfg->tls_policy == SK_TLS_VERIFY) {
         SSL_set_verify(ssl, SSL_VERIFY_PEER, NULL);
         SSL_set1_host(ssl, name);
     }
     SSL_set_tlsext_host_name(ssl, name);
-    struct bufferevent *tb = bufferevent_openssl_filter_new(
-        a->env.base, a->bev, ssl, BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
-    if (!tb) {
-        SSL_free(ssl);
+    /* the unread bytes are dropped, the handshake starts (cc_bev.c) */
+    struct bufferevent *tb = sk_cc_bev_starttls(a->env.base, a->bev, ssl);
+    if (!tb)
         return -1;
-    }
-    bufferevent_openssl_set_allow_dirty_shutdown(tb, 1);
     a->bev = tb;
     a->in_handshake = 1;
     bufferevent_setcb(tb, on_read, NULL, on_event, a);
@@ -548,26 +545,16 @@ static int on_core_event(sk_attempt *a, const sk_cc_event *ev)
     return 0;
 }
 
-static long timeout_ms_of(const sk_attempt *a, const sk_cc_wait *w)
-{
-    (void)a;
-    return w->ms;
-}
-
 /* Move output, handle events, keep the timer. Returns 1 when the
  * connection is gone. */
 static int drive(sk_attempt *a)
 {
     for (;;) {
-        sk_buf *o = sk_client_core_output(a->core);
-        if (o->len) {
-            if (evbuffer_add(bufferevent_get_output(a->bev), o->data, o->len) < 0) {
-                conn_failed(a, NULL, "out of memory");
-                conn_close(a);
-                schedule_step(a);
-                return 1;
-            }
-            sk_buf_consume(o, o->len);
+        if (sk_cc_bev_flush(a->core, a->bev) < 0) {
+            conn_failed(a, NULL, "out of memory");
+            conn_close(a);
+            schedule_step(a);
+            return 1;
         }
         sk_cc_event ev;
         if (!sk_client_core_next_event(a->core, &ev))
@@ -582,18 +569,7 @@ static int drive(sk_attempt *a)
     }
     if (a->in_handshake)
         return 0;
-    sk_cc_wait w;
-    sk_client_core_wait(a->core, &w);
-    if (w.seq != a->wait_seq) {
-        a->wait_seq = w.seq;
-        long ms = timeout_ms_of(a, &w);
-        if (ms >= 0) {
-            struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
-            evtimer_add(a->timer, &tv);
-        } else {
-            evtimer_del(a->timer);
-        }
-    }
+    sk_cc_bev_arm(a->core, a->timer, &a->wait_seq, NULL); /* each wait its own limit */
     return 0;
 }
 
