@@ -30,9 +30,8 @@ struct bufferevent *sk_cc_bev_starttls(struct event_base *base, struct buffereve
      * came over TLS (STARTTLS response injection, CVE-2011-0411). */
     struct evbuffer *in = bufferevent_get_input(bev);
     evbuffer_drain(in, evbuffer_get_length(in));
-    struct bufferevent *tb = bufferevent_openssl_filter_new(base, bev, ssl,
-                                                            BUFFEREVENT_SSL_CONNECTING,
-                                                            BEV_OPT_CLOSE_ON_FREE);
+    struct bufferevent *tb = bufferevent_openssl_filter_new(
+        base, bev, ssl, BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
     if (!tb) {
         SSL_free(ssl);
         return NULL;

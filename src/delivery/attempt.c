@@ -538,6 +538,12 @@ static int on_core_event(sk_attempt *a, const sk_cc_event *ev)
         if (ev->phase == SK_CC_PHASE_TLS)
             a->tls_failed = 1;
         conn_failed(a, ev->reply, ev->text);
+        /* RFC 3463 / Postfix: TLS required but not offered 4.7.4, a failed
+         * handshake 4.7.5 (a reply's own code stays when it has one) */
+        if (!a->last_enh[0] && ev->phase == SK_CC_PHASE_STARTTLS)
+            snprintf(a->last_enh, sizeof a->last_enh, "4.7.4");
+        else if (!a->last_enh[0] && ev->phase == SK_CC_PHASE_TLS)
+            snprintf(a->last_enh, sizeof a->last_enh, "4.7.5");
         break;
     default:
         break;

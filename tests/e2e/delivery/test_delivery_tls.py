@@ -43,3 +43,17 @@ def test_failed_handshake_is_retried_in_plaintext(relay):
     assert mx.sessions[0]["messages"] == []
     assert not any(c.upper() == "STARTTLS" for c in mx.sessions[1]["commands"])
     srv.wait_log(r"event=delivery .*tls=no status=sent")
+
+
+def test_encrypt_policy_defers_a_peer_without_starttls(relay):
+    r = relay({"remote.test": [(10, "mx1.remote.test", "127.0.0.53")]},
+              delivery='tls_policy = "encrypt";')
+    with ScriptedMX("127.0.0.53", r.port, capabilities=["PIPELINING", "8BITMIME"]) as mx:
+        srv = r.start()
+        r.send(["bob@remote.test"])
+        srv.wait_log(r"event=delivery .*to=<bob@remote\.test> .*status=deferred dsn=4\.7\.4 "
+                     r"reply=\".*does not offer STARTTLS\"")
+    assert mx.messages == []
+    assert not any(c.upper().startswith("MAIL") for s in mx.sessions for c in s["commands"])
+    assert len(r.queued()) == 1
+    assert srv.messages("alice") == []
