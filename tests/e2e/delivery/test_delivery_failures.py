@@ -162,3 +162,27 @@ def test_mx_that_is_this_server_bounces_5_4_6(relay):
     srv.wait_log(r"event=delivery .*to=<bob@loop\.test> relay=none .*status=bounced dsn=5\.4\.6")
     # no connection came back to us: only the client's two (probe and send)
     assert len(re.findall(r"event=connect ", srv.log())) == 2
+
+
+def test_554_greeting_moves_to_the_next_mx(relay):
+    r = relay(TWO)
+    with ScriptedMX("127.0.0.22", r.port, replies={"GREETING": "554 5.7.1 no service"}) as mx1, \
+            ScriptedMX("127.0.0.23", r.port) as mx2:
+        srv = r.start()
+        r.send(["bob@remote.test"])
+        wait_for(lambda: mx2.messages, what="delivery by mx2", log=srv.log)
+        r.wait_empty()
+    assert mx1.messages == []
+    assert srv.messages("alice") == []
+
+
+def test_554_greeting_on_the_only_mx_bounces(relay):
+    r = relay(ONE)
+    with ScriptedMX("127.0.0.21", r.port, replies={"GREETING": "554 5.7.1 no service"}):
+        srv = r.start()
+        r.send(["bob@remote.test"])
+        r.wait_empty()
+        dsn = bounces(srv)
+    _, rcpts = parse_dsn(dsn[0])
+    assert rcpts[0]["status"] == "5.7.1"
+    assert rcpts[0]["diagnostic-code"].startswith("smtp; 554 5.7.1")
