@@ -38,8 +38,8 @@ class Relay:
                 "delivery = {\n"
                 f'  dns_servers = [ "{self.dns.server}" ];\n'
                 f"  smtp_port = {self.port};\n"
-                "  retry_min = 1; retry_max = 2;\n"
-                "  timeout_greeting = 3; timeout_mail = 5; timeout_rcpt = 5;\n"
+                + ("" if "retry_min" in self.delivery else "  retry_min = 1; retry_max = 2;\n")
+                + "  timeout_greeting = 3; timeout_mail = 5; timeout_rcpt = 5;\n"
                 "  timeout_data = 5; timeout_data_block = 5; timeout_final_dot = 5;\n"
                 f"  {self.delivery}\n"
                 "};\n")

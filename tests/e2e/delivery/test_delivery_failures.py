@@ -7,6 +7,7 @@ bounce. Loopback only, DNS from a private dnsmasq."""
 
 import re
 import shutil
+import time
 
 import pytest
 
@@ -186,3 +187,20 @@ def test_554_greeting_on_the_only_mx_bounces(relay):
     _, rcpts = parse_dsn(dsn[0])
     assert rcpts[0]["status"] == "5.7.1"
     assert rcpts[0]["diagnostic-code"].startswith("smtp; 554 5.7.1")
+
+
+def test_a_destination_whose_every_mx_failed_is_backed_off_as_a_whole(relay):
+    r = relay(ONE, delivery="retry_min = 4; retry_max = 8;")
+    with ScriptedMX("127.0.0.21", r.port,
+                    replies={"GREETING": ["421 4.3.2 busy", "220 mx1 ESMTP"]}) as mx:
+        srv = r.start()
+        r.send(["bob@remote.test"])
+        srv.wait_log(r"event=delivery .*status=deferred dsn=4\.3\.2")
+        # a new message for the backed-off destination waits: no connection
+        r.send(["carol@remote.test"])
+        time.sleep(2)
+        assert len(mx.sessions) == 1
+        assert "to=<carol@remote.test>" not in srv.log()
+        # after the back-off (4 s +- 10%) both go, in one round each
+        wait_for(lambda: len(mx.messages) == 2, timeout=20, what="both delivered", log=srv.log)
+        r.wait_empty()
