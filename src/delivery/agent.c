@@ -897,31 +897,35 @@ fail:
     return NULL;
 }
 
+typedef struct scan_state {
+    sk_agent *ag;
+    size_t queued;
+} scan_state;
+
 static int scan_cb(void *arg, const char *id, const sk_envelope *env, const char *err)
 {
-    size_t *n = arg;
-    sk_agent *ag = (sk_agent *)(void *)n[1];
+    scan_state *st = arg;
     if (!env) {
         char why[300];
         sk_log(LOG_WARNING, "event=queue-broken id=%s error=\"%s\"", id,
-               sk_log_clean(err ? err : "", why, sizeof why));
+               sk_log_quoted(err ? err : "", why, sizeof why));
         return 0;
     }
     long long due = sk_dlv_next_due(env);
-    if (due >= 0 && msg_add(ag, id, due))
-        n[0]++;
+    if (due >= 0 && msg_add(st->ag, id, due))
+        st->queued++;
     return 0;
 }
 
 size_t sk_agent_start(sk_agent *ag)
 {
-    size_t st[2] = {0, (size_t)(void *)ag};
-    (void)sk_queue_dir_scan(ag->q, scan_cb, st);
+    scan_state st = {.ag = ag};
+    (void)sk_queue_dir_scan(ag->q, scan_cb, &st);
     struct timeval tv = {.tv_sec = AGENT_TICK_S};
     event_add(ag->tick, &tv);
-    sk_log(LOG_INFO, "event=queue-scan queued=%zu", st[0]);
+    sk_log(LOG_INFO, "event=queue-scan queued=%zu", st.queued);
     nudge(ag);
-    return st[0];
+    return st.queued;
 }
 
 void sk_agent_queued(sk_agent *ag, const char *id)
