@@ -717,10 +717,13 @@ static int round_start(sk_agent *ag, agent_msg *m, long long now)
     }
     dsn_destinations(ag, r);
     size_t skip = skip_return_path(r->data, r->len);
+    /* the record's size counts CRLF line ends, the file may have LF ones */
+    unsigned long long whole = r->env.size > r->len ? r->env.size : r->len;
     sk_attempt_msg am = {
         .sender = r->env.sender,
         .data = r->data + skip,
         .len = r->len - skip,
+        .size = whole - skip,
         .body_8bit = r->env.body != SK_BODY_7BIT,
         .smtputf8 = r->env.smtputf8,
     };

@@ -419,7 +419,7 @@ static void submit(sk_attempt *a)
         .mail_from = a->msg.sender,
         .rcpts = a->cc,
         .nrcpts = a->ncc,
-        .size = a->msg.len,
+        .size = a->msg.size ? a->msg.size : a->msg.len,
         .body_8bit = a->msg.body_8bit,
         .smtputf8 = a->msg.smtputf8,
     };

@@ -56,8 +56,10 @@ typedef struct sk_attempt_env {
  * attempt is done. */
 typedef struct sk_attempt_msg {
     const char *sender; /* "" for <> */
-    const char *data;   /* the message as queued (CRLF lines) */
+    const char *data;   /* the message as queued (CRLF or LF lines: LF goes
+                           out as CRLF) */
     size_t len;
+    unsigned long long size; /* SIZE= (RFC 1870): octets with CRLF line ends */
     int body_8bit;
     int smtputf8;
 } sk_attempt_msg;
