@@ -36,6 +36,9 @@ check "dnsmasq" dnsmasq-base sh -c 'command -v dnsmasq || test -x /usr/sbin/dnsm
 check "postfix (postfix -c DIR, user postfix, group postdrop)" postfix sh -c \
     'command -v postfix && test -x /usr/lib/postfix/sbin/master && id postfix && getent group postdrop'
 check "smtp-sink" postfix sh -c 'command -v smtp-sink || test -x /usr/sbin/smtp-sink'
+# dovecot: a private instance with IMAP, LMTP and Sieve (tests/e2e/dovecot).
+check "dovecot with imap, lmtp, sieve" "dovecot-core dovecot-imapd dovecot-lmtpd dovecot-sieve" sh -c \
+    'command -v dovecot && test -x /usr/lib/dovecot/imap && test -x /usr/lib/dovecot/lmtp && test -e /usr/lib/dovecot/modules/lib90_sieve_plugin.so'
 # python3 with pytest and the modules the end-to-end tests import.
 for m in pytest aiosmtpd ssl smtplib email base64 pty; do
     case $m in pytest) p=python3-pytest ;; aiosmtpd) p=python3-aiosmtpd ;; *) p=python3 ;; esac

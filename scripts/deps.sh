@@ -8,7 +8,8 @@ BUILD="build-essential clang pkg-config libssl-dev libevent-dev libconfig-dev li
 # postfix: a private instance (and smtp-sink) as the receiving MX of the
 # delivery tests; installed unconfigured, so no system-wide Postfix runs.
 # man-db: lexgrog checks the manual pages.
-TEST="cppcheck clang-format libcmocka-dev python3 python3-pytest python3-aiosmtpd swaks libnet-ssleay-perl libio-socket-ssl-perl curl dnsmasq-base libclang-rt-14-dev man-db postfix"
+# dovecot-*: a private Dovecot (LMTP, IMAP, SASL, Sieve) beside smtpkit.
+TEST="cppcheck clang-format libcmocka-dev python3 python3-pytest python3-aiosmtpd swaks libnet-ssleay-perl libio-socket-ssl-perl curl dnsmasq-base libclang-rt-14-dev man-db postfix dovecot-core dovecot-imapd dovecot-lmtpd dovecot-sieve"
 case "${1:-build}" in
   build) want="$BUILD" ;;
   test)  want="$BUILD $TEST" ;;
