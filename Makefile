@@ -19,7 +19,7 @@ BUILD    ?= build/release
 SANFLAGS := -O2 -g
 endif
 
-PKGS     := libevent_openssl libevent libssl libcrypto libconfig libcares libcrypt
+PKGS     := libevent_openssl libevent libssl libcrypto libconfig libcares libcrypt libargon2
 WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 -Wvla
 CPPFLAGS += -Iinclude -Isrc -D_GNU_SOURCE -DSMTPKIT_VERSION='"$(VERSION)"'
 CFLAGS   += -std=c11 $(WARN) -fPIC $(SANFLAGS)

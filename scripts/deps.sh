@@ -3,7 +3,7 @@
 # root; otherwise prints the exact apt-get line and fails.
 # Usage: scripts/deps.sh build|test
 set -eu
-BUILD="build-essential clang pkg-config libssl-dev libevent-dev libconfig-dev libc-ares-dev libcrypt-dev openssl"
+BUILD="build-essential clang pkg-config libssl-dev libevent-dev libconfig-dev libc-ares-dev libcrypt-dev libargon2-dev openssl"
 # swaks needs its TLS modules (only Recommends in Debian) for --tls.
 # postfix: a private instance (and smtp-sink) as the receiving MX of the
 # delivery tests; installed unconfigured, so no system-wide Postfix runs.

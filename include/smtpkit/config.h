@@ -149,7 +149,11 @@ typedef struct sk_config {
     char *tls_ciphersuites;      /* TLS 1.3 suites, NULL: OpenSSL's default */
 
     /* AUTH (RFC 4954) */
-    char *passwd_file;            /* absolute; Dovecot passwd-file of crypt(3) hashes */
+    char *passwd_file;            /* absolute; Dovecot passwd-file (any Dovecot scheme) */
+    char *dovecot_auth;           /* absolute; Dovecot's auth-client socket (instead of
+                                     passwd_file) */
+    char *auth_username_format;   /* Dovecot's auth_username_format for passwd_file;
+                                     NULL: "%u", the name as given */
     int sender_must_match_login;  /* MAIL FROM must be the user's own address (553 5.7.1) */
     unsigned auth_failures;       /* per client address per window */
     unsigned auth_failure_window; /* seconds */

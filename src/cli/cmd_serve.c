@@ -84,6 +84,11 @@ static int check_tls_auth(const sk_config *cfg, const sk_runas *r)
             return 1;
         }
         printf("AUTH: %zu account(s) in %s\n", sk_passwd_count(pw), cfg->passwd_file);
+        for (size_t i = 0; i < sk_passwd_warning_count(pw); i++)
+            fprintf(stderr, "smtpkit serve: warning: %s\n", sk_passwd_warning(pw, i));
+        if (sk_passwd_warnings_dropped(pw))
+            fprintf(stderr, "smtpkit serve: warning: %s: %zu more warning(s)\n", cfg->passwd_file,
+                    sk_passwd_warnings_dropped(pw));
         sk_passwd_free(pw);
     }
     if (sk_server_security_check_files(cfg, r, !will_generate, err, sizeof err) != 0) {

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "server/pathutil.h"
+#include "server/username_format.h"
 
 typedef struct loader {
     const char *path;
@@ -782,7 +783,22 @@ static void load_tls_auth(loader *L, sk_config *c, const config_setting_t *root)
     }
     free(s);
     get_path(L, root, "passwd_file", c->dir, &c->passwd_file);
+    get_path(L, root, "dovecot_auth", c->dir, &c->dovecot_auth);
+    if (get_string(L, root, "auth_username_format", &c->auth_username_format)) {
+        const char *why = sk_username_format_check(c->auth_username_format);
+        if (why)
+            fail(L, member(root, "auth_username_format"), "%s", why);
+    }
     get_bool(L, root, "sender_must_match_login", &c->sender_must_match_login);
+    if (L->failed)
+        return;
+    if (c->passwd_file && c->dovecot_auth)
+        fail(L, member(root, "dovecot_auth"),
+             "passwd_file and dovecot_auth both set: AUTH is checked by one of them");
+    else if (c->dovecot_auth && c->auth_username_format)
+        fail(L, member(root, "auth_username_format"),
+             "auth_username_format is for passwd_file; with dovecot_auth, Dovecot's own "
+             "auth_username_format applies");
     if (L->failed)
         return;
     if (!c->tls_certificate != !c->tls_key)
@@ -796,9 +812,9 @@ static void load_tls_auth(loader *L, sk_config *c, const config_setting_t *root)
         if ((sc->starttls_offered || sc->implicit_tls) && !c->tls_certificate)
             fail(L, g, "listener %s:%u uses TLS but tls_certificate and tls_key are not set",
                  lc->address, lc->port);
-        else if (sc->auth_offered && !c->passwd_file)
-            fail(L, g, "listener %s:%u offers AUTH but passwd_file is not set", lc->address,
-                 lc->port);
+        else if (sc->auth_offered && !c->passwd_file && !c->dovecot_auth)
+            fail(L, g, "listener %s:%u offers AUTH but neither passwd_file nor dovecot_auth is set",
+                 lc->address, lc->port);
     }
 }
 
@@ -874,6 +890,8 @@ static void load_root(loader *L, sk_config *c, const config_setting_t *root)
                                           "tls_ciphers",
                                           "tls_ciphersuites",
                                           "passwd_file",
+                                          "dovecot_auth",
+                                          "auth_username_format",
                                           "sender_must_match_login",
                                           NULL};
     check_members(L, root, allowed, NULL);
@@ -1066,6 +1084,8 @@ void sk_config_free(sk_config *c)
     free(c->tls_ciphers);
     free(c->tls_ciphersuites);
     free(c->passwd_file);
+    free(c->dovecot_auth);
+    free(c->auth_username_format);
     free(c->delivery.dns_servers);
     free(c);
 }

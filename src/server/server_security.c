@@ -21,6 +21,26 @@
 #include "server/server_security.h"
 #include "server/tls.h"
 
+/* One log line per line of the password file that was disabled or
+ * accepted with a note (clear text, a weak method). */
+static void log_passwd_warnings(const sk_auth_service *auth, const char *file)
+{
+    const sk_passwd *pw = sk_auth_service_passwd(auth);
+    for (size_t i = 0; i < sk_passwd_warning_count(pw); i++) {
+        /* Readable as written; only what could break the quoting changes. */
+        char clean[1024];
+        const char *w = sk_passwd_warning(pw, i);
+        size_t k = 0;
+        for (; w[k] && k + 1 < sizeof clean; k++)
+            clean[k] = (w[k] == '"' || w[k] == '\\' || (unsigned char)w[k] < 0x20) ? '?' : w[k];
+        clean[k] = '\0';
+        sk_log(LOG_WARNING, "event=passwd-warning warning=\"%s\"", clean);
+    }
+    if (sk_passwd_warnings_dropped(pw))
+        sk_log(LOG_WARNING, "event=passwd-warning passwd_file=%s more=%zu", file,
+               sk_passwd_warnings_dropped(pw));
+}
+
 /* The directory part of path in out ("." if none). */
 static void parent_of(const char *path, char *out, size_t outlen)
 {
@@ -116,10 +136,12 @@ int sk_server_security_init(sk_server *srv, char *err, size_t errlen)
         };
         char why[512];
         srv->auth = sk_auth_service_new(cfg->passwd_file, &lim, why, sizeof why);
-        if (!srv->auth) {
-            snprintf(err, errlen, "passwd_file: %s", why);
+        if (!srv->auth ||
+            sk_auth_service_set_username_format(srv->auth, cfg->auth_username_format) != 0) {
+            snprintf(err, errlen, "passwd_file: %s", srv->auth ? "out of memory" : why);
             return -1;
         }
+        log_passwd_warnings(srv->auth, cfg->passwd_file);
         sk_log(LOG_INFO, "event=auth-ready passwd_file=%s users=%zu", cfg->passwd_file,
                sk_auth_service_users(srv->auth));
     }
@@ -170,9 +192,13 @@ void sk_server_security_reload(sk_server *srv, const sk_config *nc)
         if (sk_auth_service_reload(srv->auth, nc->passwd_file, why, sizeof why) != 0)
             sk_log(LOG_ERR, "event=auth-reload-failed error=\"%s\" keeping=previous-passwd-file",
                    why);
-        else
+        else {
+            log_passwd_warnings(srv->auth, nc->passwd_file);
             sk_log(LOG_INFO, "event=auth-reload passwd_file=%s users=%zu", nc->passwd_file,
                    sk_auth_service_users(srv->auth));
+        }
+        if (sk_auth_service_set_username_format(srv->auth, nc->auth_username_format) != 0)
+            sk_log(LOG_ERR, "event=auth-reload-failed error=\"out of memory\"");
     }
 }
 

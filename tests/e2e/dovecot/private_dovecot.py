@@ -59,10 +59,14 @@ def wait_path(path, timeout=15.0):
 class PrivateDovecot:
     """users: {name: "{SCHEME}hash" or a full passwd-file line after the
     name}. passwd_file: use this file instead (shared with smtpkit).
+    userdb: "static" (every user is `nobody` with a home under mail_root)
+    or "passwd-file" (uid, gid and home from the passwd_file's own fields,
+    as one file for passdb and userdb).
     sieve: the text of a Sieve script applied to every LMTP delivery
     (`fileinto :create` needs `require ["fileinto", "mailbox"];`)."""
 
-    def __init__(self, tmp_path, users=None, passwd_file=None, sieve=None, extra=""):
+    def __init__(self, tmp_path, users=None, passwd_file=None, sieve=None, extra="",
+                 userdb="static"):
         # Dovecot's own users (dovecot, nobody) read the files under it.
         open_path_for(tmp_path)
         self.dir = Path(tmp_path) / "dovecot"
@@ -118,10 +122,7 @@ passdb {{
   driver = passwd-file
   args = {self.passwd_file}
 }}
-userdb {{
-  driver = static
-  args = uid={self.uid} gid={self.gid} home={self.mail_root}/%n
-}}
+{self._userdb(userdb)}
 service imap-login {{
   inet_listener imap {{
     address = 127.0.0.1
@@ -158,6 +159,22 @@ protocol lmtp {{
 {sieve_conf}{extra}
 """)
         self.proc = None
+
+    def _userdb(self, kind):
+        if kind == "passwd-file":
+            return f"userdb {{\n  driver = passwd-file\n  args = {self.passwd_file}\n}}"
+        return (f"userdb {{\n  driver = static\n"
+                f"  args = uid={self.uid} gid={self.gid} home={self.mail_root}/%n\n}}")
+
+    def imap_login(self, user, password):
+        """True when Dovecot's IMAP accepts the login (passdb and userdb)."""
+        with imaplib.IMAP4("127.0.0.1", self.imap_port) as m:
+            try:
+                m.login(user, password)
+            except imaplib.IMAP4.error:
+                return False
+            typ, _ = m.select("INBOX")
+            return typ == "OK"
 
     def start(self):
         self.proc = subprocess.Popen([DOVECOT, "-F", "-c", str(self.conf)],
