@@ -39,6 +39,11 @@ check "smtp-sink" postfix sh -c 'command -v smtp-sink || test -x /usr/sbin/smtp-
 # dovecot: a private instance with IMAP, LMTP and Sieve (tests/e2e/dovecot).
 check "dovecot with imap, lmtp, sieve" "dovecot-core dovecot-imapd dovecot-lmtpd dovecot-sieve" sh -c \
     'command -v dovecot && test -x /usr/lib/dovecot/imap && test -x /usr/lib/dovecot/lmtp && test -e /usr/lib/dovecot/modules/lib90_sieve_plugin.so'
+# doveadm pw: the password vectors of the unit tests and the shared
+# password file of tests/e2e/dovecot ({ARGON2ID} needs Dovecot's libargon2 build).
+check "doveadm pw -s ARGON2ID" dovecot-core sh -c 'doveadm pw -s ARGON2ID -p x | grep -q "^{ARGON2ID}"'
+# libargon2: smtpkit links it ({ARGON2ID} passwords).
+check "libargon2 (pkg-config)" libargon2-dev pkg-config --exists libargon2
 # python3 with pytest and the modules the end-to-end tests import.
 for m in pytest aiosmtpd ssl smtplib email base64 pty; do
     case $m in pytest) p=python3-pytest ;; aiosmtpd) p=python3-aiosmtpd ;; *) p=python3 ;; esac
