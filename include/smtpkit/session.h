@@ -133,6 +133,12 @@ typedef struct sk_session_ops {
      * otherwise valid; 0 answers 553 5.7.1 "Sender address rejected: not
      * owned by the authenticated user" (RFC 6409 6.1, submission). */
     int (*mail_check)(void *ctx, const sk_session_info *info, const char *reverse_path);
+    /* Optional (may be NULL, meaning PLAIN and LOGIN): the AUTH mechanisms
+     * to advertise and accept right now, as bits (1 << SK_SASL_PLAIN) |
+     * (1 << SK_SASL_LOGIN) (sasl.h); 0 advertises no AUTH and answers AUTH
+     * with 504 5.5.4. The shell's backend decides (Dovecot offers its own
+     * list); the rule "AUTH only under TLS" still applies on top. */
+    unsigned (*auth_mechanisms)(void *ctx);
 } sk_session_ops;
 
 /* Flags returned by sk_session_wants(). */

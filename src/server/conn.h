@@ -52,6 +52,7 @@ struct sk_conn {
     int auth_hold;          /* a failed AUTH's reply is held back ... */
     unsigned auth_delay_ms; /* ... this long */
     int auth_close;         /* then 421 4.7.0 and close: too many failures */
+    char *dovecot_user;     /* the user of a check Dovecot is answering (for the log) */
     struct event *auth_timer;
 
     unsigned long long bytes_in, bytes_out;

@@ -19,15 +19,20 @@
  * None of these callbacks frees or closes anything: they run inside
  * sk_session_feed() and only record what conn.c acts on afterwards.
  */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include "server/auth_service.h"
+#include "server/dovecot_auth.h"
 #include "server/conn.h"
 #include "server/log.h"
 #include "server/work_queue.h"
+#include "smtpkit/sasl.h"
 
 #include <openssl/crypto.h>
 
@@ -199,6 +204,90 @@ static void auth_job_done(void *arg)
     sk_conn_auth_done(c, v.result);
 }
 
+/* Dovecot's verdict, on the loop thread: charged like the password file's
+ * (a temporary failure, -1, is 454 and never an accept). */
+static void dovecot_auth_done(void *arg, int result, const char *canonical)
+{
+    sk_conn *c = arg;
+    (void)canonical;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    sk_auth_verdict v = {.result = -1, .why = "internal"};
+    if (c->srv->auth)
+        v = sk_auth_service_finish(c->srv->auth, c->addr, &c->auth, result, now.tv_sec);
+    if (result < 0 && v.result < 0)
+        v.why = "dovecot-unavailable";
+    auth_apply(c, &v, c->dovecot_user);
+    free(c->dovecot_user);
+    c->dovecot_user = NULL;
+    sk_conn_auth_done(c, v.result);
+}
+
+/* The local end of the client's socket, for Dovecot's lip/lport. */
+static void local_address(const sk_conn *c, char *ip, size_t iplen, unsigned *port)
+{
+    ip[0] = '\0';
+    *port = 0;
+    struct bufferevent *b = c->tls_under ? c->tls_under : c->bev;
+    evutil_socket_t fd = b ? bufferevent_getfd(b) : -1;
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    if (fd < 0 || getsockname(fd, (struct sockaddr *)&ss, &sl) != 0)
+        return;
+    if (ss.ss_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)&ss;
+        inet_ntop(AF_INET, &a->sin_addr, ip, (socklen_t)iplen);
+        *port = ntohs(a->sin_port);
+    } else if (ss.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&ss;
+        inet_ntop(AF_INET6, &a->sin6_addr, ip, (socklen_t)iplen);
+        *port = ntohs(a->sin6_port);
+    }
+}
+
+static int dovecot_check(sk_conn *c, const char *user, const char *password, time_t now)
+{
+    sk_auth_verdict v;
+    if (sk_auth_service_blocked(c->srv->auth, c->addr, &c->auth, now, &v)) {
+        auth_apply(c, &v, user);
+        return v.result;
+    }
+    char lip[INET6_ADDRSTRLEN];
+    unsigned lport;
+    local_address(c, lip, sizeof lip, &lport);
+    sk_dovecot_conn_info info = {
+        .secured = c->tls_state == 2,
+        .rip = c->addr,
+        .rport = c->port,
+        .lip = lip[0] ? lip : NULL,
+        .lport = lport,
+    };
+    c->dovecot_user = strdup(user);
+    if (!c->dovecot_user ||
+        sk_dovecot_auth_check(c->srv->dovecot, user, password, &info, dovecot_auth_done, c) != 0) {
+        free(c->dovecot_user);
+        c->dovecot_user = NULL;
+        v = sk_auth_service_finish(c->srv->auth, c->addr, &c->auth, -1, now);
+        auth_apply(c, &v, user);
+        return v.result;
+    }
+    c->auth_pending = 1;
+    return SK_AUTH_PENDING;
+}
+
+static unsigned op_auth_mechanisms(void *ctx)
+{
+    sk_conn *c = ctx;
+    if (!c->srv->dovecot)
+        return (1u << SK_SASL_PLAIN) | (1u << SK_SASL_LOGIN);
+    unsigned m = sk_dovecot_auth_mechs(c->srv->dovecot), out = 0;
+    if (m & SK_DOVECOT_MECH_PLAIN)
+        out |= 1u << SK_SASL_PLAIN;
+    if (m & SK_DOVECOT_MECH_LOGIN)
+        out |= 1u << SK_SASL_LOGIN;
+    return out;
+}
+
 static int op_auth_check(void *ctx, const char *user, const char *password)
 {
     sk_conn *c = ctx;
@@ -212,6 +301,8 @@ static int op_auth_check(void *ctx, const char *user, const char *password)
     }
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
+    if (c->srv->dovecot)
+        return dovecot_check(c, user, password, now.tv_sec);
     sk_auth_verdict v;
     char *hash = NULL;
     int known = 0;
@@ -284,4 +375,5 @@ const sk_session_ops sk_conn_ops = {
     .log = op_log,
     .tls_available = op_tls_available,
     .mail_check = op_mail_check,
+    .auth_mechanisms = op_auth_mechanisms,
 };

@@ -376,6 +376,8 @@ sk_server *sk_server_new(sk_config *cfg, char *err, size_t errlen)
         snprintf(err, errlen, "cannot register events");
         goto fail;
     }
+    if (sk_server_security_start(srv, err, errlen) != 0)
+        goto fail;
     return srv;
 fail:
     sk_server_free(srv);
@@ -426,6 +428,7 @@ void sk_server_free(sk_server *srv)
     srv->queue = NULL;
     sk_work_queue_free(srv->work);
     srv->work = NULL;
+    sk_server_security_stop(srv); /* answers Dovecot checks still waiting */
     while (srv->conns)
         sk_conn_abort(srv->conns);
     if (srv->queue_ev)

@@ -20,6 +20,7 @@ typedef struct sk_conn sk_conn;
 typedef struct sk_tls_server sk_tls_server;
 typedef struct sk_auth_service sk_auth_service;
 typedef struct sk_work_queue sk_work_queue;
+typedef struct sk_dovecot_auth sk_dovecot_auth;
 
 typedef struct sk_listener {
     struct sk_server *srv;
@@ -50,8 +51,9 @@ struct sk_server {
     unsigned long long messages; /* accepted since start */
     int shutting_down;
     int grace_over;
-    sk_tls_server *tls;    /* NULL without tls_certificate; swapped by a reload */
-    sk_auth_service *auth; /* NULL without passwd_file; reloaded by SIGHUP */
+    sk_tls_server *tls;       /* NULL without tls_certificate; swapped by a reload */
+    sk_auth_service *auth;    /* NULL without passwd_file or dovecot_auth; reloaded by SIGHUP */
+    sk_dovecot_auth *dovecot; /* dovecot_auth: Dovecot checks the passwords, auth the budgets */
 };
 
 /* conn.c */
@@ -72,6 +74,12 @@ void sk_server_conn_gone(struct sk_server *srv);
  * (server/server_security.h). */
 int sk_server_security_init(struct sk_server *srv, char *err, size_t errlen);
 void sk_server_security_reload(struct sk_server *srv, const sk_config *nc);
+/* After the privilege drop, with the loop made: connect to Dovecot's auth
+ * socket (dovecot_auth), as the unprivileged user. 0 or -1 with err. */
+int sk_server_security_start(struct sk_server *srv, char *err, size_t errlen);
+/* Before the connections are closed at teardown: answer the password
+ * checks still waiting on Dovecot. */
+void sk_server_security_stop(struct sk_server *srv);
 void sk_server_security_free(struct sk_server *srv);
 
 #endif

@@ -1,6 +1,7 @@
 /*
  * server_security.c - the server's TLS context (RFC 3207, RFC 8314) and
- * AUTH backend (RFC 4954) over the server's life: made at start (a
+ * AUTH backend (RFC 4954: the password file, or Dovecot's auth socket
+ * with the same failure budgets) over the server's life: made at start (a
  * self-signed pair first when tls_generate_if_missing asks and none
  * exists, handed to the unprivileged user so a reload can read it),
  * refused at start (and by --check) when that user could not read it
@@ -16,6 +17,7 @@
 #include <unistd.h>
 
 #include "server/auth_service.h"
+#include "server/dovecot_auth.h"
 #include "server/log.h"
 #include "server/server_internal.h"
 #include "server/server_security.h"
@@ -127,7 +129,7 @@ int sk_server_security_init(sk_server *srv, char *err, size_t errlen)
         SSL_CTX_free(ctx);
         sk_log(LOG_INFO, "event=tls-ready cert=%s %s", cfg->tls_certificate, why);
     }
-    if (cfg->passwd_file) {
+    if (cfg->passwd_file || cfg->dovecot_auth) {
         sk_auth_limit_config lim = {
             .max_failures = cfg->auth_failures,
             .window_seconds = cfg->auth_failure_window,
@@ -141,9 +143,11 @@ int sk_server_security_init(sk_server *srv, char *err, size_t errlen)
             snprintf(err, errlen, "passwd_file: %s", srv->auth ? "out of memory" : why);
             return -1;
         }
-        log_passwd_warnings(srv->auth, cfg->passwd_file);
-        sk_log(LOG_INFO, "event=auth-ready passwd_file=%s users=%zu", cfg->passwd_file,
-               sk_auth_service_users(srv->auth));
+        if (cfg->passwd_file) {
+            log_passwd_warnings(srv->auth, cfg->passwd_file);
+            sk_log(LOG_INFO, "event=auth-ready passwd_file=%s users=%zu", cfg->passwd_file,
+                   sk_auth_service_users(srv->auth));
+        }
     }
     return 0;
 }
@@ -200,6 +204,29 @@ void sk_server_security_reload(sk_server *srv, const sk_config *nc)
         if (sk_auth_service_set_username_format(srv->auth, nc->auth_username_format) != 0)
             sk_log(LOG_ERR, "event=auth-reload-failed error=\"out of memory\"");
     }
+}
+
+int sk_server_security_start(sk_server *srv, char *err, size_t errlen)
+{
+    const sk_config *cfg = srv->cfg;
+    if (!cfg->dovecot_auth)
+        return 0;
+    srv->dovecot = sk_dovecot_auth_new(srv->base, cfg->dovecot_auth);
+    if (!srv->dovecot) {
+        snprintf(err, errlen, "dovecot_auth: out of memory");
+        return -1;
+    }
+    /* Unreachable now is no reason not to start: AUTH answers 454 until
+     * Dovecot is back, and the client keeps trying. */
+    sk_log(LOG_INFO, "event=auth-ready dovecot_auth=%s", cfg->dovecot_auth);
+    sk_dovecot_auth_start(srv->dovecot);
+    return 0;
+}
+
+void sk_server_security_stop(sk_server *srv)
+{
+    sk_dovecot_auth_free(srv->dovecot);
+    srv->dovecot = NULL;
 }
 
 void sk_server_security_free(sk_server *srv)

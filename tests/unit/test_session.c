@@ -12,6 +12,7 @@
 
 #include "fake_shell.h"
 #include "smtpkit/registry.h"
+#include "smtpkit/sasl.h"
 
 /* Cross-check every reply against the reply registry (which commands may
  * return which code, RFC 5321 4.3.2 and the ESMTP RFCs). */
@@ -150,6 +151,50 @@ static void test_ehlo_keywords(void **state)
     fake_send(&f, "AUTH PLAIN AHVzZXIAc2VjcmV0\r\n");
     EXPECT(&f, 235, "2.7.0");
     fake_finish(&f);
+}
+
+/* The shell's backend chooses the mechanisms (Dovecot offers its own):
+ * EHLO lists only those, AUTH with another one is 504, none at all hides
+ * AUTH. */
+static unsigned mech_mask;
+static unsigned fake_auth_mechanisms(void *ctx)
+{
+    (void)ctx;
+    return mech_mask;
+}
+
+static void test_auth_mechanisms_from_the_shell(void **state)
+{
+    (void)state;
+    static const struct {
+        unsigned mask;
+        const char *line; /* the AUTH keyword line, NULL: none */
+        int plain, login; /* first reply to AUTH PLAIN / AUTH LOGIN */
+    } cases[] = {
+        {(1u << SK_SASL_PLAIN) | (1u << SK_SASL_LOGIN), "AUTH PLAIN LOGIN", 235, 334},
+        {1u << SK_SASL_PLAIN, "AUTH PLAIN", 235, 504},
+        {1u << SK_SASL_LOGIN, "AUTH LOGIN", 504, 334},
+        {0, NULL, 504, 504},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        fake f;
+        fake_defaults(&f);
+        f.ops.auth_mechanisms = fake_auth_mechanisms;
+        mech_mask = cases[i].mask;
+        start_greeted(&f);
+        fake_send(&f, "EHLO client.example\r\n");
+        fake_reply *r = EXPECT(&f, 250, "");
+        assert_int_equal(strstr(r->text, "AUTH") != NULL, cases[i].line != NULL);
+        if (cases[i].line)
+            assert_true(has_line(r->text, cases[i].line));
+        fake_send(&f, "AUTH LOGIN\r\n");
+        EXPECT(&f, cases[i].login, cases[i].login == 504 ? "5.5.4" : "");
+        if (cases[i].login == 334)
+            fake_send(&f, "*\r\n"), EXPECT(&f, 501, "5.7.0");
+        fake_send(&f, "AUTH PLAIN AHVzZXIAc2VjcmV0\r\n");
+        EXPECT(&f, cases[i].plain, cases[i].plain == 504 ? "5.5.4" : "2.7.0");
+        fake_finish(&f);
+    }
 }
 
 static void test_ehlo_without_starttls_or_auth(void **state)
@@ -2182,6 +2227,7 @@ int main(void)
         cmocka_unit_test(test_helo_is_one_plain_line),
         cmocka_unit_test(test_ehlo_keywords),
         cmocka_unit_test(test_ehlo_without_starttls_or_auth),
+        cmocka_unit_test(test_auth_mechanisms_from_the_shell),
         cmocka_unit_test(test_helo_ehlo_arguments),
         cmocka_unit_test(test_enhanced_codes_without_ehlo),
         cmocka_unit_test(test_closing_421_carries_code_without_ehlo),

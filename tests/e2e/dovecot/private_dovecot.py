@@ -192,14 +192,40 @@ protocol lmtp {{
         except OSError:
             return ""
 
+    def _children(self):
+        """Pids of the master's child processes (auth, imap-login, ...)."""
+        if not self.proc:
+            return []
+        kids = []
+        for d in os.listdir("/proc"):
+            if not d.isdigit():
+                continue
+            try:
+                with open(f"/proc/{d}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            if ppid == self.proc.pid:
+                kids.append(int(d))
+        return kids
+
     def stop(self):
+        """Stop Dovecot as a service manager would: the master and every
+        process it started (its auth process would otherwise go on serving
+        the clients still connected to it)."""
         if self.proc and self.proc.poll() is None:
+            kids = self._children()
             self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+            for pid in kids:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
         self.proc = None
 
     def maildir(self, user):
