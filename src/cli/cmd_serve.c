@@ -91,6 +91,19 @@ static int check_tls_auth(const sk_config *cfg, const sk_runas *r)
                     sk_passwd_warnings_dropped(pw));
         sk_passwd_free(pw);
     }
+    if (cfg->dovecot_auth) {
+        /* Dovecot may start after smtpkit: a missing socket is a warning. */
+        struct stat st;
+        if (stat(cfg->dovecot_auth, &st) != 0)
+            fprintf(stderr,
+                    "smtpkit serve: warning: dovecot_auth %s: %s (AUTH answers 454 until "
+                    "Dovecot listens there)\n",
+                    cfg->dovecot_auth, strerror(errno));
+        else if (!S_ISSOCK(st.st_mode))
+            fprintf(stderr, "smtpkit serve: warning: dovecot_auth %s is not a socket\n",
+                    cfg->dovecot_auth);
+        printf("AUTH: checked by Dovecot at %s\n", cfg->dovecot_auth);
+    }
     if (sk_server_security_check_files(cfg, r, !will_generate, err, sizeof err) != 0) {
         fprintf(stderr, "smtpkit serve: %s: %s\n", cfg->path, err);
         return 1;

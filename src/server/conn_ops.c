@@ -13,8 +13,11 @@
  * milliseconds) runs on a worker thread of the work queue: auth_check
  * answers SK_AUTH_PENDING, and the job's completion, back on the loop
  * thread, charges the budgets and hands the verdict to the session
- * (sk_conn_auth_done). A failure only marks the connection, and conn.c
- * holds the reply back and closes after too many.
+ * (sk_conn_auth_done). With dovecot_auth, Dovecot's auth server answers
+ * instead (dovecot_auth.c, on the loop), through the same budgets and
+ * verdicts, and EHLO lists the mechanisms it offers. A failure only marks
+ * the connection, and conn.c holds the reply back and closes after too
+ * many.
  *
  * None of these callbacks frees or closes anything: they run inside
  * sk_session_feed() and only record what conn.c acts on afterwards.

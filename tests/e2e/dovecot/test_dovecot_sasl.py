@@ -88,6 +88,15 @@ def test_per_connection_limit_and_address_budget(tmp_path, server):
         assert srv.log().count("why=address-blocked") == 1
 
 
+def test_config_refuses_both_backends(tmp_path, server, smtpkit_bin):
+    srv = sasl_server(server, tmp_path, dovecot_auth="/run/nothing/auth-client",
+                      extra=f'passwd_file = "{tmp_path / "p"}";', start=False)
+    r = subprocess.run([smtpkit_bin, "serve", "--check", "-c", str(srv.conf_path)],
+                       capture_output=True, timeout=60)
+    assert r.returncode != 0
+    assert b"passwd_file and dovecot_auth both set" in r.stderr
+
+
 def test_mechanisms_follow_dovecot(tmp_path, server):
     with PrivateDovecot(tmp_path, users=USERS,
                         extra=FAST + "auth_mechanisms = login\n") as dv:
@@ -103,10 +112,15 @@ def test_mechanisms_follow_dovecot(tmp_path, server):
         assert code == 235, lines
 
 
-def test_dovecot_stopped_is_454_never_an_accept(tmp_path, server):
+def test_dovecot_stopped_is_454_never_an_accept(tmp_path, server, smtpkit_bin):
     dv = PrivateDovecot(tmp_path, users=USERS, extra=FAST)
     # Never there: the server starts anyway and answers 454.
     srv = sasl_server(server, tmp_path, dovecot_auth=dv.auth_socket)
+    r = subprocess.run([smtpkit_bin, "serve", "--check", "-c", str(srv.conf_path)],
+                       capture_output=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert f"AUTH: checked by Dovecot at {dv.auth_socket}".encode() in r.stdout
+    assert b"warning: dovecot_auth" in r.stderr and b"No such file" in r.stderr
     d = tls_dialog(srv)
     assert auth_line(d.caps) == ["PLAIN", "LOGIN"]
     code, lines = d.cmd("AUTH PLAIN " + plain_auth("alice@example.test", "wonderland"))
