@@ -243,6 +243,8 @@ static const char *check_crypt(const char *h, size_t n, const char **note)
         return "SHA-512-crypt hash has the wrong length";
     if (n > 3 && !memcmp(h, "$5$", 3) && tail_len(h, n) != 43)
         return "SHA-256-crypt hash has the wrong length";
+    if (n > 3 && !memcmp(h, "$1$", 3) && tail_len(h, n) != 22)
+        return "MD5-crypt hash has the wrong length";
     if (n > 3 && h[1] == '2' && n != 60)
         return "bcrypt hash has the wrong length";
     return NULL;

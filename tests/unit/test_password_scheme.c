@@ -98,6 +98,8 @@ static void test_unverifiable_values_are_refused_with_a_reason(void **state)
         {"$y$j9T$abc", "incomplete yescrypt hash"},
         {"$6$saltstring$tooShort", "SHA-512-crypt hash has the wrong length"},
         {"$2b$04$tooShort", "bcrypt hash has the wrong length"},
+        {"$1$salt$hash", "MD5-crypt hash has the wrong length"},
+        {"{SHA256-CRYPT}$5$salt$short", "SHA-256-crypt hash has the wrong length"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const char *why = NULL, *note = NULL;
