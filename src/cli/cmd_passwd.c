@@ -324,7 +324,9 @@ int sk_cmd_passwd(int argc, char **argv)
         printf("%s:%s%s:%s:%s::%s::%s\n", user, sk_passwd_scheme_prefix(scheme), hash, uid, gid,
                home, extra);
     else
-        printf("%s\n", hash);
+        /* An Argon2 string is recognised only by its prefix (crypt(3) does
+         * not know it), so it keeps it; crypt(3) strings stand alone. */
+        printf("%s%s\n", scheme == SK_PASSWD_ARGON2ID ? sk_passwd_scheme_prefix(scheme) : "", hash);
     rc = fflush(stdout) == 0 ? 0 : 1;
 out:
     explicit_bzero(pw1, sizeof pw1);

@@ -146,3 +146,25 @@ def test_dovecot_stopped_is_454_never_an_accept(tmp_path, server, smtpkit_bin):
         assert "event=auth-failed" in srv.log() and "why=dovecot-unavailable" in srv.log()
     finally:
         dv.stop()
+
+
+def test_tls_is_reported_to_dovecot_as_secured(tmp_path, server):
+    """Dovecot's default disable_plaintext_auth = yes refuses PLAIN and
+    LOGIN unless the client connection is secured: smtpkit says `secured`
+    for a connection under TLS, so the login works, and Dovecot's log
+    shows the client's address, not smtpkit's socket."""
+    with PrivateDovecot(tmp_path, users=USERS,
+                        extra=FAST + "disable_plaintext_auth = yes\nauth_verbose = yes\n") as dv:
+        srv = sasl_server(server, tmp_path, dovecot_auth=dv.auth_socket)
+        d = tls_dialog(srv)
+        code, lines = d.cmd("AUTH PLAIN " + plain_auth("alice@example.test", "wonderland"))
+        assert code == 235, (lines, dv.log()[-1500:])
+        d.cmd("QUIT")
+        d = tls_dialog(srv)
+        assert d.cmd("AUTH PLAIN " + plain_auth("alice@example.test", "nope"))[0] == 535
+        d.cmd("QUIT")
+        want = "passwd-file(alice@example.test,127.0.0.1): Password mismatch"
+        deadline = time.monotonic() + 10
+        while want not in dv.log() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert want in dv.log(), dv.log()[-1500:]

@@ -72,6 +72,12 @@ def test_userdb_fields_and_argon2id():
     assert v.returncode != 0
 
 
+def test_argon2id_hash_only_keeps_its_prefix():
+    r = run(["--stdin", "--scheme", "argon2id", "--cost", "1"], b"pw\n")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith(b"{ARGON2ID}$argon2id$v=19$m=65536,t=1,p=1$")
+
+
 def test_two_runs_use_different_salts():
     a = run(["--stdin"], b"same\n").stdout
     b = run(["--stdin"], b"same\n").stdout
