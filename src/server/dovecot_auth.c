@@ -152,8 +152,12 @@ static request *find(sk_dovecot_auth *da, unsigned long id)
 
 static void fail_all(sk_dovecot_auth *da)
 {
-    for (request *r = da->pending; r; r = r->next)
+    request *r = da->pending;
+    while (r) {
+        request *next = r->next; /* finish() may deliver (and free) r */
         finish(r, -1, NULL);
+        r = next;
+    }
 }
 
 static void request_timeout(evutil_socket_t fd, short what, void *arg)
