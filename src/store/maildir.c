@@ -31,7 +31,7 @@
 /* One recipient Maildir the message is linked into. */
 struct store_link {
     char *newdir; /* dests[i]/new */
-    char *path;   /* dests[i]/new/<name>,S=<size> */
+    char *path;   /* dests[i]/new/<name>,S=<size>,W=<size> */
     dev_t dev;    /* of newdir */
     ino_t ino;
 };
@@ -84,16 +84,18 @@ int sk_store_maildir_clean_tmp(const char *maildir)
 
 /* The destination file name: the tmp name on the first try, then (after a
  * collision, which unique ids make all but impossible) <id>-<n>.<host>, so
- * the name still starts with the id; with ,S=<size> (Maildir++ size hint). */
+ * the name still starts with the id; with ,S=<size> (Maildir++: the file's
+ * size) and ,W=<size> (the RFC 822 size, CRLF line ends), as Dovecot names
+ * its files, so it need not read the file to know either. */
 static int dest_name(sk_store_msg *m, int attempt, char *out, size_t cap)
 {
     int n;
     if (attempt == 0) {
-        n = snprintf(out, cap, "%s,S=%llu", m->name, m->size);
+        n = snprintf(out, cap, "%s,S=%llu,W=%llu", m->name, m->size, m->wire);
     } else {
         const char *host = strchr(m->name, '.');
-        n = snprintf(out, cap, "%.*s-%d%s,S=%llu", (int)(host ? host - m->name : 0), m->name,
-                     attempt, host ? host : "", m->size);
+        n = snprintf(out, cap, "%.*s-%d%s,S=%llu,W=%llu", (int)(host ? host - m->name : 0), m->name,
+                     attempt, host ? host : "", m->size, m->wire);
     }
     if (n < 0 || (size_t)n >= cap) {
         errno = ENAMETOOLONG;

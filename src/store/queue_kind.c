@@ -107,7 +107,7 @@ static sk_store_result queue_stage(sk_store_msg *m, const sk_store_envelope *env
     sk_envelope_init(&e);
     snprintf(e.id, sizeof e.id, "%s", m->id);
     e.arrival = env->arrival > 0 ? env->arrival : (long long)m->begun;
-    e.size = m->size;
+    e.size = m->wire; /* the RFC 822 size (SIZE=), not the LF file's */
     e.body = env->body == SK_STORE_BODY_8BITMIME     ? SK_BODY_8BITMIME
              : env->body == SK_STORE_BODY_BINARYMIME ? SK_BODY_BINARYMIME
                                                      : SK_BODY_7BIT;

@@ -244,8 +244,16 @@ sk_store_msg *sk_store_begin(sk_store *st, char id[32], sk_store_result *res)
     return m;
 }
 
+static sk_store_result put(sk_store_msg *m, const char *p, size_t n);
+
 sk_store_result sk_store_msg_flush(sk_store_msg *m)
 {
+    if (m->err == SK_STORE_OK && m->held_cr) {
+        /* the message ended in a CR without its LF: keep it */
+        m->held_cr = 0;
+        if (put(m, "\r", 1) != SK_STORE_OK)
+            return m->err;
+    }
     if (m->err == SK_STORE_OK && m->wblen > 0) {
         if (sk_fs_write_all(m->fd, m->wb, m->wblen) < 0)
             m->err = sk_store_result_of(errno);
@@ -254,24 +262,24 @@ sk_store_result sk_store_msg_flush(sk_store_msg *m)
     return m->err;
 }
 
-sk_store_result sk_store_append(sk_store_msg *m, const char *p, size_t n)
+/* Buffered write of file bytes. */
+static sk_store_result put(sk_store_msg *m, const char *p, size_t n)
 {
-    if (!m)
-        return SK_STORE_IOERR;
-    if (m->err != SK_STORE_OK || n == 0)
+    if (n == 0)
         return m->err;
-    if (!p || n > ULLONG_MAX - m->size) {
-        m->err = SK_STORE_IOERR;
-        return m->err;
-    }
     m->size += n;
     if (n <= SK_STORE_WRITE_BEHIND - m->wblen) {
         memcpy(m->wb + m->wblen, p, n);
         m->wblen += n;
         return SK_STORE_OK;
     }
-    if (sk_store_msg_flush(m) != SK_STORE_OK)
-        return m->err;
+    if (m->wblen > 0) {
+        if (sk_fs_write_all(m->fd, m->wb, m->wblen) < 0) {
+            m->err = sk_store_result_of(errno);
+            return m->err;
+        }
+        m->wblen = 0;
+    }
     if (n >= SK_STORE_WRITE_BEHIND) {
         if (sk_fs_write_all(m->fd, p, n) < 0)
             m->err = sk_store_result_of(errno);
@@ -279,6 +287,46 @@ sk_store_result sk_store_append(sk_store_msg *m, const char *p, size_t n)
     }
     memcpy(m->wb, p, n);
     m->wblen = n;
+    return SK_STORE_OK;
+}
+
+/* The session hands over CRLF text (RFC 5321 2.3.8); the file keeps the
+ * Unix convention of Maildir and mbox (and of Dovecot's own deliveries):
+ * each CRLF is written as LF. A CR not followed by LF stays as it is (only
+ * BINARYMIME can carry one); a CR at the end of one append waits for the
+ * next. `wire` counts the octets as received, the size SMTP speaks of. */
+sk_store_result sk_store_append(sk_store_msg *m, const char *p, size_t n)
+{
+    if (!m)
+        return SK_STORE_IOERR;
+    if (m->err != SK_STORE_OK || n == 0)
+        return m->err;
+    if (!p || n > ULLONG_MAX - m->wire) {
+        m->err = SK_STORE_IOERR;
+        return m->err;
+    }
+    m->wire += n;
+    size_t i = 0;
+    if (m->held_cr) {
+        m->held_cr = 0;
+        if (p[0] != '\n' && put(m, "\r", 1) != SK_STORE_OK)
+            return m->err;
+    }
+    while (i < n) {
+        const char *cr = memchr(p + i, '\r', n - i);
+        size_t e = cr ? (size_t)(cr - p) : n;
+        if (put(m, p + i, e - i) != SK_STORE_OK)
+            return m->err;
+        if (!cr)
+            break;
+        if (e + 1 == n) {
+            m->held_cr = 1; /* decided by the next append (or the flush) */
+            break;
+        }
+        if (p[e + 1] != '\n' && put(m, "\r", 1) != SK_STORE_OK)
+            return m->err;
+        i = e + 1; /* the LF (or whatever follows the bare CR) goes next */
+    }
     return SK_STORE_OK;
 }
 

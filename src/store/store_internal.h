@@ -47,7 +47,9 @@ struct sk_store_msg {
     char id[32];                  /* the message id */
     char *wb;                     /* write-behind buffer, SK_STORE_WRITE_BEHIND bytes */
     size_t wblen;
-    unsigned long long size; /* bytes appended */
+    unsigned long long size; /* bytes in the spool file (LF line ends) */
+    unsigned long long wire; /* bytes appended: the RFC 822 (CRLF) size */
+    int held_cr;             /* a CR ended the last append: CRLF or not? */
     sk_store_result err;     /* first error, sticky */
     time_t begun;
     /* commit */

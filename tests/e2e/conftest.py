@@ -24,8 +24,10 @@ server(...) keyword arguments (all optional):
     start         False: only write the file (srv.conf_path) and return
 
 The object returned has host, port, mail_root (Path), conf_path, log_path,
-proc, and helpers: maildir(name), messages(name) (bytes of each file in
-new/, sorted by name), files(name, sub), log() (text), wait_log(regex),
+proc, and helpers: maildir(name), messages(name) (each file in new/,
+sorted by name, in its RFC 822 form: the files have LF line ends, checked
+to hold no CRLF, and come back with CRLF), raw_messages(name) (the files'
+bytes), files(name, sub), log() (text), wait_log(regex),
 write_config(**kw) (rewrite the file, e.g. before SIGHUP), send_signal(sig),
 stop(sig=SIGTERM) -> exit status, raw() -> RawSession (send exact bytes,
 read replies: cmd("EHLO x") -> (code, lines)).
@@ -277,8 +279,19 @@ class Server:
             return []
         return sorted(p for p in d.iterdir() if p.is_file())
 
-    def messages(self, name):
+    def raw_messages(self, name):
+        """The bytes of each file in new/ (LF line ends)."""
         return [p.read_bytes() for p in self.files(name, "new")]
+
+    def messages(self, name):
+        """Each message in new/ in its RFC 822 form, to compare with what a
+        client sent: the files keep Unix line ends (LF, the Maildir
+        convention), so each must hold no CRLF and every LF reads as CRLF."""
+        out = []
+        for raw in self.raw_messages(name):
+            assert b"\r\n" not in raw, "a stored file with CRLF line ends"
+            out.append(raw.replace(b"\n", b"\r\n"))
+        return out
 
     def raw(self, timeout=10, greet=True):
         """A RawSession; by default the 220 greeting is already read."""
