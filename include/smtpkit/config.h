@@ -98,6 +98,9 @@ typedef struct sk_config {
     int local_part_case_sensitive;
     int forward_notify; /* aliases to other domains answer 251 instead of 250 */
     unsigned commit_threads;
+    char *lmtp;                /* "unix:/path" or "host:port": local mail goes to this LMTP
+                                  server instead of the Maildirs; NULL: Maildirs */
+    unsigned lmtp_connections; /* at most this many LMTP connections */
 
     /* limits */
     size_t max_message_size;

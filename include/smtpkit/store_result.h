@@ -13,6 +13,11 @@ typedef enum sk_store_result {
     SK_STORE_OK = 0,
     SK_STORE_NOSPACE = 1, /* 452 4.3.1 insufficient system storage */
     SK_STORE_IOERR = 2,   /* 451 4.3.0 local error in processing */
+    /* A destination that answers (LMTP) did not take the message: */
+    SK_STORE_DEFERRED = 3, /* a temporary failure (its 4xx, or 451 4.3.0
+                              when it could not be reached or answered
+                              nothing valid): the sender retries */
+    SK_STORE_REFUSED = 4,  /* every failure was permanent (its 5xx) */
 } sk_store_result;
 
 /* The outcome for one envelope recipient. code 0: the destination gave no
@@ -32,6 +37,15 @@ typedef struct sk_store_outcome {
     sk_store_result result;
     size_t nrcpts;
     sk_store_rcpt_outcome *rcpts;
+    /* DEFERRED, REFUSED: the reply for the sender, from the destination
+     * (a valid code of the result's class, an enhanced code of the same
+     * class, one line of text); code 0: the default reply of the result */
+    int code;
+    char enhanced[12];
+    char text[128];
+    char detail[256]; /* DEFERRED, REFUSED: what happened, in words, for the
+                         log ("LMTP server unix:/run/lmtp: Connection
+                         refused"), or "" */
 } sk_store_outcome;
 
 #endif

@@ -820,24 +820,59 @@ void sk_session_tls_started(sk_session *s, const char *version, const char *ciph
 
 void sk_session_commit_done(sk_session *s, sk_store_result r)
 {
+    sk_store_outcome out = {.result = r};
+    sk_session_commit_outcome(s, &out);
+}
+
+void sk_session_commit_outcome(sk_session *s, const sk_store_outcome *out)
+{
     if (!(s->wants & SK_WANT_COMMIT))
         return;
     s->wants &= ~(unsigned)SK_WANT_COMMIT;
+    sk_store_result r = out ? out->result : SK_STORE_IOERR;
+    /* the destination's own reply (LMTP), when it is one of the result's
+     * class; else the store's */
+    int cls = r == SK_STORE_DEFERRED ? 4 : r == SK_STORE_REFUSED ? 5 : 0;
+    int theirs = cls && out->code / 100 == cls && (out->code / 10) % 10 <= 5 &&
+                 out->enhanced[0] == '0' + cls && out->enhanced[1] == '.';
+    int code = theirs                  ? out->code
+               : r == SK_STORE_OK      ? 250
+               : r == SK_STORE_NOSPACE ? 452
+               : r == SK_STORE_REFUSED ? 554
+                                       : 451;
     s->verb = s->tx_bdat ? "BDAT" : "DATA-END";
-    s->tx_result = r == SK_STORE_OK ? 250 : r == SK_STORE_NOSPACE ? 452 : 451;
+    s->tx_result = code;
     /* durable, but the client left before it could hear so: it will
      * probably send the message again (RFC 5321 6.1, duplicates) */
     int gone = s->mode == SK_MODE_DEAD && (s->wants & SK_WANT_CLOSE);
-    s->tx_why = r != SK_STORE_OK ? "commit" : gone ? "client-gone" : NULL;
+    s->tx_why = r == SK_STORE_DEFERRED  ? "deferred"
+                : r == SK_STORE_REFUSED ? "refused"
+                : r != SK_STORE_OK      ? "commit"
+                : gone                  ? "client-gone"
+                                        : NULL;
     char id[40];
     sk_sess_clean(s->tx.id, id, sizeof id);
     sk_sess_tx_reset(s, NULL);
-    if (r == SK_STORE_OK)
+    if (theirs) {
+        char enh[12], text[sizeof out->text];
+        memcpy(enh, out->enhanced, sizeof enh);
+        enh[sizeof enh - 1] = '\0';
+        /* one line: the formatter masks control bytes, a newline would
+         * start another line */
+        size_t k = 0;
+        for (; k + 1 < sizeof text && out->text[k]; k++)
+            text[k] = out->text[k] == '\n' || out->text[k] == '\r' ? ' ' : out->text[k];
+        text[k] = '\0';
+        sk_sess_reply(s, code, enh, "%s", text);
+    } else if (r == SK_STORE_OK) {
         sk_sess_reply(s, 250, "2.0.0", "Ok: queued as %s", id);
-    else if (r == SK_STORE_NOSPACE)
+    } else if (r == SK_STORE_NOSPACE) {
         sk_sess_reply(s, 452, "4.3.1", "Error: insufficient system storage");
-    else
+    } else if (r == SK_STORE_REFUSED) {
+        sk_sess_reply(s, 554, "5.0.0", "Error: transaction failed");
+    } else {
         sk_sess_reply(s, 451, "4.3.0", "Error: local error in processing");
+    }
 }
 
 void sk_session_auth_done(sk_session *s, int result)

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "server/pathutil.h"
+#include "smtpkit/store.h"
 
 typedef struct loader {
     const char *path;
@@ -807,6 +808,7 @@ static void set_defaults(sk_config *c)
     c->log_target = SK_LOG_STDERR;
     c->syslog_facility = LOG_MAIL;
     c->commit_threads = 2;
+    c->lmtp_connections = 10; /* Dovecot 2.4: 10 concurrent deliveries per user */
     c->max_message_size = 10 * 1024 * 1024;
     c->max_recipients = 100;
     c->max_line = 512;
@@ -856,6 +858,8 @@ static void load_root(loader *L, sk_config *c, const config_setting_t *root)
                                           "local_part_case_sensitive",
                                           "forward_notify",
                                           "commit_threads",
+                                          "lmtp",
+                                          "lmtp_connections",
                                           "bare_lf",
                                           "vrfy_discloses",
                                           "expn",
@@ -935,6 +939,12 @@ static void load_root(loader *L, sk_config *c, const config_setting_t *root)
     get_bool(L, root, "vrfy_discloses", &c->vrfy_discloses);
     get_bool(L, root, "expn", &c->expn_enabled);
     get_unsigned(L, root, "commit_threads", 1, 64, &c->commit_threads);
+    if (get_string(L, root, "lmtp", &c->lmtp)) {
+        char why[300];
+        if (sk_store_lmtp_target_ok(c->lmtp, why, sizeof why) < 0)
+            fail(L, member(root, "lmtp"), "%s", why);
+    }
+    get_unsigned(L, root, "lmtp_connections", 1, 64, &c->lmtp_connections);
 
     const config_setting_t *g;
     if ((g = member(root, "limits")) && !L->failed)
@@ -1040,6 +1050,7 @@ void sk_config_free(sk_config *c)
     free(c->mail_root);
     free(c->spool_dir);
     free(c->relay_queue);
+    free(c->lmtp);
     free(c->postmaster);
     for (size_t i = 0; i < c->nlisteners; i++)
         free(c->listeners[i].address);

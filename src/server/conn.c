@@ -69,7 +69,7 @@
 
 static void conn_process(sk_conn *c);
 static void conn_settle(sk_conn *c);
-static void conn_commit_result(sk_conn *c, sk_store_result r);
+static void conn_commit_result(sk_conn *c, const sk_store_outcome *out);
 
 sk_conn *sk_conn_next(const sk_conn *c)
 {
@@ -535,7 +535,7 @@ static void conn_process(sk_conn *c)
         if (c->commit_failed_now) {
             /* the commit queue refused the message: answer at once */
             c->commit_failed_now = 0;
-            conn_commit_result(c, SK_STORE_IOERR);
+            conn_commit_result(c, &(sk_store_outcome){.result = SK_STORE_IOERR});
             conn_flush(c);
             continue;
         }
@@ -786,22 +786,38 @@ void sk_conn_grace_expired(sk_conn *c)
 /* Count the message's outcome and tell the session, which logs the
  * transaction and queues the reply to the end of data (250 only now that
  * the message is durable). */
-static void conn_commit_result(sk_conn *c, sk_store_result r)
+static void conn_commit_result(sk_conn *c, const sk_store_outcome *out)
 {
-    if (r == SK_STORE_OK) {
+    if (out->result == SK_STORE_OK) {
         c->messages++;
         c->srv->messages++;
     } else {
         c->failed_messages++;
     }
-    sk_session_commit_done(c->session, r);
+    if (out->detail[0]) {
+        /* what the store's own reply cannot say (the LMTP server down...) */
+        /* a quoted value: printable ASCII, no quote or backslash */
+        char d[sizeof out->detail];
+        size_t k = 0;
+        for (; k + 1 < sizeof d && out->detail[k]; k++) {
+            unsigned char ch = (unsigned char)out->detail[k];
+            d[k] = ch < 0x20 || ch > 0x7e || ch == '"' || ch == '\\' ? '?' : (char)ch;
+        }
+        d[k] = '\0';
+        sk_log(LOG_WARNING, "event=store-failed conn=%llu result=%s detail=\"%s\"", c->id,
+               out->result == SK_STORE_DEFERRED  ? "deferred"
+               : out->result == SK_STORE_REFUSED ? "refused"
+                                                 : "error",
+               d);
+    }
+    sk_session_commit_outcome(c->session, out);
 }
 
 void sk_conn_commit_done(void *arg, const sk_store_outcome *out)
 {
     sk_conn *c = arg;
     c->commit_pending = 0;
-    conn_commit_result(c, out ? out->result : SK_STORE_IOERR);
+    conn_commit_result(c, out ? out : &(sk_store_outcome){.result = SK_STORE_IOERR});
     if (c->ended) {
         conn_finish(c);
         return;

@@ -2,11 +2,10 @@
  * conn_ops.c - the callbacks the protocol core calls on a connection
  * (sk_session_ops): recipient verdicts from the policy tables, and the
  * message store, handed every destination of every recipient (Maildirs,
- * the outbound queue). The durable step (fsyncs, links) never runs
- * on the event loop: store_commit hands the message to the commit queue,
- * whose callback (sk_conn_commit_done in conn.c) lets the session send the
- * reply to the end of data (RFC 5321 4.1.1.4: 250 only once the message is
- * safe).
+ * or the LMTP server when `lmtp` is set; the outbound queue). The durable step (fsyncs, links)
+ * never runs on the event loop: store_commit hands the message to the commit queue, whose callback
+ * (sk_conn_commit_done in conn.c) lets the session send the reply to the end of data (RFC
+ * 5321 4.1.1.4: 250 only once the message is safe).
  *
  * AUTH (RFC 4954): credentials are checked against the password file
  * behind the failure budgets (auth_service.c). The hash (tens of
@@ -96,9 +95,12 @@ static void op_store_commit(void *ctx, sk_transaction *tx)
         const sk_delivery *d = tx->rcpts[i].dest;
         if (!d)
             continue;
+        /* a local mailbox: its Maildir, or its address for the LMTP server */
         for (size_t k = 0; k < d->nmaildirs; k++)
             dests[n++] =
-                (sk_store_dest){.kind = SK_DEST_MAILDIR, .target = d->maildirs[k], .rcpt = i};
+                c->srv->cfg->lmtp
+                    ? (sk_store_dest){.kind = SK_DEST_LMTP, .target = d->mailboxes[k], .rcpt = i}
+                    : (sk_store_dest){.kind = SK_DEST_MAILDIR, .target = d->maildirs[k], .rcpt = i};
         for (size_t k = 0; k < d->nremote; k++)
             dests[n++] = (sk_store_dest){.kind = SK_DEST_QUEUE, .target = d->remote[k], .rcpt = i};
     }

@@ -192,6 +192,8 @@ static void begin_shutdown(sk_server *srv, const char *signame)
 static void create_maildirs(sk_server *srv, const sk_policy *p, int fatal, char *err, size_t errlen,
                             int *failed)
 {
+    if (srv->cfg->lmtp)
+        return; /* the LMTP server stores local mail: the maildir values are unused */
     for (size_t i = 0; i < sk_policy_nmaildirs(p); i++) {
         char why[512];
         const char *dir = sk_policy_maildir(p, i);
@@ -226,7 +228,8 @@ static void reload(sk_server *srv)
         nc->nlisteners != oc->nlisteners || strcmp(nc->mail_root, oc->mail_root) ||
         nc->max_message_size != oc->max_message_size || nc->max_recipients != oc->max_recipients ||
         nc->command_timeout != oc->command_timeout || nc->max_connections != oc->max_connections ||
-        nc->max_connections_per_ip != oc->max_connections_per_ip;
+        nc->max_connections_per_ip != oc->max_connections_per_ip || !nc->lmtp != !oc->lmtp ||
+        (nc->lmtp && strcmp(nc->lmtp, oc->lmtp)) || nc->lmtp_connections != oc->lmtp_connections;
     sk_log(LOG_INFO, "event=reload domains=%zu mailboxes=%zu aliases=%zu%s", sk_policy_ndomains(np),
            sk_policy_nmailboxes(np), sk_policy_naliases(np),
            restart ? " note=\"listener, path and limit changes take effect at restart\"" : "");
@@ -344,14 +347,27 @@ sk_server *sk_server_new(sk_config *cfg, char *err, size_t errlen)
         snprintf(err, errlen, "cannot open the store in %s: %s", cfg->spool_dir, why);
         goto fail;
     }
+    /* Local mail to an LMTP server: handed over on the commit threads,
+     * which then wait on it, so at least one thread per connection. */
+    unsigned threads = cfg->commit_threads;
+    if (cfg->lmtp) {
+        if (sk_store_set_lmtp(srv->store, cfg->lmtp, cfg->lmtp_connections, cfg->server_name, why,
+                              sizeof why) != 0) {
+            snprintf(err, errlen, "%s", why);
+            goto fail;
+        }
+        if (threads < cfg->lmtp_connections)
+            threads = cfg->lmtp_connections;
+        sk_log(LOG_INFO, "event=lmtp target=%s connections=%u", cfg->lmtp, cfg->lmtp_connections);
+    }
     /* Files abandoned in tmp/ by a crash (Maildir: older than 36 hours). */
-    for (size_t i = 0; i < sk_policy_nmaildirs(srv->policy); i++) {
+    for (size_t i = 0; !cfg->lmtp && i < sk_policy_nmaildirs(srv->policy); i++) {
         int n = sk_store_maildir_clean_tmp(sk_policy_maildir(srv->policy, i));
         if (n > 0)
             sk_log(LOG_INFO, "event=tmp-cleaned maildir=%s files=%d",
                    sk_policy_maildir(srv->policy, i), n);
     }
-    srv->queue = sk_commit_queue_new((int)cfg->commit_threads);
+    srv->queue = sk_commit_queue_new((int)threads);
     if (!srv->queue) {
         snprintf(err, errlen, "cannot start the commit threads");
         goto fail;

@@ -8,7 +8,10 @@
  * distinct directory the kinds named (Maildir new/, the queue's msg/ and
  * env/) once for the whole batch, finishes each message and signals an
  * eventfd. The loop thread reads the eventfd and runs the callbacks in
- * sk_commit_queue_drain(). The queue knows no destination kind.
+ * sk_commit_queue_drain(). The queue knows one thing about destinations:
+ * a commit with an LMTP destination waits on another server (seconds, not
+ * milliseconds), so it is taken alone, and the other workers go on with
+ * the rest (the server runs at least lmtp_connections workers then).
  */
 #include "smtpkit/store.h"
 #include "util/worker_pool.h"
@@ -32,6 +35,7 @@ struct commit_job {
     void *arg;
     sk_store_result res;
     sk_store_outcome out;
+    int slow; /* it waits on another server (LMTP): a batch of its own */
 };
 
 struct sk_commit_queue {
@@ -142,9 +146,18 @@ static void *worker(void *arg)
             pthread_cond_wait(&q->pool.cv, &q->pool.mu);
         if (!q->pend)
             break; /* stopping and nothing left */
-        struct commit_job *batch = q->pend;
-        q->pend = NULL;
-        q->pend_tail = &q->pend;
+        /* Every pending commit, up to the first slow one; a slow one at
+         * the head goes alone. What is left wakes the next worker. */
+        struct commit_job *batch = q->pend, **cut = &batch->next;
+        if (!batch->slow)
+            while (*cut && !(*cut)->slow)
+                cut = &(*cut)->next;
+        q->pend = *cut;
+        *cut = NULL;
+        if (q->pend)
+            pthread_cond_signal(&q->pool.cv);
+        else
+            q->pend_tail = &q->pend;
         pthread_mutex_unlock(&q->pool.mu);
 
         unsigned long long fsyncs = run_batch(batch);
@@ -244,6 +257,8 @@ int sk_commit_queue_submit(sk_commit_queue *q, sk_store_msg *m, const sk_store_e
         j->dests[i].target = copy_str(&pool, dests[i].target);
         j->dests[i].orcpt = copy_str(&pool, dests[i].orcpt);
         j->dests[i].notify = copy_str(&pool, dests[i].notify);
+        if (dests[i].kind == SK_DEST_LMTP)
+            j->slow = 1;
     }
     j->m = m;
     j->ndests = ndests;

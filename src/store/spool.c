@@ -167,6 +167,7 @@ void sk_store_close(sk_store *st)
     if (st->tmp_fd >= 0)
         close(st->tmp_fd);
     sk_queue_dir_close(st->queue);
+    sk_lmtp_pool_free(st->lmtp);
     free(st);
 }
 
@@ -347,6 +348,8 @@ void sk_store_msg_free(sk_store_msg *m)
     for (size_t i = 0; i < m->ndirs; i++)
         free(m->dirs[i].path);
     free(m->dirs);
+    free(m->rcpt_out);
+    free(m->rcpt_set);
     free(m->wb);
     free(m);
 }

@@ -26,6 +26,7 @@
 static const sk_store_kind *const kinds[SK_DEST_KINDS] = {
     [SK_DEST_MAILDIR] = &sk_store_kind_maildir,
     [SK_DEST_QUEUE] = &sk_store_kind_queue,
+    [SK_DEST_LMTP] = &sk_store_kind_lmtp, /* last: what it hands over stays handed over */
 };
 
 int sk_store_msg_add_dir(sk_store_msg *m, const char *path, dev_t dev, ino_t ino)
@@ -136,11 +137,8 @@ sk_store_result sk_store_commit_stage(sk_store_msg *m, const sk_store_envelope *
 sk_store_result sk_store_commit_finish(sk_store_msg *m, sk_store_result dirs, size_t nrcpts,
                                        sk_store_outcome *out)
 {
-    if (out) {
-        out->result = SK_STORE_IOERR;
-        out->nrcpts = 0;
-        out->rcpts = NULL;
-    }
+    if (out)
+        *out = (sk_store_outcome){.result = SK_STORE_IOERR};
     if (!m)
         return SK_STORE_IOERR;
     sk_store_result r = m->err != SK_STORE_OK ? m->err : dirs;
@@ -158,15 +156,27 @@ sk_store_result sk_store_commit_finish(sk_store_msg *m, sk_store_result dirs, si
     /* The copies are durable (or gone): the spool name has done its job. If
      * this unlink is lost in a crash, the next open removes the name. */
     unlinkat(m->st->tmp_fd, m->name, 0);
-    sk_store_msg_free(m);
     if (out) {
         out->result = r;
+        out->code = 0;
+        out->enhanced[0] = out->text[0] = out->detail[0] = '\0';
+        if (r == m->reply.result && (r == SK_STORE_DEFERRED || r == SK_STORE_REFUSED)) {
+            out->code = m->reply.code;
+            memcpy(out->enhanced, m->reply.enhanced, sizeof out->enhanced);
+            memcpy(out->text, m->reply.text, sizeof out->text);
+        }
+        memcpy(out->detail, m->why, sizeof out->detail);
         if (nrcpts && (out->rcpts = calloc(nrcpts, sizeof *out->rcpts)) != NULL) {
             out->nrcpts = nrcpts;
+            /* a recipient an answering destination (LMTP) spoke for has its
+             * reply; the others share the message's result */
             for (size_t i = 0; i < nrcpts; i++)
-                out->rcpts[i].result = r;
+                out->rcpts[i] = (i < m->nrcpt_out && m->rcpt_set[i])
+                                    ? m->rcpt_out[i]
+                                    : (sk_store_rcpt_outcome){.result = r};
         }
     }
+    sk_store_msg_free(m);
     return r;
 }
 

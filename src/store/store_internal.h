@@ -22,6 +22,7 @@
 
 #include "queue/queue_dir.h"
 #include "smtpkit/store.h"
+#include "store/lmtp_pool.h"
 
 #define SK_STORE_WRITE_BEHIND (64 * 1024)         /* bytes gathered before one write(2) */
 #define SK_STORE_NAME_CAP 512                     /* a unique file name, with ,S=<size> */
@@ -31,6 +32,7 @@ struct sk_store {
     int tmp_fd; /* the spool directory (tmp_root), opened once */
     char host[SK_STORE_HOST_CAP];
     sk_queue_dir *queue; /* the outbound queue, or NULL */
+    sk_lmtp_pool *lmtp;  /* the LMTP server's connections, or NULL */
 };
 
 /* A directory whose new entries a commit must fsync. */
@@ -57,6 +59,12 @@ struct sk_store_msg {
     void *kstate[SK_DEST_KINDS]; /* each kind's staged copy, or NULL */
     sk_store_dir *dirs;          /* directories to fsync, distinct */
     size_t ndirs, capdirs;
+    /* what a destination that answers (LMTP) said, for the outcome */
+    sk_store_rcpt_outcome reply;     /* the message's (DEFERRED, REFUSED) */
+    sk_store_rcpt_outcome *rcpt_out; /* per envelope recipient, or NULL */
+    unsigned char *rcpt_set;         /* rcpt_out[i] was filled */
+    size_t nrcpt_out;
+    char why[256]; /* in words, when no valid reply says it */
 };
 
 /* One destination kind. */
@@ -76,6 +84,7 @@ typedef struct sk_store_kind {
 
 extern const sk_store_kind sk_store_kind_maildir;
 extern const sk_store_kind sk_store_kind_queue;
+extern const sk_store_kind sk_store_kind_lmtp;
 
 /* errno to a store result: ENOSPC/EDQUOT give SK_STORE_NOSPACE. */
 sk_store_result sk_store_result_of(int e);
