@@ -177,7 +177,8 @@ void sk_session_tls_started(sk_session *s, const char *version, const char *ciph
 void sk_session_commit_done(sk_session *s, sk_store_result r);
 /* The same with the store's whole outcome: a destination that answers
  * (LMTP) may have given the reply (code, enhanced code, text), which the
- * sender then gets, through the reply formatter (control bytes masked);
+ * sender then gets, through the reply formatter (control bytes masked;
+ * a code RFC 5321 does not allow after the data becomes 451 or 554);
  * SK_STORE_DEFERRED without one answers 451 4.3.0, SK_STORE_REFUSED 554
  * 5.0.0. */
 void sk_session_commit_outcome(sk_session *s, const sk_store_outcome *out);

@@ -835,11 +835,14 @@ void sk_session_commit_outcome(sk_session *s, const sk_store_outcome *out)
     int cls = r == SK_STORE_DEFERRED ? 4 : r == SK_STORE_REFUSED ? 5 : 0;
     int theirs = cls && out->code / 100 == cls && (out->code / 10) % 10 <= 5 &&
                  out->enhanced[0] == '0' + cls && out->enhanced[1] == '.';
-    int code = theirs                  ? out->code
-               : r == SK_STORE_OK      ? 250
-               : r == SK_STORE_NOSPACE ? 452
-               : r == SK_STORE_REFUSED ? 554
-                                       : 451;
+    /* a code RFC 5321 does not list after the data (553 to a RCPT, say)
+     * keeps its class, enhanced code and text: 451 or 554 */
+    int code = theirs && !sk_registry_allows(out->code, "DATA-END") ? (cls == 4 ? 451 : 554)
+               : theirs                                             ? out->code
+               : r == SK_STORE_OK                                   ? 250
+               : r == SK_STORE_NOSPACE                              ? 452
+               : r == SK_STORE_REFUSED                              ? 554
+                                                                    : 451;
     s->verb = s->tx_bdat ? "BDAT" : "DATA-END";
     s->tx_result = code;
     /* durable, but the client left before it could hear so: it will

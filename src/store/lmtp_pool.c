@@ -54,8 +54,8 @@ static long long now_ms(void)
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-int sk_lmtp_target_parse(const char *target, char *host, size_t hostcap, char *port,
-                         size_t portcap, int *is_unix, char *err, size_t errlen)
+int sk_lmtp_target_parse(const char *target, char *host, size_t hostcap, char *port, size_t portcap,
+                         int *is_unix, char *err, size_t errlen)
 {
     *is_unix = 0;
     if (!target || !*target) {
@@ -66,7 +66,8 @@ int sk_lmtp_target_parse(const char *target, char *host, size_t hostcap, char *p
         const char *path = target + 5;
         if (path[0] != '/' || strlen(path) >= sizeof(((struct sockaddr_un *)0)->sun_path) ||
             strlen(path) >= portcap) {
-            snprintf(err, errlen, "LMTP target \"%s\": unix: needs an absolute socket path", target);
+            snprintf(err, errlen, "LMTP target \"%s\": unix: needs an absolute socket path",
+                     target);
             return -1;
         }
         *is_unix = 1;
@@ -110,16 +111,16 @@ int sk_lmtp_target_parse(const char *target, char *host, size_t hostcap, char *p
     return 0;
 }
 
-sk_lmtp_pool *sk_lmtp_pool_new(const char *target, unsigned max_conns, const char *lhlo,
-                               char *err, size_t errlen)
+sk_lmtp_pool *sk_lmtp_pool_new(const char *target, unsigned max_conns, const char *lhlo, char *err,
+                               size_t errlen)
 {
     sk_lmtp_pool *p = calloc(1, sizeof *p);
     if (!p) {
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    if (sk_lmtp_target_parse(target, p->host, sizeof p->host, p->port, sizeof p->port,
-                             &p->is_unix, err, errlen) < 0) {
+    if (sk_lmtp_target_parse(target, p->host, sizeof p->host, p->port, sizeof p->port, &p->is_unix,
+                             err, errlen) < 0) {
         free(p);
         return NULL;
     }
@@ -185,8 +186,8 @@ static int wait_fd(int fd, short ev, long ms)
 
 static int connect_one(const sk_lmtp_pool *p, char *why, size_t wl)
 {
-    struct addrinfo *res = NULL, *ai, hints = {.ai_socktype = SOCK_STREAM,
-                                               .ai_flags = AI_NUMERICSERV};
+    struct addrinfo *res = NULL, *ai,
+                    hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
     struct sockaddr_un sun;
     memset(&sun, 0, sizeof sun);
     sun.sun_family = AF_UNIX;
@@ -319,7 +320,8 @@ static int send_body(run *x)
         if (got < 0 && errno == EINTR)
             continue;
         if (got < 0 || (want && got == 0)) {
-            snprintf(x->why, x->wl, "reading the spool file: %s", got < 0 ? strerror(errno) : "short");
+            snprintf(x->why, x->wl, "reading the spool file: %s",
+                     got < 0 ? strerror(errno) : "short");
             sk_client_core_lost(x->k->core, "spool file unreadable");
             rc = -1;
             break;
@@ -509,8 +511,8 @@ static void release(sk_lmtp_pool *p, lconn *k, int reusable)
     pthread_mutex_unlock(&p->mu);
 }
 
-int sk_lmtp_deliver(sk_lmtp_pool *p, const sk_lmtp_msg *m, sk_lmtp_rcpt *rcpts, size_t n,
-                    char *why, size_t whylen)
+int sk_lmtp_deliver(sk_lmtp_pool *p, const sk_lmtp_msg *m, sk_lmtp_rcpt *rcpts, size_t n, char *why,
+                    size_t whylen)
 {
     why[0] = '\0';
     for (size_t i = 0; i < n; i++) {

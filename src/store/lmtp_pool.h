@@ -42,12 +42,12 @@ typedef struct sk_lmtp_msg {
 #define SK_LMTP_IDLE_MAX 30        /* seconds an idle connection is kept */
 
 /* Parse a target: "unix:/path", "host:port", "[v6addr]:port". 0 or -1. */
-int sk_lmtp_target_parse(const char *target, char *host, size_t hostcap, char *port,
-                         size_t portcap, int *is_unix, char *err, size_t errlen);
+int sk_lmtp_target_parse(const char *target, char *host, size_t hostcap, char *port, size_t portcap,
+                         int *is_unix, char *err, size_t errlen);
 
 /* NULL with a message in err. max_conns 0 means 10. */
-sk_lmtp_pool *sk_lmtp_pool_new(const char *target, unsigned max_conns, const char *lhlo,
-                               char *err, size_t errlen);
+sk_lmtp_pool *sk_lmtp_pool_new(const char *target, unsigned max_conns, const char *lhlo, char *err,
+                               size_t errlen);
 void sk_lmtp_pool_free(sk_lmtp_pool *p);
 
 /* Hand one message to the server for rcpts[0..n) (distinct addresses).
@@ -55,8 +55,8 @@ void sk_lmtp_pool_free(sk_lmtp_pool *p);
  * after the data), or TEMP without a reply when the server could not be
  * reached, failed, or timed out (then `why` says what happened). Returns 0
  * when every recipient has the server's verdict, -1 otherwise. Blocking. */
-int sk_lmtp_deliver(sk_lmtp_pool *p, const sk_lmtp_msg *m, sk_lmtp_rcpt *rcpts, size_t n,
-                    char *why, size_t whylen);
+int sk_lmtp_deliver(sk_lmtp_pool *p, const sk_lmtp_msg *m, sk_lmtp_rcpt *rcpts, size_t n, char *why,
+                    size_t whylen);
 
 /* Counters: connections opened, and the most open at once. */
 void sk_lmtp_pool_stats(sk_lmtp_pool *p, unsigned long long *opened, unsigned *peak);
