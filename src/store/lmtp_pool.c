@@ -540,8 +540,12 @@ int sk_lmtp_deliver(sk_lmtp_pool *p, const sk_lmtp_msg *m, sk_lmtp_rcpt *rcpts, 
     msg.rcpts = cr;
     msg.nrcpts = n;
     msg.size = m->wire;
-    msg.body_8bit = m->body_8bit;
-    msg.smtputf8 = m->smtputf8;
+    /* Final delivery into a mailbox: the parameters go when the server
+     * offers them (Dovecot 2.3 has no SMTPUTF8); a server without them gets
+     * the message as it is rather than a refusal that no retry can cure. */
+    const sk_caps *caps = sk_client_core_caps(k->core);
+    msg.body_8bit = m->body_8bit && caps->eightbitmime;
+    msg.smtputf8 = m->smtputf8 && caps->smtputf8;
     run x = {.k = k, .m = m, .r = rcpts, .n = n, .why = why, .wl = whylen};
     int ready = -1;
     if (sk_client_core_submit(k->core, &msg) == 0)

@@ -176,3 +176,19 @@ def test_concurrent_clients_share_the_pool_within_the_limit(server, tmp_path):
         ours = [s for s in states if s != "GREETING"]
         assert 1 <= len(ours) <= 3, dv.log()[-3000:]
         assert set(ours) == {"READY"}
+
+
+def test_smtputf8_and_8bit_message_reaches_dovecot(server, tmp_path):
+    # Dovecot 2.3's LMTP offers 8BITMIME but not SMTPUTF8: final delivery
+    # takes the message as it is instead of a refusal no retry could cure
+    body = ("From: Zoë <zoe@remote.test>\r\nSubject: über smtpkit\r\n\r\n"
+            "Grüße\r\n").encode()
+    with PrivateDovecot(tmp_path, users=USERS) as dv:
+        srv = lmtp_server(server, dv)
+        with smtplib.SMTP(srv.host, srv.port, timeout=30) as s:
+            s.ehlo("client.test")
+            assert s.has_extn("smtputf8")
+            assert s.sendmail("zoe@remote.test", ["alice@example.test"], body,
+                              mail_options=["SMTPUTF8", "BODY=8BITMIME"]) == {}
+        assert [m.endswith(body) for m in dv.imap_messages("alice@example.test", "secret")] == [True]
+        assert srv.stop() == 0
