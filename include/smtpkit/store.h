@@ -92,6 +92,9 @@ void sk_store_close(sk_store *st);
  * err (a malformed target). Call before the first commit. */
 int sk_store_set_lmtp(sk_store *st, const char *target, unsigned max_conns, const char *lhlo,
                       char *err, size_t errlen);
+/* LMTP connections opened since sk_store_set_lmtp, and the most open at
+ * once (never more than max_conns). 0, or -1 without LMTP. */
+int sk_store_lmtp_stats(sk_store *st, unsigned long long *opened, unsigned *peak);
 /* Checks an LMTP target's form (as sk_store_set_lmtp), for the config. */
 int sk_store_lmtp_target_ok(const char *target, char *err, size_t errlen);
 

@@ -425,8 +425,15 @@ int sk_server_run(sk_server *srv)
     sk_commit_queue_stats_get(srv->queue, &st);
     sk_commit_queue_free(srv->queue);
     srv->queue = NULL;
-    sk_log(LOG_INFO, "event=stop messages=%llu commits=%llu commit_batches=%llu dir_fsyncs=%llu",
-           srv->messages, st.commits, st.batches, st.dir_fsyncs);
+    unsigned long long lmtp_opened = 0;
+    unsigned lmtp_peak = 0;
+    int lmtp = sk_store_lmtp_stats(srv->store, &lmtp_opened, &lmtp_peak) == 0;
+    char extra[96] = "";
+    if (lmtp)
+        snprintf(extra, sizeof extra, " lmtp_connections=%llu lmtp_peak=%u", lmtp_opened,
+                 lmtp_peak);
+    sk_log(LOG_INFO, "event=stop messages=%llu commits=%llu commit_batches=%llu dir_fsyncs=%llu%s",
+           srv->messages, st.commits, st.batches, st.dir_fsyncs, extra);
     return rc;
 }
 

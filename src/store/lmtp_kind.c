@@ -47,6 +47,14 @@ int sk_store_set_lmtp(sk_store *st, const char *target, unsigned max_conns, cons
     return 0;
 }
 
+int sk_store_lmtp_stats(sk_store *st, unsigned long long *opened, unsigned *peak)
+{
+    if (!st || !st->lmtp)
+        return -1;
+    sk_lmtp_pool_stats(st->lmtp, opened, peak);
+    return 0;
+}
+
 /* The reply a recipient outcome (or the message's) carries: the server's
  * when it is of the verdict's class, with an enhanced code of that class
  * (else X.0.0), else the store's own default (code 0). */

@@ -100,8 +100,8 @@ int sk_lmtp_target_parse(const char *target, char *host, size_t hostcap, char *p
     char *end = NULL;
     errno = 0;
     unsigned long pn = strtoul(colon + 1, &end, 10);
-    if (hl == 0 || hl >= hostcap || !colon[1] || *end || errno || pn == 0 || pn > 65535 ||
-        colon[1] == '+' || colon[1] == '-' || colon[1] == ' ') {
+    if (hl == 0 || hl >= hostcap || colon[1] < '0' || colon[1] > '9' || *end || errno || pn == 0 ||
+        pn > 65535) {
         snprintf(err, errlen, "LMTP target \"%s\": bad host or port", target);
         return -1;
     }

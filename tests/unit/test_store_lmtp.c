@@ -358,9 +358,9 @@ static void test_targets(void **state)
     char err[256];
     static const char *const good[] = {"unix:/run/dovecot/lmtp", "127.0.0.1:24", "[::1]:24",
                                        "lmtp.example.org:2424"};
-    static const char *const bad[] = {"",         "unix:relative", "127.0.0.1",
-                                      "::1:24",   "host:0",        "host:65536",
-                                      "host:+24", "[::1]24",       "host:24x"};
+    static const char *const bad[] = {"",         "unix:relative", "127.0.0.1", "::1:24",
+                                      "host:0",   "host:65536",    "host:+24",  "[::1]24",
+                                      "host:24x", "host:\t24",     "host: 24"};
     for (size_t i = 0; i < sizeof good / sizeof *good; i++)
         assert_int_equal(sk_store_lmtp_target_ok(good[i], err, sizeof err), 0);
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {

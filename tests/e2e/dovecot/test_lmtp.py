@@ -174,7 +174,11 @@ def test_concurrent_clients_share_the_pool_within_the_limit(server, tmp_path):
         assert len(inbox) == 32
         assert sorted(re.search(rb"client (\d) message (\d)", m).groups() for m in inbox) == \
             sorted((b"%d" % k, b"%d" % i) for k in range(8) for i in range(4))
-        srv.stop()
+        assert srv.stop() == 0
+        # smtpkit's own count: at most 3 open at once, reused
+        m = re.search(r"event=stop .* lmtp_connections=(\d+) lmtp_peak=(\d+)", srv.log())
+        assert m, srv.log()[-2000:]
+        assert 1 <= int(m.group(2)) <= 3 and int(m.group(1)) <= 3
         # Dovecot's log: one line per LMTP connection closed; smtpkit's end
         # after RSET (state READY); the fixture's start-up probe never got
         # past the greeting. 32 messages over at most 3 connections.
