@@ -26,8 +26,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char host[256], port[108], err[300];
     int is_unix = -1;
     err[0] = '\0';
-    int rc = sk_lmtp_target_parse(copy, host, sizeof host, port, sizeof port, &is_unix, err,
-                                  sizeof err);
+    int rc =
+        sk_lmtp_target_parse(copy, host, sizeof host, port, sizeof port, &is_unix, err, sizeof err);
     if (rc == 0) {
         if (!memchr(host, '\0', sizeof host) || !memchr(port, '\0', sizeof port))
             abort();

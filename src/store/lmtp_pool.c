@@ -395,10 +395,9 @@ static int drive(run *x, int submitted)
             snprintf(x->why, x->wl, "LMTP client: nothing to wait for");
             return -1;
         }
-        if (w.seq != seq) {
+        if (w.seq != seq) { /* a new wait: its own limit (a reply must come whole) */
             seq = w.seq;
-            long ms = w.phase == SK_CC_PHASE_DATA_END ? SK_LMTP_DATA_END_MS : SK_LMTP_REPLY_MS;
-            deadline = now_ms() + (w.ms < ms ? w.ms : ms);
+            deadline = now_ms() + w.ms;
         }
         long left = (long)(deadline - now_ms());
         int pr = left > 0 ? wait_fd(x->k->fd, POLLIN, left) : 0;
@@ -470,6 +469,15 @@ static lconn *acquire(sk_lmtp_pool *p, char *why, size_t wl)
         cfg.lmtp = 1;
         cfg.rset_between = 1;
         cfg.tls = SK_CC_TLS_OFF;
+        cfg.timeouts = (sk_cc_timeouts){
+            .greeting = SK_LMTP_REPLY_MS,
+            .command = SK_LMTP_REPLY_MS,
+            .mail = SK_LMTP_REPLY_MS,
+            .rcpt = SK_LMTP_REPLY_MS,
+            .data = SK_LMTP_REPLY_MS,
+            .block = SK_LMTP_REPLY_MS,
+            .data_end = SK_LMTP_DATA_END_MS,
+        };
         if (k) {
             k->fd = -1;
             k->core = sk_client_core_new(&cfg);
