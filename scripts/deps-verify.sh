@@ -37,6 +37,10 @@ check "python3 ssl with TLS 1.3" python3 "$PYTHON" -c 'import ssl,sys; sys.exit(
 check "cmocka headers" libcmocka-dev sh -c 'pkg-config --exists cmocka || test -f /usr/include/cmocka.h'
 check "clang libFuzzer runtime" libclang-rt-14-dev sh -c \
     'd=$(mktemp -d) && printf "#include <stdint.h>\n#include <stddef.h>\nint LLVMFuzzerTestOneInput(const uint8_t *d, size_t n){(void)d;(void)n;return 0;}\n" > $d/f.c && clang -fsanitize=fuzzer,address,undefined -o $d/f $d/f.c; r=$?; rm -rf $d; exit $r'
+# haproxy: a real PROXY protocol sender (send-proxy, send-proxy-v2) in front
+# of the server; its configuration check proves both keywords are known.
+check "haproxy send-proxy/send-proxy-v2" haproxy sh -c \
+    'd=$(mktemp -d) && printf "defaults\n mode tcp\n timeout connect 1s\n timeout client 1s\n timeout server 1s\nlisten a\n bind 127.0.0.1:1\n server s1 127.0.0.1:1 send-proxy\nlisten b\n bind 127.0.0.1:2\n server s2 127.0.0.1:1 send-proxy-v2\n" > $d/h.cfg && haproxy -c -q -f $d/h.cfg; r=$?; rm -rf $d; exit $r'
 check "cppcheck" cppcheck cppcheck --version
 check "clang-format" clang-format clang-format --version
 

@@ -24,6 +24,7 @@ typedef struct sk_listener_config {
     char *address; /* numeric: "127.0.0.1", "::1", "0.0.0.0", "::" */
     unsigned port;
     int line;                  /* where it is defined, for messages */
+    int proxy_protocol;        /* a PROXY v1/v2 header precedes every connection */
     sk_session_config session; /* limits copied from the limits group, the
                                   policy fields from the listener; hostname
                                   points at sk_config.server_name */
@@ -123,6 +124,13 @@ typedef struct sk_config {
     unsigned auth_failure_window; /* seconds */
     unsigned auth_failures_per_connection; /* then 421 4.7.0 and close */
     unsigned auth_failure_delay_ms;        /* a failed AUTH is answered this late */
+
+    /* PROXY protocol (HAProxy's proxy-protocol.txt): the proxies allowed to
+     * send a header on a proxy_protocol listener, and how long one may take
+     * to arrive (seconds). */
+    char **proxy_networks;
+    size_t nproxy_networks;
+    unsigned proxy_timeout;
 } sk_config;
 
 /* Load and validate `path`. NULL on error with "FILE:LINE: message" (or

@@ -22,6 +22,7 @@
 #include <syslog.h>
 #include <unistd.h>
 
+#include "server/cidr.h"
 #include "server/pathutil.h"
 
 typedef struct loader {
@@ -375,6 +376,7 @@ static void load_listeners(loader *L, sk_config *c, const config_setting_t *list
                                           "auth",
                                           "auth_requires_tls",
                                           "mail_requires_auth",
+                                          "proxy_protocol",
                                           NULL};
     int t = config_setting_type(list);
     if (t != CONFIG_TYPE_LIST) {
@@ -421,6 +423,7 @@ static void load_listeners(loader *L, sk_config *c, const config_setting_t *list
         get_bool(L, g, "auth", &sc->auth_offered);
         get_bool(L, g, "auth_requires_tls", &sc->auth_requires_tls);
         get_bool(L, g, "mail_requires_auth", &sc->mail_requires_auth);
+        get_bool(L, g, "proxy_protocol", &lc->proxy_protocol);
         if (L->failed)
             return;
         if (sc->starttls_offered && sc->implicit_tls)
@@ -653,6 +656,30 @@ static void load_tls_auth(loader *L, sk_config *c, const config_setting_t *root)
     }
 }
 
+/* The PROXY protocol: trusted proxies, checked here so a typo is a
+ * FILE:LINE error, and the listeners that need them. */
+static void load_proxy(loader *L, sk_config *c, const config_setting_t *root)
+{
+    const config_setting_t *nets = member(root, "proxy_networks");
+    get_string_list(L, nets, "proxy_networks", &c->proxy_networks, &c->nproxy_networks);
+    for (size_t i = 0; i < c->nproxy_networks && !L->failed; i++) {
+        sk_cidr net;
+        const char *why = NULL;
+        if (sk_cidr_parse(c->proxy_networks[i], &net, &why) < 0)
+            fail(L, nets, "proxy_networks: '%s': %s", c->proxy_networks[i], why);
+    }
+    get_unsigned(L, root, "proxy_timeout", 1, 300, &c->proxy_timeout);
+    const config_setting_t *list = member(root, "listeners");
+    for (size_t i = 0; i < c->nlisteners && !L->failed; i++) {
+        const sk_listener_config *lc = &c->listeners[i];
+        if (lc->proxy_protocol && !c->nproxy_networks)
+            fail(L, list ? config_setting_get_elem(list, (unsigned)i) : NULL,
+                 "listener %s:%u: proxy_protocol needs proxy_networks (the proxies allowed to "
+                 "send the header)",
+                 lc->address, lc->port);
+    }
+}
+
 static void set_defaults(sk_config *c)
 {
     c->log_target = SK_LOG_STDERR;
@@ -678,6 +705,7 @@ static void set_defaults(sk_config *c)
     c->auth_failure_window = 900;
     c->auth_failures_per_connection = 3;
     c->auth_failure_delay_ms = 1000;
+    c->proxy_timeout = 10;
 }
 
 static void load_root(loader *L, sk_config *c, const config_setting_t *root)
@@ -711,6 +739,8 @@ static void load_root(loader *L, sk_config *c, const config_setting_t *root)
                                           "tls_ciphersuites",
                                           "passwd_file",
                                           "sender_must_match_login",
+                                          "proxy_networks",
+                                          "proxy_timeout",
                                           NULL};
     check_members(L, root, allowed, NULL);
 
@@ -794,6 +824,7 @@ static void load_root(loader *L, sk_config *c, const config_setting_t *root)
     if (get_string(L, root, "postmaster", &c->postmaster) && !valid_address(c->postmaster))
         fail(L, member(root, "postmaster"), "postmaster '%s' is not local@domain", c->postmaster);
     load_tls_auth(L, c, root);
+    load_proxy(L, c, root);
 
     /* Every listener's session settings share the global limits. */
     for (size_t i = 0; i < c->nlisteners && !L->failed; i++) {
@@ -899,5 +930,6 @@ void sk_config_free(sk_config *c)
     free(c->tls_ciphers);
     free(c->tls_ciphersuites);
     free(c->passwd_file);
+    free_strv(c->proxy_networks, c->nproxy_networks);
     free(c);
 }

@@ -218,6 +218,7 @@ static void reload(sk_server *srv)
     int dummy = 0;
     create_maildirs(srv, np, 0, err, sizeof err, &dummy);
     sk_server_security_reload(srv, nc);
+    sk_proxy_networks_set(srv, nc);
     sk_policy_free(srv->policy);
     srv->policy = np;
     const sk_config *oc = srv->cfg;
@@ -275,6 +276,10 @@ sk_server *sk_server_new(sk_config *cfg, char *err, size_t errlen)
 
     if (!(srv->policy = sk_policy_new(cfg, err, errlen)))
         goto fail;
+    if (sk_proxy_networks_set(srv, cfg) != 0) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
     if (sk_runas_resolve(cfg->user, &srv->runas, err, errlen) != 0)
         goto fail;
     if (srv->runas.note[0])
@@ -438,6 +443,7 @@ void sk_server_free(sk_server *srv)
         event_base_free(srv->base);
     sk_peer_count_free(srv->per_ip);
     sk_server_security_free(srv);
+    sk_proxy_networks_free(srv);
     sk_policy_free(srv->policy);
     sk_config_free(srv->cfg);
     free(srv);

@@ -50,8 +50,10 @@ struct sk_server {
     unsigned long long messages; /* accepted since start */
     int shutting_down;
     int grace_over;
-    sk_tls_server *tls;    /* NULL without tls_certificate; swapped by a reload */
-    sk_auth_service *auth; /* NULL without passwd_file; reloaded by SIGHUP */
+    sk_tls_server *tls;         /* NULL without tls_certificate; swapped by a reload */
+    sk_auth_service *auth;      /* NULL without passwd_file; reloaded by SIGHUP */
+    struct sk_cidr *proxy_nets; /* proxies allowed to send a PROXY header */
+    size_t nproxy_nets;
 };
 
 /* conn.c */
@@ -66,6 +68,12 @@ sk_conn *sk_conn_next(const sk_conn *c);
 void sk_conn_abort(sk_conn *c);
 /* server.c: a connection has been freed. */
 void sk_server_conn_gone(struct sk_server *srv);
+
+/* proxy_accept.c: (re)build srv->proxy_nets from cfg->proxy_networks
+ * (already validated by the loader). 0, or -1 out of memory (the old list
+ * is kept). */
+int sk_proxy_networks_set(struct sk_server *srv, const sk_config *cfg);
+void sk_proxy_networks_free(struct sk_server *srv);
 
 /* server_security.c: TLS context and AUTH backend. init runs before the
  * privilege drop (0 or -1 with err); check_access right after it. */

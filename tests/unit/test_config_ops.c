@@ -1,0 +1,81 @@
+/*
+ * test_config_ops.c - the loader's settings for running in production:
+ * the PROXY protocol (listener proxy_protocol, proxy_networks,
+ * proxy_timeout), with their FILE:LINE errors.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config_fixture.h"
+
+#define HEAD "server_name = \"mx.example.test\";\nmail_root = \"m\";\n"
+
+static void test_proxy_defaults_off(void **state)
+{
+    (void)state;
+    sk_config *c = load_text(HEAD "listeners = ( { address = \"127.0.0.1\"; port = 2525; } );\n");
+    assert_non_null(c);
+    assert_int_equal(c->listeners[0].proxy_protocol, 0);
+    assert_int_equal(c->nproxy_networks, 0);
+    assert_int_equal(c->proxy_timeout, 10);
+    sk_config_free(c);
+}
+
+static void test_proxy_settings(void **state)
+{
+    (void)state;
+    sk_config *c = load_text(HEAD "listeners = (\n"
+                                  " { address = \"127.0.0.1\"; port = 2525; },\n"
+                                  " { address = \"::1\"; port = 2526; proxy_protocol = true; }\n"
+                                  ");\n"
+                                  "proxy_networks = [ \"127.0.0.0/8\", \"2001:db8::/32\" ];\n"
+                                  "proxy_timeout = 3;\n");
+    assert_non_null(c);
+    assert_int_equal(c->listeners[0].proxy_protocol, 0);
+    assert_int_equal(c->listeners[1].proxy_protocol, 1);
+    assert_int_equal(c->nproxy_networks, 2);
+    assert_string_equal(c->proxy_networks[1], "2001:db8::/32");
+    assert_int_equal(c->proxy_timeout, 3);
+    sk_config_free(c);
+}
+
+static void test_proxy_errors(void **state)
+{
+    (void)state;
+    /* a proxy listener without trusted proxies would trust nobody */
+    assert_null(load_text(HEAD "listeners = (\n"
+                               " { address = \"127.0.0.1\"; port = 2525; proxy_protocol = true; }\n"
+                               ");\n"));
+    assert_error_at(4, "proxy_protocol needs proxy_networks");
+    assert_null(load_text(HEAD "listeners = ( { address = \"127.0.0.1\"; port = 2525; } );\n"
+                               "proxy_networks = [ \"127.0.0.1/24\" ];\n"));
+    assert_error_at(4, "proxy_networks: '127.0.0.1/24'");
+    assert_null(load_text(HEAD "listeners = ( { address = \"127.0.0.1\"; port = 2525; } );\n"
+                               "proxy_networks = [ \"haproxy.local\" ];\n"));
+    assert_error_at(4, "proxy_networks: 'haproxy.local'");
+    assert_null(load_text(HEAD "listeners = ( { address = \"127.0.0.1\"; port = 2525; } );\n"
+                               "proxy_timeout = 0;\n"));
+    assert_error_at(4, "proxy_timeout");
+    assert_null(load_text(HEAD
+                          "listeners = ( { address = \"127.0.0.1\"; port = 2525; "
+                          "proxy_protocol = \"yes\"; } );\nproxy_networks = \"127.0.0.1\";\n"));
+    assert_error_at(3, "'proxy_protocol' must be true or false");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_proxy_defaults_off, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_proxy_settings, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_proxy_errors, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
