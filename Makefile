@@ -127,6 +127,13 @@ install: all
 	install -m 644 include/smtpkit/*.h $(DESTDIR)$(PREFIX)/include/smtpkit/
 	install -m 644 man/*.1 $(DESTDIR)$(PREFIX)/share/man/man1/
 	-install -m 644 man/*.5 $(DESTDIR)$(PREFIX)/share/man/man5/
+	# the configuration (SYSCONFDIR, default /etc; an existing one is kept)
+	# and the systemd unit (UNITDIR, default PREFIX/lib/systemd/system)
+	install -d $(DESTDIR)$(or $(SYSCONFDIR),/etc)/smtpkit $(DESTDIR)$(or $(UNITDIR),$(PREFIX)/lib/systemd/system)
+	@if [ -e $(DESTDIR)$(or $(SYSCONFDIR),/etc)/smtpkit/smtpkit.conf ]; then echo "keeping the existing $(DESTDIR)$(or $(SYSCONFDIR),/etc)/smtpkit/smtpkit.conf"; \
+	else echo "install -m 644 etc/install/smtpkit.conf $(DESTDIR)$(or $(SYSCONFDIR),/etc)/smtpkit/smtpkit.conf"; install -m 644 etc/install/smtpkit.conf $(DESTDIR)$(or $(SYSCONFDIR),/etc)/smtpkit/smtpkit.conf; fi
+	sed -e 's|@BINDIR@|$(PREFIX)/bin|g' -e 's|@SYSCONFDIR@|$(or $(SYSCONFDIR),/etc)|g' etc/install/smtpkit.service.in > $(DESTDIR)$(or $(UNITDIR),$(PREFIX)/lib/systemd/system)/smtpkit.service
+	chmod 644 $(DESTDIR)$(or $(UNITDIR),$(PREFIX)/lib/systemd/system)/smtpkit.service
 
 clean:
 	rm -rf build

@@ -41,6 +41,10 @@ check "clang libFuzzer runtime" libclang-rt-14-dev sh -c \
 # of the server; its configuration check proves both keywords are known.
 check "haproxy send-proxy/send-proxy-v2" haproxy sh -c \
     'd=$(mktemp -d) && printf "defaults\n mode tcp\n timeout connect 1s\n timeout client 1s\n timeout server 1s\nlisten a\n bind 127.0.0.1:1\n server s1 127.0.0.1:1 send-proxy\nlisten b\n bind 127.0.0.1:2\n server s2 127.0.0.1:1 send-proxy-v2\n" > $d/h.cfg && haproxy -c -q -f $d/h.cfg; r=$?; rm -rf $d; exit $r'
+# systemd-analyze: the installed unit is verified and its sandbox rated
+# offline (no running systemd needed).
+check "systemd-analyze verify/security --offline" systemd sh -c \
+    'systemd-analyze verify --help | grep -q -- --man && systemd-analyze security --help | grep -q -- --offline'
 check "cppcheck" cppcheck cppcheck --version
 check "clang-format" clang-format clang-format --version
 

@@ -131,6 +131,8 @@ typedef struct sk_config {
     char **proxy_networks;
     size_t nproxy_networks;
     unsigned proxy_timeout;
+
+    char *pid_file; /* absolute, or NULL: no pid file */
 } sk_config;
 
 /* Load and validate `path`. NULL on error with "FILE:LINE: message" (or

@@ -680,6 +680,12 @@ static void load_proxy(loader *L, sk_config *c, const config_setting_t *root)
     }
 }
 
+/* Settings for running under a service manager or init script. */
+static void load_service(loader *L, sk_config *c, const config_setting_t *root)
+{
+    get_path(L, root, "pid_file", c->dir, &c->pid_file);
+}
+
 static void set_defaults(sk_config *c)
 {
     c->log_target = SK_LOG_STDERR;
@@ -741,6 +747,7 @@ static void load_root(loader *L, sk_config *c, const config_setting_t *root)
                                           "sender_must_match_login",
                                           "proxy_networks",
                                           "proxy_timeout",
+                                          "pid_file",
                                           NULL};
     check_members(L, root, allowed, NULL);
 
@@ -825,6 +832,7 @@ static void load_root(loader *L, sk_config *c, const config_setting_t *root)
         fail(L, member(root, "postmaster"), "postmaster '%s' is not local@domain", c->postmaster);
     load_tls_auth(L, c, root);
     load_proxy(L, c, root);
+    load_service(L, c, root);
 
     /* Every listener's session settings share the global limits. */
     for (size_t i = 0; i < c->nlisteners && !L->failed; i++) {
@@ -931,5 +939,6 @@ void sk_config_free(sk_config *c)
     free(c->tls_ciphersuites);
     free(c->passwd_file);
     free_strv(c->proxy_networks, c->nproxy_networks);
+    free(c->pid_file);
     free(c);
 }

@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -35,6 +36,8 @@
 #include "server/conn.h"
 #include "server/log.h"
 #include "server/pathutil.h"
+#include "server/pid_file.h"
+#include "server/service_notify.h"
 #include "server/work_queue.h"
 
 /* Threads for password checks: hashing is CPU-bound, and a couple of
@@ -238,10 +241,19 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
     (void)what;
     sk_server *srv = arg;
     if (sig == SIGHUP) {
-        if (!srv->shutting_down)
+        if (!srv->shutting_down) {
+            /* sd_notify(3): RELOADING=1 with the clock reading, then READY=1 */
+            struct timespec now;
+            clock_gettime(CLOCK_MONOTONIC, &now);
+            sk_notify("RELOADING=1\nMONOTONIC_USEC=%llu",
+                      (unsigned long long)now.tv_sec * 1000000ULL +
+                          (unsigned long long)now.tv_nsec / 1000ULL);
             reload(srv);
+            sk_notify("READY=1\nSTATUS=Reloaded; serving");
+        }
         return;
     }
+    sk_notify("STOPPING=1\nSTATUS=Stopping: finishing open sessions");
     begin_shutdown(srv, sig == SIGTERM ? "TERM" : "INT");
 }
 
@@ -324,6 +336,19 @@ sk_server *sk_server_new(sk_config *cfg, char *err, size_t errlen)
         goto fail;
     }
 
+    /* Still privileged: the pid file (it may live in a root-owned /run
+     * directory) and the service manager's socket (connected now, usable
+     * after the drop). Both after the bind: an instance that cannot bind
+     * must not touch a running one's pid file. */
+    if (cfg->pid_file) {
+        if (sk_pid_file_write(cfg->pid_file, err, errlen) != 0)
+            goto fail;
+        srv->pid_written = 1;
+    }
+    char nerr[512];
+    if (sk_notify_open(nerr, sizeof nerr) != 0)
+        sk_log(LOG_WARNING, "event=notify-unavailable error=\"%s\"", nerr);
+
     /* Least privilege from here on. */
     if (sk_runas_drop(&srv->runas, err, errlen) != 0)
         goto fail;
@@ -396,6 +421,8 @@ int sk_server_run(sk_server *srv)
            SMTPKIT_VERSION, srv->cfg->server_name, labels, srv->runas.name,
            sk_policy_ndomains(srv->policy), sk_policy_nmailboxes(srv->policy),
            sk_policy_naliases(srv->policy), srv->cfg->mail_root);
+    /* Listeners bound and enabled, the loop about to run: ready. */
+    sk_notify("READY=1\nSTATUS=Serving on %s\nMAINPID=%ld", labels, (long)getpid());
     int rc = event_base_dispatch(srv->base) < 0 ? 1 : 0;
     /* Every connection has ended (each waited for its own commit and
      * password check). */
@@ -444,6 +471,9 @@ void sk_server_free(sk_server *srv)
     sk_peer_count_free(srv->per_ip);
     sk_server_security_free(srv);
     sk_proxy_networks_free(srv);
+    if (srv->pid_written)
+        sk_pid_file_remove(srv->cfg->pid_file);
+    sk_notify_close();
     sk_policy_free(srv->policy);
     sk_config_free(srv->cfg);
     free(srv);

@@ -54,6 +54,7 @@ struct sk_server {
     sk_auth_service *auth;      /* NULL without passwd_file; reloaded by SIGHUP */
     struct sk_cidr *proxy_nets; /* proxies allowed to send a PROXY header */
     size_t nproxy_nets;
+    int pid_written; /* cfg->pid_file is ours to remove at exit */
 };
 
 /* conn.c */

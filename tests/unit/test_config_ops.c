@@ -1,7 +1,7 @@
 /*
  * test_config_ops.c - the loader's settings for running in production:
  * the PROXY protocol (listener proxy_protocol, proxy_networks,
- * proxy_timeout), with their FILE:LINE errors.
+ * proxy_timeout), the pid file, with their FILE:LINE errors.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -70,12 +70,33 @@ static void test_proxy_errors(void **state)
     assert_error_at(3, "'proxy_protocol' must be true or false");
 }
 
+static void test_pid_file(void **state)
+{
+    (void)state;
+    sk_config *c = load_text(HEAD "listeners = ( { address = \"127.0.0.1\"; port = 2525; } );\n");
+    assert_non_null(c);
+    assert_null(c->pid_file);
+    sk_config_free(c);
+    /* relative to the file's directory, like every path */
+    c = load_text(HEAD "listeners = ( { address = \"127.0.0.1\"; port = 2525; } );\n"
+                       "pid_file = \"run/smtpkit.pid\";\n");
+    assert_non_null(c);
+    char want[256];
+    snprintf(want, sizeof want, "%s/run/smtpkit.pid", dir);
+    assert_string_equal(c->pid_file, want);
+    sk_config_free(c);
+    assert_null(load_text(HEAD "listeners = ( { address = \"127.0.0.1\"; port = 2525; } );\n"
+                               "pid_file = 1;\n"));
+    assert_error_at(4, "'pid_file' must be a string");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_proxy_defaults_off, setup, teardown),
         cmocka_unit_test_setup_teardown(test_proxy_settings, setup, teardown),
         cmocka_unit_test_setup_teardown(test_proxy_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pid_file, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
