@@ -24,6 +24,11 @@ WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototy
 CPPFLAGS += -Iinclude -Isrc -D_GNU_SOURCE -DSMTPKIT_VERSION='"$(VERSION)"'
 CFLAGS   += -std=c11 $(WARN) -fPIC $(SANFLAGS)
 LDLIBS   += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lresolv -lpthread
+# libsystemd (optional, libsystemd-dev): log = "journal" when present at build time
+ifeq ($(shell pkg-config --exists libsystemd 2>/dev/null && echo yes),yes)
+CPPFLAGS += -DSK_HAVE_LIBSYSTEMD
+LDLIBS   += $(shell pkg-config --libs libsystemd)
+endif
 
 LIB_SRC  := $(sort $(wildcard src/core/*.c src/util/*.c src/store/*.c src/client/*.c src/server/*.c))
 CLI_SRC  := $(sort $(wildcard src/cli/*.c))

@@ -45,6 +45,9 @@ check "haproxy send-proxy/send-proxy-v2" haproxy sh -c \
 # offline (no running systemd needed).
 check "systemd-analyze verify/security --offline" systemd sh -c \
     'systemd-analyze verify --help | grep -q -- --man && systemd-analyze security --help | grep -q -- --offline'
+# libsystemd: log = "journal" is built (and tested) only where it is found.
+check "libsystemd (log = journal)" libsystemd-dev pkg-config --exists libsystemd
+check "unshare (private journald socket in the journal test)" util-linux sh -c 'command -v unshare'
 check "cppcheck" cppcheck cppcheck --version
 check "clang-format" clang-format clang-format --version
 

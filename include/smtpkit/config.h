@@ -15,8 +15,10 @@
 #include "smtpkit/session.h"
 
 typedef enum sk_log_target {
-    SK_LOG_STDERR, /* one line per event with a UTC timestamp */
-    SK_LOG_SYSLOG, /* syslog(3), facility from the configuration */
+    SK_LOG_STDERR,  /* one line per event with a UTC timestamp */
+    SK_LOG_SYSLOG,  /* syslog(3), facility from the configuration */
+    SK_LOG_FILE,    /* lines as for stderr, appended to log_file; SIGUSR1 reopens it */
+    SK_LOG_JOURNAL, /* journald with one field per key=value (needs libsystemd) */
 } sk_log_target;
 
 /* One listening socket and the session policy for connections on it. */
@@ -133,6 +135,7 @@ typedef struct sk_config {
     unsigned proxy_timeout;
 
     char *pid_file; /* absolute, or NULL: no pid file */
+    char *log_file; /* absolute, with log_target SK_LOG_FILE */
 } sk_config;
 
 /* Load and validate `path`. NULL on error with "FILE:LINE: message" (or

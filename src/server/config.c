@@ -656,6 +656,34 @@ static void load_tls_auth(loader *L, sk_config *c, const config_setting_t *root)
     }
 }
 
+/* log = "journal": only where the build has libsystemd. */
+static void load_log_journal(loader *L, sk_config *c, const config_setting_t *s)
+{
+#ifdef SK_HAVE_LIBSYSTEMD
+    (void)L;
+    (void)s;
+    c->log_target = SK_LOG_JOURNAL;
+#else
+    (void)c;
+    fail(L, s,
+         "log = \"journal\": this smtpkit was built without libsystemd (install "
+         "libsystemd-dev and rebuild), use \"stderr\" under systemd instead");
+#endif
+}
+
+/* log = "/path": relative paths against the file's directory. */
+static void load_log_file(loader *L, sk_config *c, const config_setting_t *s, const char *path)
+{
+    char *abs = sk_path_join(c->dir, path);
+    if (!abs) {
+        fail(L, s, "'log': path too long or out of memory");
+        return;
+    }
+    free(c->log_file);
+    c->log_file = abs;
+    c->log_target = SK_LOG_FILE;
+}
+
 /* The PROXY protocol: trusted proxies, checked here so a typo is a
  * FILE:LINE error, and the listeners that need them. */
 static void load_proxy(loader *L, sk_config *c, const config_setting_t *root)
@@ -780,8 +808,15 @@ static void load_root(loader *L, sk_config *c, const config_setting_t *root)
             c->log_target = SK_LOG_STDERR;
         else if (!strcmp(s, "syslog"))
             c->log_target = SK_LOG_SYSLOG;
+        else if (!strcmp(s, "journal"))
+            load_log_journal(L, c, member(root, "log"));
+        else if (s[0] == '/' || !strncmp(s, "./", 2) || !strncmp(s, "../", 3))
+            load_log_file(L, c, member(root, "log"), s);
         else
-            fail(L, member(root, "log"), "log = \"%s\": use \"stderr\" or \"syslog\"", s);
+            fail(L, member(root, "log"),
+                 "log = \"%s\": use \"stderr\", \"syslog\", \"journal\" or a file path "
+                 "(\"/var/log/smtpkit.log\", \"./smtpkit.log\")",
+                 s);
     }
     free(s);
     s = NULL;
@@ -940,5 +975,6 @@ void sk_config_free(sk_config *c)
     free(c->passwd_file);
     free_strv(c->proxy_networks, c->nproxy_networks);
     free(c->pid_file);
+    free(c->log_file);
     free(c);
 }

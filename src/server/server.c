@@ -11,6 +11,7 @@
  * 3.8: a server shutting down may close with 421); sessions in the middle
  * of a message finish it first, for at most limits.shutdown_grace seconds;
  * commits in flight always complete; then exit 0.
+ * SIGUSR1: reopen the log file (log = "/path") after logrotate moved it.
  * SIGHUP: re-read the file and swap in the new recipient tables (domains,
  * mailboxes, aliases, catch-all, postmaster, trusted networks) without
  * touching a session; a bad file keeps the old tables and logs why. The
@@ -253,6 +254,16 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
         }
         return;
     }
+    if (sig == SIGUSR1) {
+        /* logrotate has moved the file: continue in a new one by its name */
+        char why[512];
+        int r = sk_log_reopen(why, sizeof why);
+        if (r > 0)
+            sk_log(LOG_INFO, "event=log-reopened file=%s", srv->cfg->log_file);
+        else if (r < 0)
+            sk_log(LOG_ERR, "event=log-reopen-failed error=\"%s\" keeping=previous-file", why);
+        return;
+    }
     sk_notify("STOPPING=1\nSTATUS=Stopping: finishing open sessions");
     begin_shutdown(srv, sig == SIGTERM ? "TERM" : "INT");
 }
@@ -283,6 +294,8 @@ sk_server *sk_server_new(sk_config *cfg, char *err, size_t errlen)
     }
     srv->cfg = cfg;
     sk_log_open(cfg->log_target, cfg->syslog_facility);
+    if (cfg->log_target == SK_LOG_FILE && sk_log_open_file(cfg->log_file, err, errlen) != 0)
+        goto fail;
     /* A peer that resets while we write must not kill the server. */
     signal(SIGPIPE, SIG_IGN);
 
@@ -390,6 +403,11 @@ sk_server *sk_server_new(sk_config *cfg, char *err, size_t errlen)
     srv->sig_term = evsignal_new(srv->base, SIGTERM, signal_cb, srv);
     srv->sig_int = evsignal_new(srv->base, SIGINT, signal_cb, srv);
     srv->sig_hup = evsignal_new(srv->base, SIGHUP, signal_cb, srv);
+    srv->sig_usr1 = evsignal_new(srv->base, SIGUSR1, signal_cb, srv);
+    if (!srv->sig_usr1 || evsignal_add(srv->sig_usr1, NULL)) {
+        snprintf(err, errlen, "cannot register events");
+        goto fail;
+    }
     if (!srv->queue_ev || !srv->work_ev || !srv->sig_term || !srv->sig_int || !srv->sig_hup ||
         event_add(srv->queue_ev, NULL) || event_add(srv->work_ev, NULL) ||
         evsignal_add(srv->sig_term, NULL) || evsignal_add(srv->sig_int, NULL) ||
@@ -461,6 +479,8 @@ void sk_server_free(sk_server *srv)
         event_free(srv->sig_int);
     if (srv->sig_hup)
         event_free(srv->sig_hup);
+    if (srv->sig_usr1)
+        event_free(srv->sig_usr1);
     if (srv->grace_timer)
         event_free(srv->grace_timer);
     if (srv->store)

@@ -42,6 +42,7 @@ struct sk_server {
     sk_work_queue *work; /* password checks (AUTH) off the loop */
     struct event *work_ev;
     struct event *sig_term, *sig_int, *sig_hup;
+    struct event *sig_usr1; /* reopen the log file */
     struct event *grace_timer;
     sk_peer_count *per_ip;
     sk_conn *conns; /* doubly linked list of open connections */

@@ -1,7 +1,8 @@
 /*
  * test_config_ops.c - the loader's settings for running in production:
  * the PROXY protocol (listener proxy_protocol, proxy_networks,
- * proxy_timeout), the pid file, with their FILE:LINE errors.
+ * proxy_timeout), the pid file, the log targets, with their FILE:LINE
+ * errors.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -90,6 +91,39 @@ static void test_pid_file(void **state)
     assert_error_at(4, "'pid_file' must be a string");
 }
 
+static void test_log_targets(void **state)
+{
+    (void)state;
+    sk_config *c = load_text(HEAD "listeners = ( { address = \"127.0.0.1\"; port = 2525; } );\n"
+                                  "log = \"./logs/smtpkit.log\";\n");
+    assert_non_null(c);
+    assert_int_equal(c->log_target, SK_LOG_FILE);
+    char want[256];
+    snprintf(want, sizeof want, "%s/logs/smtpkit.log", dir);
+    assert_string_equal(c->log_file, want);
+    sk_config_free(c);
+    c = load_text(HEAD "listeners = ( { address = \"127.0.0.1\"; port = 2525; } );\n"
+                       "log = \"/var/log/smtpkit.log\";\n");
+    assert_non_null(c);
+    assert_string_equal(c->log_file, "/var/log/smtpkit.log");
+    sk_config_free(c);
+    c = load_text(HEAD "listeners = ( { address = \"127.0.0.1\"; port = 2525; } );\n"
+                       "log = \"journal\";\n");
+#ifdef SK_HAVE_LIBSYSTEMD
+    assert_non_null(c);
+    assert_int_equal(c->log_target, SK_LOG_JOURNAL);
+    assert_null(c->log_file);
+    sk_config_free(c);
+#else
+    assert_null(c);
+    assert_error_at(4, "built without libsystemd");
+#endif
+    /* a bare word is neither a target nor (to catch typos) a path */
+    assert_null(load_text(HEAD "listeners = ( { address = \"127.0.0.1\"; port = 2525; } );\n"
+                               "log = \"jounral\";\n"));
+    assert_error_at(4, "use \"stderr\", \"syslog\", \"journal\" or a file path");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -97,6 +131,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_proxy_settings, setup, teardown),
         cmocka_unit_test_setup_teardown(test_proxy_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pid_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_log_targets, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
