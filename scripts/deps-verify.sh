@@ -32,6 +32,9 @@ for m in pytest aiosmtpd ssl smtplib email base64 pty; do
     case $m in pytest) p=python3-pytest ;; aiosmtpd) p=python3-aiosmtpd ;; *) p=python3 ;; esac
     check "python3 module $m" "$p" "$PYTHON" -c "import $m"
 done
+# the metrics test checks the exposition with an independent parser
+check "python3 module prometheus_client.parser" python3-prometheus-client \
+    "$PYTHON" -c "from prometheus_client.parser import text_string_to_metric_families"
 check "python3 ssl with TLS 1.3" python3 "$PYTHON" -c 'import ssl,sys; sys.exit(not ssl.HAS_TLSv1_3)'
 # cmocka for the unit tests; clang's fuzzer and sanitizer runtimes.
 check "cmocka headers" libcmocka-dev sh -c 'pkg-config --exists cmocka || test -f /usr/include/cmocka.h'

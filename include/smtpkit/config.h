@@ -136,6 +136,10 @@ typedef struct sk_config {
 
     char *pid_file; /* absolute, or NULL: no pid file */
     char *log_file; /* absolute, with log_target SK_LOG_FILE */
+
+    /* The Prometheus endpoint: numeric address and port, or NULL (off). */
+    char *metrics_address;
+    unsigned metrics_port;
 } sk_config;
 
 /* Load and validate `path`. NULL on error with "FILE:LINE: message" (or

@@ -114,7 +114,10 @@ vreply(sk_session *s, int code, const char *enhanced, const char *fmt, va_list a
         s->close_reason = "output-overflow";
         s->wants |= SK_WANT_CLOSE;
         s->mode = SK_MODE_DEAD;
+        return;
     }
+    if (s->ops && s->ops->replied)
+        s->ops->replied(s->ctx, s->verb, code);
 }
 
 void sk_sess_reply(sk_session *s, int code, const char *enhanced, const char *fmt, ...)

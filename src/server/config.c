@@ -712,6 +712,29 @@ static void load_proxy(loader *L, sk_config *c, const config_setting_t *root)
 static void load_service(loader *L, sk_config *c, const config_setting_t *root)
 {
     get_path(L, root, "pid_file", c->dir, &c->pid_file);
+    /* metrics = "ADDRESS:PORT" ("[::1]:9325" for IPv6) */
+    char *m = NULL;
+    if (!get_string(L, root, "metrics", &m))
+        return;
+    char *colon = strrchr(m, ':');
+    char *port = colon ? colon + 1 : NULL;
+    if (colon)
+        *colon = '\0';
+    unsigned long p = 0;
+    char *end = NULL;
+    if (port && *port >= '1' && *port <= '9')
+        p = strtoul(port, &end, 10);
+    /* an IPv6 address needs its brackets: "::1:9325" is itself an address */
+    int v6_bare = colon && m[0] != '[' && strchr(m, ':');
+    if (!port || !end || *end || p > 65535 || v6_bare || !normalise_listen_address(&m)) {
+        fail(L, member(root, "metrics"),
+             "metrics: use \"ADDRESS:PORT\" with a numeric address, e.g. \"127.0.0.1:9325\" or "
+             "\"[::1]:9325\"");
+        free(m);
+        return;
+    }
+    c->metrics_address = m;
+    c->metrics_port = (unsigned)p;
 }
 
 static void set_defaults(sk_config *c)
@@ -776,6 +799,7 @@ static void load_root(loader *L, sk_config *c, const config_setting_t *root)
                                           "proxy_networks",
                                           "proxy_timeout",
                                           "pid_file",
+                                          "metrics",
                                           NULL};
     check_members(L, root, allowed, NULL);
 
@@ -976,5 +1000,6 @@ void sk_config_free(sk_config *c)
     free_strv(c->proxy_networks, c->nproxy_networks);
     free(c->pid_file);
     free(c->log_file);
+    free(c->metrics_address);
     free(c);
 }

@@ -101,6 +101,7 @@ static void conn_finish(sk_conn *c)
         sk_store_abort(c->msg);
         c->msg = NULL;
     }
+    sk_metrics_session(&srv->metrics, c->tls_version);
     sk_log(LOG_INFO,
            "event=disconnect conn=%llu peer=%s reason=%s last_reply=%d duration_ms=%lld "
            "bytes_in=%llu bytes_out=%llu messages=%u failed_messages=%u",
@@ -255,6 +256,7 @@ static void conn_tls_up(sk_conn *c)
     conn_set_timeouts(c, 0); /* back from the handshake timeout */
     const char *version, *cipher;
     sk_tls_describe(bufferevent_openssl_get_ssl(c->bev), &version, &cipher);
+    c->tls_version = version;
     sk_session_tls_started(c->session, version, cipher);
     if (c->lst->cfg->session.implicit_tls && !(sk_session_wants(c->session) & SK_WANT_CLOSE))
         sk_session_greet(c->session);
@@ -527,6 +529,7 @@ static void conn_process(sk_conn *c)
         if (used > v.iov_len)
             used = v.iov_len; /* defensive: never drain what was not there */
         c->bytes_in += used;
+        c->srv->metrics.bytes_received += used;
         evbuffer_drain(in, used);
         conn_deadline_note(c, used, sk_session_output(c->session)->len > before);
         if (c->auth_hold && conn_auth_hold(c) == 0)
@@ -703,6 +706,7 @@ void sk_conn_accept(sk_listener *l, int fd, const struct sockaddr *sa, int sockl
     c->srv = srv;
     c->lst = l;
     c->id = ++srv->next_conn_id;
+    srv->metrics.connections_total++;
     clock_gettime(CLOCK_MONOTONIC, &c->started);
     if (sa->sa_family == AF_INET6 && (size_t)socklen >= sizeof(struct sockaddr_in6)) {
         const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
@@ -773,6 +777,10 @@ void sk_conn_begin(sk_conn *c, int fd)
 
     const char *refuse = over_limit(c, per_ip);
     if (refuse) {
+        sk_metrics_refused(&srv->metrics, per_ip == 0 ? SK_REFUSED_MEMORY
+                                          : srv->nconns > srv->cfg->max_connections
+                                              ? SK_REFUSED_CONNECTIONS
+                                              : SK_REFUSED_CONNECTIONS_PER_IP);
         c->reason = "limit";
         sk_session_refuse(c->session, 421, "4.7.0", refuse);
     } else if (c->tls_state == TLS_HANDSHAKE) {
@@ -855,6 +863,11 @@ void sk_conn_commit_done(void *arg, sk_store_result r)
 {
     sk_conn *c = arg;
     c->commit_pending = 0;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    sk_metrics_commit(&c->srv->metrics,
+                      (double)(now.tv_sec - c->commit_started.tv_sec) +
+                          (double)(now.tv_nsec - c->commit_started.tv_nsec) / 1e9);
     conn_commit_result(c, r);
     if (c->ended) {
         conn_finish(c);

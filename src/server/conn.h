@@ -31,6 +31,9 @@ struct sk_conn {
      * the header being read (no session exists until it is complete). */
     char via[INET6_ADDRSTRLEN];
     struct sk_proxy_wait *proxy;
+    /* for the metrics: the TLS version in use, when the commit started */
+    const char *tls_version;
+    struct timespec commit_started;
 
     /* the message being received, and the one being committed */
     sk_store_msg *msg;

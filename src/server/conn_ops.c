@@ -78,6 +78,7 @@ static sk_store_result op_store_append(void *ctx, const char *p, size_t n)
 static void op_store_commit(void *ctx, sk_transaction *tx)
 {
     sk_conn *c = ctx;
+    clock_gettime(CLOCK_MONOTONIC, &c->commit_started); /* for the latency histogram */
     /* Every distinct Maildir of every recipient: one copy per mailbox even
      * when several recipients (or aliases) lead to it. */
     size_t total = 0;
@@ -256,6 +257,15 @@ static void op_log(void *ctx, const char *line)
     const char *sp = strchr(line, ' ');
     int head = sp ? (int)(sp - line) : (int)strlen(line);
     sk_log(LOG_INFO, "%.*s conn=%llu peer=%s%s", head, line, c->id, c->addr, sp ? sp : "");
+    sk_metrics_log_line(&c->srv->metrics, line);
+}
+
+/* Every reply: RCPT's are counted by code for the metrics. */
+static void op_replied(void *ctx, const char *verb, int code)
+{
+    sk_conn *c = ctx;
+    if (verb && !strcmp(verb, "RCPT"))
+        sk_metrics_recipient(&c->srv->metrics, code);
 }
 
 const sk_session_ops sk_conn_ops = {
@@ -269,4 +279,5 @@ const sk_session_ops sk_conn_ops = {
     .log = op_log,
     .tls_available = op_tls_available,
     .mail_check = op_mail_check,
+    .replied = op_replied,
 };

@@ -93,6 +93,18 @@ static void wait_free(sk_conn *c, int close_fd)
 /* Refuse: one log line, close, no greeting. */
 static void proxy_refuse(sk_conn *c, evutil_socket_t fd, const char *reason, const char *detail)
 {
+    static const struct {
+        const char *reason;
+        sk_refusal metric;
+    } metric[] = {{"untrusted", SK_REFUSED_PROXY_UNTRUSTED},
+                  {"missing", SK_REFUSED_PROXY_MISSING},
+                  {"malformed", SK_REFUSED_PROXY_MALFORMED},
+                  {"timeout", SK_REFUSED_PROXY_TIMEOUT},
+                  {"eof", SK_REFUSED_PROXY_EOF},
+                  {"io-error", SK_REFUSED_PROXY_EOF}};
+    for (size_t i = 0; i < sizeof metric / sizeof metric[0]; i++)
+        if (!strcmp(reason, metric[i].reason))
+            sk_metrics_refused(&c->srv->metrics, metric[i].metric);
     sk_log(LOG_NOTICE, "event=proxy-refused conn=%llu peer=%s port=%u listener=%s reason=%s%s%s%s",
            c->id, c->addr, c->port, c->lst->label, reason, detail ? " error=\"" : "",
            detail ? detail : "", detail ? "\"" : "");

@@ -348,6 +348,8 @@ sk_server *sk_server_new(sk_config *cfg, char *err, size_t errlen)
         snprintf(err, errlen, "%s: no listener could be opened", cfg->path);
         goto fail;
     }
+    if (sk_metrics_http_start(srv, err, errlen) != 0)
+        goto fail;
 
     /* Still privileged: the pid file (it may live in a root-owned /run
      * directory) and the service manager's socket (connected now, usable
@@ -460,6 +462,7 @@ void sk_server_free(sk_server *srv)
     if (!srv)
         return;
     stop_listening(srv);
+    sk_metrics_http_free(srv); /* before the event base it lives on */
     /* Only if the loop failed are connections still open: first let the
      * queue finish (its callbacks still refer to them), then close them. */
     if (srv->queue)

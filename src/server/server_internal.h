@@ -9,6 +9,7 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
+#include "server/metrics.h"
 #include "server/peer_count.h"
 #include "server/runas.h"
 #include "smtpkit/config.h"
@@ -55,7 +56,9 @@ struct sk_server {
     sk_auth_service *auth;      /* NULL without passwd_file; reloaded by SIGHUP */
     struct sk_cidr *proxy_nets; /* proxies allowed to send a PROXY header */
     size_t nproxy_nets;
-    int pid_written; /* cfg->pid_file is ours to remove at exit */
+    int pid_written;             /* cfg->pid_file is ours to remove at exit */
+    sk_metrics metrics;          /* counters for the metrics endpoint */
+    struct evhttp *metrics_http; /* NULL unless `metrics` is set */
 };
 
 /* conn.c */
@@ -76,6 +79,11 @@ void sk_server_conn_gone(struct sk_server *srv);
  * is kept). */
 int sk_proxy_networks_set(struct sk_server *srv, const sk_config *cfg);
 void sk_proxy_networks_free(struct sk_server *srv);
+
+/* metrics_http.c: the `metrics` endpoint, bound before the privilege drop
+ * (0, or -1 with err); freed at the end. */
+int sk_metrics_http_start(struct sk_server *srv, char *err, size_t errlen);
+void sk_metrics_http_free(struct sk_server *srv);
 
 /* server_security.c: TLS context and AUTH backend. init runs before the
  * privilege drop (0 or -1 with err); check_access right after it. */

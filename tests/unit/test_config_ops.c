@@ -124,6 +124,38 @@ static void test_log_targets(void **state)
     assert_error_at(4, "use \"stderr\", \"syslog\", \"journal\" or a file path");
 }
 
+static void test_metrics_address(void **state)
+{
+    (void)state;
+    sk_config *c = load_text(HEAD "listeners = ( { address = \"127.0.0.1\"; port = 2525; } );\n");
+    assert_non_null(c);
+    assert_null(c->metrics_address); /* off unless set */
+    sk_config_free(c);
+    c = load_text(HEAD "listeners = ( { address = \"127.0.0.1\"; port = 2525; } );\n"
+                       "metrics = \"127.0.0.1:9325\";\n");
+    assert_non_null(c);
+    assert_string_equal(c->metrics_address, "127.0.0.1");
+    assert_int_equal(c->metrics_port, 9325);
+    sk_config_free(c);
+    c = load_text(HEAD "listeners = ( { address = \"127.0.0.1\"; port = 2525; } );\n"
+                       "metrics = \"[::1]:9325\";\n");
+    assert_non_null(c);
+    assert_string_equal(c->metrics_address, "::1");
+    sk_config_free(c);
+    static const char *const bad[] = {
+        "localhost:9325",  "127.0.0.1",     "127.0.0.1:", "127.0.0.1:0",
+        "127.0.0.1:65536", "127.0.0.1:93x", "::1:9325",   "[::1]"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char text[512];
+        snprintf(text, sizeof text,
+                 HEAD "listeners = ( { address = \"127.0.0.1\"; port = 2525; } );\n"
+                      "metrics = \"%s\";\n",
+                 bad[i]);
+        assert_null(load_text(text));
+        assert_error_at(4, "metrics: use \"ADDRESS:PORT\"");
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -132,6 +164,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_proxy_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pid_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_log_targets, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_metrics_address, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
