@@ -838,8 +838,8 @@ static void load_root(loader *L, sk_config *c, const config_setting_t *root)
             load_log_file(L, c, member(root, "log"), s);
         else
             fail(L, member(root, "log"),
-                 "log = \"%s\": use \"stderr\", \"syslog\", \"journal\" or a file path "
-                 "(\"/var/log/smtpkit.log\", \"./smtpkit.log\")",
+                 "log = \"%s\": use \"stderr\" or \"syslog\" (or \"journal\", or a file path "
+                 "such as \"/var/log/smtpkit.log\" or \"./smtpkit.log\")",
                  s);
     }
     free(s);

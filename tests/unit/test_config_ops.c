@@ -121,7 +121,7 @@ static void test_log_targets(void **state)
     /* a bare word is neither a target nor (to catch typos) a path */
     assert_null(load_text(HEAD "listeners = ( { address = \"127.0.0.1\"; port = 2525; } );\n"
                                "log = \"jounral\";\n"));
-    assert_error_at(4, "use \"stderr\", \"syslog\", \"journal\" or a file path");
+    assert_error_at(4, "use \"stderr\" or \"syslog\" (or \"journal\", or a file path");
 }
 
 static void test_metrics_address(void **state)

@@ -101,8 +101,8 @@ def test_log_file_config_errors(smtpkit_bin, tmp_path):
     r = subprocess.run([smtpkit_bin, "serve", "-c", str(conf), "--check"],
                        capture_output=True, text=True, timeout=20)
     assert r.returncode == 1
-    assert f"{conf}:3: log = \"smtpkit.log\": use \"stderr\", \"syslog\", \"journal\" or a file" \
-        in r.stderr, r.stderr
+    assert f"{conf}:3: log = \"smtpkit.log\": use \"stderr\" or \"syslog\" (or \"journal\", " \
+        "or a file path" in r.stderr, r.stderr
 
 
 # ---- journald ------------------------------------------------------------------
