@@ -9,6 +9,7 @@ header, one that never completes (a deadline, however slowly it trickles);
 each is closed without a greeting and logged."""
 
 import re
+import signal
 import smtplib
 import socket
 import ssl
@@ -262,3 +263,24 @@ def test_shutdown_closes_connections_waiting_for_a_header(server, tmp_path):
     s.close()
     assert re.search(r"event=proxy-refused conn=\d+ peer=127\.0\.0\.1 .*reason=shutdown",
                      srv.log())
+
+
+def test_sighup_rereads_proxy_networks(server, tmp_path):
+    srv, pport = proxied_server(server, tmp_path, proxy_networks=("127.0.0.2/32",))
+    header = b"PROXY TCP4 192.0.2.7 127.0.0.1 40000 25\r\n"
+    s = raw_from(pport)
+    s.sendall(header)
+    assert read_all(s) == b""
+    s.close()
+    srv.wait_log(r"event=proxy-refused conn=\d+ peer=127\.0\.0\.1 .*reason=untrusted")
+    # the same file with 127.0.0.1 trusted, then SIGHUP
+    text = srv.conf_path.read_text().replace('"127.0.0.2/32"', '"127.0.0.1/32"')
+    srv.conf_path.write_text(text)
+    srv.send_signal(signal.SIGHUP)
+    srv.wait_log(r"event=reload ")
+    s = raw_from(pport)
+    s.sendall(header + b"QUIT\r\n")
+    data = read_all(s)
+    s.close()
+    assert data.startswith(b"220 ") and b"\r\n221 " in data, data
+    srv.wait_log(r"event=connect conn=\d+ peer=192\.0\.2\.7 .*proxy=127\.0\.0\.1")
