@@ -11,21 +11,9 @@ import shutil
 import subprocess
 import time
 
-from conftest import free_port
+from loopback import free_port, listening_ports
 
 HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
-
-
-def listening_ports():
-    """TCP ports in LISTEN state on this host (IPv4)."""
-    ports = set()
-    with open("/proc/net/tcp") as f:
-        next(f)
-        for line in f:
-            fields = line.split()
-            if fields[3] == "0A":
-                ports.add(int(fields[1].split(":")[1], 16))
-    return ports
 
 
 class HAProxy:

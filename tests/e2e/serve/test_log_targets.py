@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import read_reply, run_as_user
+from loopback import read_reply
 
 
 def wait_for(path, text, timeout=10.0):
@@ -33,10 +33,15 @@ def wait_for(path, text, timeout=10.0):
     raise AssertionError(f"{text!r} never appeared in {path}:\n{content}")
 
 
-def start_logging_to(server, log):
+def start_logging_to(server, log, own_dir=False):
     """The server with log = <file>: its lines go there, not to the
-    fixture's stderr capture, so it is started and awaited here."""
+    fixture's stderr capture, so it is started and awaited here. own_dir:
+    the log's directory belongs to the server's user (as logrotate's
+    `create` would arrange for the file)."""
     srv = server(start=False, extra=f'log = "{log}";')
+    if own_dir and os.geteuid() == 0:
+        user = pwd.getpwnam(srv.user)
+        os.chown(log.parent, user.pw_uid, user.pw_gid)
     srv.log_file = open(srv.log_path, "ab")
     srv.proc = subprocess.Popen([srv.binary, "serve", "-c", str(srv.conf_path)],
                                 stdout=srv.log_file, stderr=subprocess.STDOUT)
@@ -54,11 +59,8 @@ def connect_quit(srv):
 def test_sigusr1_reopens_the_log_file(server, tmp_path):
     logs = tmp_path / "logs"
     logs.mkdir()
-    user = pwd.getpwnam(run_as_user())
-    if os.geteuid() == 0:
-        os.chown(logs, user.pw_uid, user.pw_gid)  # as logrotate's `create` would
     log = logs / "smtpkit.log"
-    srv = start_logging_to(server, log)
+    srv = start_logging_to(server, log, own_dir=True)
     connect_quit(srv)
     wait_for(log, "event=disconnect conn=1 ")
     assert srv.log() == ""  # nothing on stderr

@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from conftest import free_port
+from loopback import free_port
 from haproxy_helpers import HAProxy
 from serve_helpers import split_trace
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, read_reply
+from loopback import REPO, read_reply
 
 
 def recv_notify(sock, timeout=10):
