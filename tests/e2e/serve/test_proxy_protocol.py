@@ -6,19 +6,22 @@ address is what the Received header, the log, trusted_networks and the
 per-address limit see. Raw sockets for what a proxy must never get away
 with: a connection from outside proxy_networks, a malformed or missing
 header, one that never completes (a deadline, however slowly it trickles);
-each is closed without a greeting and logged."""
+each is closed without a greeting and logged. The AUTH failure budget
+is per client address too."""
 
+import base64
 import re
 import signal
 import smtplib
 import socket
 import ssl
 import struct
+import subprocess
 import time
 
 import pytest
 
-from loopback import free_port
+from loopback import free_port, read_reply
 from haproxy_helpers import HAProxy
 from serve_helpers import split_trace
 
@@ -284,3 +287,53 @@ def test_sighup_rereads_proxy_networks(server, tmp_path):
     s.close()
     assert data.startswith(b"220 ") and b"\r\n221 " in data, data
     srv.wait_log(r"event=connect conn=\d+ peer=192\.0\.2\.7 .*proxy=127\.0\.0\.1")
+
+
+def test_auth_budgets_count_the_client_address(server, smtpkit_bin, tmp_path):
+    """The failed-AUTH budget is per client address: spent by one client
+    behind the proxy, it does not block another behind the same proxy."""
+    passwd = tmp_path / "passwd"
+    r = subprocess.run([smtpkit_bin, "passwd", "--stdin", "--scheme", "sha512-crypt", "--cost",
+                        "1000", "alice@example.test"], input=b"wonderland\n",
+                       capture_output=True, timeout=30, check=True)
+    passwd.write_text(r.stdout.decode())
+    passwd.chmod(0o644)
+    pport = free_port()
+    listener = (f'}},\n  {{ address = "127.0.0.1"; port = {pport}; proxy_protocol = true; '
+                "implicit_tls = true; auth = true;")
+    extra = "\n".join(['proxy_networks = [ "127.0.0.1/32" ];',
+                       f'tls_certificate = "{tmp_path / "cert.pem"}";',
+                       f'tls_key = "{tmp_path / "key.pem"}";',
+                       "tls_generate_if_missing = true;",
+                       f'passwd_file = "{passwd}";'])
+    srv = server(listener=listener, extra=extra,
+                 limits={"auth_failures": 2, "auth_failure_window": 3600,
+                         "auth_failures_per_connection": 10, "auth_failure_delay_ms": 0})
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    bad = base64.b64encode(b"\0alice@example.test\0wrong").decode()
+    good = base64.b64encode(b"\0alice@example.test\0wonderland").decode()
+
+    def auth_codes(client, *creds):
+        raw = raw_from(pport)
+        raw.sendall(v2_header(client, "127.0.0.1", 40100, 465))
+        with ctx.wrap_socket(raw) as t:
+            f = t.makefile("rb")
+            assert read_reply(f)[0] == 220
+            t.sendall(b"EHLO client.test\r\n")
+            assert read_reply(f)[0] == 250
+            codes = []
+            for c in creds:
+                t.sendall(f"AUTH PLAIN {c}\r\n".encode())
+                codes.append(read_reply(f)[0])
+            t.sendall(b"QUIT\r\n")
+            read_reply(f)
+        return codes
+
+    assert auth_codes("192.0.2.10", bad, bad) == [535, 535]
+    # that client's budget is spent: even the right password is not checked
+    assert auth_codes("192.0.2.10", good) == [454]
+    # another client behind the same proxy still has its own
+    assert auth_codes("192.0.2.11", good) == [235]
+    srv.wait_log(r"event=auth-failed conn=\d+ peer=192\.0\.2\.10 why=address-blocked")
