@@ -120,7 +120,8 @@ def test_haproxy_trusted_networks_apply_to_the_client(server, tmp_path):
                 send_via(hp.port(name), OTHER_CLIENT, rcpt="friend@remote.test")
             code, text = e.value.recipients["friend@remote.test"]
             assert code == 550 and text.startswith(b"5.7.1"), (code, text)
-    assert len(list((queue / "new").iterdir())) == 2
+    # accepted into the relay queue (its layout is the queue's business)
+    srv.wait_log(r"event=message .*rcpts=<friend@remote\.test> .*result=250", count=2)
     srv.wait_log(rf"event=connect .*peer={re.escape(CLIENT)} .*trusted=1 ", count=2)
     srv.wait_log(rf"event=connect .*peer={re.escape(OTHER_CLIENT)} .*trusted=0 ", count=2)
 
@@ -336,4 +337,4 @@ def test_auth_budgets_count_the_client_address(server, smtpkit_bin, tmp_path):
     assert auth_codes("192.0.2.10", good) == [454]
     # another client behind the same proxy still has its own
     assert auth_codes("192.0.2.11", good) == [235]
-    srv.wait_log(r"event=auth-failed conn=\d+ peer=192\.0\.2\.10 why=address-blocked")
+    srv.wait_log(r"event=auth-failed conn=\d+ peer=192\.0\.2\.10 .*why=address-blocked")
