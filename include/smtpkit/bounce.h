@@ -25,16 +25,16 @@ typedef struct sk_bounce_reply {
     int code;
     int has_enhanced;
     sk_enhanced enhanced;
-    char command[16];      /* the command it answered ("RCPT", "MAIL",
-                              "DATA-END", "DATA", "CONNECT", "EHLO",
-                              "STARTTLS") when the bounce says, else "" */
-    const char *found_by;  /* where it was found: "Diagnostic-Code", "said:",
-                              "Remote Server returned", "response was",
-                              "SMTP error", "reply line", ... */
-    char recipient[256];   /* the recipient it concerns when the bounce says, else "" */
-    char *text;            /* the reply text without code and enhanced code,
-                              white space collapsed */
-    char *line;            /* "550 5.1.1 text" */
+    char command[16];     /* the command it answered ("RCPT", "MAIL",
+                             "DATA-END", "DATA", "CONNECT", "EHLO",
+                             "STARTTLS") when the bounce says, else "" */
+    const char *found_by; /* where it was found: "Diagnostic-Code", "said:",
+                             "Remote Server returned", "response was",
+                             "SMTP error", "reply line", ... */
+    char recipient[256];  /* the recipient it concerns when the bounce says, else "" */
+    char *text;           /* the reply text without code and enhanced code,
+                             white space collapsed */
+    char *line;           /* "550 5.1.1 text" */
 } sk_bounce_reply;
 
 typedef struct sk_bounce {

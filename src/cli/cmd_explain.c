@@ -37,16 +37,21 @@ static void usage(FILE *f)
     fputs("usage: smtpkit explain [--json] [--context CMD] CODE | ENHANCED-CODE | REPLY...\n"
           "       smtpkit explain [--json] [--context CMD] [-]    (reply on standard input)\n"
           "       smtpkit explain --list [--json]\n"
+          "       smtpkit explain --bounce [--json] < BOUNCE    (every reply in a bounce)\n"
           "\n"
           "Explains an SMTP reply code (550), an enhanced status code (5.7.1) or a whole\n"
           "reply (\"550 5.7.1 Relay access denied\", or several lines on standard input):\n"
           "its class, what each digit says, the enhanced code's class/subject/detail,\n"
           "whether the code is standard, which commands return it, whether a sender\n"
           "should retry, and the RFC. Codes with several meanings (250 after ETRN,\n"
-          "530 for AUTH and for STARTTLS) show each one.\n"
+          "530 for AUTH and for STARTTLS) show each one. Replies from the large mail\n"
+          "providers, the common MTAs and the block lists are recognised by their text:\n"
+          "who must act, what to do, and the provider documentation it is based on.\n"
           "\n"
           "  --json         the same content as one JSON object\n"
           "  --list         the whole registry (basic and enhanced codes)\n"
+          "  --bounce       read a whole bounce message (DSN, Postfix, Exim, Microsoft,\n"
+          "                 Gmail) on standard input and explain every reply in it\n"
           "  --context CMD  only the meaning for CMD: a command (MAIL, RCPT, AUTH, ETRN,\n"
           "                 STARTTLS...), CONNECT for the greeting, DATA-END for the\n"
           "                 reply after the final dot\n"
@@ -338,11 +343,12 @@ static int classify(sk_explanation *x, char *text, size_t len, int from_stdin, s
     return 0;
 }
 
-static int run(char **pos, int npos, int json, int list, const char *context, char *ctx_upper);
+static int run(char **pos, int npos, int json, int list, int bounce, const char *context,
+               char *ctx_upper);
 
 int sk_cmd_explain(int argc, char **argv)
 {
-    int json = 0, list = 0, npos = 0, only_positional = 0;
+    int json = 0, list = 0, bounce = 0, npos = 0, only_positional = 0;
     const char *context = NULL;
     char ctx_upper[16];
     char **pos = calloc((size_t)argc + 1, sizeof *pos); /* positional arguments */
@@ -364,6 +370,8 @@ int sk_cmd_explain(int argc, char **argv)
             json = 1;
         } else if (!strcmp(a, "--list")) {
             list = 1;
+        } else if (!strcmp(a, "--bounce")) {
+            bounce = 1;
         } else if (!strcmp(a, "--context") || !strncmp(a, "--context=", 10)) {
             if (a[9] == '=') {
                 context = a + 10;
@@ -380,14 +388,18 @@ int sk_cmd_explain(int argc, char **argv)
             return 2;
         }
     }
-    int rc = run(pos, npos, json, list, context, ctx_upper);
+    int rc = run(pos, npos, json, list, bounce, context, ctx_upper);
     free(pos);
     return rc;
 }
 
 /* Everything after option parsing. */
-static int run(char **pos, int npos, int json, int list, const char *context, char *ctx_upper)
+static int run(char **pos, int npos, int json, int list, int bounce, const char *context,
+               char *ctx_upper)
 {
+    if (bounce && (list || npos > 1 || (npos == 1 && strcmp(pos[0], "-")) || context))
+        return bad_input("--bounce reads a bounce message on standard input and takes no code, "
+                         "--list or --context");
     if (context) {
         size_t n = strlen(context);
         size_t k = 0;
@@ -461,8 +473,11 @@ static int run(char **pos, int npos, int json, int list, const char *context, ch
     sk_reply reply;
     memset(&reply, 0, sizeof reply);
 
-    int rc = classify(&x, text, len, from_stdin, &reply);
-    if (rc == 0) {
+    int rc =
+        bounce ? sk_explain_bounce(text, len, json) : classify(&x, text, len, from_stdin, &reply);
+    if (rc == 0 && !bounce && sk_explain_known_fill(&x) < 0)
+        rc = bad_input("out of memory");
+    if (rc == 0 && !bounce) {
         if (json)
             sk_explain_print_json(stdout, &x);
         else

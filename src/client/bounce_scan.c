@@ -453,8 +453,8 @@ static void add_reply(scan_ctx *c, const char *cand, const char *how, const char
             return;
         }
         if (r->has_enhanced)
-            snprintf(r->line, ln, "%d %d.%d.%d %s", r->code, r->enhanced.cls,
-                     r->enhanced.subject, r->enhanced.detail, r->text);
+            snprintf(r->line, ln, "%d %d.%d.%d %s", r->code, r->enhanced.cls, r->enhanced.subject,
+                     r->enhanced.detail, r->text);
         else
             snprintf(r->line, ln, "%d %s", r->code, r->text);
         return;
@@ -571,8 +571,8 @@ static int ends_with_anchor(const char *s)
     size_t n = strlen(s);
     while (n && is_ws(s[n - 1]))
         n--;
-    static const char *const tails[] = {"was:", "said:", "returned:", "replied:", "reason:",
-                                        "error:"};
+    static const char *const tails[] = {
+        "was:", "said:", "returned:", "replied:", "reason:", "error:"};
     for (size_t i = 0; i < sizeof tails / sizeof tails[0]; i++) {
         size_t k = strlen(tails[i]);
         if (n >= k && !strncasecmp(s + n - k, tails[i], k))

@@ -120,14 +120,13 @@ static void compile_all(void)
 
 /* ---- field matching ------------------------------------------------------ */
 
-/* "550", "5xx" or NULL against code (0 = unknown). Returns the weight:
- * -1 no match, 0 the row does not care, 1 class, 2 exact. */
+/* "550", "5xx" or NULL against code (0 = unknown, as for a bare enhanced
+ * code). Returns the weight: -1 no match, 0 the row does not care or the
+ * code is unknown, 1 class, 2 exact. */
 static int code_weight(const char *want, int code)
 {
-    if (!want)
+    if (!want || code == 0)
         return 0;
-    if (code == 0)
-        return -1;
     if (want[1] == 'x')
         return want[0] - '0' == code / 100 ? 1 : -1;
     return atoi(want) == code ? 2 : -1;
@@ -164,8 +163,8 @@ static int command_weight(const char *want, const char *have)
 {
     if (!want || !have || !*have)
         return 0;
-    int hello_w = !strcmp(want, "EHLO"), hello_h = !strcasecmp(have, "EHLO") ||
-                                                   !strcasecmp(have, "HELO");
+    int hello_w = !strcmp(want, "EHLO"),
+        hello_h = !strcasecmp(have, "EHLO") || !strcasecmp(have, "HELO");
     if (hello_w && hello_h)
         return 1;
     int end_w = !strcmp(want, "DATA-END"),
@@ -278,8 +277,7 @@ int sk_known_reply_match(const char *command, int code, const sk_enhanced *enhan
 /* At s: "ddd" + ('-' | ' ' | end) with the first digit 2-5? */
 static int code_at(const char *s, int *code)
 {
-    if (s[0] < '2' || s[0] > '5' || !isdigit((unsigned char)s[1]) ||
-        !isdigit((unsigned char)s[2]))
+    if (s[0] < '2' || s[0] > '5' || !isdigit((unsigned char)s[1]) || !isdigit((unsigned char)s[2]))
         return 0;
     if (s[3] != '\0' && s[3] != ' ' && s[3] != '-' && s[3] != '\t')
         return 0;
