@@ -83,7 +83,10 @@ static void basis_text(const sk_known_match *m, char *out, size_t outlen)
         parts[np++] = cmdbuf;
     }
     for (int i = 0; i < np; i++) {
-        k = snprintf(out + o, outlen - o, "%s%s", i == 0 ? " with " : i == np - 1 ? " and " : ", ",
+        k = snprintf(out + o, outlen - o, "%s%s",
+                     i == 0        ? " with "
+                     : i == np - 1 ? " and "
+                                   : ", ",
                      parts[i]);
         if (k < 0 || (size_t)k >= outlen - o)
             return;
@@ -130,8 +133,8 @@ void sk_explain_known_object(sk_json *j, const sk_known_match *m)
     sk_json_kv_string(j, "action", r ? r->action : NULL);
     sk_json_kv_string(j, "pattern", r ? r->pattern : NULL);
     sk_json_kv_string(j, "pattern_kind",
-                      !r                          ? NULL
-                      : r->match == SK_TEXT_REGEX ? "regex"
+                      !r                           ? NULL
+                      : r->match == SK_TEXT_REGEX  ? "regex"
                       : r->match == SK_TEXT_SUBSTR ? "substring"
                                                    : NULL);
     sk_json_kv_bool(j, "used_text", r && r->match != SK_TEXT_ANY);

@@ -581,16 +581,22 @@ static int ends_with_anchor(const char *s)
     return 0;
 }
 
-/* A recipient address at the start of a line: "<a@b>: ..." (Postfix) */
+/* A recipient address at the start of a line: "<a@b>: ..." (Postfix,
+ * qmail), or "a@b host ..." (Exim's list of failed addresses). */
 static void leading_recipient(const char *s, char *out, size_t outlen)
 {
     out[0] = '\0';
-    if (s[0] != '<')
+    if (s[0] == '<') {
+        const char *gt = strchr(s, '>');
+        if (!gt || gt[1] != ':' || !memchr(s, '@', (size_t)(gt - s)))
+            return;
+        snprintf(out, outlen, "%.*s", (int)(gt - s - 1), s + 1);
         return;
-    const char *gt = strchr(s, '>');
-    if (!gt || gt[1] != ':' || !memchr(s, '@', (size_t)(gt - s)))
-        return;
-    snprintf(out, outlen, "%.*s", (int)(gt - s - 1), s + 1);
+    }
+    size_t w = strcspn(s, " \t");
+    if (w && s[w] && memchr(s, '@', w) && !memchr(s, ':', w) && !memchr(s, '<', w) &&
+        strcasestr(s, "SMTP error from"))
+        snprintf(out, outlen, "%.*s", (int)w, s);
 }
 
 static void scan_line(scan_ctx *c, const char *s)
@@ -613,6 +619,12 @@ static void scan_line(scan_ctx *c, const char *s)
     const char *cmd = command_in(s);
     char lead[256];
     leading_recipient(s, lead, sizeof lead);
+    if (lead[0] && s[0] == '<' && strchr(s, '>')[2] == '\0') {
+        /* "<a@b>:" alone: the lines after it concern a@b (qmail). */
+        snprintf(c->recipient, sizeof c->recipient, "%s", lead);
+        c->expect_reply = 0;
+        return;
+    }
     const char *rcpt = lead[0] ? lead : c->recipient;
     const char *end = s + strlen(s);
     int found = 0;
@@ -713,7 +725,9 @@ int sk_bounce_scan(const char *msg, size_t len, sk_bounce *b)
     sk_buf_init(&logical, 0);
     const char *t = text.data ? text.data : "";
     size_t tl = text.len, pos = 0;
-    int in_reply = 0; /* the logical line is a multi-line reply so far */
+    int in_reply = 0;  /* the logical line is a multi-line reply so far */
+    size_t indent = 0; /* indentation of the logical line's first line */
+    int paragraph = 0; /* after "said:", lines join up to a blank line (qmail) */
     while (pos <= tl && !c.oom) {
         const char *line = t + pos;
         const char *nl = pos < tl ? memchr(line, '\n', tl - pos) : NULL;
@@ -723,7 +737,9 @@ int sk_bounce_scan(const char *msg, size_t len, sk_bounce *b)
         while (k < ll && is_ws(line[k]))
             k++;
         int blank = k == ll;
-        int cont = !last && !blank && k > 0 && logical.len > 0 && !in_reply;
+        /* A line indented deeper than the logical line's first one
+         * continues it (Exim indents addresses by 2, their details by 4). */
+        int cont = !last && !blank && logical.len > 0 && !in_reply && (k > indent || paragraph);
         int reply_cont = !last && !blank && k == 0 && in_reply && code_at(line);
         if (cont || reply_cont) {
             if (sk_buf_append(&logical, " ", 1) < 0 ||
@@ -731,15 +747,20 @@ int sk_bounce_scan(const char *msg, size_t len, sk_bounce *b)
                 c.oom = 1;
             if (reply_cont)
                 in_reply = continues_reply(line);
+            if (!paragraph && strcasestr(logical.data, "said:"))
+                paragraph = 1;
         } else {
             if (logical.len) {
                 scan_line(&c, logical.data);
                 sk_buf_clear(&logical);
             }
+            paragraph = 0;
             if (!last && !blank) {
                 if (sk_buf_append(&logical, line + k, ll - k) < 0)
                     c.oom = 1;
                 in_reply = continues_reply(line + k);
+                indent = k;
+                paragraph = strcasestr(logical.data, "said:") != NULL;
             } else {
                 in_reply = 0;
             }
