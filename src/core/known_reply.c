@@ -240,7 +240,10 @@ int sk_known_reply_match(const char *command, int code, const sk_enhanced *enhan
             continue; /* a row must say something beyond the basic code */
         if (!text_matches(i, norm))
             continue;
-        int score = (rows[i].match != SK_TEXT_ANY ? 16 : 0) + we * 2 + wc * 2 + wm;
+        /* Rows for any receiver ("SPF/DKIM/DMARC (any receiver)") rank
+         * below every named provider's row with the same kind of match. */
+        int generic = strstr(rows[i].provider, "(any") != NULL;
+        int score = (rows[i].match != SK_TEXT_ANY ? 16 : 0) + we * 2 + wc * 2 + wm - generic * 5;
         if (score > best) {
             best = score;
             best_i = i;
