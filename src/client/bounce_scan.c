@@ -9,8 +9,9 @@
  *     else kept as it is, which is what a lenient reader must do with
  *     pasted text), base64 bodies by OpenSSL's EVP_Decode*; HTML parts are
  *     skipped (their text part says the same) and scanning stops at the
- *     returned message (message/rfc822, text/rfc822-headers, or the
- *     "copy of the message" lines of Exim, qmail and Gmail).
+ *     returned message (message/rfc822, text/rfc822-headers); the "copy
+ *     of the message" lines of Exim, qmail, Gmail and Microsoft end the
+ *     part they are in.
  *  2. Unfolding: a line that starts with white space continues the one
  *     before (RFC 5322 2.2.3 for header fields; Postfix, Exim and
  *     Diagnostic-Code wrap long replies the same way).
@@ -285,11 +286,18 @@ static int mime_text(const char *msg, size_t len, sk_buf *out)
             continue;
         }
 
-        if (in_body && (boundary_like(line, n) || original_follows(line, n))) {
+        if (in_body && !ps.skip && original_follows(line, n)) {
+            /* The rest of this part quotes the original message (Microsoft
+             * puts its headers in the text part, before the DSN part). */
             if (flush_body(&ps, msg + body_start, pos - body_start, out) < 0)
                 return -1;
-            if (original_follows(line, n))
-                return 0;
+            ps.skip = 1;
+            pos = next;
+            continue;
+        }
+        if (in_body && boundary_like(line, n)) {
+            if (flush_body(&ps, msg + body_start, pos - body_start, out) < 0)
+                return -1;
             /* A new part begins, with its own headers (possibly none). */
             ps.cte = CTE_NONE;
             ps.skip = ps.stop = ps.multipart = 0;
