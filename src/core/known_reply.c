@@ -306,8 +306,9 @@ int sk_reply_line_split(const char *line, int *code, int *has_enhanced, sk_enhan
         line++;
     if (!code_at(line, code))
         return -1;
-    char prefix[3];
+    char prefix[4];
     memcpy(prefix, line, 3);
+    prefix[3] = '\0';
     const char *p = line + 3;
     if (*p == '-' || *p == ' ' || *p == '\t')
         p++;
@@ -335,7 +336,7 @@ int sk_reply_line_split(const char *line, int *code, int *has_enhanced, sk_enhan
             const char *q = p;
             while (*q == ' ' || *q == '\t' || *q == '\r' || *q == '\n')
                 q++;
-            if (!memcmp(q, prefix, 3) && (q[3] == '-' || q[3] == ' ')) {
+            if (!strncmp(q, prefix, 3) && (q[3] == '-' || q[3] == ' ')) {
                 const char *r = q + 4;
                 sk_enhanced e2;
                 size_t k2 = *has_enhanced ? enhanced_at(r, &e2) : 0;

@@ -264,6 +264,17 @@ static void line_split(void **state)
     assert_int_equal(sk_reply_line_split("650 x", &code, &he, &e, t, sizeof t), -1);
     assert_int_equal(sk_reply_line_split("5500 x", &code, &he, &e, t, sizeof t), -1);
     assert_int_equal(sk_reply_line_split("55", &code, &he, &e, t, sizeof t), -1);
+    /* A text ending right after a blank, or in the first digits of a code
+     * (the repeated-prefix check must not read past the end; found by
+     * fuzz_bounce_scan under ASan). */
+    char *tail = strdup("550 5.1.1 aet 5");
+    assert_int_equal(sk_reply_line_split(tail, &code, &he, &e, t, sizeof t), 0);
+    assert_string_equal(t, "aet 5");
+    free(tail);
+    tail = strdup("550 x ");
+    assert_int_equal(sk_reply_line_split(tail, &code, &he, &e, t, sizeof t), 0);
+    assert_string_equal(t, "x");
+    free(tail);
     /* Truncation keeps a NUL. */
     assert_int_equal(sk_reply_line_split("550 abcdefgh", &code, &he, &e, t, 4), 0);
     assert_string_equal(t, "abc");
