@@ -93,7 +93,8 @@ int sk_known_reply_match(const char *command, int code, const sk_enhanced *enhan
 /*
  * Split one reply as found in a bounce or a log, "550 5.7.1 text" or
  * "550-5.7.1 a 550-5.7.1 b 550 5.7.1 c" (a multi-line reply flattened onto
- * one line), into code, enhanced code and text: the repeated code prefixes
+ * one line; also sk_reply_oneline's "550 5.7.1 a / 550 5.7.1 b"), into
+ * code, enhanced code and text: the repeated code prefixes
  * are removed and white space is collapsed. `text` gets at most textlen-1
  * bytes. Returns 0, or -1 if the line does not start with a 3-digit code
  * (first digit 2-5) followed by a space, '-' or the end.

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cli/known_hint.h"
 #include "cli/commands.h"
 #include "client/json_writer.h"
 #include "smtpkit/client.h"
@@ -118,6 +119,9 @@ static void print_explanation(const sk_reply *r, const char *cmd, const char *in
         printf("%s  note:   the RFCs do not list %d as a reply to %s\n", indent, r->code, cmd);
     if (ex.rfc)
         printf("%s  see:    %s\n", indent, ex.rfc);
+    char known_indent[32]; /* known replies (known_hint.c) */
+    snprintf(known_indent, sizeof known_indent, "%s  ", indent);
+    sk_known_hint(stdout, known_indent, cmd, r);
 }
 
 /* One line under a reply in the --advanced dialogue. */
@@ -137,6 +141,7 @@ static void print_brief_explanation(const sk_reply *r, const char *cmd)
                ex.status_note ? ex.status_note : "");
     if (ex.unexpected)
         printf("%16s   note: the RFCs do not list %d as a reply to %s\n", "", r->code, cmd);
+    sk_known_hint(stdout, "                   ", cmd, r); /* known replies (known_hint.c) */
 }
 
 static void print_caps(const sk_caps *caps)
@@ -395,6 +400,7 @@ static void json_reply(sk_json *j, const reply_rec *rr)
     sk_json_kv_string(j, "status", ex.status);
     sk_json_kv_string(j, "rfc", ex.rfc);
     sk_json_kv_bool(j, "unexpected_for_command", ex.unexpected);
+    sk_known_hint_json(j, rr->cmd, &rr->r); /* known replies (known_hint.c) */
     sk_json_end_object(j);
 }
 

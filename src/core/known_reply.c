@@ -351,6 +351,10 @@ int sk_reply_line_split(const char *line, int *code, int *has_enhanced, sk_enhan
             }
             continue;
         }
+        if (space && *p == '/' && p[1] == ' ' && !strncmp(p + 2, prefix, 3)) {
+            p++; /* " / 550 5.7.1 " joins lines in sk_reply_oneline() */
+            continue;
+        }
         if (space && o + 1 < textlen)
             text[o++] = ' ';
         space = 0;

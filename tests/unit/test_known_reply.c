@@ -22,12 +22,33 @@
 #define CORPUS "tests/data/known_replies.tsv"
 
 static const char *const categories[] = {
-    "mailbox-unknown", "mailbox-disabled", "mailbox-full",  "recipient-rate", "domain-unknown",
-    "address-syntax",  "relay-denied",     "authentication", "smtp-auth",     "reverse-dns",
-    "helo",            "sender-domain",    "reputation",    "blocklist",      "rate-limit",
-    "spam-content",    "message-format",   "message-size",  "policy",         "tls",
-    "greylisting",     "server-busy",      "protocol",      "loop",           "sending-quota",
-    "account-blocked", "recipient-restricted",
+    "mailbox-unknown",
+    "mailbox-disabled",
+    "mailbox-full",
+    "recipient-rate",
+    "domain-unknown",
+    "address-syntax",
+    "relay-denied",
+    "authentication",
+    "smtp-auth",
+    "reverse-dns",
+    "helo",
+    "sender-domain",
+    "reputation",
+    "blocklist",
+    "rate-limit",
+    "spam-content",
+    "message-format",
+    "message-size",
+    "policy",
+    "tls",
+    "greylisting",
+    "server-busy",
+    "protocol",
+    "loop",
+    "sending-quota",
+    "account-blocked",
+    "recipient-restricted",
 };
 
 static int known_category(const char *c)
@@ -60,10 +81,18 @@ static void table_is_well_formed(void **state)
 static void table_covers_the_providers(void **state)
 {
     (void)state;
-    static const char *const providers[] = {
-        "Gmail / Google Workspace", "Microsoft 365 / Exchange Online", "Exchange on-premises",
-        "Yahoo / AOL", "Apple iCloud Mail", "Postfix", "postgrey", "Exim", "Spamhaus",
-        "Barracuda", "SpamCop", "SPF/DKIM/DMARC (any receiver)"};
+    static const char *const providers[] = {"Gmail / Google Workspace",
+                                            "Microsoft 365 / Exchange Online",
+                                            "Exchange on-premises",
+                                            "Yahoo / AOL",
+                                            "Apple iCloud Mail",
+                                            "Postfix",
+                                            "postgrey",
+                                            "Exim",
+                                            "Spamhaus",
+                                            "Barracuda",
+                                            "SpamCop",
+                                            "SPF/DKIM/DMARC (any receiver)"};
     for (size_t p = 0; p < sizeof providers / sizeof providers[0]; p++) {
         size_t n = 0;
         for (size_t i = 0; i < sk_known_reply_count(); i++)
@@ -256,6 +285,12 @@ static void line_split(void **state)
     assert_true(he);
     assert_int_equal(e.detail, 1);
     assert_string_equal(t, "The email account that you tried double-checking https://x - gsmtp");
+    /* sk_reply_oneline()'s way of joining lines. */
+    assert_int_equal(sk_reply_line_split("550 5.7.26 This mail has been blocked because the "
+                                         "sender is / 550 5.7.26 unauthenticated. a/b",
+                                         &code, &he, &e, t, sizeof t),
+                     0);
+    assert_string_equal(t, "This mail has been blocked because the sender is unauthenticated. a/b");
     /* No enhanced code; a class mismatch is text. */
     assert_int_equal(sk_reply_line_split("421 5.7.1 odd", &code, &he, &e, t, sizeof t), 0);
     assert_false(he);
