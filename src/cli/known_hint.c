@@ -35,8 +35,7 @@ static char *joined_text(const sk_reply *r)
 static void print(FILE *f, const char *indent, const sk_known_match *m)
 {
     const sk_known_reply *k = m->row;
-    fprintf(f, "%sknown:  %s (%s, %s certainty): ", indent, k->provider, k->category,
-            m->certainty);
+    fprintf(f, "%sknown:  %s (%s, %s certainty): ", indent, k->provider, k->category, m->certainty);
     sk_explain_put_clean(f, k->meaning, strlen(k->meaning));
     fprintf(f, "\n%swho:    %s\n%sto do:  ", indent, sk_actor_meaning(k->actor), indent);
     sk_explain_put_clean(f, k->action, strlen(k->action));
@@ -51,8 +50,8 @@ void sk_known_hint(FILE *f, const char *indent, const char *command, const sk_re
         return;
     char *text = joined_text(r);
     sk_known_match m;
-    if (text && sk_known_reply_match(command, r->code, r->has_enhanced ? &r->enhanced : NULL,
-                                     text, &m) == 1)
+    if (text && sk_known_reply_match(command, r->code, r->has_enhanced ? &r->enhanced : NULL, text,
+                                     &m) == 1)
         print(f, indent, &m);
     free(text);
 }
@@ -69,8 +68,8 @@ void sk_known_hint_json(sk_json *j, const char *command, const sk_reply *r)
     sk_json_key(j, "known");
     char *text = r->code >= 400 ? joined_text(r) : NULL;
     sk_known_match m;
-    if (text && sk_known_reply_match(command, r->code, r->has_enhanced ? &r->enhanced : NULL,
-                                     text, &m) == 1)
+    if (text && sk_known_reply_match(command, r->code, r->has_enhanced ? &r->enhanced : NULL, text,
+                                     &m) == 1)
         sk_explain_known_object(j, &m);
     else
         sk_json_null(j);
