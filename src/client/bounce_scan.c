@@ -409,8 +409,16 @@ static int same_reply(const sk_bounce_reply *r, int code, int has_enh, const sk_
         return 0;
     if (r->has_enhanced && has_enh && memcmp(&r->enhanced, e, sizeof *e) != 0)
         return 0;
+    /* Equal texts, or one inside the other when the shorter one is long
+     * enough to say the same ("user 1" is not "user 10"). */
     char *a = norm_key(r->text), *b = norm_key(text);
-    int same = a && b && (strstr(a, b) != NULL || strstr(b, a) != NULL);
+    int same = 0;
+    if (a && b) {
+        size_t la = strlen(a), lb = strlen(b);
+        const char *lo = la <= lb ? a : b, *hi = la <= lb ? b : a;
+        size_t ll = la <= lb ? la : lb, lh = la <= lb ? lb : la;
+        same = !strcmp(a, b) || (ll >= 20 && ll * 2 >= lh && strstr(hi, lo) != NULL);
+    }
     free(a);
     free(b);
     return same;
