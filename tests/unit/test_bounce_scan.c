@@ -59,8 +59,7 @@ static void base64_parts(void **state)
     assert_string_equal(b.replies[0].line, "554 5.7.1 nope");
     sk_bounce_free(&b);
     /* Not base64 after all: the text is scanned as it is. */
-    assert_int_equal(scan("Content-Transfer-Encoding: base64\n\nsaid: 451 4.3.0 try later!\n"),
-                     1);
+    assert_int_equal(scan("Content-Transfer-Encoding: base64\n\nsaid: 451 4.3.0 try later!\n"), 1);
     assert_int_equal(b.replies[0].code, 451);
     sk_bounce_free(&b);
 }
