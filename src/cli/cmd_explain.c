@@ -22,6 +22,7 @@
 
 #include "cli/commands.h"
 #include "cli/explain.h"
+#include "smtpkit/bounce.h"
 
 #define MAX_INPUT (1024 * 1024) /* a pasted reply is far smaller */
 
@@ -75,8 +76,10 @@ static int bad_input(const char *fmt, ...)
     return 2;
 }
 
-/* Read all of standard input, at most MAX_INPUT bytes. NULL on error. */
-static char *read_stdin(size_t *len, const char **why)
+/* Read all of standard input, at most `max` bytes (a power of two times
+ * 4096); with `cut`, a longer input is cut at `max` instead of refused (a
+ * bounce's replies come before the returned message). NULL on error. */
+static char *read_stdin(size_t *len, const char **why, size_t max, int cut)
 {
     size_t cap = 4096, n = 0;
     char *buf = malloc(cap + 1);
@@ -86,7 +89,9 @@ static char *read_stdin(size_t *len, const char **why)
     }
     for (;;) {
         if (n == cap) {
-            if (cap >= MAX_INPUT) {
+            if (cap >= max && cut)
+                break;
+            if (cap >= max) {
                 free(buf);
                 *why = "input longer than 1 MiB";
                 return NULL;
@@ -436,7 +441,7 @@ static int run(char **pos, int npos, int json, int list, int bounce, const char 
             return 2;
         }
         const char *why = NULL;
-        text = read_stdin(&len, &why);
+        text = read_stdin(&len, &why, bounce ? SK_BOUNCE_MAX_INPUT : MAX_INPUT, bounce);
         if (!text)
             return bad_input("standard input: %s", why);
         if (memchr(text, '\0', len)) {

@@ -206,3 +206,14 @@ def test_bounce_reply_in_returned_message_is_ignored():
     )
     d = json.loads(run("--bounce", "--json", stdin=msg)[1])
     assert [r["line"] for r in d["replies"]] == ["550 5.1.1 nope"]
+
+
+def test_bounce_larger_than_the_read_limit_is_cut_not_refused():
+    head = (DATA / "bounces" / "postfix_pasted.txt").read_bytes()
+    big = head + b"\n--- Below this line is a copy of the message.\n\n" + b"x" * (5 * 1024 * 1024)
+    rc, out, err = run("--bounce", "--json", stdin=big)
+    assert rc == 0, err
+    assert json.loads(out)["count"] == 3
+    # A plain reply is still limited to 1 MiB.
+    rc, _, err = run(stdin=b"550 " + b"x" * (2 * 1024 * 1024))
+    assert rc == 2 and "1 MiB" in err
