@@ -3,9 +3,12 @@
  * machine: arbitrary client bytes against fake ops, fed in pieces chosen by
  * the input, following the shell contract of session.h (commit_done after
  * SK_WANT_COMMIT, tls_started after SK_WANT_TLS, stop at SK_WANT_CLOSE).
- * Checked: every output line is a well-formed reply, the store calls come
- * in a legal order, nothing is committed after a refusal, and feed()
- * consumes only what the contract allows.
+ * Checked: every output line is a well-formed reply, every 2xx/4xx/5xx
+ * reply carries an enhanced code of its class on every line whatever the
+ * client sent (RFC 2034 3-4: only the greeting and the replies to HELO/EHLO
+ * go without, and 3xx replies never have one), the store calls come in a
+ * legal order, nothing is committed after a refusal, and feed() consumes
+ * only what the contract allows.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -112,10 +115,55 @@ static void log_line(void *ctx, const char *line)
         abort();
 }
 
-/* Every line must be "ddd" SP/"-" text CRLF with a sane code. */
+/* The length of the enhanced code that starts t (RFC 3463 2: class "."
+ * 1*3digit "." 1*3digit, then a space or the end), or 0. */
+static size_t enhanced_len(const char *t, size_t n)
+{
+    size_t k = 0;
+    if (n < 5 || (t[0] != '2' && t[0] != '4' && t[0] != '5') || t[1] != '.')
+        return 0;
+    k = 2;
+    for (int part = 0; part < 2; part++) {
+        size_t d = 0;
+        while (k < n && t[k] >= '0' && t[k] <= '9' && d < 4)
+            k++, d++;
+        if (d == 0 || d > 3)
+            return 0;
+        if (part == 0) {
+            if (k >= n || t[k] != '.')
+                return 0;
+            k++;
+        }
+    }
+    return (k == n || t[k] == ' ') ? k : 0;
+}
+
+static int starts(const char *t, size_t n, const char *prefix)
+{
+    size_t m = strlen(prefix);
+    return n >= m && memcmp(t, prefix, m) == 0;
+}
+
+/* A reply RFC 2034 3 lets go without an enhanced code: the greeting, and
+ * the replies to HELO/EHLO (their 250 starts with our name; their 501). */
+static int exempt(int code, const char *t, size_t n)
+{
+    if (code == 220)
+        return starts(t, n, "mx.example.com ESMTP");
+    if (code == 250)
+        return n == strlen("mx.example.com") && starts(t, n, "mx.example.com");
+    if (code == 501)
+        return starts(t, n, "Syntax: HELO ") || starts(t, n, "Syntax: EHLO ");
+    return 0;
+}
+
+/* Every line must be "ddd" SP/"-" text CRLF with a sane code, and carry
+ * the enhanced code RFC 2034 asks for. */
 static void check_output(sk_buf *out)
 {
     size_t i = 0;
+    int in_reply = 0;        /* a "ddd-" line came, its reply goes on */
+    char first_enh[16] = ""; /* the enhanced code of the reply's first line */
     while (i < out->len) {
         const char *p = out->data + i;
         const char *nl = memchr(p, '\n', out->len - i);
@@ -128,6 +176,20 @@ static void check_output(sk_buf *out)
         for (size_t k = 4; k + 1 < len; k++)
             if ((unsigned char)p[k] < 0x20 && p[k] != '\t')
                 abort();
+        int code = (p[0] - '0') * 100 + (p[1] - '0') * 10 + (p[2] - '0');
+        const char *t = p + 4;
+        size_t tn = len - 5, e = enhanced_len(t, tn);
+        if (e && (p[0] == '3' || t[0] != p[0]))
+            abort(); /* 3xx carry none; the class is the reply's */
+        if (!in_reply) {
+            if (!e && p[0] != '3' && !exempt(code, t, tn))
+                abort(); /* RFC 2034 4: "regardless of whether or not EHLO" */
+            memcpy(first_enh, t, e);
+            first_enh[e] = '\0';
+        } else if (e != strlen(first_enh) || memcmp(t, first_enh, e) != 0) {
+            abort(); /* every line of a reply carries the same code */
+        }
+        in_reply = p[3] == '-';
         i += len + 1;
     }
     sk_buf_consume(out, out->len);

@@ -25,8 +25,17 @@ check "curl smtp and smtps" curl sh -c 'curl -V | grep "^Protocols:" | grep -qw 
 check "curl TLS" curl sh -c 'curl -V | grep "^Features:" | grep -qw SSL'
 # openssl: self-signed certificates for the TLS tests.
 check "openssl req" openssl sh -c 'openssl req -help 2>&1 | grep -q -- -x509'
+# openssl ca with chosen validity dates: expired and not-yet-valid
+# certificates for the probe tests.
+check "openssl ca -startdate/-enddate" openssl sh -c \
+    'openssl ca -help 2>&1 | grep -q -- -startdate && openssl ca -help 2>&1 | grep -q -- -enddate'
 # dnsmasq: the test zone for MX lookups.
 check "dnsmasq" dnsmasq-base sh -c 'command -v dnsmasq || test -x /usr/sbin/dnsmasq'
+# postfix: a private instance (postfix -c DIR, its daemons as user postfix)
+# and smtp-sink, the receiving MX of the delivery tests.
+check "postfix (postfix -c DIR, user postfix, group postdrop)" postfix sh -c \
+    'command -v postfix && test -x /usr/lib/postfix/sbin/master && id postfix && getent group postdrop'
+check "smtp-sink" postfix sh -c 'command -v smtp-sink || test -x /usr/sbin/smtp-sink'
 # python3 with pytest and the modules the end-to-end tests import.
 for m in pytest aiosmtpd ssl smtplib email base64 pty; do
     case $m in pytest) p=python3-pytest ;; aiosmtpd) p=python3-aiosmtpd ;; *) p=python3 ;; esac
@@ -37,6 +46,10 @@ check "python3 ssl with TLS 1.3" python3 "$PYTHON" -c 'import ssl,sys; sys.exit(
 check "cmocka headers" libcmocka-dev sh -c 'pkg-config --exists cmocka || test -f /usr/include/cmocka.h'
 check "clang libFuzzer runtime" libclang-rt-14-dev sh -c \
     'd=$(mktemp -d) && printf "#include <stdint.h>\n#include <stddef.h>\nint LLVMFuzzerTestOneInput(const uint8_t *d, size_t n){(void)d;(void)n;return 0;}\n" > $d/f.c && clang -fsanitize=fuzzer,address,undefined -o $d/f $d/f.c; r=$?; rm -rf $d; exit $r'
+# The packaging test: lexgrog parses each manual page's NAME line as apropos
+# does; pkg-config reads the installed smtpkit.pc.
+check "lexgrog" man-db sh -c 'printf ".TH X 1\n.SH NAME\nx \\\\- y\n" > "${TMPDIR:-/tmp}/deps-verify-$$.1" && lexgrog "${TMPDIR:-/tmp}/deps-verify-$$.1"; r=$?; rm -f "${TMPDIR:-/tmp}/deps-verify-$$.1"; exit $r'
+check "pkg-config" pkg-config pkg-config --version
 check "cppcheck" cppcheck cppcheck --version
 check "clang-format" clang-format clang-format --version
 

@@ -35,8 +35,9 @@ static const char *const known_contexts[] = {
 
 static void usage(FILE *f)
 {
-    fputs("usage: smtpkit explain [--json] [--context CMD] CODE | ENHANCED-CODE | REPLY...\n"
-          "       smtpkit explain [--json] [--context CMD] [-]    (reply on standard input)\n"
+    fputs("usage: smtpkit explain [--json] [--command CMD] CODE | ENHANCED-CODE | REPLY...\n"
+          "       smtpkit explain [--json] CMD CODE | REPLY...\n"
+          "       smtpkit explain [--json] [--command CMD] [-]    (reply on standard input)\n"
           "       smtpkit explain --list [--json]\n"
           "       smtpkit explain --bounce [--json] < BOUNCE    (every reply in a bounce)\n"
           "\n"
@@ -44,21 +45,26 @@ static void usage(FILE *f)
           "reply (\"550 5.7.1 Relay access denied\", or several lines on standard input):\n"
           "its class, what each digit says, the enhanced code's class/subject/detail,\n"
           "whether the code is standard, which commands return it, whether a sender\n"
-          "should retry, and the RFC. Codes with several meanings (250 after ETRN,\n"
-          "530 for AUTH and for STARTTLS) show each one. Replies from the large mail\n"
-          "providers, the common MTAs and the block lists are recognised by their text:\n"
-          "who must act, what to do, and the provider documentation it is based on.\n"
+          "should retry, and the RFC. Codes with several meanings (250 after EHLO or\n"
+          "RSET, 454 after RCPT, AUTH or STARTTLS) show each one, or with the command the\n"
+          "reply answered, the one meant: \"explain RCPT 454 4.7.1 Relay access denied\".\n"
+          "Replies from the large mail providers, the common MTAs and the block lists\n"
+          "are recognised by their text: who must act, what to do, and the provider\n"
+          "documentation it is based on.\n"
           "\n"
-          "  --json         the same content as one JSON object\n"
-          "  --list         the whole registry (basic and enhanced codes)\n"
-          "  --bounce       read a whole bounce message (DSN, Postfix, Exim, Microsoft,\n"
-          "                 Gmail) on standard input and explain every reply in it\n"
-          "  --context CMD  only the meaning for CMD: a command (MAIL, RCPT, AUTH, ETRN,\n"
-          "                 STARTTLS...), CONNECT for the greeting, DATA-END for the\n"
-          "                 reply after the final dot\n"
-          "  -h, --help     this text\n"
+          "  --json           the same content as one JSON object\n"
+          "  --list           the whole registry (basic and enhanced codes)\n"
+          "  --bounce         read a whole bounce message (DSN, Postfix, Exim, Microsoft,\n"
+          "                   Gmail) on standard input and explain every reply in it\n"
+          "  --command CMD    the command the reply answers (also --context, or CMD as\n"
+          "                   the first word): MAIL, RCPT, EHLO, RSET, AUTH, STARTTLS...,\n"
+          "                   CONNECT for the greeting, DATA-END for the reply after the\n"
+          "                   final dot. With the enhanced code it picks the meaning, and\n"
+          "                   a code RFC 5321 4.3.2 does not list for CMD gets a note\n"
+          "  -h, --help       this text\n"
           "\n"
-          "Exit status: 0 explained, 2 bad input or usage.\n",
+          "Exit status: 0 explained, 2 bad input or usage (a reply cut off before its\n"
+          "last line included).\n",
           f);
 }
 
@@ -155,21 +161,37 @@ static void add_note(sk_explanation *x, const char *fmt, ...)
     va_end(ap);
 }
 
-/* Fill the registry rows for x->code (all of them, or the --context one). */
+/* Fill the registry rows for x->code: all of them, or with a command the
+ * meaning picked for (code, command, enhanced code) and the row behind it. */
 static void pick_rows(sk_explanation *x)
 {
     if (x->context) {
-        const sk_code_entry *e = sk_registry_lookup(x->code, x->context);
+        sk_reply_meaning_select(x->code, x->context, x->has_enhanced ? &x->enhanced : NULL,
+                                &x->picked);
+        x->has_picked = 1;
         x->nrows = 0;
-        if (e)
-            x->rows[x->nrows++] = e;
-        if (e && !sk_registry_allows(x->code, x->context))
-            add_note(x, "%s is not listed as returning %d (RFC 5321 4.3.2 and the ESMTP RFCs)",
-                     x->context, x->code);
+        if (x->picked.entry)
+            x->rows[x->nrows++] = x->picked.entry;
+        if (!x->picked.listed)
+            add_note(x,
+                     "%d is not listed as a reply to %s in RFC 5321 4.3.2 or the extension's "
+                     "RFC: the server chose its own code (common, and not an error; the first "
+                     "digit still says what to do)",
+                     x->code, x->context);
+        if (x->picked.source == SK_MEANING_NONE || x->picked.source == SK_MEANING_ENHANCED)
+            for (size_t i = 0; i < x->picked.nelsewhere; i++)
+                add_note(x, "after %s, %d means \"%s\"; that does not apply to %s",
+                         x->picked.elsewhere[i]->context, x->code, x->picked.elsewhere[i]->text,
+                         x->context);
     } else {
         x->nrows = sk_registry_find(x->code, x->rows, SK_EXPLAIN_MAX_ROWS);
         if (x->nrows > SK_EXPLAIN_MAX_ROWS)
             x->nrows = SK_EXPLAIN_MAX_ROWS;
+        if (x->nrows > 1)
+            add_note(x,
+                     "%d means different things after different commands: give the command "
+                     "for the one that applies (smtpkit explain RCPT %d ..., or --command)",
+                     x->code, x->code);
     }
 }
 
@@ -291,20 +313,17 @@ static int classify(sk_explanation *x, char *text, size_t len, int from_stdin, s
     const char *err = NULL;
     int flags = SK_REPLY_LENIENT_EOL | SK_REPLY_ALLOW_ANY;
     ssize_t used = sk_reply_parse(buf, blen, flags, reply, &err);
-    int continuation_only = 0;
     if (used == 0) {
-        /* Only "ddd-" lines. One pasted continuation line is fine to explain;
-         * several lines that never end are a cut-off reply. */
-        if (memchr(text, '\n', len) == NULL && len >= 4 && text[3] == '-') {
-            buf[3] = ' ';
-            used = sk_reply_parse(buf, blen, flags, reply, &err);
-            continuation_only = 1;
-        } else {
-            free(buf);
-            return bad_input("%s: %s", where,
-                             "incomplete reply: every line is a continuation ('ddd-'); the "
-                             "last line ('ddd text') is missing");
-        }
+        /* Only "ddd-" lines, a lone one too: a cut-off reply, whose last
+         * line might have carried another code (RFC 5321 4.2.1). */
+        free(buf);
+        if (!memchr(text, '\n', len))
+            return bad_input("%s: incomplete reply: '%.4s' is a continuation line; the reply's "
+                             "last line ('%.3s text') is missing",
+                             where, text, text);
+        return bad_input("%s: %s", where,
+                         "incomplete reply: every line is a continuation ('ddd-'); the "
+                         "last line ('ddd text') is missing");
     }
     if (used < 0) {
         free(buf);
@@ -342,9 +361,6 @@ static int classify(sk_explanation *x, char *text, size_t len, int from_stdin, s
         note_enhanced_near_miss(x, reply);
     }
     pick_rows(x);
-    if (continuation_only)
-        add_note(x, "this is a continuation line ('%.3s-'); the rest of the reply was not given",
-                 text);
     return 0;
 }
 
@@ -377,14 +393,15 @@ int sk_cmd_explain(int argc, char **argv)
             list = 1;
         } else if (!strcmp(a, "--bounce")) {
             bounce = 1;
-        } else if (!strcmp(a, "--context") || !strncmp(a, "--context=", 10)) {
+        } else if (!strcmp(a, "--context") || !strncmp(a, "--context=", 10) ||
+                   !strcmp(a, "--command") || !strncmp(a, "--command=", 10)) {
             if (a[9] == '=') {
                 context = a + 10;
             } else if (i + 1 < argc) {
                 context = argv[++i];
             } else {
                 free(pos);
-                return bad_input("--context needs a command name, e.g. --context MAIL");
+                return bad_input("%s needs a command name, e.g. %s RCPT", a, a);
             }
         } else {
             free(pos);
@@ -399,21 +416,33 @@ int sk_cmd_explain(int argc, char **argv)
 }
 
 /* Everything after option parsing. */
+/* The index in known_contexts of a command name, or -1. */
+static int known_context(const char *s)
+{
+    if (strlen(s) >= 16)
+        return -1;
+    for (size_t k = 0; k < sizeof known_contexts / sizeof known_contexts[0]; k++)
+        if (!strcasecmp(s, known_contexts[k]))
+            return (int)k;
+    return -1;
+}
+
 static int run(char **pos, int npos, int json, int list, int bounce, const char *context,
                char *ctx_upper)
 {
     if (bounce && (list || npos > 1 || (npos == 1 && strcmp(pos[0], "-")) || context))
         return bad_input("--bounce reads a bounce message on standard input and takes no code, "
-                         "--list or --context");
+                         "--list or --command");
+    /* "explain RCPT 454 4.7.1 ...": a leading command name (a reply or code
+     * always starts with a digit) is the command the reply answers. */
+    if (!context && npos >= 1 && known_context(pos[0]) >= 0) {
+        context = pos[0];
+        pos++;
+        npos--;
+    }
     if (context) {
-        size_t n = strlen(context);
-        size_t k = 0;
-        if (n < 16) {
-            for (k = 0; k < sizeof known_contexts / sizeof known_contexts[0]; k++)
-                if (!strcasecmp(context, known_contexts[k]))
-                    break;
-        }
-        if (n >= 16 || k == sizeof known_contexts / sizeof known_contexts[0])
+        int k = known_context(context);
+        if (k < 0)
             return bad_input("unknown context '%s': %s", context,
                              "use a command (HELO EHLO MAIL RCPT DATA BDAT RSET VRFY EXPN HELP "
                              "NOOP QUIT ETRN ATRN AUTH STARTTLS...), CONNECT or DATA-END");
@@ -423,7 +452,7 @@ static int run(char **pos, int npos, int json, int list, int bounce, const char 
 
     if (list) {
         if (npos || context)
-            return bad_input("--list takes no code and no --context");
+            return bad_input("--list takes no code and no command");
         if (json)
             sk_explain_list_json(stdout);
         else

@@ -25,12 +25,14 @@ typedef struct sk_explanation {
     sk_explain_kind kind;
     int code; /* basic code; 0 for SK_EXPLAIN_ENHANCED */
     const sk_code_entry *rows[SK_EXPLAIN_MAX_ROWS];
-    size_t nrows;        /* registry rows shown (all, or the one --context picked) */
-    const char *context; /* --context, upper-cased, or NULL */
+    size_t nrows;        /* registry rows shown (all, or the one that applies to the command) */
+    const char *context; /* the command (--command, --context or the first word), upper-cased */
     int has_enhanced;
     sk_enhanced enhanced;
     const char *enhanced_text; /* text after a bare enhanced code, or NULL */
     const sk_reply *reply;     /* SK_EXPLAIN_REPLY only */
+    int has_picked;            /* a command was given: picked is its meaning */
+    sk_reply_meaning picked;   /* for (code, command, enhanced code) */
     char notes[SK_EXPLAIN_MAX_NOTES][256];
     size_t nnotes;
     sk_known_match known; /* the known-replies row, filled by sk_explain_known_fill */

@@ -47,6 +47,12 @@ int sk_client_tls_read(sk_client *c, char *p, size_t n, double deadline);       
 int sk_client_tls_write(sk_client *c, const char *p, size_t n, double deadline); /* 0 / -1 */
 void sk_client_tls_end(sk_client *c);
 
+/* tls_verify.c: record every verification error of the coming handshake;
+ * after it, fill c->tls.problems, .verified and .verify_error (name_match,
+ * the names and dates must be filled already). */
+void sk_client_tls_verify_setup(sk_client *c);
+void sk_client_tls_verify_finish(sk_client *c, int have_cert, const char *name);
+
 /* base64 for AUTH (no line breaks). Returns a malloc'd NUL-terminated string. */
 char *sk_client_b64(const void *p, size_t n);
 

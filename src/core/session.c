@@ -3,12 +3,14 @@
  *
  * RFC 5321 2.3.8 (only CRLF ends a line), 3.1 (greeting), 4.2 (exactly one
  * reply per command), 4.5.3.1.4 (command line limit, incl. CRLF), 4.5.3.2
- * (timeouts answered by 421), 4.4 (trace headers on every message);
+ * (timeouts answered by 421), 4.4 (trace headers on every message), 6.3
+ * (a message with too many Received fields is refused: a mail loop);
  * RFC 2920 (pipelining: all complete commands of a feed are answered in
- * order); RFC 2034 (enhanced codes only after EHLO); RFC 3207 4.2 (after
- * STARTTLS everything is forgotten and unread input is discarded,
- * CVE-2011-0411); RFC 4954 4 (AUTH lines up to 12288 octets); RFC 3030
- * (BDAT chunks are read whatever the reply).
+ * order); RFC 2034 3-4 (an enhanced code on every 2xx/4xx/5xx reply but the
+ * greeting and the replies to HELO/EHLO, whether or not the client said
+ * EHLO); RFC 3207 4.2 (after STARTTLS everything is forgotten and unread
+ * input is discarded, CVE-2011-0411); RFC 4954 4 (AUTH lines up to 12288
+ * octets); RFC 3030 (BDAT chunks are read whatever the reply).
  *
  * Input arrives in any split; the session keeps one partial command line
  * (bounded by max_line, or the AUTH limit) and the DATA framer's few bits
@@ -24,6 +26,7 @@
 
 #include "core/command_table.h"
 #include "core/received.h"
+#include "smtpkit/registry.h"
 #include "smtpkit/reply.h"
 
 /* Output cap: far above what any honest pipelined client makes us queue
@@ -82,6 +85,24 @@ void sk_sess_log(sk_session *s, const char *fmt, ...)
     s->ops->log(s->ctx, line);
 }
 
+/* The enhanced status code a reply carries, whatever the session state:
+ * RFC 2034 4 wants one "regardless of whether or not EHLO is employed by the
+ * client", on every reply "other than the initial greeting and any response
+ * to HELO or EHLO" (RFC 2034 3; a refused HELO/EHLO too: its text starts
+ * with our name, which a code would hide). The greeting is sent with none
+ * (sk_session_greet). The 421 that closes the session is no response to the
+ * command that triggered it, and a 1xx/3xx reply (354, 334) has no class in
+ * RFC 3463 2, so never a code. */
+static const char *reply_enhanced(const sk_session *s, int code, const char *enhanced)
+{
+    int cls = code / 100;
+    if (cls != 2 && cls != 4 && cls != 5)
+        return NULL;
+    if (code != 421 && s->verb && (!strcmp(s->verb, "HELO") || !strcmp(s->verb, "EHLO")))
+        return NULL;
+    return enhanced;
+}
+
 __attribute__((format(printf, 4, 0))) static void
 vreply(sk_session *s, int code, const char *enhanced, const char *fmt, va_list ap)
 {
@@ -89,12 +110,7 @@ vreply(sk_session *s, int code, const char *enhanced, const char *fmt, va_list a
     vsnprintf(text, sizeof text, fmt, ap);
     if (s->mode == SK_MODE_DEAD && (s->wants & SK_WANT_CLOSE))
         return; /* closed: nothing more is said */
-    /* RFC 2034 3: enhanced codes on every reply after EHLO "other than the
-     * initial greeting and any response to HELO or EHLO" (a refused EHLO
-     * too); the 421 that closes the session is not such a response. */
-    if (!s->esmtp ||
-        (code != 421 && s->verb && (!strcmp(s->verb, "HELO") || !strcmp(s->verb, "EHLO"))))
-        enhanced = NULL;
+    enhanced = reply_enhanced(s, code, enhanced);
     if (sk_reply_format(&s->out, code, enhanced, text) < 0) {
         /* the client does not read its replies: give up on it */
         s->close_reason = "output-overflow";
@@ -114,11 +130,31 @@ void sk_sess_reply(sk_session *s, int code, const char *enhanced, const char *fm
 __attribute__((format(printf, 4, 0))) static void
 refusal(sk_session *s, int code, const char *enhanced, const char *fmt, va_list ap)
 {
-    char text[512], clean[512];
+    char text[512], clean[512], from[300], helo[300];
     vsnprintf(text, sizeof text, fmt, ap);
     sk_sess_reply(s, code, enhanced, "%s", text);
-    sk_sess_log(s, "event=reject cmd=%s code=%d enh=%s text=\"%s\"", s->verb ? s->verb : "-", code,
-                enhanced ? enhanced : "-", clean_text(text, clean, sizeof clean));
+    /* The envelope so far, as Postfix's reject line: from= (the transaction's
+     * sender, or the one MAIL tried), to= (the recipient RCPT tried), helo=.
+     * Values are cleaned (no space, quote, backslash or control byte), so a
+     * client cannot add a field or a line. */
+    int is_mail = s->verb && !strcmp(s->verb, "MAIL"),
+        is_rcpt = s->verb && !strcmp(s->verb, "RCPT");
+    const char *f = s->in_tx                     ? sk_sess_clean(s->tx.mail_from, from, sizeof from)
+                    : is_mail && s->cmd_addr_set ? s->cmd_addr
+                                                 : NULL;
+    int has_to = is_rcpt && s->cmd_addr_set;
+    sk_sess_log(s, "event=reject cmd=%s code=%d enh=%s%s%s%s%s%s%s%s%s text=\"%s\"",
+                s->verb ? s->verb : "-", code, enhanced ? enhanced : "-", f ? " from=<" : "",
+                f ? f : "", f ? ">" : "", has_to ? " to=<" : "", has_to ? s->cmd_addr : "",
+                has_to ? ">" : "", s->helo ? " helo=" : "",
+                s->helo ? sk_sess_clean(s->helo, helo, sizeof helo) : "",
+                clean_text(text, clean, sizeof clean));
+}
+
+void sk_sess_set_cmd_addr(sk_session *s, const char *addr)
+{
+    sk_sess_clean(addr, s->cmd_addr, sizeof s->cmd_addr);
+    s->cmd_addr_set = 1;
 }
 
 /* One more client error: at max_errors, 421 4.7.0 and close. */
@@ -209,6 +245,7 @@ void sk_sess_tx_reset(sk_session *s, const char *why)
     s->tx_bdat = 0;
     s->data_error = SK_DATA_OK;
     s->data_size = 0;
+    sk_hop_count_init(&s->hops);
     s->tx_result = 0;
     s->tx_why = NULL;
     s->bdat_left = s->bdat_size = 0;
@@ -344,6 +381,11 @@ void sk_sess_data_sink(void *arg, const char *p, size_t n)
         return;
     if (bare_error(s))
         return;
+    sk_hop_count_feed(&s->hops, p, n);
+    if (s->cfg->max_received_headers && s->hops.count > s->cfg->max_received_headers) {
+        s->data_error = SK_DATA_LOOP; /* nothing more is stored */
+        return;
+    }
     if (n > s->cfg->max_message_size - s->data_size) {
         s->data_error = SK_DATA_TOO_BIG;
         return;
@@ -360,6 +402,7 @@ sk_store_result sk_sess_data_open(sk_session *s)
 {
     s->data_error = SK_DATA_OK;
     s->data_size = 0;
+    sk_hop_count_init(&s->hops);
     memset(s->tx.id, 0, sizeof s->tx.id);
     if (!s->ops->store_begin)
         return SK_STORE_IOERR;
@@ -456,6 +499,13 @@ void sk_sess_data_finish(sk_session *s, const char *phase)
                    "Message refused: a line holding only \".\" next to a bare <LF> or <CR> "
                    "(SMTP smuggling, RFC 5321 2.3.8)");
             break;
+        case SK_DATA_LOOP: {
+            const sk_enhanced_entry *loop = sk_enhanced_lookup(4, 6);
+            end_tx(s, 554, "loop", "5.4.6",
+                   "Message refused: %s (more than %u Received header fields)",
+                   loop ? loop->name : "", s->cfg->max_received_headers);
+            break;
+        }
         case SK_DATA_NOSPACE:
             end_tx(s, 452, "store", "4.3.1", "Error: insufficient system storage");
             break;

@@ -5,6 +5,7 @@
 #ifndef SMTPKIT_SERVER_LOG_H
 #define SMTPKIT_SERVER_LOG_H
 
+#include <stddef.h>
 #include <syslog.h>
 
 #include "smtpkit/config.h"
@@ -14,5 +15,9 @@ void sk_log_open(sk_log_target target, int facility);
 /* Log one line at `prio` (LOG_ERR, LOG_WARNING, LOG_INFO). Control bytes in
  * the text are replaced by '?', so no logged value can forge a line. */
 void sk_log(int prio, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Copy a client-supplied value into dst (n bytes) for a key=value field:
+ * controls, space, '"', '\\' and DEL become '?', so a value can neither end
+ * the field nor the line. Returns dst. */
+const char *sk_log_clean(const char *src, char *dst, size_t n);
 
 #endif

@@ -38,6 +38,7 @@ typedef struct fake {
 
     /* output, split into replies */
     sk_buf raw;
+    sk_buf wire; /* every byte the session wrote, never consumed */
     fake_reply replies[FAKE_MAX_REPLIES];
     int nreplies, next;
 
@@ -197,6 +198,7 @@ static void fake_defaults(fake *f)
     f->peer.addr = "192.0.2.7";
     f->peer.rdns = "client.example.org";
     sk_buf_init(&f->raw, 0);
+    sk_buf_init(&f->wire, 0);
     sk_buf_init(&f->msg, 0);
     sk_buf_init(&f->committed, 0);
     sk_buf_init(&f->bodies, 0);
@@ -216,6 +218,7 @@ static void fake_finish(fake *f)
         sk_session_free(f->s);
     f->s = NULL;
     sk_buf_free(&f->raw);
+    sk_buf_free(&f->wire);
     sk_buf_free(&f->msg);
     sk_buf_free(&f->committed);
     sk_buf_free(&f->bodies);
@@ -229,6 +232,7 @@ static void fake_collect(fake *f)
     sk_buf *out = sk_session_output(f->s);
     if (out->len) {
         sk_buf_append(&f->raw, out->data, out->len);
+        sk_buf_append(&f->wire, out->data, out->len);
         sk_buf_consume(out, out->len);
     }
     for (;;) {

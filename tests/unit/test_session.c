@@ -90,11 +90,12 @@ static void test_helo_is_one_plain_line(void **state)
     fake_reply *r = EXPECT(&f, 250, "");
     assert_int_equal(r->nlines, 1);
     assert_string_equal(r->text, "mx.example.com");
-    /* after HELO no enhanced codes (RFC 2034) */
+    /* RFC 2034 4: enhanced codes "regardless of whether or not EHLO is
+     * employed by the client", so after HELO too */
     fake_send(&f, "MAIL FROM:<a@example.org>\r\nRCPT TO:<unknown@example.com>\r\n");
-    r = EXPECT(&f, 250, "");
+    r = EXPECT(&f, 250, "2.1.0");
     assert_string_equal(r->text, "Ok");
-    EXPECT(&f, 550, "");
+    EXPECT(&f, 550, "5.1.1");
     assert_string_equal(sk_session_get_info(f.s)->helo, "client.example");
     assert_int_equal(sk_session_get_info(f.s)->esmtp, 0);
     fake_finish(&f);
@@ -196,6 +197,83 @@ static void test_helo_ehlo_arguments(void **state)
     fake_finish(&f);
 }
 
+/* RFC 2034 4: "Servers supporting this extension must attach enhanced
+ * status codes to their responses regardless of whether or not EHLO is
+ * employed by the client." Byte for byte: NOOP, RSET, VRFY, HELP (every line
+ * of the multi-line reply), EXPN and refusals before any HELO/EHLO; after
+ * HELO the whole dialogue, QUIT included. Only the greeting, the reply to
+ * HELO and the 3xx (354) are plain. */
+static void test_enhanced_codes_without_ehlo(void **state)
+{
+    (void)state;
+    fake f;
+    fake_defaults(&f);
+    start_greeted(&f);
+    fake_send(&f, "NOOP\r\nRSET\r\nVRFY alice\r\nHELP\r\nHELP data\r\nEXPN staff\r\nFROB\r\n"
+                  "MAIL FROM:<a@example.org>\r\n");
+    fake_send(&f, "HELO client.example\r\n");
+    fake_send(&f, "MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.com>\r\n"
+                  "RCPT TO:<unknown@example.com>\r\nDATA\r\n");
+    fake_send(&f, "hello\r\n.\r\n");
+    fake_send(&f, "NOOP\r\nRSET\r\nVRFY b@example.com\r\nQUIT\r\n");
+    const char *want =
+        "220 mx.example.com ESMTP smtpkit\r\n"
+        "250 2.0.0 Ok\r\n"
+        "250 2.0.0 Ok\r\n"
+        "252 2.5.0 Cannot VRFY user, but will accept message and attempt delivery\r\n"
+        "214-2.0.0 smtpkit commands:\r\n"
+        "214-2.0.0   HELO EHLO MAIL RCPT DATA BDAT RSET\r\n"
+        "214-2.0.0   VRFY EXPN HELP NOOP QUIT STARTTLS AUTH\r\n"
+        "214-2.0.0 HELP <command> shows its syntax. See RFC 5321.\r\n"
+        "214 2.0.0 End of HELP info\r\n"
+        "214 2.0.0 Syntax: DATA\r\n"
+        "502 5.5.1 Error: EXPN is not implemented here\r\n"
+        "500 5.5.2 Syntax error, command unrecognized\r\n"
+        "503 5.5.1 Error: send HELO/EHLO first\r\n"
+        "250 mx.example.com\r\n"
+        "250 2.1.0 Ok\r\n"
+        "250 2.1.5 Ok\r\n"
+        "550 5.1.1 <unknown@example.com>: Recipient address rejected: User unknown\r\n"
+        "354 End data with <CR><LF>.<CR><LF>\r\n"
+        "250 2.0.0 Ok: queued as ID0001\r\n"
+        "250 2.0.0 Ok\r\n"
+        "250 2.0.0 Ok\r\n"
+        "252 2.5.0 Cannot VRFY user, but will accept message and attempt delivery\r\n"
+        "221 2.0.0 mx.example.com closing connection\r\n";
+    assert_string_equal(f.wire.data, want);
+    assert_int_equal(sk_session_get_info(f.s)->esmtp, 0);
+    assert_int_equal(f.commits, 1);
+    fake_finish(&f);
+}
+
+/* The 421 that closes a session is no reply to HELO/EHLO, even right after
+ * a refused HELO, and carries its code whether or not EHLO was used. */
+static void test_closing_421_carries_code_without_ehlo(void **state)
+{
+    (void)state;
+    fake f;
+    fake_defaults(&f);
+    f.cfg.max_errors = 2;
+    start_greeted(&f);
+    fake_send(&f, "FROB\r\nHELO\r\nNOOP\r\n");
+    EXPECT(&f, 500, "5.5.2");
+    EXPECT(&f, 501, ""); /* a response to HELO: none (RFC 2034 3) */
+    fake_reply *r = EXPECT(&f, 421, "4.7.0");
+    assert_string_equal(r->text, "mx.example.com Error: too many errors");
+    EXPECT_NONE(&f);
+    fake_finish(&f);
+
+    /* after HELO: the idle timeout and the shutdown */
+    fake_defaults(&f);
+    start_greeted(&f);
+    fake_send(&f, "HELO client.example\r\n");
+    EXPECT(&f, 250, "");
+    sk_session_shutdown(f.s);
+    fake_collect(&f);
+    EXPECT(&f, 421, "4.3.2");
+    fake_finish(&f);
+}
+
 static void test_ehlo_resets_transaction(void **state)
 {
     (void)state;
@@ -225,13 +303,20 @@ enum {
     ST_REFUSED,
     ST_AUTHX,
     ST_TLS,
+    ST_TLS_NO_EHLO,
     ST_AUTHED,
     ST_COUNT
 };
-static const char *const state_names[ST_COUNT] = {
-    "fresh",        "after HELO",       "after EHLO",       "in MAIL",
-    "after RCPT",   "all RCPT refused", "in AUTH exchange", "TLS + EHLO",
-    "authenticated"};
+static const char *const state_names[ST_COUNT] = {"fresh",
+                                                  "after HELO",
+                                                  "after EHLO",
+                                                  "in MAIL",
+                                                  "after RCPT",
+                                                  "all RCPT refused",
+                                                  "in AUTH exchange",
+                                                  "TLS + EHLO",
+                                                  "TLS, no EHLO yet",
+                                                  "authenticated"};
 
 static void enter_state(fake *f, int st)
 {
@@ -248,6 +333,7 @@ static void enter_state(fake *f, int st)
     case ST_REFUSED:
     case ST_AUTHX:
     case ST_TLS:
+    case ST_TLS_NO_EHLO:
     case ST_AUTHED:
         fake_send(f, "EHLO client.example\r\n");
         EXPECT(f, 250, "");
@@ -269,9 +355,12 @@ static void enter_state(fake *f, int st)
         fake_send(f, "AUTH PLAIN\r\n");
         EXPECT(f, 334, "");
     }
-    if (st == ST_TLS) {
+    if (st == ST_TLS || st == ST_TLS_NO_EHLO) {
         fake_send(f, "STARTTLS\r\n");
         EXPECT(f, 220, "2.0.0");
+        assert_int_equal(f->tls_started, 1);
+    }
+    if (st == ST_TLS) {
         fake_send(f, "EHLO client.example\r\n");
         EXPECT(f, 250, "");
     }
@@ -293,7 +382,11 @@ typedef struct verb_case {
     expect_cell exp[ST_COUNT];
 } verb_case;
 
-/* Shorthands: E = after EHLO (enhanced), P = plain (before EHLO / after HELO). */
+/* Every 2xx/4xx/5xx reply carries its enhanced code in every state, before
+ * any HELO/EHLO, after HELO and after STARTTLS included (RFC 2034 4:
+ * "regardless of whether or not EHLO is employed by the client"); only the
+ * replies to HELO/EHLO (RFC 2034 3) and 3xx replies carry none.
+ * Shorthands: E = with enhanced code, P = plain (none). */
 #define P(c)                                                                                       \
     {                                                                                              \
         c, ""                                                                                      \
@@ -307,94 +400,94 @@ typedef struct verb_case {
 static const verb_case verb_cases[] = {
     {"HELO client.example\r\n",
      "HELO",
-     {P(250), P(250), P(250), P(250), P(250), P(250), AX, P(250), P(250)}},
+     {P(250), P(250), P(250), P(250), P(250), P(250), AX, P(250), P(250), P(250)}},
     {"EHLO client.example\r\n",
      "EHLO",
-     {P(250), P(250), P(250), P(250), P(250), P(250), AX, P(250), P(250)}},
+     {P(250), P(250), P(250), P(250), P(250), P(250), AX, P(250), P(250), P(250)}},
     {"MAIL FROM:<x@example.org>\r\n",
      "MAIL",
-     {P(503), P(250), E(250, "2.1.0"), E(503, "5.5.1"), E(503, "5.5.1"), E(503, "5.5.1"), AX,
-      E(250, "2.1.0"), E(250, "2.1.0")}},
+     {E(503, "5.5.1"), E(250, "2.1.0"), E(250, "2.1.0"), E(503, "5.5.1"), E(503, "5.5.1"),
+      E(503, "5.5.1"), AX, E(250, "2.1.0"), E(503, "5.5.1"), E(250, "2.1.0")}},
     {"mail from:<x@example.org>\r\n",
      "MAIL",
-     {P(503), P(250), E(250, "2.1.0"), E(503, "5.5.1"), E(503, "5.5.1"), E(503, "5.5.1"), AX,
-      E(250, "2.1.0"), E(250, "2.1.0")}},
+     {E(503, "5.5.1"), E(250, "2.1.0"), E(250, "2.1.0"), E(503, "5.5.1"), E(503, "5.5.1"),
+      E(503, "5.5.1"), AX, E(250, "2.1.0"), E(503, "5.5.1"), E(250, "2.1.0")}},
     {"RCPT TO:<y@example.com>\r\n",
      "RCPT",
-     {P(503), P(503), E(503, "5.5.1"), E(250, "2.1.5"), E(250, "2.1.5"), E(250, "2.1.5"), AX,
-      E(503, "5.5.1"), E(503, "5.5.1")}},
+     {E(503, "5.5.1"), E(503, "5.5.1"), E(503, "5.5.1"), E(250, "2.1.5"), E(250, "2.1.5"),
+      E(250, "2.1.5"), AX, E(503, "5.5.1"), E(503, "5.5.1"), E(503, "5.5.1")}},
     {"DATA\r\n",
      "DATA",
-     {P(503), P(503), E(503, "5.5.1"), E(503, "5.5.1"), P(354), E(554, "5.5.1"), AX,
-      E(503, "5.5.1"), E(503, "5.5.1")}},
+     {E(503, "5.5.1"), E(503, "5.5.1"), E(503, "5.5.1"), E(503, "5.5.1"), P(354), E(554, "5.5.1"),
+      AX, E(503, "5.5.1"), E(503, "5.5.1"), E(503, "5.5.1")}},
     {"BDAT 3\r\nabc",
      "BDAT",
-     {P(503), P(503), E(503, "5.5.1"), E(503, "5.5.1"), E(250, "2.0.0"), E(554, "5.5.1"), AX,
-      E(503, "5.5.1"), E(503, "5.5.1")}},
+     {E(503, "5.5.1"), E(503, "5.5.1"), E(503, "5.5.1"), E(503, "5.5.1"), E(250, "2.0.0"),
+      E(554, "5.5.1"), AX, E(503, "5.5.1"), E(503, "5.5.1"), E(503, "5.5.1")}},
     {"RSET\r\n",
      "RSET",
-     {P(250), P(250), E(250, "2.0.0"), E(250, "2.0.0"), E(250, "2.0.0"), E(250, "2.0.0"), AX,
-      E(250, "2.0.0"), E(250, "2.0.0")}},
+     {E(250, "2.0.0"), E(250, "2.0.0"), E(250, "2.0.0"), E(250, "2.0.0"), E(250, "2.0.0"),
+      E(250, "2.0.0"), AX, E(250, "2.0.0"), E(250, "2.0.0"), E(250, "2.0.0")}},
     {"VRFY x@example.com\r\n",
      "VRFY",
-     {P(252), P(252), E(252, "2.5.0"), E(252, "2.5.0"), E(252, "2.5.0"), E(252, "2.5.0"), AX,
-      E(252, "2.5.0"), E(252, "2.5.0")}},
+     {E(252, "2.5.0"), E(252, "2.5.0"), E(252, "2.5.0"), E(252, "2.5.0"), E(252, "2.5.0"),
+      E(252, "2.5.0"), AX, E(252, "2.5.0"), E(252, "2.5.0"), E(252, "2.5.0")}},
     {"EXPN list\r\n",
      "EXPN",
-     {P(502), P(502), E(502, "5.5.1"), E(502, "5.5.1"), E(502, "5.5.1"), E(502, "5.5.1"), AX,
-      E(502, "5.5.1"), E(502, "5.5.1")}},
+     {E(502, "5.5.1"), E(502, "5.5.1"), E(502, "5.5.1"), E(502, "5.5.1"), E(502, "5.5.1"),
+      E(502, "5.5.1"), AX, E(502, "5.5.1"), E(502, "5.5.1"), E(502, "5.5.1")}},
     {"HELP\r\n",
      "HELP",
-     {P(214), P(214), E(214, "2.0.0"), E(214, "2.0.0"), E(214, "2.0.0"), E(214, "2.0.0"), AX,
-      E(214, "2.0.0"), E(214, "2.0.0")}},
+     {E(214, "2.0.0"), E(214, "2.0.0"), E(214, "2.0.0"), E(214, "2.0.0"), E(214, "2.0.0"),
+      E(214, "2.0.0"), AX, E(214, "2.0.0"), E(214, "2.0.0"), E(214, "2.0.0")}},
     {"NOOP\r\n",
      "NOOP",
-     {P(250), P(250), E(250, "2.0.0"), E(250, "2.0.0"), E(250, "2.0.0"), E(250, "2.0.0"), AX,
-      E(250, "2.0.0"), E(250, "2.0.0")}},
+     {E(250, "2.0.0"), E(250, "2.0.0"), E(250, "2.0.0"), E(250, "2.0.0"), E(250, "2.0.0"),
+      E(250, "2.0.0"), AX, E(250, "2.0.0"), E(250, "2.0.0"), E(250, "2.0.0")}},
     {"QUIT\r\n",
      "QUIT",
-     {P(221), P(221), E(221, "2.0.0"), E(221, "2.0.0"), E(221, "2.0.0"), E(221, "2.0.0"), AX,
-      E(221, "2.0.0"), E(221, "2.0.0")}},
+     {E(221, "2.0.0"), E(221, "2.0.0"), E(221, "2.0.0"), E(221, "2.0.0"), E(221, "2.0.0"),
+      E(221, "2.0.0"), AX, E(221, "2.0.0"), E(221, "2.0.0"), E(221, "2.0.0")}},
     {"STARTTLS\r\n",
      "STARTTLS",
-     {P(503), P(220), E(220, "2.0.0"), E(503, "5.5.1"), E(503, "5.5.1"), E(503, "5.5.1"), AX,
-      E(503, "5.5.1"), E(220, "2.0.0")}},
+     {E(503, "5.5.1"), E(220, "2.0.0"), E(220, "2.0.0"), E(503, "5.5.1"), E(503, "5.5.1"),
+      E(503, "5.5.1"), AX, E(503, "5.5.1"), E(503, "5.5.1"), E(220, "2.0.0")}},
     {"AUTH PLAIN AHVzZXIAc2VjcmV0\r\n",
      "AUTH",
-     {P(503), P(503), E(235, "2.7.0"), E(503, "5.5.1"), E(503, "5.5.1"), E(503, "5.5.1"), AX,
-      E(235, "2.7.0"), E(503, "5.5.1")}},
+     {E(503, "5.5.1"), E(503, "5.5.1"), E(235, "2.7.0"), E(503, "5.5.1"), E(503, "5.5.1"),
+      E(503, "5.5.1"), AX, E(235, "2.7.0"), E(503, "5.5.1"), E(503, "5.5.1")}},
     {"SEND FROM:<x@example.org>\r\n",
      "SEND",
-     {P(502), P(502), E(502, "5.5.1"), E(502, "5.5.1"), E(502, "5.5.1"), E(502, "5.5.1"), AX,
-      E(502, "5.5.1"), E(502, "5.5.1")}},
+     {E(502, "5.5.1"), E(502, "5.5.1"), E(502, "5.5.1"), E(502, "5.5.1"), E(502, "5.5.1"),
+      E(502, "5.5.1"), AX, E(502, "5.5.1"), E(502, "5.5.1"), E(502, "5.5.1")}},
     {"SOML FROM:<x@example.org>\r\n",
      "SOML",
-     {P(502), P(502), E(502, "5.5.1"), E(502, "5.5.1"), E(502, "5.5.1"), E(502, "5.5.1"), AX,
-      E(502, "5.5.1"), E(502, "5.5.1")}},
+     {E(502, "5.5.1"), E(502, "5.5.1"), E(502, "5.5.1"), E(502, "5.5.1"), E(502, "5.5.1"),
+      E(502, "5.5.1"), AX, E(502, "5.5.1"), E(502, "5.5.1"), E(502, "5.5.1")}},
     {"SAML FROM:<x@example.org>\r\n",
      "SAML",
-     {P(502), P(502), E(502, "5.5.1"), E(502, "5.5.1"), E(502, "5.5.1"), E(502, "5.5.1"), AX,
-      E(502, "5.5.1"), E(502, "5.5.1")}},
+     {E(502, "5.5.1"), E(502, "5.5.1"), E(502, "5.5.1"), E(502, "5.5.1"), E(502, "5.5.1"),
+      E(502, "5.5.1"), AX, E(502, "5.5.1"), E(502, "5.5.1"), E(502, "5.5.1")}},
     {"TURN\r\n",
      "TURN",
-     {P(502), P(502), E(502, "5.5.1"), E(502, "5.5.1"), E(502, "5.5.1"), E(502, "5.5.1"), AX,
-      E(502, "5.5.1"), E(502, "5.5.1")}},
+     {E(502, "5.5.1"), E(502, "5.5.1"), E(502, "5.5.1"), E(502, "5.5.1"), E(502, "5.5.1"),
+      E(502, "5.5.1"), AX, E(502, "5.5.1"), E(502, "5.5.1"), E(502, "5.5.1")}},
     {"ETRN example.com\r\n",
      "ETRN",
-     {P(502), P(502), E(502, "5.5.1"), E(502, "5.5.1"), E(502, "5.5.1"), E(502, "5.5.1"), AX,
-      E(502, "5.5.1"), E(502, "5.5.1")}},
+     {E(502, "5.5.1"), E(502, "5.5.1"), E(502, "5.5.1"), E(502, "5.5.1"), E(502, "5.5.1"),
+      E(502, "5.5.1"), AX, E(502, "5.5.1"), E(502, "5.5.1"), E(502, "5.5.1")}},
     {"ATRN\r\n",
      "ATRN",
-     {P(502), P(502), E(502, "5.5.1"), E(502, "5.5.1"), E(502, "5.5.1"), E(502, "5.5.1"), AX,
-      E(502, "5.5.1"), E(502, "5.5.1")}},
+     {E(502, "5.5.1"), E(502, "5.5.1"), E(502, "5.5.1"), E(502, "5.5.1"), E(502, "5.5.1"),
+      E(502, "5.5.1"), AX, E(502, "5.5.1"), E(502, "5.5.1"), E(502, "5.5.1")}},
     {"XYZZY\r\n",
      NULL,
-     {P(500), P(500), E(500, "5.5.2"), E(500, "5.5.2"), E(500, "5.5.2"), E(500, "5.5.2"), AX,
-      E(500, "5.5.2"), E(500, "5.5.2")}},
+     {E(500, "5.5.2"), E(500, "5.5.2"), E(500, "5.5.2"), E(500, "5.5.2"), E(500, "5.5.2"),
+      E(500, "5.5.2"), AX, E(500, "5.5.2"), E(500, "5.5.2"), E(500, "5.5.2")}},
     {"\r\n",
      NULL,
-     {P(500), P(500), E(500, "5.5.2"), E(500, "5.5.2"), E(500, "5.5.2"), E(500, "5.5.2"), AX,
-      E(500, "5.5.2"), E(500, "5.5.2")}},
+     {E(500, "5.5.2"), E(500, "5.5.2"), E(500, "5.5.2"), E(500, "5.5.2"), E(500, "5.5.2"),
+      E(500, "5.5.2"), AX, E(500, "5.5.2"), E(500, "5.5.2"), E(500, "5.5.2")}},
 };
 
 static void test_every_command_in_every_state(void **state)
@@ -797,6 +890,111 @@ static void test_data_streams_in_chunks(void **state)
     fake_finish(&f);
 }
 
+/* ---- loops: Received fields (RFC 5321 6.3) ------------------------------ */
+
+/* A message with `hops` Received fields (mixed case, one folded, one with
+ * white space before the colon) in its header section, and a body that
+ * holds as many more Received lines as `body_lines`. */
+static void loop_message(sk_buf *m, unsigned hops, unsigned body_lines)
+{
+    for (unsigned i = 0; i < hops; i++) {
+        if (i % 3 == 0)
+            sk_buf_printf(m,
+                          "Received: from h%u.example by h%u.example;\r\n\tTue, 1 Dec 2026 "
+                          "10:00:00 +0000\r\n",
+                          i, i + 1);
+        else if (i % 3 == 1)
+            sk_buf_printf(m, "RECEIVED: from h%u.example; Tue, 1 Dec 2026 10:00:00 +0000\r\n", i);
+        else
+            sk_buf_printf(m, "received : from h%u.example; Tue, 1 Dec 2026 10:00:00 +0000\r\n", i);
+    }
+    sk_buf_append_str(m, "Received-SPF: pass\r\nX-Received: by x.example\r\n");
+    sk_buf_append_str(m, "Subject: loop\r\n\r\n");
+    for (unsigned i = 0; i < body_lines; i++)
+        sk_buf_append_str(m, "Received: from body.example (not a header)\r\n");
+    sk_buf_append_str(m, ".\r\n");
+}
+
+static void test_data_loop_refused(void **state)
+{
+    (void)state;
+    for (int split = 0; split < 2; split++) {
+        fake f;
+        fake_defaults(&f);
+        f.cfg.max_received_headers = 50;
+        begin_data(&f);
+        sk_buf m;
+        sk_buf_init(&m, 0);
+        loop_message(&m, 51, 0);
+        if (split) /* byte by byte: the count survives any split */
+            for (size_t i = 0; i < m.len; i++)
+                fake_feed(&f, m.data + i, 1);
+        else
+            fake_feed(&f, m.data, m.len);
+        fake_reply *r = EXPECT(&f, 554, "5.4.6");
+        REGISTRY_OK(554, "DATA-END");
+        assert_non_null(strstr(r->text, "Routing loop detected"));
+        assert_non_null(strstr(r->text, "50 Received"));
+        assert_int_equal(f.commits, 0);
+        assert_int_equal(f.aborts, 1);
+        fake_send(&f, "NOOP\r\n");
+        EXPECT(&f, 250, "2.0.0");
+        assert_non_null(strstr(f.log.data, "result=554"));
+        sk_buf_free(&m);
+        fake_finish(&f);
+    }
+}
+
+static void test_data_loop_limit_and_body(void **state)
+{
+    (void)state;
+    /* exactly the limit is accepted; Received lines in the body, and
+     * Received-SPF / X-Received fields, never count */
+    fake f;
+    fake_defaults(&f);
+    f.cfg.max_received_headers = 50;
+    begin_data(&f);
+    sk_buf m;
+    sk_buf_init(&m, 0);
+    loop_message(&m, 50, 100);
+    fake_feed(&f, m.data, m.len);
+    EXPECT(&f, 250, "2.0.0");
+    assert_int_equal(f.commits, 1);
+    sk_buf_free(&m);
+    fake_finish(&f);
+
+    /* 0: no limit */
+    fake_defaults(&f);
+    begin_data(&f);
+    sk_buf_init(&m, 0);
+    loop_message(&m, 200, 0);
+    fake_feed(&f, m.data, m.len);
+    EXPECT(&f, 250, "2.0.0");
+    sk_buf_free(&m);
+    fake_finish(&f);
+}
+
+static void test_data_loop_stops_storing(void **state)
+{
+    (void)state;
+    fake f;
+    fake_defaults(&f);
+    f.cfg.max_received_headers = 3;
+    begin_data(&f);
+    sk_buf m;
+    sk_buf_init(&m, 0);
+    loop_message(&m, 4, 0);
+    m.len -= 3; /* no end of data yet */
+    for (int i = 0; i < 500; i++)
+        sk_buf_append_str(&m, "a long body line that is never stored...................\r\n");
+    sk_buf_append_str(&m, ".\r\n");
+    fake_feed(&f, m.data, m.len);
+    EXPECT(&f, 554, "5.4.6");
+    assert_true(f.msg.len < 4096); /* the rest was read and dropped */
+    sk_buf_free(&m);
+    fake_finish(&f);
+}
+
 static void test_data_bare_lf_rejected(void **state)
 {
     (void)state;
@@ -891,6 +1089,26 @@ static void begin_tx(fake *f)
     start_greeted(f);
     fake_send(f, "EHLO c.example\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.com>\r\n");
     drain(f);
+}
+
+static void test_bdat_loop_refused(void **state)
+{
+    (void)state;
+    fake f;
+    fake_defaults(&f);
+    f.cfg.max_received_headers = 2;
+    begin_tx(&f);
+    /* the third Received field arrives in the second chunk, split in its name */
+    const char *c1 = "Received: a\r\nReceived: b\r\nRece";
+    const char *c2 = "ived: c\r\n\r\nbody\r\n";
+    fake_sendf(&f, "BDAT %zu\r\n%sBDAT %zu LAST\r\n%sNOOP\r\n", strlen(c1), c1, strlen(c2), c2);
+    EXPECT(&f, 250, "2.0.0");
+    EXPECT(&f, 554, "5.4.6");
+    REGISTRY_OK(554, "BDAT");
+    EXPECT(&f, 250, "2.0.0");
+    assert_int_equal(f.commits, 0);
+    assert_int_equal(f.aborts, 1);
+    fake_finish(&f);
 }
 
 static void test_bdat_chunks(void **state)
@@ -1088,9 +1306,9 @@ static void test_starttls_discards_injected_commands(void **state)
     assert_int_equal(info->tls, 1);
     assert_null(info->helo);
     assert_string_equal(info->tls_version, "TLSv1.3");
-    /* EHLO is needed again; no enhanced codes until then */
+    /* EHLO is needed again; the refusal still carries its enhanced code */
     fake_send(&f, "MAIL FROM:<a@example.org>\r\n");
-    fake_reply *r = EXPECT(&f, 503, "");
+    fake_reply *r = EXPECT(&f, 503, "5.5.1");
     assert_string_equal(r->text, "Error: send HELO/EHLO first");
     fake_send(&f, "EHLO c.example\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.com>\r\n"
                   "DATA\r\n.\r\n");
@@ -1638,21 +1856,21 @@ static void test_line_length_limit(void **state)
     memset(line + 5, 'a', 505);
     memcpy(line + 510, "\r\n", 2);
     fake_feed(&f, line, 512);
-    EXPECT(&f, 250, "");
+    EXPECT(&f, 250, "2.0.0");
     /* 513 octets: refused, then in sync */
     memset(line + 5, 'a', 506);
     memcpy(line + 511, "\r\nNOOP\r\n", 8);
     fake_feed(&f, line, 519);
-    fake_reply *r = EXPECT(&f, 500, "");
+    fake_reply *r = EXPECT(&f, 500, "5.5.2");
     assert_string_equal(r->text, "Error: line too long");
-    EXPECT(&f, 250, "");
+    EXPECT(&f, 250, "2.0.0");
     /* a long line split over many feeds is answered once */
     for (int i = 0; i < 100; i++)
         fake_send(
             &f, "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx");
     EXPECT_NONE(&f);
     fake_send(&f, "\r\nEHLO c.example\r\n");
-    EXPECT(&f, 500, "");
+    EXPECT(&f, 500, "5.5.2");
     EXPECT(&f, 250, "");
     fake_finish(&f);
 }
@@ -1712,10 +1930,10 @@ static void test_max_commands(void **state)
     f.cfg.max_commands = 3;
     start_greeted(&f);
     fake_send(&f, "NOOP\r\nNOOP\r\nNOOP\r\nNOOP\r\nNOOP\r\n");
-    EXPECT(&f, 250, "");
-    EXPECT(&f, 250, "");
-    EXPECT(&f, 250, "");
-    fake_reply *r = EXPECT(&f, 421, "");
+    EXPECT(&f, 250, "2.0.0");
+    EXPECT(&f, 250, "2.0.0");
+    EXPECT(&f, 250, "2.0.0");
+    fake_reply *r = EXPECT(&f, 421, "4.7.0");
     REGISTRY_OK(421, "NOOP");
     assert_string_equal(r->text, "mx.example.com Error: too many commands");
     EXPECT_NONE(&f);
@@ -1730,7 +1948,7 @@ static void test_timeout_and_shutdown(void **state)
     start_greeted(&f);
     sk_session_timeout(f.s);
     fake_collect(&f);
-    fake_reply *r = EXPECT(&f, 421, "");
+    fake_reply *r = EXPECT(&f, 421, "4.4.2");
     assert_string_equal(r->text, "mx.example.com Error: timeout exceeded");
     assert_true(sk_session_wants(f.s) & SK_WANT_CLOSE);
     assert_int_equal(sk_session_feed(f.s, "NOOP\r\n", 6), 0);
@@ -1762,7 +1980,7 @@ static void test_timeout_and_shutdown(void **state)
     fake_start(&f);
     sk_session_refuse(f.s, 421, "4.7.0", "Too many connections, try later");
     fake_collect(&f);
-    r = EXPECT(&f, 421, "");
+    r = EXPECT(&f, 421, "4.7.0"); /* not the greeting: it carries its code */
     assert_string_equal(r->text, "mx.example.com Too many connections, try later");
     assert_true(sk_session_wants(f.s) & SK_WANT_CLOSE);
     fake_finish(&f);
@@ -1846,7 +2064,7 @@ static void test_sequence_error_texts(void **state)
         int code;
         const char *enh, *text;
     } want[] = {
-        {503, "", "Error: send HELO/EHLO first"},
+        {503, "5.5.1", "Error: send HELO/EHLO first"},
         {250, "", "mx.example.com"},
         {503, "5.5.1", "Error: need MAIL before RCPT"},
         {503, "5.5.1", "Error: need MAIL before DATA"},
@@ -1880,12 +2098,13 @@ static void test_log_lines(void **state)
      * those, with its counters), nor for each accepted MAIL/RCPT. */
     const char *want = "event=pipelining_violation cmd=EHLO\n"
                        "event=helo verb=EHLO helo=c.example\n"
-                       "event=reject cmd=RCPT code=550 enh=5.1.1 text=\"<unknown@example.com>: "
+                       "event=reject cmd=RCPT code=550 enh=5.1.1 from=<a@example.org> "
+                       "to=<unknown@example.com> helo=c.example text=\"<unknown@example.com>: "
                        "Recipient address rejected: User unknown\"\n"
                        "event=pipelining_violation cmd=DATA\n"
                        "event=message id=ID0001 from=<a@example.org> nrcpts=2 "
                        "rcpts=<b@example.com>,<c@example.com> size=7 result=250\n"
-                       "event=reject cmd=UNKNOWN code=500 enh=5.5.2 "
+                       "event=reject cmd=UNKNOWN code=500 enh=5.5.2 helo=c.example "
                        "text=\"Syntax error, command unrecognized\"\n"
                        "event=message id=- from=<> nrcpts=1 rcpts=<b@example.com> size=0 "
                        "result=none reason=rset\n"
@@ -1915,14 +2134,57 @@ static void test_log_lines(void **state)
     fake_finish(&f);
 }
 
+/* Refusals carry the envelope so far (Postfix's reject line: from, to,
+ * helo), and a client cannot forge a field or a line through them. */
+static void test_reject_log_envelope(void **state)
+{
+    (void)state;
+    fake f;
+    fake_defaults(&f);
+    start_greeted(&f);
+    fake_send(&f, "MAIL FROM:<a@example.org>\r\nEHLO c.example\r\n"
+                  "MAIL FROM:<> FOO=1\r\nMAIL FROM:<a@example.org>\r\n"
+                  "RCPT TO:<\"x y=z\\\\\\\"\"@example.com> X=1\r\nRCPT TO:<b@example.com> BAR=2\r\n"
+                  "RCPT TO:<bad\r\nQUIT\r\n");
+    const char *want[] = {
+        /* before HELO: no helo=, and no from= for a MAIL refused before
+         * its address was read */
+        "event=reject cmd=MAIL code=503 enh=5.5.1 text=",
+        /* a refused MAIL names the sender it tried */
+        "event=reject cmd=MAIL code=555 enh=5.5.4 from=<> helo=c.example text=",
+        /* the quoted local part's space, quotes and backslashes cannot end
+         * the field */
+        "event=reject cmd=RCPT code=555 enh=5.5.4 from=<a@example.org> "
+        "to=<?x?y=z?????@example.com> helo=c.example text=",
+        "event=reject cmd=RCPT code=555 enh=5.5.4 from=<a@example.org> to=<b@example.com> "
+        "helo=c.example text=",
+        /* an address that did not parse: no to= */
+        "event=reject cmd=RCPT code=501 enh=5.1.3 from=<a@example.org> helo=c.example text=",
+    };
+    const char *p = f.log.data;
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        const char *hit = strstr(p, want[i]);
+        if (!hit)
+            fail_msg("missing %s in:\n%s", want[i], f.log.data);
+        p = hit + strlen(want[i]);
+    }
+    /* every line is one event */
+    for (const char *l = f.log.data; *l; l = strchr(l, '\n') + 1)
+        assert_int_equal(strncmp(l, "event=", 6), 0);
+    fake_finish(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_greeting),
+        cmocka_unit_test(test_reject_log_envelope),
         cmocka_unit_test(test_helo_is_one_plain_line),
         cmocka_unit_test(test_ehlo_keywords),
         cmocka_unit_test(test_ehlo_without_starttls_or_auth),
         cmocka_unit_test(test_helo_ehlo_arguments),
+        cmocka_unit_test(test_enhanced_codes_without_ehlo),
+        cmocka_unit_test(test_closing_421_carries_code_without_ehlo),
         cmocka_unit_test(test_ehlo_resets_transaction),
         cmocka_unit_test(test_every_command_in_every_state),
         cmocka_unit_test(test_transaction_and_trace_headers),
@@ -1935,6 +2197,10 @@ int main(void)
         cmocka_unit_test(test_data_append_fails_midway),
         cmocka_unit_test(test_data_too_big_while_streaming),
         cmocka_unit_test(test_data_streams_in_chunks),
+        cmocka_unit_test(test_data_loop_refused),
+        cmocka_unit_test(test_data_loop_limit_and_body),
+        cmocka_unit_test(test_data_loop_stops_storing),
+        cmocka_unit_test(test_bdat_loop_refused),
         cmocka_unit_test(test_data_bare_lf_rejected),
         cmocka_unit_test(test_data_bare_lf_normalised),
         cmocka_unit_test(test_data_smuggling_not_an_end),

@@ -7,6 +7,7 @@ DSN, Postfix, Exim, qmail, Microsoft 365 and Gmail styles)."""
 import json
 import os
 import pathlib
+import re
 import subprocess
 
 import pytest
@@ -45,12 +46,27 @@ def test_corpus_is_large_enough():
     assert len(CORPUS) >= 150
 
 
+CONTINUATION = re.compile(r"^([2-5][0-9][0-9])-(?:([245]\.[0-9]{1,3}\.[0-9]{1,3}) )?")
+
+
 @pytest.mark.parametrize("command,reply,provider,actor,category,source", CORPUS)
 def test_corpus_reply_json(command, reply, provider, actor, category, source):
     args = ["--json"]
     if command != "-":
         args += ["--context", command]
-    rc, out, err = run(*args, reply)
+    stdin = b""
+    m = CONTINUATION.match(reply)
+    if m:
+        # The documents quote the first line of a multi-line reply ("550-5.7.26
+        # ..."). Alone it is a reply cut off before its last line: refused.
+        rc, _, err = run(*args, reply)
+        assert rc == 2 and "incomplete reply" in err, err
+        # Completed by a last line with the same codes, it is explained.
+        last = m.group(1) + (" " + m.group(2) if m.group(2) else "")
+        stdin = (reply + "\n" + last + "\n").encode()
+        rc, out, err = run(*args, "-", stdin=stdin)
+    else:
+        rc, out, err = run(*args, reply)
     assert rc == 0, err
     k = json.loads(out)["known"]
     assert (k["provider"], k["actor"], k["category"]) == (provider, actor, category), reply
@@ -62,10 +78,11 @@ def test_corpus_reply_json(command, reply, provider, actor, category, source):
 
 def test_issue_examples_text():
     """The four replies of the issue now say what to change."""
-    rc, out, _ = run(
-        "550-5.7.26 This mail has been blocked because the sender is unauthenticated."
-    )
-    assert rc == 0
+    first = "550-5.7.26 This mail has been blocked because the sender is unauthenticated."
+    rc, _, err = run(first)  # the issue quotes the first line only: cut off
+    assert rc == 2 and "incomplete reply" in err, err
+    rc, out, err = run(stdin=(first + "\n550 5.7.26 gsmtp\n").encode())
+    assert rc == 0, err
     assert "known reply: Gmail / Google Workspace" in out
     assert "SPF" in out and "DKIM" in out
     assert "who acts  sender-admin" in out

@@ -68,9 +68,11 @@ def test_connection_limit_per_ip_421_470(server):
     a = srv.raw()
     b = srv.raw()
     with srv.raw(greet=False) as c:
-        # at connect time there is no enhanced code yet (RFC 2034: only after EHLO)
+        # not the greeting, so it carries its enhanced code before any EHLO
+        # (RFC 2034 4)
         code, lines = c.reply()
         assert code == 421 and "Too many connections from your address" in lines[-1], lines
+        assert lines[-1].startswith("421 4.7.0 mx.example.test "), lines
         assert c.at_eof()
     # the two admitted sessions work, and a slot frees when one leaves
     assert a.cmd("NOOP")[0] == 250
@@ -89,6 +91,7 @@ def test_total_connection_limit_421(server):
     with srv.raw(greet=False) as extra:
         code, lines = extra.reply()
         assert code == 421 and "Too many connections, try again later" in lines[-1], lines
+        assert lines[-1].startswith("421 4.7.0 "), lines
     for h in held:
         h.close()
 
@@ -121,8 +124,9 @@ def test_binary_junk_gets_500s_then_421(server, ehlo_first):
         assert all(500 <= c < 600 for c in codes[:-1]), replies
         assert codes[-1] == 421, replies
         assert len(codes) <= 6  # errors = 5: the fifth 500 is followed by the 421
-        if ehlo_first:  # enhanced codes only after EHLO (RFC 2034)
-            assert replies[-1][1][-1][4:9] == "4.7.0", replies
+        # enhanced codes with or without EHLO (RFC 2034 4)
+        assert all(ln[4:6] == "5." for _, lns in replies[:-1] for ln in lns), replies
+        assert replies[-1][1][-1][4:9] == "4.7.0", replies
         assert r.at_eof()
     # another client was not disturbed
     assert other.cmd("EHLO other.test")[0] == 250
@@ -259,7 +263,8 @@ def test_refused_client_that_talks_still_reads_its_421(server):
             c.sendall(b"MAIL FROM:<talker@remote.test>\r\n")
             time.sleep(0.1)
             data = read_all(c)
-            assert data.startswith(b"421 mx.example.test Too many connections from your address"), data
+            assert data.startswith(
+                b"421 4.7.0 mx.example.test Too many connections from your address"), data
     held.close()
     srv.wait_log(r"reason=limit last_reply=421", count=5)
 

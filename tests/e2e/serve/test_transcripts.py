@@ -7,9 +7,13 @@ reply is checked against two rules that hold whatever the scenario:
   (`smtpkit explain --json CODE`, the `commands` of its meanings; ANY
   stands for every command, not for the greeting or the end of data;
   RFC 5321 4.3.2, 3.8 for an unsolicited 421);
-- enhanced status codes (RFC 2034, 3463): none before EHLO, none after
-  HELO, none on the greeting or on any reply to HELO/EHLO, and after EHLO
-  one on every line of every 2xx/4xx/5xx reply, of the same class.
+- enhanced status codes (RFC 2034, 3463): one on every line of every
+  2xx/4xx/5xx reply, of the same class, "regardless of whether or not EHLO
+  is employed by the client" (RFC 2034 4): before any HELO/EHLO, after HELO,
+  after STARTTLS alike; none on the 220 greeting, on any reply to HELO/EHLO
+  (RFC 2034 3) or on a 3xx reply (354, 334: RFC 3463 has no class 3). A 421
+  closes the session and is no answer to the command it interrupts: it
+  always carries its code.
 """
 
 import json
@@ -53,8 +57,19 @@ def registry_allows(cmds, owner):
     return "ANY" in cmds and owner not in ("CONNECT", "DATA-END", "UNSOLICITED")
 
 
+def wants_enhanced(code, owner):
+    """Whether RFC 2034 asks for an enhanced code on this reply."""
+    if code // 100 not in (2, 4, 5):
+        return False
+    if code == 421:
+        return True
+    if owner == "CONNECT" and code == 220:
+        return False  # the greeting
+    return owner not in ("HELO", "EHLO")
+
+
 def make_checker(allowed):
-    def check(code, owner, lines, esmtp):
+    def check(code, owner, lines):
         if owner == "UNSOLICITED":
             # RFC 5321 3.8: the only reply without a command is 421
             assert code == 421, f"reply {code} answers no command"
@@ -66,12 +81,12 @@ def make_checker(allowed):
         klass = code // 100
         texts = [line[4:] for line in lines]
         enh = [ENHANCED.match(t) for t in texts]
-        if owner in ("CONNECT", "HELO", "EHLO") or not esmtp or klass not in (2, 4, 5):
+        if not wants_enhanced(code, owner):
             bad = [t for t, m in zip(texts, enh) if m]
-            assert not bad, (f"{code} to {owner} must carry no enhanced code "
-                             f"({'after EHLO' if esmtp else 'without EHLO'}): {bad[0]!r}")
+            assert not bad, f"{code} to {owner} must carry no enhanced code: {bad[0]!r}"
         else:
-            assert all(enh), f"{code} to {owner} after EHLO lacks an enhanced code: {lines!r}"
+            assert all(enh), (f"{code} to {owner} lacks an enhanced code (RFC 2034 4: "
+                              f"with or without EHLO): {lines!r}")
             assert all(int(m.group(1)) == klass for m in enh), (
                 f"enhanced code class differs from {code}: {lines!r}")
     return check
@@ -93,23 +108,42 @@ def test_transcript(path, server, registry_commands):
 def test_checker_refuses_wrong_registry_code(registry_commands):
     check = make_checker(registry_commands)
     with pytest.raises(AssertionError, match="not a reply the registry allows"):
-        check(354, "MAIL", [b"354 go ahead"], False)
+        check(354, "MAIL", [b"354 go ahead"])
     with pytest.raises(AssertionError, match="answers no command"):
-        check(250, "UNSOLICITED", [b"250 2.0.0 Ok"], True)
+        check(250, "UNSOLICITED", [b"250 2.0.0 Ok"])
 
 
 def test_checker_enhanced_code_rules(registry_commands):
     check = make_checker(registry_commands)
-    check(250, "NOOP", [b"250 2.0.0 Ok"], True)
-    check(250, "NOOP", [b"250 Ok"], False)
-    with pytest.raises(AssertionError, match="no enhanced code"):
-        check(250, "NOOP", [b"250 2.0.0 Ok"], False)
+    check(250, "NOOP", [b"250 2.0.0 Ok"])
+    check(220, "CONNECT", [b"220 mx.example.test ESMTP smtpkit"])
+    check(250, "HELO", [b"250 mx.example.test"])
+    check(354, "DATA", [b"354 End data with <CR><LF>.<CR><LF>"])
+    check(421, "CONNECT", [b"421 4.7.0 mx.example.test Too many connections"])
+    check(421, "HELO", [b"421 4.7.0 mx.example.test Error: too many commands"])
+    check(214, "HELP", [b"214-2.0.0 a", b"214 2.0.0 b"])
+    # RFC 2034 4: a reply without its code is wrong whether or not the
+    # client sent EHLO (the checker no longer knows which it did)
     with pytest.raises(AssertionError, match="lacks an enhanced code"):
-        check(250, "NOOP", [b"250 Ok"], True)
+        check(250, "NOOP", [b"250 Ok"])
+    with pytest.raises(AssertionError, match="lacks an enhanced code"):
+        check(252, "VRFY", [b"252 Cannot VRFY user"])
+    with pytest.raises(AssertionError, match="lacks an enhanced code"):
+        check(221, "QUIT", [b"221 mx.example.test closing connection"])
+    with pytest.raises(AssertionError, match="lacks an enhanced code"):
+        check(421, "CONNECT", [b"421 mx.example.test Too many connections"])
+    with pytest.raises(AssertionError, match="lacks an enhanced code"):
+        check(214, "HELP", [b"214-2.0.0 a", b"214 b"])
     with pytest.raises(AssertionError, match="no enhanced code"):
-        check(501, "EHLO", [b"501 5.5.4 Syntax"], True)
+        check(220, "CONNECT", [b"220 2.0.0 mx.example.test ESMTP"])
+    with pytest.raises(AssertionError, match="no enhanced code"):
+        check(501, "EHLO", [b"501 5.5.4 Syntax"])
+    with pytest.raises(AssertionError, match="no enhanced code"):
+        check(250, "HELO", [b"250 2.0.0 mx.example.test"])
+    with pytest.raises(AssertionError, match="no enhanced code"):
+        check(354, "DATA", [b"354 2.0.0 go ahead"])
     with pytest.raises(AssertionError, match="class differs"):
-        check(550, "RCPT", [b"550 4.1.1 no"], True)
+        check(550, "RCPT", [b"550 4.1.1 no"])
 
 
 # ---- docs/REPLIES.md lists what the transcripts show -----------------------

@@ -229,8 +229,8 @@ def read_line(sock, buf, timeout):
 
 
 class Replay:
-    """Replay one transcript. `check_reply(code, owner, lines, esmtp)` is
-    called for every complete reply; it raises on a rule violation."""
+    """Replay one transcript. `check_reply(code, owner, lines)` is called
+    for every complete reply; it raises on a rule violation."""
 
     def __init__(self, transcript, srv, check_reply, timeout=5.0):
         self.t = transcript
@@ -248,7 +248,6 @@ class Replay:
         outgoing = b""
         buf = b""
         current = []  # lines of the reply being read
-        esmtp = False
         try:
             for step in self.t.steps:
                 if step.kind == "send":
@@ -286,13 +285,9 @@ class Replay:
                         code = int(m.group(1))
                         owner = model.reply(code)
                         try:
-                            self.check_reply(code, owner, current, esmtp)
+                            self.check_reply(code, owner, current)
                         except AssertionError as e:
                             self.fail(step, str(e))
-                        if owner == "EHLO" and code == 250:
-                            esmtp = True
-                        elif owner == "HELO" and code == 250:
-                            esmtp = False
                         self.replies.append((owner, code, list(current)))
                         current = []
                 elif step.kind == "eof":
