@@ -100,9 +100,9 @@ typedef struct sk_audit_check {
     const char *title; /* "RCPT without MAIL is refused with 503" */
     const char *rfc;   /* "RFC 5321 3.3" */
     sk_audit_severity severity;
-    unsigned needs;       /* SK_AUDIT_NEED_* */
-    const char *cap;      /* EHLO keyword the server must offer, or NULL */
-    const char *rule;     /* the RFC's requirement in a sentence */
+    unsigned needs;   /* SK_AUDIT_NEED_* */
+    const char *cap;  /* EHLO keyword the server must offer, or NULL */
+    const char *rule; /* the RFC's requirement in a sentence */
     sk_audit_global global;
     sk_audit_step steps[SK_AUDIT_STEPS_MAX];
 } sk_audit_check;
@@ -139,18 +139,18 @@ typedef struct sk_audit_opts {
     const char *host;
     const char *port;
     sk_audit_tls tls;
-    int timeout_ms;     /* each wait; default 10000 */
-    double max_seconds; /* the whole run; default 300 */
-    double rate;        /* connections per second at most; default 2 */
-    const char *helo;   /* EHLO name */
-    const char *from;   /* MAIL FROM address ("" = null reverse-path) */
-    const char *rcpt;   /* a recipient the server accepts; default "postmaster" */
-    const char *relay;  /* a foreign recipient for the relay test */
+    int timeout_ms;         /* each wait; default 10000 */
+    double max_seconds;     /* the whole run; default 300 */
+    double rate;            /* connections per second at most; default 2 */
+    const char *helo;       /* EHLO name */
+    const char *from;       /* MAIL FROM address ("" = null reverse-path) */
+    const char *rcpt;       /* a recipient the server accepts; default "postmaster" */
+    const char *relay;      /* a foreign recipient for the relay test */
     const char *deliver_to; /* NULL: nothing is ever delivered */
     const char *auth_user, *auth_pass;
     const char *cafile;
     const char *tls_name;
-    const char *only; /* comma-separated check names, or NULL for all */
+    const char *only;              /* comma-separated check names, or NULL for all */
     unsigned long long max_stream; /* largest SIZE test streamed (octets) */
     /* Progress: called after each check with its result. */
     void (*on_result)(const struct sk_audit_result *r, void *arg);
@@ -172,17 +172,17 @@ typedef struct sk_audit_result {
 } sk_audit_result;
 
 typedef struct sk_audit_report {
-    char target[300]; /* "host:port" */
-    char peer[128];   /* address connected to */
+    char target[300];     /* "host:port" */
+    char peer[128];       /* address connected to */
     const char *tls_mode; /* "none", "starttls", "implicit" */
     char greeting[600];
-    char started[64];    /* UTC */
-    double seconds;      /* how long the run took */
-    int could_not_run;   /* 3: no connection or greeting; 4: TLS impossible */
-    char error[600];     /* why it could not run */
-    int time_limit_hit;  /* checks skipped because the run limit was reached */
-    char caps[1200];     /* EHLO keywords offered, space-separated lines */
-    int delivered;       /* checks that delivered a message (--deliver-to) */
+    char started[64];   /* UTC */
+    double seconds;     /* how long the run took */
+    int could_not_run;  /* 3: no connection or greeting; 4: TLS impossible */
+    char error[600];    /* why it could not run */
+    int time_limit_hit; /* checks skipped because the run limit was reached */
+    char caps[1200];    /* EHLO keywords offered, space-separated lines */
+    int delivered;      /* checks that delivered a message (--deliver-to) */
     sk_audit_result *results;
     size_t nresults;
     int pass[SK_AUDIT_NSEVERITY], fail[SK_AUDIT_NSEVERITY], skip[SK_AUDIT_NSEVERITY];

@@ -111,17 +111,26 @@ int sk_cmd_audit(int argc, char **argv)
         O_HTML,
     };
     static const struct option lo[] = {
-        {"port", required_argument, 0, 'p'},         {"tls", no_argument, 0, O_TLS},
-        {"starttls", no_argument, 0, O_STARTTLS},    {"timeout", required_argument, 0, 't'},
-        {"max-time", required_argument, 0, O_MAXTIME}, {"rate", required_argument, 0, O_RATE},
-        {"helo", required_argument, 0, O_HELO},      {"from", required_argument, 0, O_FROM},
-        {"rcpt", required_argument, 0, O_RCPT},      {"relay-to", required_argument, 0, O_RELAY},
+        {"port", required_argument, 0, 'p'},
+        {"tls", no_argument, 0, O_TLS},
+        {"starttls", no_argument, 0, O_STARTTLS},
+        {"timeout", required_argument, 0, 't'},
+        {"max-time", required_argument, 0, O_MAXTIME},
+        {"rate", required_argument, 0, O_RATE},
+        {"helo", required_argument, 0, O_HELO},
+        {"from", required_argument, 0, O_FROM},
+        {"rcpt", required_argument, 0, O_RCPT},
+        {"relay-to", required_argument, 0, O_RELAY},
         {"deliver-to", required_argument, 0, O_DELIVER},
-        {"auth", required_argument, 0, O_AUTH},      {"cafile", required_argument, 0, O_CA},
+        {"auth", required_argument, 0, O_AUTH},
+        {"cafile", required_argument, 0, O_CA},
         {"max-stream", required_argument, 0, O_STREAM},
-        {"only", required_argument, 0, O_ONLY},      {"list", no_argument, 0, O_LIST},
-        {"json", no_argument, 0, O_JSON},            {"html", required_argument, 0, O_HTML},
-        {"help", no_argument, 0, 'h'},               {0, 0, 0, 0},
+        {"only", required_argument, 0, O_ONLY},
+        {"list", no_argument, 0, O_LIST},
+        {"json", no_argument, 0, O_JSON},
+        {"html", required_argument, 0, O_HTML},
+        {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0},
     };
     sk_audit_opts o;
     memset(&o, 0, sizeof o);
@@ -248,8 +257,9 @@ int sk_cmd_audit(int argc, char **argv)
     for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
         for (const char *p = fields[i]; p && *p; p++)
             if ((unsigned char)*p <= 0x20 || *p == 0x7f || *p == '<' || *p == '>') {
-                fprintf(stderr, "smtpkit audit: spaces, controls and <> are not allowed in "
-                                "names and addresses ('%s')\n",
+                fprintf(stderr,
+                        "smtpkit audit: spaces, controls and <> are not allowed in "
+                        "names and addresses ('%s')\n",
                         fields[i]);
                 return AUDIT_EXIT_USAGE;
             }
@@ -268,7 +278,10 @@ int sk_cmd_audit(int argc, char **argv)
     }
     char portstr[16];
     snprintf(portstr, sizeof portstr, "%d",
-             tport > 0 ? tport : port > 0 ? port : o.tls == SK_AUDIT_TLS_IMPLICIT ? 465 : 25);
+             tport > 0                        ? tport
+             : port > 0                       ? port
+             : o.tls == SK_AUDIT_TLS_IMPLICIT ? 465
+                                              : 25);
     o.host = host;
     o.port = portstr;
 

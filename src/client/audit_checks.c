@@ -18,16 +18,46 @@
 
 #include "smtpkit/audit.h"
 
-#define CMD(t, a) {SK_AOP_CMD, t, NULL, a, 0, NULL, 0}
-#define CMDC(t, c, a) {SK_AOP_CMD, t, c, a, 0, NULL, 0}
-#define SETUP(t, a) {SK_AOP_SETUP, t, NULL, a, 0, NULL, 0}
-#define SEND(t) {SK_AOP_SEND, t, NULL, NULL, 0, NULL, 0}
-#define DATA(t) {SK_AOP_DATA, t, NULL, NULL, 0, NULL, 0}
-#define REPLY(c, a) {SK_AOP_REPLY, NULL, c, a, 0, NULL, 0}
-#define COUNT(n) {SK_AOP_COUNT, NULL, NULL, NULL, n, NULL, 0}
-#define TLS {SK_AOP_TLS, NULL, NULL, NULL, 0, NULL, 0}
-#define EHLO_WITHOUT(k) {SK_AOP_EHLO, "EHLO {helo}", "EHLO", "250", 0, k, 0}
-#define CLOSED {SK_AOP_CLOSED, NULL, NULL, NULL, 0, NULL, 0}
+#define CMD(t, a)                                                                                  \
+    {                                                                                              \
+        SK_AOP_CMD, t, NULL, a, 0, NULL, 0                                                         \
+    }
+#define CMDC(t, c, a)                                                                              \
+    {                                                                                              \
+        SK_AOP_CMD, t, c, a, 0, NULL, 0                                                            \
+    }
+#define SETUP(t, a)                                                                                \
+    {                                                                                              \
+        SK_AOP_SETUP, t, NULL, a, 0, NULL, 0                                                       \
+    }
+#define SEND(t)                                                                                    \
+    {                                                                                              \
+        SK_AOP_SEND, t, NULL, NULL, 0, NULL, 0                                                     \
+    }
+#define DATA(t)                                                                                    \
+    {                                                                                              \
+        SK_AOP_DATA, t, NULL, NULL, 0, NULL, 0                                                     \
+    }
+#define REPLY(c, a)                                                                                \
+    {                                                                                              \
+        SK_AOP_REPLY, NULL, c, a, 0, NULL, 0                                                       \
+    }
+#define COUNT(n)                                                                                   \
+    {                                                                                              \
+        SK_AOP_COUNT, NULL, NULL, NULL, n, NULL, 0                                                 \
+    }
+#define TLS                                                                                        \
+    {                                                                                              \
+        SK_AOP_TLS, NULL, NULL, NULL, 0, NULL, 0                                                   \
+    }
+#define EHLO_WITHOUT(k)                                                                            \
+    {                                                                                              \
+        SK_AOP_EHLO, "EHLO {helo}", "EHLO", "250", 0, k, 0                                         \
+    }
+#define CLOSED                                                                                     \
+    {                                                                                              \
+        SK_AOP_CLOSED, NULL, NULL, NULL, 0, NULL, 0                                                \
+    }
 
 #define MUST SK_AUDIT_MUST
 #define SHOULD SK_AUDIT_SHOULD
@@ -46,20 +76,19 @@
  * end. One reply (to the real end) is right; more mean the false end ended
  * the data and the NOOP ran as a command (RFC 5321 4.1.1.4, 2.3.8). */
 #define SMUGGLE(nm, seq, shown)                                                                    \
-    {nm,                                                                                           \
-     "Only <CRLF>.<CRLF> ends the data, not " shown,                                               \
-     "RFC 5321 4.1.1.4, 2.3.8",                                                                    \
-     MUST,                                                                                         \
-     N_EHLO | N_MAIL | N_DELIVER,                                                                  \
-     NULL,                                                                                         \
-     "The end of mail data is <CRLF>.<CRLF>; conforming implementations MUST NOT recognize "       \
-     "any other character sequence as a line terminator (SMTP smuggling).",                        \
-     SK_AUDIT_G_NONE,                                                                              \
-     {SETUP("RCPT TO:<{deliver}>", "2xx"),                                                         \
-      CMD("DATA", "354"),                                                                          \
-      DATA("Subject: smtpkit audit " nm "\r\n\r\nsmuggling test" seq "NOOP\r\n.\r\n"),             \
-      SEND("QUIT\r\n"),                                                                            \
-      COUNT(2)}}
+    {                                                                                              \
+        nm, "Only <CRLF>.<CRLF> ends the data, not " shown, "RFC 5321 4.1.1.4, 2.3.8", MUST,       \
+            N_EHLO | N_MAIL | N_DELIVER, NULL,                                                     \
+            "The end of mail data is <CRLF>.<CRLF>; conforming implementations MUST NOT "          \
+            "recognize "                                                                           \
+            "any other character sequence as a line terminator (SMTP smuggling).",                 \
+            SK_AUDIT_G_NONE,                                                                       \
+        {                                                                                          \
+            SETUP("RCPT TO:<{deliver}>", "2xx"), CMD("DATA", "354"),                               \
+                DATA("Subject: smtpkit audit " nm "\r\n\r\nsmuggling test" seq "NOOP\r\n.\r\n"),   \
+                SEND("QUIT\r\n"), COUNT(2)                                                         \
+        }                                                                                          \
+    }
 
 static const sk_audit_check checks[] = {
     /* ---- greeting and session ---------------------------------------- */
@@ -148,8 +177,8 @@ static const sk_audit_check checks[] = {
      "NOOP, HELP, EXPN, VRFY and RSET can be used at any time; servers SHOULD process them "
      "normally (not return 503) even if no EHLO has been received.",
      SK_AUDIT_G_NONE,
-     {CMD("NOOP", "-503"), CMD("RSET", "-503"), CMD("HELP", "-503"),
-      CMD("VRFY postmaster", "-503"), CMD("EXPN postmaster", "-503")}},
+     {CMD("NOOP", "-503"), CMD("RSET", "-503"), CMD("HELP", "-503"), CMD("VRFY postmaster", "-503"),
+      CMD("EXPN postmaster", "-503")}},
     {"quit",
      "QUIT is answered with 221 and the server closes",
      "RFC 5321 4.1.1.10",

@@ -111,8 +111,9 @@ int sk_audit_write_html(const sk_audit_report *rep, int body_only, sk_buf *o)
         rc |= sk_buf_append_str(o, "</strong></p>\n");
     }
     if (rep->delivered)
-        rc |= sk_buf_printf(o, "<p class=\"note\">%d check%s delivered a test message "
-                               "(--deliver-to).</p>\n",
+        rc |= sk_buf_printf(o,
+                            "<p class=\"note\">%d check%s delivered a test message "
+                            "(--deliver-to).</p>\n",
                             rep->delivered, rep->delivered == 1 ? "" : "s");
     if (rep->time_limit_hit)
         rc |= sk_buf_append_str(o, "<p class=\"note\">The run's time limit was reached; later "
@@ -202,8 +203,13 @@ int sk_audit_write_html(const sk_audit_report *rep, int body_only, sk_buf *o)
             rc |= sk_buf_append_str(o, "<pre class=\"dialogue\">");
             for (size_t k = 0; k < r->ndialogue; k++) {
                 char d = r->dialogue[k].dir;
-                rc |= sk_buf_printf(o, "<span class=\"%s\">%s ", d == 'C' ? "C" : d == 'S' ? "S" : "I",
-                                    d == 'C' ? "C:" : d == 'S' ? "S:" : " *");
+                rc |= sk_buf_printf(o, "<span class=\"%s\">%s ",
+                                    d == 'C'   ? "C"
+                                    : d == 'S' ? "S"
+                                               : "I",
+                                    d == 'C'   ? "C:"
+                                    : d == 'S' ? "S:"
+                                               : " *");
                 rc |= esc(o, r->dialogue[k].text);
                 rc |= sk_buf_append_str(o, "</span>\n");
             }

@@ -32,13 +32,13 @@
 
 #define SEEN_MAX 4096
 #define GRAMMAR_MAX 64
-#define SHOWN_MAX 12     /* offending replies shown per global check */
+#define SHOWN_MAX 12 /* offending replies shown per global check */
 #define TRANSCRIPT_MAX 400
 #define LONG_ARG 1000
 
 typedef struct seen_reply {
-    size_t result;  /* index of the check's result */
-    char cmd[12];   /* the command it answers */
+    size_t result; /* index of the check's result */
+    char cmd[12];  /* the command it answers */
     int code;
     int has_enhanced;
     int other_class; /* the text starts with an enhanced code of this other class */
@@ -328,10 +328,10 @@ static int judge(run_ctx *x, const sk_audit_step *st, const char *label, const s
         return -1;
     }
     if (st->lines_max && r->nlines > (size_t)st->lines_max) {
-        snprintf(res->allowed, sizeof res->allowed, "a reply of at most %d line%s",
-                 st->lines_max, st->lines_max == 1 ? "" : "s");
-        set_reason(res, "%s: the server answered with %zu lines (\"%s\")", x->last_sent,
-                   r->nlines, one);
+        snprintf(res->allowed, sizeof res->allowed, "a reply of at most %d line%s", st->lines_max,
+                 st->lines_max == 1 ? "" : "s");
+        set_reason(res, "%s: the server answered with %zu lines (\"%s\")", x->last_sent, r->nlines,
+                   one);
         return -1;
     }
     return 0;
@@ -481,8 +481,9 @@ static flow step_count(run_ctx *x, const sk_audit_step *st, sk_audit_result *res
     snprintf(res->allowed, sizeof res->allowed, "exactly %d repl%s", st->count,
              st->count == 1 ? "y" : "ies");
     if (n > st->count)
-        set_reason(res, "%d replies where %d were due: the server split a line (or the data) "
-                        "where only <CRLF> (or <CRLF>.<CRLF>) may end it",
+        set_reason(res,
+                   "%d replies where %d were due: the server split a line (or the data) "
+                   "where only <CRLF> (or <CRLF>.<CRLF>) may end it",
                    n, st->count);
     else
         set_reason(res, "%d replies where %d were due%s%s", n, st->count,
@@ -509,8 +510,8 @@ static flow step_bigdata(run_ctx *x, const sk_audit_step *st, sk_audit_result *r
     line[998] = '\r';
     line[999] = '\n';
     sk_transcript *tr = sk_client_transcript(x->c);
-    sk_transcript_addf(tr, SK_DIR_INFO, "sending %llu octets of message data (SIZE is %llu)",
-                       total, caps->size);
+    sk_transcript_addf(tr, SK_DIR_INFO, "sending %llu octets of message data (SIZE is %llu)", total,
+                       caps->size);
     int failed = sk_client_send_raw(x->c, head, sizeof head - 1, 0) < 0;
     unsigned long long sent = sizeof head - 1;
     while (!failed && sent < total) {
@@ -573,8 +574,7 @@ static flow run_step(run_ctx *x, const sk_audit_step *st, sk_audit_result *res, 
                 }
             }
             if (f == GO_ON && st->absent && offers(&x->c->caps, st->absent)) {
-                snprintf(res->allowed, sizeof res->allowed, "an EHLO reply without %s",
-                         st->absent);
+                snprintf(res->allowed, sizeof res->allowed, "an EHLO reply without %s", st->absent);
                 set_reason(res, "the EHLO reply offers %s%s", st->absent,
                            sk_client_is_tls(x->c) ? " after TLS" : " on a plaintext connection");
                 f = STOP_FAIL;
@@ -607,8 +607,7 @@ static flow run_step(run_ctx *x, const sk_audit_step *st, sk_audit_result *res, 
             return STOP_PASS; /* STARTTLS refused where the check allows it */
         if (x->c->rbuf.len) {
             sk_transcript_addf(sk_client_transcript(x->c), SK_DIR_INFO,
-                               "discarding %zu octets sent in the clear after 220",
-                               x->c->rbuf.len);
+                               "discarding %zu octets sent in the clear after 220", x->c->rbuf.len);
             sk_buf_clear(&x->c->rbuf);
         }
         x->c->pend_n = 0;
@@ -849,8 +848,7 @@ static void run_global(run_ctx *x, const sk_audit_check *ck, sk_audit_result *re
                              "reply to %s has enhanced class %d, not %d like its code", s->cmd,
                              s->other_class, cls);
                 else
-                    snprintf(why, sizeof why, "reply to %s has no enhanced status code",
-                             s->cmd);
+                    snprintf(why, sizeof why, "reply to %s has no enhanced status code", s->cmd);
             }
             break;
         case SK_AUDIT_G_KNOWN:
