@@ -37,6 +37,15 @@ check "python3 ssl with TLS 1.3" python3 "$PYTHON" -c 'import ssl,sys; sys.exit(
 check "cmocka headers" libcmocka-dev sh -c 'pkg-config --exists cmocka || test -f /usr/include/cmocka.h'
 check "clang libFuzzer runtime" libclang-rt-14-dev sh -c \
     'd=$(mktemp -d) && printf "#include <stdint.h>\n#include <stddef.h>\nint LLVMFuzzerTestOneInput(const uint8_t *d, size_t n){(void)d;(void)n;return 0;}\n" > $d/f.c && clang -fsanitize=fuzzer,address,undefined -o $d/f $d/f.c; r=$?; rm -rf $d; exit $r'
+# postfix: a private instance (own config, queue and data directories) for
+# `smtpkit audit` to judge; no system instance is needed or started.
+check "postfix (master, smtpd, postconf)" postfix sh -c \
+    'test -x /usr/sbin/postfix && test -x /usr/lib/postfix/sbin/smtpd && postconf -d mail_version | grep -q "mail_version = "'
+# chromium + chromedriver + selenium: the HTML report and `smtpkit web` in a
+# real headless browser.
+check "chromium --headless" chromium sh -c 'chromium --headless --no-sandbox --disable-gpu --dump-dom about:blank 2>/dev/null | grep -q "<html"'
+check "chromedriver" chromium-driver sh -c 'chromedriver --version | grep -q ChromeDriver'
+check "python3 module selenium" python3-selenium "$PYTHON" -c "from selenium import webdriver; from selenium.webdriver.chrome.options import Options"
 check "cppcheck" cppcheck cppcheck --version
 check "clang-format" clang-format clang-format --version
 

@@ -5,7 +5,11 @@
 set -eu
 BUILD="build-essential clang pkg-config libssl-dev libevent-dev libconfig-dev libc-ares-dev libcrypt-dev openssl"
 # swaks needs its TLS modules (only Recommends in Debian) for --tls.
-TEST="cppcheck clang-format libcmocka-dev python3 python3-pytest python3-aiosmtpd swaks libnet-ssleay-perl libio-socket-ssl-perl curl dnsmasq-base libclang-rt-14-dev"
+# postfix: a real server for `smtpkit audit` to judge (a private instance the
+# tests start; debconf "No configuration" so no system postfix runs on :25).
+# chromium, chromium-driver, python3-selenium: the audit's HTML report and
+# `smtpkit web` are checked in a real headless browser.
+TEST="cppcheck clang-format libcmocka-dev python3 python3-pytest python3-aiosmtpd swaks libnet-ssleay-perl libio-socket-ssl-perl curl dnsmasq-base libclang-rt-14-dev postfix chromium chromium-driver python3-selenium"
 case "${1:-build}" in
   build) want="$BUILD" ;;
   test)  want="$BUILD $TEST" ;;
@@ -19,6 +23,7 @@ done
 if [ "$(id -u)" = 0 ]; then
   echo "smtpkit: installing missing Debian packages:$missing" >&2
   apt-get update -qq
+  echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >&2
 else
   echo "smtpkit: missing Debian packages. Run as root:" >&2

@@ -315,12 +315,18 @@ static int offers(const sk_caps *caps, const char *what)
     return 0;
 }
 
-/* Judge a reply against a step. 0 fine, -1 failed (reason set). */
+/* Judge a reply against a step. 0 fine, -1 failed (reason set), -2 the
+ * server wants AUTH (or TLS) first: the check cannot be judged here. */
 static int judge(run_ctx *x, const sk_audit_step *st, const char *label, const sk_reply *r,
                  sk_audit_result *res)
 {
     char one[400];
     sk_reply_oneline(r, one, sizeof one);
+    if (r->code == 530 && !sk_audit_allows(st->allow, label, r->code)) {
+        set_reason(res, "%s: the server requires authentication or TLS first (\"%s\")",
+                   x->last_sent, one);
+        return -2;
+    }
     if (!sk_audit_allows(st->allow, label, r->code)) {
         sk_audit_allowed_text(st->allow, label, res->allowed, sizeof res->allowed);
         set_reason(res, "%s: the server answered \"%s\"; allowed: %s", x->last_sent, one,
@@ -556,8 +562,9 @@ static flow run_step(run_ctx *x, const sk_audit_step *st, sk_audit_result *res, 
             return client_trouble(x, res, x->last_sent);
         *last_code = r.code;
         flow f = GO_ON;
-        if (judge(x, st, label, &r, res) < 0) {
-            f = st->op == SK_AOP_SETUP ? STOP_SKIP : STOP_FAIL;
+        int j = judge(x, st, label, &r, res);
+        if (j < 0) {
+            f = st->op == SK_AOP_SETUP || j == -2 ? STOP_SKIP : STOP_FAIL;
             if (f == STOP_SKIP)
                 res->allowed[0] = '\0';
         } else if (st->op == SK_AOP_EHLO && r.code == 250) {
@@ -596,7 +603,8 @@ static flow run_step(run_ctx *x, const sk_audit_step *st, sk_audit_result *res, 
         if (read_reply(x, &r) < 0)
             return client_trouble(x, res, st->cmd);
         *last_code = r.code;
-        flow f = judge(x, st, st->cmd, &r, res) < 0 ? STOP_FAIL : GO_ON;
+        int j = judge(x, st, st->cmd, &r, res);
+        flow f = j == -2 ? STOP_SKIP : j < 0 ? STOP_FAIL : GO_ON;
         sk_reply_free(&r);
         return f;
     }
