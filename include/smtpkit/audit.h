@@ -63,8 +63,9 @@ typedef struct sk_audit_step {
      * "DATA-END", "AUTH"); NULL: the first word of text. */
     const char *cmd;
     /* Replies allowed, narrowing the registry's list for cmd: codes
-     * ("503 554"), classes ("5xx"), exclusions ("-503"). NULL: every code
-     * the registry lists for cmd. */
+     * ("503 554"), classes ("5xx"), exclusions ("-503"); "*" judges only by
+     * these, not by the registry's list. NULL: every code the registry lists
+     * for cmd. */
     const char *allow;
     int count;          /* SK_AOP_COUNT: replies expected; SK_AOP_BIGDATA: KiB */
     const char *absent; /* SK_AOP_EHLO: a keyword ("STARTTLS") or keyword and

@@ -47,9 +47,18 @@ static void scan(const char *allow, int code, int *npos, int *match, int *exclud
     }
 }
 
+/* Does `allow` hold the token "*" (no registry narrowing)? */
+static int any_code(const char *allow)
+{
+    for (const char *p = allow; p && *p; p++)
+        if (*p == '*' && (p == allow || p[-1] == ' ') && (p[1] == ' ' || p[1] == '\0'))
+            return 1;
+    return 0;
+}
+
 int sk_audit_allows(const char *allow, const char *cmd, int code)
 {
-    if (!cmd || !sk_registry_allows(code, cmd))
+    if (!cmd || (!any_code(allow) && !sk_registry_allows(code, cmd)))
         return 0;
     int npos, match, excluded;
     scan(allow, code, &npos, &match, &excluded);

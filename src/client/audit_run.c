@@ -479,10 +479,16 @@ static flow step_count(run_ctx *x, const sk_audit_step *st, sk_audit_result *res
             break;
     }
     x->counting = 0;
+    if (last == 221)
+        sk_client_close(x->c); /* the session is over: no second QUIT */
+    if (sk_client_error(x->c) == SK_CLIENT_ERR_PROTOCOL) {
+        set_reason(res, "reply %d could not be read (judged by reply-grammar): %s", n + 1,
+                   sk_client_errmsg(x->c));
+        return STOP_SKIP;
+    }
     if (n == st->count)
         return GO_ON;
-    if (n < st->count && n > 0 && (last == 421 || last == 521) &&
-        sk_client_error(x->c) != SK_CLIENT_ERR_PROTOCOL)
+    if (n < st->count && n > 0 && (last == 421 || last == 521))
         return GO_ON; /* the server closed the session with a reply: allowed */
     snprintf(res->allowed, sizeof res->allowed, "exactly %d repl%s", st->count,
              st->count == 1 ? "y" : "ies");
@@ -506,8 +512,8 @@ static flow step_bigdata(run_ctx *x, const sk_audit_step *st, sk_audit_result *r
     }
     unsigned long long total = caps->size + (unsigned long long)st->count * 1024ULL;
     if (total > x->o->max_stream) {
-        set_reason(res, "SIZE %llu is more than --max-stream %llu octets", caps->size,
-                   x->o->max_stream);
+        set_reason(res, "SIZE %llu plus %d KiB is more than --max-stream (%llu octets)", caps->size,
+                   st->count, x->o->max_stream);
         return STOP_SKIP;
     }
     static const char head[] = "Subject: smtpkit audit size-enforced\r\n\r\n";

@@ -84,6 +84,9 @@ static void test_allows(void **state)
     assert_true(sk_audit_allows("5xx", "RCPT", 550));
     assert_false(sk_audit_allows("5xx", "RCPT", 250));
     assert_true(sk_audit_allows("4xx 5xx", "RCPT", 450));
+    assert_false(sk_audit_allows("4xx 5xx", "RCPT", 454));  /* 454 is no RCPT reply */
+    assert_true(sk_audit_allows("* 4xx 5xx", "RCPT", 454)); /* "*": the class alone */
+    assert_false(sk_audit_allows("* 4xx 5xx", "RCPT", 250));
     assert_false(sk_audit_allows("220 554 421", "CONNECT", 250));
     assert_true(sk_audit_allows("220 554 421", "CONNECT", 554));
     assert_true(sk_audit_allows("501", "AUTH", 501));
