@@ -35,6 +35,7 @@ class BrokenServer:
         self.connections = 0
         self.lock = threading.Lock()
         self.stopping = False
+        self.greeting = b"220 broken.test ESMTP\r\n"
         self.thread = threading.Thread(target=self.accept_loop, daemon=True)
 
     def start(self):
@@ -63,7 +64,7 @@ class BrokenServer:
         buf = b""
         data_mode = False
         try:
-            conn.sendall(b"220 broken.test ESMTP\r\n")
+            conn.sendall(self.greeting)
             while True:
                 chunk = conn.recv(65536)
                 if not chunk:
