@@ -48,7 +48,9 @@ typedef enum sk_audit_op {
                        SKIP (the server refused the set-up, not the test) */
     SK_AOP_EHLO,    /* like CMD for EHLO: every keyword line must be a valid
                        ehlo-line, and `absent` must not be offered */
-    SK_AOP_DATA,    /* send message data `text` (ends with its own final dot) */
+    SK_AOP_DATA,    /* send message data `text` (ends with its own final dot);
+                       one reply to "DATA-END" is due, or to `cmd` ("-": none,
+                       for a BDAT chunk) */
     SK_AOP_CLOSED,  /* the server closes the connection (after QUIT) */
     SK_AOP_BIGDATA, /* stream `count` KiB more than the advertised SIZE as
                        message data, then the final dot */

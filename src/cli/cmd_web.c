@@ -419,8 +419,8 @@ static void on_request(struct evhttp_request *req, void *arg)
         } else if (take_token(w, peer, &wait) < 0) {
             status = 429;
             char msg[200];
-            snprintf(msg, sizeof msg,
-                     "Too many runs from your address; try again in %.0f s.", wait + 0.5);
+            snprintf(msg, sizeof msg, "Too many runs from your address; try again in %.0f s.",
+                     wait + 0.5);
             message_page(req, 429, "Too Many Requests", hs, advanced, msg);
         } else if (start_job(w, req, hs, advanced, audit) < 0) {
             status = 500;
@@ -428,8 +428,8 @@ static void on_request(struct evhttp_request *req, void *arg)
                          "Could not start the run.");
         }
     }
-    fprintf(stderr, "smtpkit web: %s GET /run host=%.100s action=%s advanced=%d -> %d\n", peer,
-            hs, audit ? "audit" : "check", advanced, status);
+    fprintf(stderr, "smtpkit web: %s GET /run host=%.100s action=%s advanced=%d -> %d\n", peer, hs,
+            audit ? "audit" : "check", advanced, status);
     evhttp_clear_headers(&q);
     evhttp_uri_free(u);
 }
@@ -467,11 +467,16 @@ int sk_cmd_web(int argc, char **argv)
 {
     enum { O_LISTEN = 256, O_REMOTE, O_PORT, O_PER, O_JOBS, O_MAXTIME, O_HELO, O_ARATE };
     static const struct option lo[] = {
-        {"listen", required_argument, 0, O_LISTEN},   {"allow-remote", no_argument, 0, O_REMOTE},
-        {"allow-port", required_argument, 0, O_PORT}, {"per-client", required_argument, 0, O_PER},
-        {"max-jobs", required_argument, 0, O_JOBS},   {"timeout", required_argument, 0, 't'},
-        {"max-time", required_argument, 0, O_MAXTIME}, {"helo", required_argument, 0, O_HELO},
-        {"audit-rate", required_argument, 0, O_ARATE}, {"help", no_argument, 0, 'h'},
+        {"listen", required_argument, 0, O_LISTEN},
+        {"allow-remote", no_argument, 0, O_REMOTE},
+        {"allow-port", required_argument, 0, O_PORT},
+        {"per-client", required_argument, 0, O_PER},
+        {"max-jobs", required_argument, 0, O_JOBS},
+        {"timeout", required_argument, 0, 't'},
+        {"max-time", required_argument, 0, O_MAXTIME},
+        {"helo", required_argument, 0, O_HELO},
+        {"audit-rate", required_argument, 0, O_ARATE},
+        {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
     static web_ctx w;

@@ -74,6 +74,28 @@ void sk_audit_allowed_text(const char *allow, const char *cmd, char *out, size_t
     if (!outlen)
         return;
     out[0] = '\0';
+    if (any_code(allow)) {
+        /* judged by the tokens alone: say them ("any 4xx or 5xx reply") */
+        size_t used = 0, k = 0;
+        for (const char *p = allow; *p && used + 1 < outlen;) {
+            while (*p == ' ')
+                p++;
+            size_t tl = strcspn(p, " ");
+            if (tl && !(tl == 1 && *p == '*')) {
+                int w = snprintf(out + used, outlen - used, "%s%.*s", k++ ? " or " : "any ",
+                                 (int)tl, p);
+                if (w < 0)
+                    break;
+                used += (size_t)w;
+                if (used >= outlen)
+                    used = outlen - 1;
+            }
+            p += tl;
+        }
+        if (used + 7 < outlen)
+            snprintf(out + used, outlen - used, " reply");
+        return;
+    }
     for (size_t i = 0; i < sk_registry_size() && n < 64; i++) {
         const sk_code_entry *e = sk_registry_entry(i);
         if (!sk_audit_allows(allow, cmd, e->code))

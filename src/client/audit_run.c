@@ -210,6 +210,7 @@ static void record_sent(run_ctx *x, const char *p, size_t n, const char *label, 
     sk_transcript *tr = sk_client_transcript(x->c);
     char shown[1200];
     size_t i = 0;
+    int first = 1;
     while (i < n) {
         size_t s = i, k = 0;
         while (i < n && !(p[i] == '\r' && i + 1 < n && p[i + 1] == '\n')) {
@@ -239,7 +240,12 @@ static void record_sent(run_ctx *x, const char *p, size_t n, const char *label, 
             char v[12];
             verb_of(p + s, seg, v, sizeof v);
             sk_client_expect(x->c, label ? label : v);
-            snprintf(x->last_sent, sizeof x->last_sent, "%.*s", (int)(k < 190 ? k : 190), shown);
+            /* a batch shows whole: "NOOP<LF>NOOP / QUIT" */
+            size_t used = first ? 0 : strlen(x->last_sent);
+            if (used + 4 < sizeof x->last_sent)
+                snprintf(x->last_sent + used, sizeof x->last_sent - used, "%s%.*s",
+                         first ? "" : " / ", (int)(k < 190 ? k : 190), shown);
+            first = 0;
         }
     }
     if (data && label)
@@ -600,11 +606,14 @@ static flow run_step(run_ctx *x, const sk_audit_step *st, sk_audit_result *res, 
         if (send_bytes(x, text, strlen(text), NULL, 0) < 0)
             return client_trouble(x, res, "sending");
         return GO_ON;
-    case SK_AOP_DATA:
-        x->in_data = 0;
-        if (send_bytes(x, text, strlen(text), "DATA-END", 1) < 0)
+    case SK_AOP_DATA: {
+        const char *label = !st->cmd ? "DATA-END" : strcmp(st->cmd, "-") ? st->cmd : NULL;
+        if (label)
+            x->in_data = 0;
+        if (send_bytes(x, text, strlen(text), label, 1) < 0)
             return client_trouble(x, res, "sending the data");
         return GO_ON;
+    }
     case SK_AOP_REPLY: {
         if (read_reply(x, &r) < 0)
             return client_trouble(x, res, st->cmd);
@@ -767,6 +776,7 @@ static void run_check(run_ctx *x, const sk_audit_check *ck, sk_audit_result *res
                            "closing without ending the data: nothing is delivered");
         sk_client_close(x->c);
     } else {
+        snprintf(x->last_sent, sizeof x->last_sent, "QUIT");
         sk_client_quit(x->c);
     }
     copy_transcript(x, res);
@@ -804,7 +814,7 @@ static int shown_add(sk_audit_result *res, size_t *cap, char dir, const char *fm
 static const char *result_name(const run_ctx *x, size_t i)
 {
     if (i >= x->rep->nresults || !x->rep->results[i].check)
-        return "connection check";
+        return "(the first connection, for the capabilities)";
     return x->rep->results[i].check->name;
 }
 
@@ -1014,6 +1024,7 @@ static void baseline(run_ctx *x)
         }
         sk_reply_free(&r);
     }
+    snprintf(x->last_sent, sizeof x->last_sent, "QUIT");
     sk_client_quit(x->c);
 done:
     sk_client_free(x->c);

@@ -128,8 +128,8 @@ static void render_tls(sk_buf *o, const sk_tls_info *t)
     if (!t->active)
         return;
     sk_buf_append_str(o, "<h3>TLS</h3>\n<table id=\"tls\">");
-    const char *k[] = {"version", "cipher", "subject", "issuer", "valid from", "valid until",
-                       "names"};
+    const char *k[] = {"version",    "cipher",      "subject", "issuer",
+                       "valid from", "valid until", "names"};
     const char *v[] = {t->version,    t->cipher,    t->subject, t->issuer,
                        t->not_before, t->not_after, t->names};
     for (size_t i = 0; i < sizeof k / sizeof k[0]; i++) {
@@ -161,10 +161,10 @@ static void render_dialogue(sk_buf *o, sk_client *c, const check_state *st)
     for (size_t i = 0; i < tr->n; i++) {
         const sk_transcript_entry *e = &tr->v[i];
         const char *cls = e->dir == SK_DIR_CLIENT ? "C" : e->dir == SK_DIR_SERVER ? "S" : "I";
-        sk_buf_printf(o, "<div class=\"line %s\"><span class=\"t\">%8.1f ms</span> %s ", cls,
-                      e->ms, e->dir == SK_DIR_CLIENT   ? "C:"
-                             : e->dir == SK_DIR_SERVER ? "S:"
-                                                       : " *");
+        sk_buf_printf(o, "<div class=\"line %s\"><span class=\"t\">%8.1f ms</span> %s ", cls, e->ms,
+                      e->dir == SK_DIR_CLIENT   ? "C:"
+                      : e->dir == SK_DIR_SERVER ? "S:"
+                                                : " *");
         esc(o, e->line);
         sk_buf_append_str(o, "</div>\n");
         if (e->dir == SK_DIR_SERVER && ends_reply(e->line) && ri < st->n)
@@ -181,8 +181,8 @@ static int resolve(const char *host, int port, int explicit_port, int timeout_ms
     snprintf(name, namelen, "%s", host);
     if (!explicit_port && !sk_is_ip_literal(host)) {
         char err[200];
-        sk_resolver *res = sk_resolver_new(NULL, timeout_ms < 5000 ? timeout_ms : 5000, err,
-                                           sizeof err);
+        sk_resolver *res =
+            sk_resolver_new(NULL, timeout_ms < 5000 ? timeout_ms : 5000, err, sizeof err);
         sk_mx_list mx;
         memset(&mx, 0, sizeof mx);
         sk_dns_status st = res ? sk_mx_resolve(res, host, 0, &mx) : SK_DNS_ERROR;
@@ -202,8 +202,7 @@ static int resolve(const char *host, int port, int explicit_port, int timeout_ms
             }
             sk_buf_append_str(o, "</table>\n");
             for (size_t i = 0; i < mx.n && !*n; i++) {
-                if (sk_host_resolve(res, mx.hosts[i].name, port, addrs, max, n) == SK_DNS_OK &&
-                    *n)
+                if (sk_host_resolve(res, mx.hosts[i].name, port, addrs, max, n) == SK_DNS_OK && *n)
                     snprintf(name, namelen, "%s", mx.hosts[i].name);
                 else
                     *n = 0;
@@ -263,9 +262,8 @@ int sk_web_check_html(const sk_web_check_opts *o, sk_buf *out)
     int connected = 0;
     for (size_t i = 0; i < na && !connected; i++) {
         sk_client_clear_error(c);
-        connected =
-            sk_client_connect_addr(c, (const struct sockaddr *)&addrs[i].ss, addrs[i].len, name) ==
-            0;
+        connected = sk_client_connect_addr(c, (const struct sockaddr *)&addrs[i].ss, addrs[i].len,
+                                           name) == 0;
     }
     sk_buf_append_str(out, "<h2>");
     esc(out, name);

@@ -27,9 +27,10 @@ static const char page_style[] =
 int sk_web_page(sk_buf *o, const char *host, int advanced, const char *result_html)
 {
     int rc = 0;
-    rc |= sk_buf_printf(o, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-                           "<title>Online SMTP Response - smtpkit</title><style>%s</style>"
-                           "</head><body>\n",
+    rc |= sk_buf_printf(o,
+                        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+                        "<title>Online SMTP Response - smtpkit</title><style>%s</style>"
+                        "</head><body>\n",
                         page_style);
     rc |= sk_buf_append_str(
         o, "<h1>Online SMTP Response</h1>\n"

@@ -66,7 +66,8 @@ static void test_table_is_consistent_with_registry(void **state)
     for (size_t i = 0; i < sk_audit_ncheck(); i++) {
         const sk_audit_check *c = sk_audit_check_at(i);
         for (size_t k = 0; k < SK_AUDIT_STEPS_MAX; k++)
-            if (c->steps[k].op == SK_AOP_DATA || c->steps[k].op == SK_AOP_BIGDATA)
+            if ((c->steps[k].op == SK_AOP_DATA && !c->steps[k].cmd) ||
+                c->steps[k].op == SK_AOP_BIGDATA)
                 assert_true(c->needs & SK_AUDIT_NEED_DELIVER);
     }
 }
@@ -87,6 +88,9 @@ static void test_allows(void **state)
     assert_false(sk_audit_allows("4xx 5xx", "RCPT", 454));  /* 454 is no RCPT reply */
     assert_true(sk_audit_allows("* 4xx 5xx", "RCPT", 454)); /* "*": the class alone */
     assert_false(sk_audit_allows("* 4xx 5xx", "RCPT", 250));
+    char any[100];
+    sk_audit_allowed_text("* 4xx 5xx", "RCPT", any, sizeof any);
+    assert_string_equal(any, "any 4xx or 5xx reply");
     assert_false(sk_audit_allows("220 554 421", "CONNECT", 250));
     assert_true(sk_audit_allows("220 554 421", "CONNECT", 554));
     assert_true(sk_audit_allows("501", "AUTH", 501));

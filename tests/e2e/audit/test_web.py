@@ -74,6 +74,15 @@ def web(smtpkit_bin):
                     reason="needs chromium, chromium-driver, python3-selenium")
 def test_checker_page_in_chromium(tls_server, web):
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as EC
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    def submit(button):
+        """Click and wait for the new page (its result)."""
+        old = d.find_element(By.TAG_NAME, "html")
+        d.find_element(By.ID, button).click()
+        WebDriverWait(d, 90).until(EC.staleness_of(old))
+        WebDriverWait(d, 90).until(EC.presence_of_element_located((By.ID, "result")))
     srv = tls_server()
     w = web("--allow-port", str(srv.port), "--per-client", "100", "--audit-rate", "50")
     target = f"127.0.0.1:{srv.port}"
@@ -85,7 +94,7 @@ def test_checker_page_in_chromium(tls_server, web):
         assert "Advanced Output" in d.find_element(By.ID, "checker").text
         # the greeting only
         d.find_element(By.ID, "host").send_keys(target)
-        d.find_element(By.ID, "check").click()
+        submit("check")
         greeting = d.find_element(By.ID, "greeting").text
         assert greeting.startswith("220 mx.example.test ESMTP smtpkit"), greeting
         explain = d.find_element(By.CSS_SELECTOR, "#result .explain").text
@@ -94,7 +103,7 @@ def test_checker_page_in_chromium(tls_server, web):
         # with the box ticked: the whole dialogue, capabilities explained
         assert d.find_element(By.ID, "host").get_attribute("value") == target
         d.find_element(By.ID, "advanced").click()
-        d.find_element(By.ID, "check").click()
+        submit("check")
         rows = d.find_elements(By.CSS_SELECTOR, "#caps tr")
         caps = {r.find_element(By.CLASS_NAME, "kw").text:
                 r.find_element(By.CLASS_NAME, "capexplain").text for r in rows}
@@ -110,7 +119,7 @@ def test_checker_page_in_chromium(tls_server, web):
         assert "TLS_" in d.find_element(By.ID, "tls").text
         d.save_screenshot("/tmp/web-checker.png")
         # the audit button: the report in the page
-        d.find_element(By.ID, "audit").click()
+        submit("audit")
         report = d.find_element(By.ID, "audit-report")
         assert f"smtpkit audit of {target}" in report.text
         assert d.find_element(By.CSS_SELECTOR, "#check-rcpt-before-mail td.outcome").text == \
