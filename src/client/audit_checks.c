@@ -527,6 +527,17 @@ static const sk_audit_check checks[] = {
      "mechanism (PLAIN, LOGIN) without protection against password snooping (TLS).",
      SK_AUDIT_G_NONE,
      {EHLO_WITHOUT("AUTH PLAIN"), EHLO_WITHOUT("AUTH LOGIN")}},
+    {"auth-before-tls",
+     "AUTH PLAIN in the clear is refused (538 when TLS would allow it)",
+     "RFC 4954 4, 6",
+     SHOULD,
+     N_EHLO | N_PLAIN,
+     NULL,
+     "A server does not permit a plaintext password mechanism without TLS; 538 says the "
+     "mechanism may only be used over an encrypted connection (530, 502, 503 or 504 where "
+     "AUTH is not available at all).",
+     SK_AUDIT_G_NONE,
+     {CMDC("AUTH PLAIN AHNtdHBraXQtYXVkaXQAeA==", "AUTH", "538 530 502 503 504")}},
     {"auth-bad-base64",
      "AUTH: a response that is not base64 is refused with 501",
      "RFC 4954 4",
