@@ -125,6 +125,7 @@ def test_checker_page_in_chromium(tls_server, web):
         assert d.find_element(By.CSS_SELECTOR, "#check-rcpt-before-mail td.outcome").text == \
             "PASS"
         assert d.find_element(By.CSS_SELECTOR, "#check-data-end td.outcome").text == "SKIP"
+        d.save_screenshot("/tmp/web-audit.png")
     finally:
         b.close()
 
