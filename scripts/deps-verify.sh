@@ -53,6 +53,15 @@ check "clang libFuzzer runtime" libclang-rt-14-dev sh -c \
 # does; pkg-config reads the installed smtpkit.pc.
 check "lexgrog" man-db sh -c 'printf ".TH X 1\n.SH NAME\nx \\\\- y\n" > "${TMPDIR:-/tmp}/deps-verify-$$.1" && lexgrog "${TMPDIR:-/tmp}/deps-verify-$$.1"; r=$?; rm -f "${TMPDIR:-/tmp}/deps-verify-$$.1"; exit $r'
 check "pkg-config" pkg-config pkg-config --version
+# postfix: a private instance (own config, queue and data directories) for
+# `smtpkit audit` to judge; no system instance is needed or started.
+check "postfix (master, smtpd, postconf)" postfix sh -c \
+    'test -x /usr/sbin/postfix && test -x /usr/lib/postfix/sbin/smtpd && postconf -d mail_version | grep -q "mail_version = "'
+# chromium + chromedriver + selenium: the HTML report and `smtpkit web` in a
+# real headless browser.
+check "chromium --headless" chromium sh -c 'chromium --headless --no-sandbox --disable-gpu --dump-dom about:blank 2>/dev/null | grep -q "<html"'
+check "chromedriver" chromium-driver sh -c 'chromedriver --version | grep -q ChromeDriver'
+check "python3 module selenium" python3-selenium "$PYTHON" -c "from selenium import webdriver; from selenium.webdriver.chrome.options import Options"
 check "cppcheck" cppcheck cppcheck --version
 check "clang-format" clang-format clang-format --version
 
