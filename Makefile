@@ -30,7 +30,7 @@ CPPFLAGS += -DSK_HAVE_LIBSYSTEMD
 LDLIBS   += $(shell pkg-config --libs libsystemd)
 endif
 
-LIB_SRC  := $(sort $(wildcard src/core/*.c src/util/*.c src/store/*.c src/client/*.c src/server/*.c))
+LIB_SRC  := $(sort $(wildcard src/core/*.c src/util/*.c src/store/*.c src/queue/*.c src/client/*.c src/server/*.c src/delivery/*.c))
 CLI_SRC  := $(sort $(wildcard src/cli/*.c))
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 FUZZ_SRC := $(sort $(wildcard fuzz/fuzz_*.c))
@@ -40,7 +40,7 @@ CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=build/fuzz/%)
 
-.PHONY: all deps deps-test deps-verify run check unit e2e fuzz fuzz-smoke lint format format-check install clean
+.PHONY: FORCE all deps deps-test deps-verify run check unit e2e fuzz fuzz-smoke lint format format-check install clean
 
 all: $(BUILD)/smtpkit $(BUILD)/libsmtpkit.a $(BUILD)/libsmtpkit.so $(BUILD)/smtpkit.pc
 
@@ -66,9 +66,16 @@ $(BUILD)/libsmtpkit.so: $(LIB_OBJ)
 $(BUILD)/smtpkit: $(CLI_OBJ) $(BUILD)/libsmtpkit.a
 	$(CC) $(CFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libsmtpkit.a $(LDFLAGS) $(LDLIBS)
 
-$(BUILD)/smtpkit.pc: smtpkit.pc.in
+# The .pc names PREFIX, which no file's date records: it is regenerated on
+# every run and replaced only when its text changes (`make install
+# PREFIX=/usr` after a plain `make` installs prefix=/usr), and nothing else
+# depends on PREFIX, so a new PREFIX rebuilds no object.
+$(BUILD)/smtpkit.pc: smtpkit.pc.in FORCE
 	@mkdir -p $(dir $@)
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' $< > $@
+	@sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' $< > $@.tmp
+	@if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv -f $@.tmp $@ && echo "$@: prefix=$(PREFIX)"; fi
+
+FORCE:
 
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libsmtpkit.a
 	@mkdir -p $(dir $@)

@@ -4,13 +4,36 @@
  * and checks the parser's promises: never reads past len (ASan), consumes
  * no more than it was given, fills a reply whose lines are NUL-terminated
  * and free of CR/LF, and gives the same verdict when fed in two pieces.
+ * Every reply parsed is also given to the meaning selection
+ * (src/core/reply_meaning.c) for each command, whose promises are checked.
  */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "smtpkit/registry.h"
 #include "smtpkit/reply.h"
+
+static const char *const commands[] = {NULL,       "CONNECT", "EHLO", "HELO",     "MAIL",
+                                       "RCPT",     "DATA",    "RSET", "DATA-END", "AUTH",
+                                       "STARTTLS", "ETRN",    "BDAT", "QUIT",     "NOOP"};
+
+static void check_meaning(const sk_reply *r)
+{
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+        sk_reply_meaning m;
+        sk_reply_meaning_select(r->code, commands[i], r->has_enhanced ? &r->enhanced : NULL, &m);
+        if ((m.source == SK_MEANING_NONE) != (m.meaning == NULL))
+            abort();
+        if (m.nelsewhere > SK_MEANING_MAX_ELSEWHERE)
+            abort();
+        if (commands[i] && m.listed != sk_registry_allows(r->code, commands[i]))
+            abort();
+        if (m.entry && m.entry->code != r->code)
+            abort();
+    }
+}
 
 static void check_reply(const sk_reply *r)
 {
@@ -23,6 +46,7 @@ static void check_reply(const sk_reply *r)
             abort();
     if (r->has_enhanced && r->enhanced.cls != r->code / 100)
         abort();
+    check_meaning(r);
 }
 
 static void one(const uint8_t *data, size_t size, int flags)

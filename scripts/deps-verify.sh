@@ -25,8 +25,20 @@ check "curl smtp and smtps" curl sh -c 'curl -V | grep "^Protocols:" | grep -qw 
 check "curl TLS" curl sh -c 'curl -V | grep "^Features:" | grep -qw SSL'
 # openssl: self-signed certificates for the TLS tests.
 check "openssl req" openssl sh -c 'openssl req -help 2>&1 | grep -q -- -x509'
+# openssl ca with chosen validity dates: expired and not-yet-valid
+# certificates for the probe tests.
+check "openssl ca -startdate/-enddate" openssl sh -c \
+    'openssl ca -help 2>&1 | grep -q -- -startdate && openssl ca -help 2>&1 | grep -q -- -enddate'
 # dnsmasq: the test zone for MX lookups.
 check "dnsmasq" dnsmasq-base sh -c 'command -v dnsmasq || test -x /usr/sbin/dnsmasq'
+# postfix: a private instance (postfix -c DIR, its daemons as user postfix)
+# and smtp-sink, the receiving MX of the delivery tests.
+check "postfix (postfix -c DIR, user postfix, group postdrop)" postfix sh -c \
+    'command -v postfix && test -x /usr/lib/postfix/sbin/master && id postfix && getent group postdrop'
+check "smtp-sink" postfix sh -c 'command -v smtp-sink || test -x /usr/sbin/smtp-sink'
+# dovecot: a private instance with IMAP, LMTP and Sieve (tests/e2e/dovecot).
+check "dovecot with imap, lmtp, sieve" "dovecot-core dovecot-imapd dovecot-lmtpd dovecot-sieve" sh -c \
+    'command -v dovecot && test -x /usr/lib/dovecot/imap && test -x /usr/lib/dovecot/lmtp && test -e /usr/lib/dovecot/modules/lib90_sieve_plugin.so'
 # python3 with pytest and the modules the end-to-end tests import.
 for m in pytest aiosmtpd ssl smtplib email base64 pty; do
     case $m in pytest) p=python3-pytest ;; aiosmtpd) p=python3-aiosmtpd ;; *) p=python3 ;; esac
@@ -51,6 +63,19 @@ check "systemd-analyze verify/security --offline" systemd sh -c \
 # libsystemd: log = "journal" is built (and tested) only where it is found.
 check "libsystemd (log = journal)" libsystemd-dev pkg-config --exists libsystemd
 check "unshare (private journald socket in the journal test)" util-linux sh -c 'command -v unshare'
+# The packaging test: lexgrog parses each manual page's NAME line as apropos
+# does; pkg-config reads the installed smtpkit.pc.
+check "lexgrog" man-db sh -c 'printf ".TH X 1\n.SH NAME\nx \\\\- y\n" > "${TMPDIR:-/tmp}/deps-verify-$$.1" && lexgrog "${TMPDIR:-/tmp}/deps-verify-$$.1"; r=$?; rm -f "${TMPDIR:-/tmp}/deps-verify-$$.1"; exit $r'
+check "pkg-config" pkg-config pkg-config --version
+# postfix: a private instance (own config, queue and data directories) for
+# `smtpkit audit` to judge; no system instance is needed or started.
+check "postfix (master, smtpd, postconf)" postfix sh -c \
+    'test -x /usr/sbin/postfix && test -x /usr/lib/postfix/sbin/smtpd && postconf -d mail_version | grep -q "mail_version = "'
+# chromium + chromedriver + selenium: the HTML report and `smtpkit web` in a
+# real headless browser.
+check "chromium --headless" chromium sh -c 'chromium --headless --no-sandbox --disable-gpu --dump-dom about:blank 2>/dev/null | grep -q "<html"'
+check "chromedriver" chromium-driver sh -c 'chromedriver --version | grep -q ChromeDriver'
+check "python3 module selenium" python3-selenium "$PYTHON" -c "from selenium import webdriver; from selenium.webdriver.chrome.options import Options"
 check "cppcheck" cppcheck cppcheck --version
 check "clang-format" clang-format clang-format --version
 

@@ -5,7 +5,16 @@
 set -eu
 BUILD="build-essential clang pkg-config libssl-dev libevent-dev libconfig-dev libc-ares-dev libcrypt-dev openssl libsystemd-dev"
 # swaks needs its TLS modules (only Recommends in Debian) for --tls.
-TEST="cppcheck clang-format libcmocka-dev python3 python3-pytest python3-aiosmtpd swaks libnet-ssleay-perl libio-socket-ssl-perl curl dnsmasq-base libclang-rt-14-dev haproxy systemd python3-prometheus-client"
+# postfix: a private instance (and smtp-sink) as the receiving MX of the
+# delivery tests and a real server for `smtpkit audit` to judge; installed
+# unconfigured, so no system-wide Postfix runs.
+# man-db: lexgrog checks the manual pages.
+# dovecot-*: a private Dovecot (LMTP, IMAP, SASL, Sieve) beside smtpkit.
+# chromium, chromium-driver, python3-selenium: the audit's HTML report and
+# `smtpkit web` are checked in a real headless browser.
+# haproxy: a real PROXY protocol sender; systemd: systemd-analyze checks the
+# unit offline; python3-prometheus-client parses the metrics endpoint.
+TEST="cppcheck clang-format libcmocka-dev python3 python3-pytest python3-aiosmtpd swaks libnet-ssleay-perl libio-socket-ssl-perl curl dnsmasq-base libclang-rt-14-dev man-db postfix dovecot-core dovecot-imapd dovecot-lmtpd dovecot-sieve chromium chromium-driver python3-selenium haproxy systemd python3-prometheus-client"
 case "${1:-build}" in
   build) want="$BUILD" ;;
   test)  want="$BUILD $TEST" ;;
@@ -19,6 +28,12 @@ done
 if [ "$(id -u)" = 0 ]; then
   echo "smtpkit: installing missing Debian packages:$missing" >&2
   apt-get update -qq
+  # Postfix: "No configuration" writes no /etc/postfix/main.cf, so the
+  # package starts nothing and nothing listens on port 25; the tests run
+  # their own instances with `postfix -c DIR`.
+  case " $missing " in
+    *" postfix "*) echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections ;;
+  esac
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >&2
 else
   echo "smtpkit: missing Debian packages. Run as root:" >&2

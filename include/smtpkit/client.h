@@ -18,6 +18,7 @@
 #include <sys/socket.h>
 
 #include "smtpkit/buf.h"
+#include "smtpkit/registry.h"
 #include "smtpkit/reply.h"
 
 /* ---- transcript --------------------------------------------------------- */
@@ -100,6 +101,16 @@ void sk_format_size(unsigned long long n, char *out, size_t outlen);
 
 /* ---- TLS details -------------------------------------------------------- */
 
+/* Why a certificate cannot be trusted (several may hold at once). */
+#define SK_CERT_NO_CERT 0x01       /* the server sent none */
+#define SK_CERT_SELF_SIGNED 0x02   /* signed by itself, no CA behind it */
+#define SK_CERT_UNKNOWN_CA 0x04    /* the chain ends at a CA not in the trust store */
+#define SK_CERT_EXPIRED 0x08       /* past its notAfter (or a CA's in the chain) */
+#define SK_CERT_NOT_YET_VALID 0x10 /* before its notBefore */
+#define SK_CERT_NAME_MISMATCH 0x20 /* not valid for the name connected to (RFC 6125) */
+#define SK_CERT_OTHER 0x40         /* another verification error (see errors[]) */
+#define SK_TLS_MAX_ERRORS 8
+
 typedef struct sk_tls_info {
     int active;       /* TLS is established */
     char version[32]; /* "TLSv1.3" */
@@ -109,11 +120,25 @@ typedef struct sk_tls_info {
     char issuer[512];
     char not_before[64]; /* "2025-01-01 00:00:00 UTC" */
     char not_after[64];
-    char names[512];        /* subjectAltName DNS/IP names, comma-separated */
-    int name_match;         /* certificate is valid for the name we connected to */
-    int verified;           /* chain verification succeeded */
-    char verify_error[320]; /* why it failed; "" when verified */
+    char names[512];         /* subjectAltName DNS/IP names, comma-separated */
+    int name_match;          /* certificate is valid for the name we connected to */
+    int verified;            /* chain verification succeeded */
+    char verify_error[1024]; /* every reason it cannot be trusted, "; "-separated; "" if none */
+    unsigned problems;       /* SK_CERT_* bits; 0 when verified and matching */
+    size_t nerrors;          /* OpenSSL's verification errors, each with its chain depth */
+    struct {
+        int code; /* X509_V_ERR_* */
+        int depth;
+    } errors[SK_TLS_MAX_ERRORS];
 } sk_tls_info;
+
+/* Name of an X509_V_ERR_* code ("X509_V_ERR_CERT_HAS_EXPIRED"), NULL if not
+ * one the client knows by name; the SK_CERT_* problem it is. */
+const char *sk_x509_error_name(int code);
+unsigned sk_x509_error_problem(int code);
+/* "self-signed", "unknown-ca", "expired", "not-yet-valid", "name-mismatch",
+ * "no-certificate", "other" for one SK_CERT_* bit; NULL otherwise. */
+const char *sk_cert_problem_name(unsigned bit);
 
 /* ---- client ------------------------------------------------------------- */
 
@@ -345,12 +370,15 @@ typedef struct sk_reply_explanation {
     const char *advice;        /* "done", "retry later", ... */
     const char *enhanced_name; /* "Bad destination mailbox address" */
     const char *enhanced_meaning;
-    int unexpected; /* the registry does not list this code for the command */
+    int unexpected;          /* the RFCs do not list this code as a reply to the command */
+    const char *source;      /* how the meaning was picked (sk_meaning_source_name) */
+    sk_reply_meaning picked; /* the whole choice, with the meanings that do not apply */
 } sk_reply_explanation;
 
 /* `context` is the command the reply answers: "CONNECT", "EHLO", "HELO",
  * "STARTTLS", "AUTH", "MAIL", "RCPT", "DATA", "DATA-END", "BDAT", "RSET",
- * "QUIT". */
+ * "QUIT". The meaning depends on it and on the reply's enhanced code
+ * (sk_reply_meaning_select). */
 void sk_reply_explain(const sk_reply *r, const char *context, sk_reply_explanation *ex);
 
 #endif

@@ -12,6 +12,7 @@
 
 #include <stddef.h>
 
+#include "smtpkit/retry.h"
 #include "smtpkit/session.h"
 
 typedef enum sk_log_target {
@@ -20,6 +21,36 @@ typedef enum sk_log_target {
     SK_LOG_FILE,    /* lines as for stderr, appended to log_file; SIGUSR1 reopens it */
     SK_LOG_JOURNAL, /* journald with one field per key=value (needs libsystemd) */
 } sk_log_target;
+
+/* TLS for outbound delivery (per destination later; one value now). */
+typedef enum sk_tls_policy {
+    SK_TLS_MAY,     /* STARTTLS whenever offered; an unverifiable certificate
+                       still encrypts; plaintext when not offered (default) */
+    SK_TLS_ENCRYPT, /* STARTTLS required, certificate not checked */
+    SK_TLS_VERIFY,  /* STARTTLS required and the certificate must verify */
+} sk_tls_policy;
+
+/* The `delivery` group: the outbound queue and the delivery agent
+ * (docs/DELIVERY.md). Times in seconds. */
+typedef struct sk_delivery_config {
+    sk_retry_policy retry;                /* retry_min, retry_max, max_queue_lifetime,
+                                             delay_warning (jitter fixed at 10%) */
+    unsigned connections_per_destination; /* 20 (Postfix's default) */
+    unsigned max_connections;             /* outbound connections in all, 100 */
+    unsigned messages_per_connection;     /* then QUIT and a new connection, 100 */
+    unsigned recipients_per_transaction;  /* RCPTs per MAIL, 50 */
+    sk_tls_policy tls_policy;
+    /* RFC 5321 4.5.3.2 client timeouts */
+    unsigned timeout_greeting;   /* 220: 300 */
+    unsigned timeout_mail;       /* MAIL: 300 */
+    unsigned timeout_rcpt;       /* RCPT: 300 */
+    unsigned timeout_data;       /* DATA's 354: 120 */
+    unsigned timeout_data_block; /* each block of data sent: 180 */
+    unsigned timeout_final_dot;  /* the reply to the final dot: 600 */
+    char *dns_servers;           /* tests only: "IP[:PORT],..." for c-ares, or NULL
+                                    (the system resolver, /etc/resolv.conf) */
+    unsigned smtp_port;          /* tests only: the MX port, 25 */
+} sk_delivery_config;
 
 /* One listening socket and the session policy for connections on it. */
 typedef struct sk_listener_config {
@@ -77,6 +108,7 @@ typedef struct sk_config {
     size_t max_line;
     unsigned max_errors;
     unsigned max_commands;
+    unsigned max_received_headers; /* RFC 5321 6.3: more refuse the message */
     unsigned max_connections;
     unsigned max_connections_per_ip;
     unsigned command_timeout; /* seconds, RFC 5321 4.5.3.2.7: at least 300 advised */
@@ -140,6 +172,7 @@ typedef struct sk_config {
     /* The Prometheus endpoint: numeric address and port, or NULL (off). */
     char *metrics_address;
     unsigned metrics_port;
+    sk_delivery_config delivery;
 } sk_config;
 
 /* Load and validate `path`. NULL on error with "FILE:LINE: message" (or

@@ -20,12 +20,16 @@
 
 typedef struct sk_policy sk_policy;
 
-/* Where one accepted recipient's copy goes. */
+/* Where one accepted recipient's copies go: local Maildirs and addresses in
+ * other domains for the outbound queue (a relayed recipient itself, or the
+ * remote targets of an alias). */
 typedef struct sk_delivery {
     char **maildirs; /* absolute Maildir directories, no duplicates */
     size_t nmaildirs;
+    char **remote; /* addresses to deliver to through the outbound queue */
+    size_t nremote;
     char *forward_to; /* first address in another domain (alias), or NULL */
-    int queued;       /* some copy goes to the relay queue (not delivered yet) */
+    int queued;       /* nremote > 0: some copy goes to the outbound queue */
 } sk_delivery;
 
 /* Build the tables; validates cross references (alias targets, catch-all,
@@ -53,8 +57,8 @@ void sk_delivery_free(sk_delivery *d);
 size_t sk_policy_ndomains(const sk_policy *p);
 size_t sk_policy_nmailboxes(const sk_policy *p);
 size_t sk_policy_naliases(const sk_policy *p);
-/* Every Maildir the tables can deliver to (mailboxes and relay queue), for
- * creating them at start. */
+/* Every Maildir the tables can deliver to (the mailboxes; the outbound
+ * queue is not one), for creating them at start. */
 size_t sk_policy_nmaildirs(const sk_policy *p);
 const char *sk_policy_maildir(const sk_policy *p, size_t i);
 

@@ -12,6 +12,8 @@
 
 #include <stddef.h>
 
+#include "smtpkit/reply.h"
+
 typedef enum sk_code_status {
     SK_CODE_STANDARD,    /* defined by a current RFC */
     SK_CODE_OBSOLETE,    /* defined once, no longer in use (e.g. 355 of RFC 1845) */
@@ -93,6 +95,60 @@ const sk_enhanced_entry *sk_enhanced_subject(int subject);
 const sk_enhanced_entry *sk_enhanced_lookup(int subject, int detail);
 size_t sk_enhanced_size(void);
 const sk_enhanced_entry *sk_enhanced_entry_at(size_t i);
+
+/* ---- what one reply means as the answer to one command -------------------
+ * (src/core/reply_meaning.c) A 250 to EHLO is not a 250 to RSET, and
+ * 454 4.7.1 after RCPT is a relay refusal, not an AUTH failure: the command
+ * and the enhanced code pick the meaning. */
+
+/* A meaning that depends on the command (and possibly the enhanced code). */
+typedef struct sk_command_meaning {
+    int code;
+    const char *command;  /* in sk_code_entry.commands' vocabulary: "EHLO", "RCPT", "DATA-END" */
+    const char *enhanced; /* "4.7.1": only with this enhanced code; NULL: any */
+    const char *meaning;
+    const char *rfc;
+    sk_advice advice;
+} sk_command_meaning;
+
+size_t sk_command_meaning_size(void);
+const sk_command_meaning *sk_command_meaning_at(size_t i);
+
+typedef enum sk_meaning_source {
+    SK_MEANING_NONE,             /* nothing registered applies: only the digits speak */
+    SK_MEANING_GENERAL,          /* the code's general meaning (no command-specific one) */
+    SK_MEANING_COMMAND,          /* the meaning of this code as a reply to this command */
+    SK_MEANING_COMMAND_ENHANCED, /* ... with this enhanced code (RCPT 454 4.7.1) */
+    SK_MEANING_ENHANCED,         /* the code has none for the command: the enhanced code's */
+} sk_meaning_source;
+
+#define SK_MEANING_MAX_ELSEWHERE 4
+
+typedef struct sk_reply_meaning {
+    const char *meaning; /* plain words; NULL with SK_MEANING_NONE */
+    const char *rfc;     /* where the meaning comes from */
+    sk_meaning_source source;
+    sk_advice advice;           /* from the meaning, else from the first digit */
+    const sk_code_entry *entry; /* the registry row that applies (status, usual text), or NULL */
+    /* 1 if RFC 5321 4.3.2 (or the extension's RFC) lists the code as a reply
+     * to the command (always 1 without a command). A server answering with
+     * another code is common and not an error, but worth saying. */
+    int listed;
+    /* Rows of this code for other commands (454 for AUTH and STARTTLS after
+     * RCPT): meanings that do not apply here. */
+    const sk_code_entry *elsewhere[SK_MEANING_MAX_ELSEWHERE];
+    size_t nelsewhere;
+} sk_reply_meaning;
+
+/* Pick the meaning of reply `code` to `command` (NULL or "": unknown) with
+ * enhanced code `enh` (NULL: none). In order: a meaning for (code, command,
+ * enhanced code); for (code, command); the registry row the command returns
+ * the code under (its extension row, else the base row); when the code has
+ * no such row, the enhanced code's meaning; else the base row; else none. */
+void sk_reply_meaning_select(int code, const char *command, const sk_enhanced *enh,
+                             sk_reply_meaning *out);
+/* "none", "general", "command", "command+enhanced", "enhanced". */
+const char *sk_meaning_source_name(sk_meaning_source s);
 
 /* "done", "continue", "retry later", "fix the request", "give up". */
 const char *sk_advice_name(sk_advice a);

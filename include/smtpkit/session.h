@@ -13,6 +13,7 @@
 #include <stddef.h>
 
 #include "smtpkit/buf.h"
+#include "smtpkit/store_result.h"
 
 typedef struct sk_session sk_session;
 
@@ -38,6 +39,11 @@ typedef struct sk_session_config {
     int auth_requires_tls;  /* AUTH only advertised/accepted under TLS */
     int mail_requires_auth; /* submission: MAIL needs AUTH first (530 5.7.0) */
     int implicit_tls;       /* the connection started in TLS (RFC 8314) */
+
+    /* A message whose header section holds more Received: fields than this
+     * is refused after its data with 554 5.4.6 (RFC 5321 6.3: a mail loop);
+     * 0: no limit. */
+    unsigned max_received_headers;
 } sk_session_config;
 
 /* What the shell tells the session about the peer. */
@@ -57,12 +63,7 @@ typedef enum sk_rcpt_verdict {
     SK_RCPT_TEMPFAIL,     /* 451 4.3.0 */
 } sk_rcpt_verdict;
 
-/* Store results, for store_append and sk_session_commit_done. */
-typedef enum sk_store_result {
-    SK_STORE_OK = 0,
-    SK_STORE_NOSPACE = 1, /* 452 4.3.1 insufficient system storage */
-    SK_STORE_IOERR = 2,   /* 451 4.3.0 local error in processing */
-} sk_store_result;
+/* Store results (store_append, sk_session_commit_done): smtpkit/store_result.h. */
 
 /* A recipient accepted into the current transaction. */
 typedef struct sk_rcpt {

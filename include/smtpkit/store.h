@@ -1,28 +1,84 @@
 /*
- * store.h - where accepted messages go. An interface (begin / append /
- * commit / abort) so Maildir, a relay queue or LMTP delivery can sit behind
- * the same calls. The first implementation is Maildir (store/maildir.c).
+ * store.h - where accepted messages go: one interface (begin / append /
+ * commit / abort) over typed destinations. A message is written once into
+ * the store's spool; commit makes it durable in every destination it names,
+ * whatever their kind:
+ *
+ *   SK_DEST_MAILDIR  a local Maildir (store/maildir.c): hard link into new/
+ *   SK_DEST_QUEUE    the outbound queue (store/queue_kind.c): the message
+ *                    file and an envelope record naming its recipients,
+ *                    for the delivery agent (queue/queue_dir.h)
+ *
+ * and, next, LMTP (RFC 2033), which answers per recipient: the commit
+ * outcome (store_result.h) carries a result per envelope recipient for it.
+ *
+ * One commit is atomic from the sender's point of view: it returns
+ * SK_STORE_OK only when the copy in every destination is durable (file and
+ * directory entries fsynced); if any destination fails, what the others
+ * made is removed again (at worst, after a crash, a duplicate: never a 250
+ * without durability, never a partial message). Destinations are
+ * de-duplicated here: the same Maildir (by device and inode) or the same
+ * queued address named twice gets one copy.
  *
  * Threading: begin/append/abort run on the event loop and must not block
- * long (plain write(2) to a tmp file, no fsync). commit is the durable step
- * (fsync of file and directories) and runs on a worker thread through
- * sk_commit_queue, never on the event loop.
+ * long (plain write(2) to a spool file, no fsync). commit is the durable
+ * step and runs on a worker thread through sk_commit_queue (group commit:
+ * commits that finish together share their directory fsyncs), never on
+ * the event loop. docs/STORE.md describes the layout and the sequence.
  */
 #ifndef SMTPKIT_STORE_H
 #define SMTPKIT_STORE_H
 
 #include <stddef.h>
 
-#include "smtpkit/session.h" /* sk_store_result */
+#include "smtpkit/store_result.h"
 
 typedef struct sk_store sk_store;
 typedef struct sk_store_msg sk_store_msg;
 
-/* Open a Maildir store. `tmp_root` is a directory on the same filesystem as
- * the mailboxes, where messages are written before they are linked into each
- * recipient's Maildir (created if missing; stale files in it are removed).
- * Returns NULL with a message in err (errlen bytes) on failure. */
-sk_store *sk_store_maildir_open(const char *tmp_root, char *err, size_t errlen);
+/* Destination kinds. */
+typedef enum sk_dest_kind {
+    SK_DEST_MAILDIR = 0, /* target: the Maildir directory (tmp/ new/ cur/) */
+    SK_DEST_QUEUE = 1,   /* target: the address to deliver to (outbound queue) */
+    SK_DEST_KINDS        /* LMTP comes here */
+} sk_dest_kind;
+
+/* One destination of one envelope recipient. */
+typedef struct sk_store_dest {
+    sk_dest_kind kind;
+    const char *target; /* Maildir path, or the mailbox to deliver to */
+    size_t rcpt;        /* the envelope recipient it serves (index < env->nrcpts) */
+    const char *orcpt;  /* QUEUE: RFC 3461 ORCPT as given, or NULL */
+    const char *notify; /* QUEUE: RFC 3461 NOTIFY as given, or NULL */
+} sk_store_dest;
+
+/* Body types (RFC 6152 8BITMIME, RFC 3030 BINARYMIME). */
+typedef enum sk_store_body {
+    SK_STORE_BODY_7BIT = 0,
+    SK_STORE_BODY_8BITMIME,
+    SK_STORE_BODY_BINARYMIME,
+} sk_store_body;
+
+/* What the transaction said about the message, for destinations that keep
+ * an envelope (the queue). NULL strings mean "not given". */
+typedef struct sk_store_envelope {
+    const char *sender; /* reverse-path without <>, "" for the null sender */
+    const char *envid;  /* RFC 3461 ENVID */
+    const char *ret;    /* RFC 3461 RET: "FULL" or "HDRS" */
+    sk_store_body body;
+    int smtputf8;      /* RFC 6531 */
+    long long arrival; /* Unix seconds; 0: now */
+    size_t nrcpts;     /* envelope recipients (the outcome has one entry each) */
+} sk_store_envelope;
+
+/* Open a store. `spool_dir` is where messages are written before commit,
+ * on the same filesystem as the Maildirs and the queue for hard links
+ * (created if missing; stale files in it are removed). `queue_dir` is the
+ * outbound queue's root (relay_queue), or NULL for a store without one
+ * (SK_DEST_QUEUE destinations then fail). NULL with a message in err. */
+sk_store *sk_store_open(const char *spool_dir, const char *queue_dir, char *err, size_t errlen);
+/* The same without an outbound queue. */
+sk_store *sk_store_maildir_open(const char *spool_dir, char *err, size_t errlen);
 /* Every message begun must be committed or aborted before this. */
 void sk_store_close(sk_store *st);
 
@@ -32,42 +88,52 @@ void sk_store_close(sk_store *st);
  * 0 if there is no tmp/, -1 if it cannot be read. */
 int sk_store_maildir_clean_tmp(const char *maildir);
 
-/* Start a message; fills id (a unique message id, at most 31 chars). NULL
- * with *res set on failure. begin is thread-safe; one message is used by one
- * thread at a time. */
+/* Start a message; fills id with its message id (store/message_id.h: 20
+ * characters, the string of the 250 reply, the log, the Received header and
+ * the file names). NULL with *res set on failure. begin is thread-safe;
+ * one message is used by one thread at a time. */
 sk_store_msg *sk_store_begin(sk_store *st, char id[32], sk_store_result *res);
 /* Buffered write; an error is sticky (later appends and commit return it). */
 sk_store_result sk_store_append(sk_store_msg *m, const char *p, size_t n);
-/* Durable delivery into each Maildir in dests (directories holding
- * tmp/ new/ cur/, created if missing): the message is fsynced, linked into
- * every dests[i]/new/ and the directories fsynced before this returns
- * SK_STORE_OK. On any failure nothing is left visible in any new/ and the
- * result says why. Frees m. Blocking: call from a worker thread. */
-sk_store_result sk_store_commit(sk_store_msg *m, const char *const *dests, size_t ndests);
+/* Durable delivery into every destination (at least one). On SK_STORE_OK
+ * every copy is durable; on any failure nothing is left visible in any
+ * destination and the result says why. When out is given it is filled
+ * (out->rcpts allocated with env->nrcpts entries; free with
+ * sk_store_outcome_free). env may be NULL when no destination is queued.
+ * Frees m. Blocking: call from a worker thread. */
+sk_store_result sk_store_commit(sk_store_msg *m, const sk_store_envelope *env,
+                                const sk_store_dest *dests, size_t ndests, sk_store_outcome *out);
+/* Shorthand: commit to Maildirs only. */
+sk_store_result sk_store_commit_maildirs(sk_store_msg *m, const char *const *dirs, size_t ndirs);
 /* Discard the message. Frees m. */
 void sk_store_abort(sk_store_msg *m);
+void sk_store_outcome_free(sk_store_outcome *o);
 
 /*
- * A commit queue: worker thread(s) that run sk_store_commit off the event
- * loop, batching the directory fsyncs of commits that finish together
- * (group commit). Completion is signalled on an eventfd the loop watches;
- * the loop then calls sk_commit_queue_drain() to run the callbacks on its
- * own thread.
+ * A commit queue: worker thread(s) that run commits off the event loop,
+ * batching the directory fsyncs of commits that finish together (group
+ * commit). Completion is signalled on an eventfd the loop watches; the
+ * loop then calls sk_commit_queue_drain() to run the callbacks on its own
+ * thread.
  */
 typedef struct sk_commit_queue sk_commit_queue;
-typedef void (*sk_commit_cb)(void *arg, sk_store_result r);
+/* The outcome is valid during the call only. */
+typedef void (*sk_commit_cb)(void *arg, const sk_store_outcome *out);
 
 /* 1 to SK_COMMIT_QUEUE_MAX_THREADS worker threads; NULL on failure. */
 #define SK_COMMIT_QUEUE_MAX_THREADS 64
 sk_commit_queue *sk_commit_queue_new(int nthreads);
 /* The fd to watch for readability. */
 int sk_commit_queue_fd(const sk_commit_queue *q);
-/* Queue a commit; dests are copied. cb (may be NULL) runs later from drain()
- * with the result of sk_store_commit. 0, or -1 (bad arguments, out of
- * memory, queue shutting down) and m still belongs to the caller.
- * Thread-safe. */
-int sk_commit_queue_submit(sk_commit_queue *q, sk_store_msg *m, const char *const *dests,
-                           size_t ndests, sk_commit_cb cb, void *arg);
+/* Queue a commit; env and dests (with their strings) are copied. cb (may
+ * be NULL) runs later from drain() with the outcome. 0, or -1 (bad
+ * arguments, out of memory, queue shutting down) and m still belongs to
+ * the caller. Thread-safe. */
+int sk_commit_queue_submit(sk_commit_queue *q, sk_store_msg *m, const sk_store_envelope *env,
+                           const sk_store_dest *dests, size_t ndests, sk_commit_cb cb, void *arg);
+/* Shorthand: commit to Maildirs only. */
+int sk_commit_queue_submit_maildirs(sk_commit_queue *q, sk_store_msg *m, const char *const *dirs,
+                                    size_t ndirs, sk_commit_cb cb, void *arg);
 /* Run callbacks of finished commits (call on the loop thread). */
 void sk_commit_queue_drain(sk_commit_queue *q);
 /* Wait for all queued commits, run their callbacks, stop the threads. */

@@ -22,6 +22,7 @@
 
 #include "cli/commands.h"
 #include "cli/explain.h"
+#include "smtpkit/bounce.h"
 
 #define MAX_INPUT (1024 * 1024) /* a pasted reply is far smaller */
 
@@ -34,25 +35,36 @@ static const char *const known_contexts[] = {
 
 static void usage(FILE *f)
 {
-    fputs("usage: smtpkit explain [--json] [--context CMD] CODE | ENHANCED-CODE | REPLY...\n"
-          "       smtpkit explain [--json] [--context CMD] [-]    (reply on standard input)\n"
+    fputs("usage: smtpkit explain [--json] [--command CMD] CODE | ENHANCED-CODE | REPLY...\n"
+          "       smtpkit explain [--json] CMD CODE | REPLY...\n"
+          "       smtpkit explain [--json] [--command CMD] [-]    (reply on standard input)\n"
           "       smtpkit explain --list [--json]\n"
+          "       smtpkit explain --bounce [--json] < BOUNCE    (every reply in a bounce)\n"
           "\n"
           "Explains an SMTP reply code (550), an enhanced status code (5.7.1) or a whole\n"
           "reply (\"550 5.7.1 Relay access denied\", or several lines on standard input):\n"
           "its class, what each digit says, the enhanced code's class/subject/detail,\n"
           "whether the code is standard, which commands return it, whether a sender\n"
-          "should retry, and the RFC. Codes with several meanings (250 after ETRN,\n"
-          "530 for AUTH and for STARTTLS) show each one.\n"
+          "should retry, and the RFC. Codes with several meanings (250 after EHLO or\n"
+          "RSET, 454 after RCPT, AUTH or STARTTLS) show each one, or with the command the\n"
+          "reply answered, the one meant: \"explain RCPT 454 4.7.1 Relay access denied\".\n"
+          "Replies from the large mail providers, the common MTAs and the block lists\n"
+          "are recognised by their text: who must act, what to do, and the provider\n"
+          "documentation it is based on.\n"
           "\n"
-          "  --json         the same content as one JSON object\n"
-          "  --list         the whole registry (basic and enhanced codes)\n"
-          "  --context CMD  only the meaning for CMD: a command (MAIL, RCPT, AUTH, ETRN,\n"
-          "                 STARTTLS...), CONNECT for the greeting, DATA-END for the\n"
-          "                 reply after the final dot\n"
-          "  -h, --help     this text\n"
+          "  --json           the same content as one JSON object\n"
+          "  --list           the whole registry (basic and enhanced codes)\n"
+          "  --bounce         read a whole bounce message (DSN, Postfix, Exim, Microsoft,\n"
+          "                   Gmail) on standard input and explain every reply in it\n"
+          "  --command CMD    the command the reply answers (also --context, or CMD as\n"
+          "                   the first word): MAIL, RCPT, EHLO, RSET, AUTH, STARTTLS...,\n"
+          "                   CONNECT for the greeting, DATA-END for the reply after the\n"
+          "                   final dot. With the enhanced code it picks the meaning, and\n"
+          "                   a code RFC 5321 4.3.2 does not list for CMD gets a note\n"
+          "  -h, --help       this text\n"
           "\n"
-          "Exit status: 0 explained, 2 bad input or usage.\n",
+          "Exit status: 0 explained, 2 bad input or usage (a reply cut off before its\n"
+          "last line included).\n",
           f);
 }
 
@@ -70,8 +82,10 @@ static int bad_input(const char *fmt, ...)
     return 2;
 }
 
-/* Read all of standard input, at most MAX_INPUT bytes. NULL on error. */
-static char *read_stdin(size_t *len, const char **why)
+/* Read all of standard input, at most `max` bytes (a power of two times
+ * 4096); with `cut`, a longer input is cut at `max` instead of refused (a
+ * bounce's replies come before the returned message). NULL on error. */
+static char *read_stdin(size_t *len, const char **why, size_t max, int cut)
 {
     size_t cap = 4096, n = 0;
     char *buf = malloc(cap + 1);
@@ -81,7 +95,9 @@ static char *read_stdin(size_t *len, const char **why)
     }
     for (;;) {
         if (n == cap) {
-            if (cap >= MAX_INPUT) {
+            if (cap >= max && cut)
+                break;
+            if (cap >= max) {
                 free(buf);
                 *why = "input longer than 1 MiB";
                 return NULL;
@@ -145,21 +161,37 @@ static void add_note(sk_explanation *x, const char *fmt, ...)
     va_end(ap);
 }
 
-/* Fill the registry rows for x->code (all of them, or the --context one). */
+/* Fill the registry rows for x->code: all of them, or with a command the
+ * meaning picked for (code, command, enhanced code) and the row behind it. */
 static void pick_rows(sk_explanation *x)
 {
     if (x->context) {
-        const sk_code_entry *e = sk_registry_lookup(x->code, x->context);
+        sk_reply_meaning_select(x->code, x->context, x->has_enhanced ? &x->enhanced : NULL,
+                                &x->picked);
+        x->has_picked = 1;
         x->nrows = 0;
-        if (e)
-            x->rows[x->nrows++] = e;
-        if (e && !sk_registry_allows(x->code, x->context))
-            add_note(x, "%s is not listed as returning %d (RFC 5321 4.3.2 and the ESMTP RFCs)",
-                     x->context, x->code);
+        if (x->picked.entry)
+            x->rows[x->nrows++] = x->picked.entry;
+        if (!x->picked.listed)
+            add_note(x,
+                     "%d is not listed as a reply to %s in RFC 5321 4.3.2 or the extension's "
+                     "RFC: the server chose its own code (common, and not an error; the first "
+                     "digit still says what to do)",
+                     x->code, x->context);
+        if (x->picked.source == SK_MEANING_NONE || x->picked.source == SK_MEANING_ENHANCED)
+            for (size_t i = 0; i < x->picked.nelsewhere; i++)
+                add_note(x, "after %s, %d means \"%s\"; that does not apply to %s",
+                         x->picked.elsewhere[i]->context, x->code, x->picked.elsewhere[i]->text,
+                         x->context);
     } else {
         x->nrows = sk_registry_find(x->code, x->rows, SK_EXPLAIN_MAX_ROWS);
         if (x->nrows > SK_EXPLAIN_MAX_ROWS)
             x->nrows = SK_EXPLAIN_MAX_ROWS;
+        if (x->nrows > 1)
+            add_note(x,
+                     "%d means different things after different commands: give the command "
+                     "for the one that applies (smtpkit explain RCPT %d ..., or --command)",
+                     x->code, x->code);
     }
 }
 
@@ -281,20 +313,17 @@ static int classify(sk_explanation *x, char *text, size_t len, int from_stdin, s
     const char *err = NULL;
     int flags = SK_REPLY_LENIENT_EOL | SK_REPLY_ALLOW_ANY;
     ssize_t used = sk_reply_parse(buf, blen, flags, reply, &err);
-    int continuation_only = 0;
     if (used == 0) {
-        /* Only "ddd-" lines. One pasted continuation line is fine to explain;
-         * several lines that never end are a cut-off reply. */
-        if (memchr(text, '\n', len) == NULL && len >= 4 && text[3] == '-') {
-            buf[3] = ' ';
-            used = sk_reply_parse(buf, blen, flags, reply, &err);
-            continuation_only = 1;
-        } else {
-            free(buf);
-            return bad_input("%s: %s", where,
-                             "incomplete reply: every line is a continuation ('ddd-'); the "
-                             "last line ('ddd text') is missing");
-        }
+        /* Only "ddd-" lines, a lone one too: a cut-off reply, whose last
+         * line might have carried another code (RFC 5321 4.2.1). */
+        free(buf);
+        if (!memchr(text, '\n', len))
+            return bad_input("%s: incomplete reply: '%.4s' is a continuation line; the reply's "
+                             "last line ('%.3s text') is missing",
+                             where, text, text);
+        return bad_input("%s: %s", where,
+                         "incomplete reply: every line is a continuation ('ddd-'); the "
+                         "last line ('ddd text') is missing");
     }
     if (used < 0) {
         free(buf);
@@ -332,17 +361,15 @@ static int classify(sk_explanation *x, char *text, size_t len, int from_stdin, s
         note_enhanced_near_miss(x, reply);
     }
     pick_rows(x);
-    if (continuation_only)
-        add_note(x, "this is a continuation line ('%.3s-'); the rest of the reply was not given",
-                 text);
     return 0;
 }
 
-static int run(char **pos, int npos, int json, int list, const char *context, char *ctx_upper);
+static int run(char **pos, int npos, int json, int list, int bounce, const char *context,
+               char *ctx_upper);
 
 int sk_cmd_explain(int argc, char **argv)
 {
-    int json = 0, list = 0, npos = 0, only_positional = 0;
+    int json = 0, list = 0, bounce = 0, npos = 0, only_positional = 0;
     const char *context = NULL;
     char ctx_upper[16];
     char **pos = calloc((size_t)argc + 1, sizeof *pos); /* positional arguments */
@@ -364,14 +391,17 @@ int sk_cmd_explain(int argc, char **argv)
             json = 1;
         } else if (!strcmp(a, "--list")) {
             list = 1;
-        } else if (!strcmp(a, "--context") || !strncmp(a, "--context=", 10)) {
+        } else if (!strcmp(a, "--bounce")) {
+            bounce = 1;
+        } else if (!strcmp(a, "--context") || !strncmp(a, "--context=", 10) ||
+                   !strcmp(a, "--command") || !strncmp(a, "--command=", 10)) {
             if (a[9] == '=') {
                 context = a + 10;
             } else if (i + 1 < argc) {
                 context = argv[++i];
             } else {
                 free(pos);
-                return bad_input("--context needs a command name, e.g. --context MAIL");
+                return bad_input("%s needs a command name, e.g. %s RCPT", a, a);
             }
         } else {
             free(pos);
@@ -380,23 +410,39 @@ int sk_cmd_explain(int argc, char **argv)
             return 2;
         }
     }
-    int rc = run(pos, npos, json, list, context, ctx_upper);
+    int rc = run(pos, npos, json, list, bounce, context, ctx_upper);
     free(pos);
     return rc;
 }
 
 /* Everything after option parsing. */
-static int run(char **pos, int npos, int json, int list, const char *context, char *ctx_upper)
+/* The index in known_contexts of a command name, or -1. */
+static int known_context(const char *s)
 {
+    if (strlen(s) >= 16)
+        return -1;
+    for (size_t k = 0; k < sizeof known_contexts / sizeof known_contexts[0]; k++)
+        if (!strcasecmp(s, known_contexts[k]))
+            return (int)k;
+    return -1;
+}
+
+static int run(char **pos, int npos, int json, int list, int bounce, const char *context,
+               char *ctx_upper)
+{
+    if (bounce && (list || npos > 1 || (npos == 1 && strcmp(pos[0], "-")) || context))
+        return bad_input("--bounce reads a bounce message on standard input and takes no code, "
+                         "--list or --command");
+    /* "explain RCPT 454 4.7.1 ...": a leading command name (a reply or code
+     * always starts with a digit) is the command the reply answers. */
+    if (!context && npos >= 1 && known_context(pos[0]) >= 0) {
+        context = pos[0];
+        pos++;
+        npos--;
+    }
     if (context) {
-        size_t n = strlen(context);
-        size_t k = 0;
-        if (n < 16) {
-            for (k = 0; k < sizeof known_contexts / sizeof known_contexts[0]; k++)
-                if (!strcasecmp(context, known_contexts[k]))
-                    break;
-        }
-        if (n >= 16 || k == sizeof known_contexts / sizeof known_contexts[0])
+        int k = known_context(context);
+        if (k < 0)
             return bad_input("unknown context '%s': %s", context,
                              "use a command (HELO EHLO MAIL RCPT DATA BDAT RSET VRFY EXPN HELP "
                              "NOOP QUIT ETRN ATRN AUTH STARTTLS...), CONNECT or DATA-END");
@@ -406,7 +452,7 @@ static int run(char **pos, int npos, int json, int list, const char *context, ch
 
     if (list) {
         if (npos || context)
-            return bad_input("--list takes no code and no --context");
+            return bad_input("--list takes no code and no command");
         if (json)
             sk_explain_list_json(stdout);
         else
@@ -424,7 +470,7 @@ static int run(char **pos, int npos, int json, int list, const char *context, ch
             return 2;
         }
         const char *why = NULL;
-        text = read_stdin(&len, &why);
+        text = read_stdin(&len, &why, bounce ? SK_BOUNCE_MAX_INPUT : MAX_INPUT, bounce);
         if (!text)
             return bad_input("standard input: %s", why);
         if (memchr(text, '\0', len)) {
@@ -461,8 +507,11 @@ static int run(char **pos, int npos, int json, int list, const char *context, ch
     sk_reply reply;
     memset(&reply, 0, sizeof reply);
 
-    int rc = classify(&x, text, len, from_stdin, &reply);
-    if (rc == 0) {
+    int rc =
+        bounce ? sk_explain_bounce(text, len, json) : classify(&x, text, len, from_stdin, &reply);
+    if (rc == 0 && !bounce && sk_explain_known_fill(&x) < 0)
+        rc = bad_input("out of memory");
+    if (rc == 0 && !bounce) {
         if (json)
             sk_explain_print_json(stdout, &x);
         else

@@ -13,47 +13,11 @@
 #include <unistd.h>
 
 #include "cli/commands.h"
-#include "client/json_writer.h"
+#include "cli/known_hint.h"
+#include "cli/probe.h"
 #include "smtpkit/client.h"
 #include "smtpkit/mx.h"
 #include "smtpkit/registry.h"
-
-#define MAX_RCPTS 32
-#define MAX_REPLIES 64
-
-typedef struct probe_opts {
-    int advanced, json, tls, no_starttls, insecure, all, force_mx;
-    int timeout_ms;
-    int port; /* -1: default */
-    const char *helo, *from, *dns_server, *cafile;
-    const char *rcpts[MAX_RCPTS];
-    size_t nrcpts;
-} probe_opts;
-
-typedef struct reply_rec {
-    char cmd[12]; /* the command it answers */
-    sk_reply r;   /* a deep copy; lines freed by free_rec */
-} reply_rec;
-
-/* What happened with one MX host (or the one host given). */
-typedef struct host_result {
-    char name[256];
-    char addr[64];
-    int port;
-    int preference; /* -2: not from MX; -1: implicit MX */
-    sk_client *c;
-    reply_rec rep[MAX_REPLIES];
-    size_t nrep;
-    int connected, greeted;
-    int esmtp;
-    sk_txn txn;
-    sk_rcpt_result rres[MAX_RCPTS];
-    int did_txn;
-    int exit;
-    char error[600];
-    char note[300];
-    void *hook; /* the hook_arg given to the client */
-} host_result;
 
 static const char *usage_text =
     "usage: smtpkit probe [OPTIONS] HOST[:PORT] | DOMAIN\n"
@@ -67,7 +31,9 @@ static const char *usage_text =
     "  -p, --port N         port (default 25; 465 with --tls)\n"
     "      --tls            implicit TLS from the first byte (port 465)\n"
     "      --no-starttls    do not upgrade with STARTTLS in --advanced mode\n"
-    "  -k, --insecure       show but do not fail on a bad certificate\n"
+    "      --verify         stop at a certificate that cannot be verified (exit 4)\n"
+    "  -k, --insecure       the inverse of --verify: report such a certificate but\n"
+    "                       leave the exit status alone\n"
     "      --cafile FILE    trust the CA certificates in FILE too\n"
     "  -t, --timeout SECS   limit for each step (default 10)\n"
     "      --helo NAME      name to send in EHLO/HELO (default: this host's name)\n"
@@ -79,12 +45,17 @@ static const char *usage_text =
     "      --json           machine-readable output\n"
     "  -h, --help           this text\n"
     "\n"
+    "A certificate that cannot be verified (self-signed, unknown CA, expired, name\n"
+    "mismatch) is reported as a finding and the dialogue goes on, as mail on port\n"
+    "25 does (opportunistic TLS).\n"
+    "\n"
     "Exit status: 0 the server answered and accepted; 1 it refused (4xx/5xx\n"
     "greeting, or a refused MAIL/RCPT); 2 usage error; 3 could not connect\n"
     "(refused, unreachable, timeout, connection closed); 4 TLS failure\n"
-    "(handshake, certificate, STARTTLS refused); 5 DNS failure (no such domain,\n"
-    "server failure, timeout, null MX: the domain accepts no mail); 6 protocol\n"
-    "error (the peer does not speak SMTP).\n";
+    "(handshake, STARTTLS refused, a bad certificate with --verify); 5 DNS failure\n"
+    "(no such domain, server failure, timeout, null MX: the domain accepts no\n"
+    "mail); 6 protocol error (the peer does not speak SMTP); 7 the dialogue went\n"
+    "well but the certificate cannot be verified (not with --insecure).\n";
 
 /* ---- human output ------------------------------------------------------- */
 
@@ -96,11 +67,37 @@ static void live_entry(const sk_transcript_entry *e, void *arg)
     fflush(stdout);
 }
 
+/* What to say when no meaning applies to this reply. */
+static const char *no_meaning(const sk_reply_explanation *ex)
+{
+    return ex->picked.nelsewhere ? "no registered meaning as a reply to this command"
+                                 : "not a registered reply code";
+}
+
+/* The notes under an explanation: a code outside RFC 5321 4.3.2's list for
+ * the command, and what the code means after other commands. */
+static void print_notes(const sk_reply *r, const char *cmd, const sk_reply_explanation *ex,
+                        const char *indent, const char *label)
+{
+    if (ex->unexpected)
+        printf("%s%s RFC 5321 4.3.2 (or the extension's RFC) does not list %d as a reply to "
+               "%s: the server uses its own choice of code (common, not an error)\n",
+               indent, label, r->code, cmd);
+    /* What the code means after other commands, when nothing applies here. */
+    int show_elsewhere =
+        ex->picked.source == SK_MEANING_NONE || ex->picked.source == SK_MEANING_ENHANCED;
+    for (size_t i = 0; show_elsewhere && i < ex->picked.nelsewhere; i++) {
+        const sk_code_entry *e = ex->picked.elsewhere[i];
+        printf("%s%s after %s, %d means \"%s\" (not here)\n", indent, label, e->context, e->code,
+               e->text);
+    }
+}
+
 static void print_explanation(const sk_reply *r, const char *cmd, const char *indent)
 {
     sk_reply_explanation ex;
     sk_reply_explain(r, cmd, &ex);
-    printf("%s%d: %s\n", indent, r->code, ex.meaning ? ex.meaning : "not a registered reply code");
+    printf("%s%d: %s\n", indent, r->code, ex.meaning ? ex.meaning : no_meaning(&ex));
     if (ex.class_text)
         printf("%s  class:  %dxx %s: %s\n", indent, r->code / 100,
                ex.class_name ? ex.class_name : "", ex.class_text);
@@ -114,10 +111,14 @@ static void print_explanation(const sk_reply *r, const char *cmd, const char *in
     if (ex.status && strcmp(ex.status, "standard"))
         printf("%s  status: %s%s%s\n", indent, ex.status, ex.status_note ? " - " : "",
                ex.status_note ? ex.status_note : "");
-    if (ex.unexpected)
-        printf("%s  note:   the RFCs do not list %d as a reply to %s\n", indent, r->code, cmd);
+    char label[32];
+    snprintf(label, sizeof label, "%s  note:  ", indent);
+    print_notes(r, cmd, &ex, "", label);
     if (ex.rfc)
         printf("%s  see:    %s\n", indent, ex.rfc);
+    char known_indent[32]; /* known replies (known_hint.c) */
+    snprintf(known_indent, sizeof known_indent, "%s  ", indent);
+    sk_known_hint(stdout, known_indent, cmd, r);
 }
 
 /* One line under a reply in the --advanced dialogue. */
@@ -125,8 +126,8 @@ static void print_brief_explanation(const sk_reply *r, const char *cmd)
 {
     sk_reply_explanation ex;
     sk_reply_explain(r, cmd, &ex);
-    printf("%16s=> %d %s [%s; %s]\n", "", r->code,
-           ex.meaning ? ex.meaning : "(not a registered reply code)",
+    printf("%16s=> %d %s%s%s [%s; %s]\n", "", r->code, ex.meaning ? "" : "(",
+           ex.meaning ? ex.meaning : no_meaning(&ex), ex.meaning ? "" : ")",
            ex.class_name ? ex.class_name : "code outside RFC 5321's grammar",
            ex.advice ? ex.advice : "?");
     if (r->has_enhanced)
@@ -135,8 +136,8 @@ static void print_brief_explanation(const sk_reply *r, const char *cmd)
     if (ex.status && strcmp(ex.status, "standard"))
         printf("%16s   status: %s%s%s\n", "", ex.status, ex.status_note ? " - " : "",
                ex.status_note ? ex.status_note : "");
-    if (ex.unexpected)
-        printf("%16s   note: the RFCs do not list %d as a reply to %s\n", "", r->code, cmd);
+    print_notes(r, cmd, &ex, "                   ", "note:");
+    sk_known_hint(stdout, "                   ", cmd, r); /* known replies (known_hint.c) */
 }
 
 static void print_caps(const sk_caps *caps)
@@ -168,7 +169,7 @@ static void on_reply(const sk_reply *r, const char *cmd, void *arg)
     host_result *h = a->h;
     if (a->o->advanced && !a->o->json)
         print_brief_explanation(r, cmd);
-    if (h->nrep >= MAX_REPLIES)
+    if (h->nrep >= PROBE_MAX_REPLIES)
         return;
     reply_rec *rr = &h->rep[h->nrep];
     memset(rr, 0, sizeof *rr);
@@ -192,10 +193,17 @@ static void free_rec(reply_rec *rr)
     rr->r.nlines = 0;
 }
 
-static int fail_from_client(host_result *h)
+static int fail_from_client(const probe_opts *o, host_result *h)
 {
     h->exit = sk_client_exit_status(sk_client_error(h->c));
     snprintf(h->error, sizeof h->error, "%s", sk_client_errmsg(h->c));
+    if (o->verify && h->exit == SK_EXIT_TLS && probe_cert_problem(h)) {
+        /* With --verify a certificate problem is the only TLS error once
+         * the handshake is done: say why in the finding's words. */
+        char why[400];
+        probe_cert_summary(h, why, sizeof why);
+        snprintf(h->error, sizeof h->error, "%s; --verify stops here", why);
+    }
     return -1;
 }
 
@@ -205,11 +213,11 @@ static void dialogue(const probe_opts *o, host_result *h)
     sk_client *c = h->c;
     sk_reply r;
     if (o->tls && sk_client_tls_handshake(c) < 0) {
-        fail_from_client(h);
+        fail_from_client(o, h);
         return;
     }
     if (sk_client_greeting(c, &r) < 0) {
-        fail_from_client(h);
+        fail_from_client(o, h);
         return;
     }
     h->greeted = 1;
@@ -228,16 +236,18 @@ static void dialogue(const probe_opts *o, host_result *h)
                      sk_client_peer(c), code);
         }
         sk_client_quit(c);
+        h->quit_sent = 1;
         return;
     }
     if (!o->advanced) {
         sk_client_quit(c);
+        h->quit_sent = 1;
         h->exit = SK_EXIT_OK;
         return;
     }
     for (int round = 0; round < 2; round++) {
         if (sk_client_ehlo(c, o->helo, &r) < 0) {
-            fail_from_client(h);
+            fail_from_client(o, h);
             return;
         }
         const sk_caps *caps = sk_client_caps(c);
@@ -249,6 +259,7 @@ static void dialogue(const probe_opts *o, host_result *h)
             snprintf(h->error, sizeof h->error, "%s refused our %s: %s", sk_client_peer(c),
                      caps->esmtp ? "EHLO" : "HELO", one);
             sk_client_quit(c);
+            h->quit_sent = 1;
             return;
         }
         h->esmtp = caps->esmtp;
@@ -273,7 +284,7 @@ static void dialogue(const probe_opts *o, host_result *h)
         int rc = sk_client_starttls(c, &r);
         sk_reply_free(&r);
         if (rc < 0) {
-            fail_from_client(h);
+            fail_from_client(o, h);
             sk_client_close(c);
             return;
         }
@@ -289,7 +300,7 @@ static void dialogue(const probe_opts *o, host_result *h)
         t->no_data = 1;
         h->did_txn = 1;
         if (sk_client_transaction(c, t) < 0) {
-            fail_from_client(h);
+            fail_from_client(o, h);
             sk_client_close(c);
             return;
         }
@@ -314,6 +325,7 @@ static void dialogue(const probe_opts *o, host_result *h)
         }
     }
     sk_client_quit(c);
+    h->quit_sent = 1;
     if (!h->error[0])
         h->exit = SK_EXIT_OK;
 }
@@ -323,7 +335,7 @@ static void probe_host(const probe_opts *o, host_result *h, const sk_addr *addrs
 {
     sk_client_opts co = {0};
     co.timeout_ms = o->timeout_ms;
-    co.insecure = o->insecure;
+    co.insecure = !o->verify; /* the certificate is judged by probe_cert.c */
     co.cafile = o->cafile;
     hook_arg *ha = malloc(sizeof *ha);
     if (!ha) {
@@ -356,171 +368,10 @@ static void probe_host(const probe_opts *o, host_result *h, const sk_addr *addrs
         }
     }
     if (!h->connected) {
-        fail_from_client(h);
+        fail_from_client(o, h);
         return;
     }
     dialogue(o, h);
-}
-
-/* ---- JSON --------------------------------------------------------------- */
-
-static void json_reply(sk_json *j, const reply_rec *rr)
-{
-    sk_reply_explanation ex;
-    sk_reply_explain(&rr->r, rr->cmd, &ex);
-    char one[1024];
-    sk_reply_oneline(&rr->r, one, sizeof one);
-    sk_json_begin_object(j);
-    sk_json_kv_string(j, "command", rr->cmd);
-    sk_json_kv_int(j, "code", rr->r.code);
-    if (rr->r.has_enhanced) {
-        char en[32];
-        snprintf(en, sizeof en, "%d.%d.%d", rr->r.enhanced.cls, rr->r.enhanced.subject,
-                 rr->r.enhanced.detail);
-        sk_json_kv_string(j, "enhanced", en);
-    } else {
-        sk_json_kv_string(j, "enhanced", NULL);
-    }
-    sk_json_key(j, "lines");
-    sk_json_begin_array(j);
-    for (size_t i = 0; i < rr->r.nlines; i++)
-        sk_json_string(j, rr->r.lines[i]);
-    sk_json_end_array(j);
-    sk_json_kv_string(j, "text", one);
-    sk_json_kv_string(j, "meaning", ex.meaning);
-    sk_json_kv_string(j, "class", ex.class_name);
-    sk_json_kv_string(j, "class_meaning", ex.class_text);
-    sk_json_kv_string(j, "advice", ex.advice);
-    sk_json_kv_string(j, "enhanced_meaning", ex.enhanced_name);
-    sk_json_kv_string(j, "status", ex.status);
-    sk_json_kv_string(j, "rfc", ex.rfc);
-    sk_json_kv_bool(j, "unexpected_for_command", ex.unexpected);
-    sk_json_end_object(j);
-}
-
-static void json_host(sk_json *j, const probe_opts *o, const host_result *h)
-{
-    sk_json_begin_object(j);
-    sk_json_kv_string(j, "host", h->name);
-    sk_json_kv_string(j, "address", h->addr[0] ? h->addr : NULL);
-    sk_json_kv_int(j, "port", h->port);
-    if (h->preference >= 0)
-        sk_json_kv_int(j, "mx_preference", h->preference);
-    sk_json_kv_string(j, "tls_mode",
-                      o->tls                                  ? "implicit"
-                      : (h->c && sk_client_tls(h->c)->active) ? "starttls"
-                                                              : "none");
-    sk_json_kv_bool(j, "connected", h->connected);
-    sk_json_key(j, "connect_ms");
-    if (h->connected)
-        sk_json_double(j, sk_client_connect_ms(h->c), 2);
-    else
-        sk_json_null(j);
-    sk_json_key(j, "greeting_ms");
-    if (h->greeted)
-        sk_json_double(j, sk_client_greeting_ms(h->c), 2);
-    else
-        sk_json_null(j);
-    sk_json_key(j, "greeting");
-    if (h->nrep && !strcmp(h->rep[0].cmd, "CONNECT"))
-        json_reply(j, &h->rep[0]);
-    else
-        sk_json_null(j);
-    sk_json_key(j, "replies");
-    sk_json_begin_array(j);
-    for (size_t i = 0; i < h->nrep; i++)
-        json_reply(j, &h->rep[i]);
-    sk_json_end_array(j);
-    if (o->advanced && h->c) {
-        const sk_caps *caps = sk_client_caps(h->c);
-        sk_json_kv_bool(j, "esmtp", h->esmtp);
-        sk_json_key(j, "capabilities");
-        sk_json_begin_array(j);
-        for (size_t i = 0; i < caps->ncaps; i++) {
-            char expl[300];
-            sk_cap_explain(&caps->caps[i], expl, sizeof expl);
-            sk_json_begin_object(j);
-            sk_json_kv_string(j, "keyword", caps->caps[i].keyword);
-            sk_json_kv_string(j, "params", caps->caps[i].params);
-            sk_json_kv_string(j, "explanation", expl);
-            sk_json_end_object(j);
-        }
-        sk_json_end_array(j);
-        sk_json_key(j, "size_limit");
-        if (caps->has_size && caps->size)
-            sk_json_int(j, (long long)caps->size);
-        else
-            sk_json_null(j);
-        sk_json_key(j, "auth_mechanisms");
-        sk_json_begin_array(j);
-        const char *m = caps->auth_list;
-        while (*m) {
-            size_t l = strcspn(m, " ");
-            sk_json_stringn(j, m, l);
-            m += l;
-            while (*m == ' ')
-                m++;
-        }
-        sk_json_end_array(j);
-    }
-    const sk_tls_info *t = h->c ? sk_client_tls(h->c) : NULL;
-    sk_json_key(j, "tls");
-    if (t && t->active) {
-        sk_json_begin_object(j);
-        sk_json_kv_string(j, "version", t->version);
-        sk_json_kv_string(j, "cipher", t->cipher);
-        sk_json_kv_int(j, "bits", t->bits);
-        sk_json_kv_string(j, "subject", t->subject);
-        sk_json_kv_string(j, "issuer", t->issuer);
-        sk_json_kv_string(j, "not_before", t->not_before);
-        sk_json_kv_string(j, "not_after", t->not_after);
-        sk_json_kv_string(j, "names", t->names);
-        sk_json_kv_bool(j, "name_match", t->name_match);
-        sk_json_kv_bool(j, "verified", t->verified);
-        sk_json_kv_string(j, "verify_error", t->verify_error[0] ? t->verify_error : NULL);
-        sk_json_end_object(j);
-    } else {
-        sk_json_null(j);
-    }
-    sk_json_key(j, "test");
-    if (h->did_txn) {
-        sk_json_begin_object(j);
-        sk_json_kv_string(j, "mail_from", h->txn.mail_from);
-        sk_json_kv_int(j, "mail_code", h->txn.mail_code);
-        sk_json_kv_string(j, "mail_reply", h->txn.mail_text);
-        sk_json_key(j, "rcpt");
-        sk_json_begin_array(j);
-        for (size_t i = 0; i < h->txn.nrcpts; i++) {
-            sk_json_begin_object(j);
-            sk_json_kv_string(j, "address", h->txn.rcpts[i]);
-            sk_json_kv_int(j, "code", h->rres[i].code);
-            sk_json_kv_string(j, "reply", h->rres[i].code ? h->rres[i].text : NULL);
-            sk_json_end_object(j);
-        }
-        sk_json_end_array(j);
-        sk_json_end_object(j);
-    } else {
-        sk_json_null(j);
-    }
-    sk_json_key(j, "transcript");
-    sk_json_begin_array(j);
-    if (h->c) {
-        const sk_transcript *tr = sk_client_transcript(h->c);
-        for (size_t i = 0; i < tr->n; i++) {
-            char d[2] = {(char)tr->v[i].dir, 0};
-            sk_json_begin_object(j);
-            sk_json_key(j, "t_ms");
-            sk_json_double(j, tr->v[i].ms, 2);
-            sk_json_kv_string(j, "dir", d);
-            sk_json_kv_string(j, "line", tr->v[i].line);
-            sk_json_end_object(j);
-        }
-    }
-    sk_json_end_array(j);
-    sk_json_kv_string(j, "note", h->note[0] ? h->note : NULL);
-    sk_json_kv_int(j, "exit", h->exit);
-    sk_json_kv_string(j, "error", h->error[0] ? h->error : NULL);
-    sk_json_end_object(j);
 }
 
 /* ---- main --------------------------------------------------------------- */
@@ -546,16 +397,37 @@ static void default_helo(char *out, size_t n)
 
 int sk_cmd_probe(int argc, char **argv)
 {
-    enum { O_TLS = 256, O_NOSTARTTLS, O_HELO, O_FROM, O_RCPT, O_MX, O_ALL, O_DNS, O_JSON, O_CA };
+    enum {
+        O_TLS = 256,
+        O_NOSTARTTLS,
+        O_HELO,
+        O_FROM,
+        O_RCPT,
+        O_MX,
+        O_ALL,
+        O_DNS,
+        O_JSON,
+        O_CA,
+        O_VERIFY
+    };
     static const struct option lo[] = {
-        {"advanced", no_argument, 0, 'a'},      {"port", required_argument, 0, 'p'},
-        {"tls", no_argument, 0, O_TLS},         {"no-starttls", no_argument, 0, O_NOSTARTTLS},
-        {"insecure", no_argument, 0, 'k'},      {"timeout", required_argument, 0, 't'},
-        {"helo", required_argument, 0, O_HELO}, {"from", required_argument, 0, O_FROM},
-        {"rcpt", required_argument, 0, O_RCPT}, {"mx", no_argument, 0, O_MX},
-        {"all", no_argument, 0, O_ALL},         {"dns-server", required_argument, 0, O_DNS},
-        {"json", no_argument, 0, O_JSON},       {"cafile", required_argument, 0, O_CA},
-        {"help", no_argument, 0, 'h'},          {0, 0, 0, 0},
+        {"advanced", no_argument, 0, 'a'},
+        {"port", required_argument, 0, 'p'},
+        {"tls", no_argument, 0, O_TLS},
+        {"no-starttls", no_argument, 0, O_NOSTARTTLS},
+        {"insecure", no_argument, 0, 'k'},
+        {"timeout", required_argument, 0, 't'},
+        {"helo", required_argument, 0, O_HELO},
+        {"from", required_argument, 0, O_FROM},
+        {"rcpt", required_argument, 0, O_RCPT},
+        {"mx", no_argument, 0, O_MX},
+        {"all", no_argument, 0, O_ALL},
+        {"dns-server", required_argument, 0, O_DNS},
+        {"json", no_argument, 0, O_JSON},
+        {"cafile", required_argument, 0, O_CA},
+        {"verify", no_argument, 0, O_VERIFY},
+        {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0},
     };
     probe_opts o;
     memset(&o, 0, sizeof o);
@@ -589,8 +461,13 @@ int sk_cmd_probe(int argc, char **argv)
         case O_NOSTARTTLS:
             o.no_starttls = 1;
             break;
-        case 'k':
+        case 'k': /* the inverse of --verify; the last one given wins */
             o.insecure = 1;
+            o.verify = 0;
+            break;
+        case O_VERIFY:
+            o.verify = 1;
+            o.insecure = 0;
             break;
         case 't':
             if (parse_timeout(optarg, &o.timeout_ms) < 0) {
@@ -606,8 +483,8 @@ int sk_cmd_probe(int argc, char **argv)
             o.advanced = 1;
             break;
         case O_RCPT:
-            if (o.nrcpts >= MAX_RCPTS) {
-                fprintf(stderr, "smtpkit probe: at most %d --rcpt\n", MAX_RCPTS);
+            if (o.nrcpts >= PROBE_MAX_RCPTS) {
+                fprintf(stderr, "smtpkit probe: at most %d --rcpt\n", PROBE_MAX_RCPTS);
                 return SK_EXIT_USAGE;
             }
             o.rcpts[o.nrcpts++] = optarg;
@@ -804,18 +681,23 @@ int sk_cmd_probe(int argc, char **argv)
                 printf("\n");
                 print_explanation(&h->rep[0].r, "CONNECT", "");
             }
+            probe_cert_print(&o, h);
             if (h->exit == SK_EXIT_OK)
-                printf("%s: %s answers as an SMTP server%s.\n", "OK",
+                printf("%s: %s answers as an SMTP server%s%s.\n", "OK",
                        h->addr[0] ? sk_client_peer(h->c) : h->name,
-                       h->did_txn ? " and accepted the test addresses" : "");
+                       h->did_txn ? " and accepted the test addresses" : "",
+                       probe_cert_problem(h) ? " (over TLS with a certificate that cannot be "
+                                               "verified)"
+                                             : "");
             else
                 printf("FAILED: %s\n", h->error);
         }
         if (o.json)
-            json_host(&j, &o, h);
-        if (h->exit != SK_EXIT_OK) {
+            probe_json_host(&j, &o, h);
+        int hx = probe_host_exit(&o, h);
+        if (hx != SK_EXIT_OK) {
             if (!any_fail)
-                first_fail = h->exit;
+                first_fail = hx;
             any_fail = 1;
         }
         if (h->greeted)
@@ -828,16 +710,19 @@ int sk_cmd_probe(int argc, char **argv)
         if (o.all)
             exit_status = any_fail ? first_fail : SK_EXIT_OK;
         else
-            exit_status = h->exit; /* the host that answered, or the last one tried */
+            exit_status = probe_host_exit(&o, h); /* the host that answered, or the last tried */
         if (exit_status != SK_EXIT_OK) {
             const host_result *f = &hr[last];
             if (o.all)
                 for (size_t i = 0; i <= last; i++)
-                    if (hr[i].exit != SK_EXIT_OK) {
+                    if (probe_host_exit(&o, &hr[i]) != SK_EXIT_OK) {
                         f = &hr[i];
                         break;
                     }
-            snprintf(summary, sizeof summary, "%s", f->error);
+            if (f->exit == SK_EXIT_OK)
+                probe_cert_summary(f, summary, sizeof summary);
+            else
+                snprintf(summary, sizeof summary, "%s", f->error);
             if (mx_mode && !answered && mx.n > 1)
                 snprintf(summary, sizeof summary, "no MX host of %s answered; last: %s", host,
                          h->error);

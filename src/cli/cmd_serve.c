@@ -3,12 +3,15 @@
  * (see smtpkit-serve(1) and smtpkit.conf(5)), or only validate its
  * configuration.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli/commands.h"
 #include "server/passwd.h"
 #include "server/runas.h"
+#include "server/server_security.h"
 #include "server/tls.h"
 #include "smtpkit/config.h"
 #include "smtpkit/policy.h"
@@ -34,11 +37,21 @@ static void usage(FILE *f)
                "See smtpkit-serve(1) and smtpkit.conf(5).\n");
 }
 
+/* 1 if path does not exist; 0 if it does or cannot be told (EACCES on a
+ * directory...: the loader then says why). */
+static int absent(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) != 0 && errno == ENOENT;
+}
+
 /* The certificate and the password file as the server would load them
- * (nothing is generated here). 0, or 1 with the reason on stderr. */
-static int check_tls_auth(const sk_config *cfg)
+ * (nothing is generated here), and readable by the user it runs as (a
+ * SIGHUP re-reads them as that user). 0, or 1 with the reason on stderr. */
+static int check_tls_auth(const sk_config *cfg, const sk_runas *r)
 {
     char err[1024];
+    int will_generate = 0;
     if (cfg->tls_certificate) {
         sk_tls_settings st = {.cert_file = cfg->tls_certificate,
                               .key_file = cfg->tls_key,
@@ -46,13 +59,11 @@ static int check_tls_auth(const sk_config *cfg)
                               .ciphersuites = cfg->tls_ciphersuites,
                               .min_version =
                                   cfg->tls_min_version == 13 ? TLS1_3_VERSION : TLS1_2_VERSION};
-        FILE *c = fopen(cfg->tls_certificate, "r"), *k = fopen(cfg->tls_key, "r");
-        int missing = !c && !k;
-        if (c)
-            fclose(c);
-        if (k)
-            fclose(k);
-        if (missing && cfg->tls_generate_if_missing) {
+        /* Only a pair that does not exist at all is generated; a file that
+         * exists but cannot be read is an error, never replaced. */
+        will_generate =
+            cfg->tls_generate_if_missing && absent(cfg->tls_certificate) && absent(cfg->tls_key);
+        if (will_generate) {
             printf("TLS: %s and %s will be generated (self-signed) at start\n",
                    cfg->tls_certificate, cfg->tls_key);
         } else {
@@ -75,6 +86,10 @@ static int check_tls_auth(const sk_config *cfg)
         printf("AUTH: %zu account(s) in %s\n", sk_passwd_count(pw), cfg->passwd_file);
         sk_passwd_free(pw);
     }
+    if (sk_server_security_check_files(cfg, r, !will_generate, err, sizeof err) != 0) {
+        fprintf(stderr, "smtpkit serve: %s: %s\n", cfg->path, err);
+        return 1;
+    }
     return 0;
 }
 
@@ -93,7 +108,7 @@ static int check(const char *path)
         sk_config_free(cfg);
         return 1;
     }
-    int rc = check_tls_auth(cfg);
+    int rc = check_tls_auth(cfg, &r);
     if (rc == 0)
         printf("%s: OK: %zu listener(s), %zu domain(s), %zu mailbox(es), %zu alias(es), mail in "
                "%s\n",

@@ -183,6 +183,37 @@ static void enhanced_object(FILE *f, const sk_explanation *x)
     fputc('}', f);
 }
 
+/* The meaning for the command given (sk_reply_meaning_select). */
+static void picked_object(FILE *f, const sk_explanation *x)
+{
+    const sk_reply_meaning *m = &x->picked;
+    int first = 1;
+    fputc('{', f);
+    jkey(f, &first, "command");
+    jstr(f, x->context);
+    jkey(f, &first, "meaning");
+    jstr(f, m->meaning);
+    jkey(f, &first, "source");
+    jstr(f, sk_meaning_source_name(m->source));
+    jkey(f, &first, "rfc");
+    jstr(f, m->rfc);
+    jkey(f, &first, "advice");
+    jstr(f, sk_advice_name(m->advice));
+    jkey(f, &first, "listed_for_command");
+    fputs(m->listed ? "true" : "false", f);
+    jkey(f, &first, "elsewhere");
+    fputc('[', f);
+    for (size_t i = 0; i < m->nelsewhere; i++) {
+        fputs(i ? "," : "", f);
+        fputs("{\"command\":", f);
+        jstr(f, m->elsewhere[i]->context);
+        fputs(",\"meaning\":", f);
+        jstr(f, m->elsewhere[i]->meaning);
+        fputc('}', f);
+    }
+    fputs("]}", f);
+}
+
 void sk_explain_print_json(FILE *f, const sk_explanation *x)
 {
     static const char *const kinds[] = {"code", "enhanced", "reply"};
@@ -221,6 +252,13 @@ void sk_explain_print_json(FILE *f, const sk_explanation *x)
         enhanced_object(f, x);
     else
         fputs("null", f);
+    jkey(f, &first, "picked");
+    if (x->has_picked && x->kind != SK_EXPLAIN_ENHANCED)
+        picked_object(f, x);
+    else
+        fputs("null", f);
+    jkey(f, &first, "known");
+    sk_explain_known_json(f, &x->known);
     jkey(f, &first, "notes");
     fputc('[', f);
     for (size_t i = 0; i < x->nnotes; i++) {

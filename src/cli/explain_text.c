@@ -4,6 +4,7 @@
  * server is printed through sk_explain_put_clean, so it cannot carry
  * terminal escape sequences.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "cli/explain.h"
@@ -88,6 +89,11 @@ static void field(FILE *f, const char *label, const char *text)
         first = 0;
     }
     fputc('\n', f);
+}
+
+void sk_explain_field(FILE *f, const char *label, const char *text)
+{
+    field(f, label, text);
 }
 
 /* "CONNECT (greeting), DATA-END (after the final dot), any command" */
@@ -241,6 +247,33 @@ static void print_enhanced(FILE *f, const sk_enhanced *en, const char *text)
         field(f, "goes with", buf);
 }
 
+/* The meaning for the command given (and the enhanced code, if any). */
+static void print_picked(FILE *f, const sk_explanation *x)
+{
+    const sk_reply_meaning *m = &x->picked;
+    char buf[640];
+    fputc('\n', f);
+    if (x->has_enhanced)
+        fprintf(f, "as a reply to %s, with %d.%d.%d:\n", x->context, x->enhanced.cls,
+                x->enhanced.subject, x->enhanced.detail);
+    else
+        fprintf(f, "as a reply to %s:\n", x->context);
+    field(f, "meaning",
+          m->meaning ? m->meaning
+                     : "none registered for this command: the digits above are what it says");
+    static const char *const how[] = {
+        [SK_MEANING_NONE] = "no registered meaning applies",
+        [SK_MEANING_GENERAL] = "the code's general meaning",
+        [SK_MEANING_COMMAND] = "the code's meaning for this command",
+        [SK_MEANING_COMMAND_ENHANCED] = "the meaning of this command with this enhanced code",
+        [SK_MEANING_ENHANCED] = "the enhanced code's meaning (the code has none for this command)",
+    };
+    snprintf(buf, sizeof buf, "%s%s%s", how[m->source], m->rfc ? "; " : "", m->rfc ? m->rfc : "");
+    field(f, "from", buf);
+    snprintf(buf, sizeof buf, "%s - %s", sk_advice_name(m->advice), sk_advice_meaning(m->advice));
+    field(f, "advice", buf);
+}
+
 void sk_explain_print_text(FILE *f, const sk_explanation *x)
 {
     if (x->kind == SK_EXPLAIN_REPLY && x->reply) {
@@ -255,13 +288,25 @@ void sk_explain_print_text(FILE *f, const sk_explanation *x)
             fputc('\n', f);
         }
         fputc('\n', f);
+        sk_explain_known_text(f, &x->known);
+        fputc('\n', f);
     }
     if (x->kind != SK_EXPLAIN_ENHANCED) {
         print_digits(f, x->code);
-        if (x->nrows == 0)
+        if (x->has_picked)
+            print_picked(f, x);
+        if (x->nrows == 0 && sk_registry_find(x->code, NULL, 0)) {
+            char buf[160];
+            snprintf(buf, sizeof buf,
+                     "registered, but only as a reply to other commands: none of its rows "
+                     "applies to %s.",
+                     x->context ? x->context : "this command");
+            field(f, "status", buf);
+        } else if (x->nrows == 0) {
             field(f, "status",
                   "unregistered: no RFC or known vendor assigns this code; the digits above "
                   "are all it says.");
+        }
         for (size_t i = 0; i < x->nrows; i++) {
             fputc('\n', f);
             print_row(f, x->rows[i]);
@@ -271,6 +316,10 @@ void sk_explain_print_text(FILE *f, const sk_explanation *x)
         if (x->kind != SK_EXPLAIN_ENHANCED)
             fputc('\n', f);
         print_enhanced(f, &x->enhanced, x->enhanced_text);
+    }
+    if (x->kind != SK_EXPLAIN_REPLY) {
+        fputc('\n', f);
+        sk_explain_known_text(f, &x->known);
     }
     if (x->nnotes)
         fputc('\n', f);

@@ -254,7 +254,7 @@ int sk_client_connect(sk_client *c, const char *host, const char *port)
 
 /* Read what is available into rbuf (at most until its max). >0 bytes read,
  * 0 end of file, -1 error or timeout (error set). */
-static int read_some(sk_client *c, double deadline)
+int sk_client_read_some(sk_client *c, double deadline)
 {
     char tmp[4096];
     size_t room = c->rbuf.max - c->rbuf.len;
@@ -336,7 +336,7 @@ static void expect_line(sk_client *c, const char *p, size_t n)
 }
 
 /* Record the lines of bytes p[0..n) in the transcript. */
-static void record_lines(sk_client *c, sk_dir dir, const char *p, size_t n)
+void sk_client_record_lines(sk_client *c, sk_dir dir, const char *p, size_t n)
 {
     size_t i = 0;
     while (i < n) {
@@ -370,7 +370,7 @@ static void not_smtp(sk_client *c, const char *why)
     const char *nl = memchr(c->rbuf.data, '\n', n);
     if (nl)
         n = (size_t)(nl - c->rbuf.data) + 1;
-    record_lines(c, SK_DIR_SERVER, c->rbuf.data, n > 200 ? 200 : n);
+    sk_client_record_lines(c, SK_DIR_SERVER, c->rbuf.data, n > 200 ? 200 : n);
     sk_client_set_error(c, SK_CLIENT_ERR_PROTOCOL, "%s does not speak SMTP: %s", c->peer, why);
 }
 
@@ -391,7 +391,7 @@ int sk_client_read_reply(sk_client *c, sk_reply *r)
             const char *err = NULL;
             ssize_t used = sk_reply_parse(c->rbuf.data, c->rbuf.len, SK_REPLY_ALLOW_ANY, r, &err);
             if (used > 0) {
-                record_lines(c, SK_DIR_SERVER, c->rbuf.data, (size_t)used);
+                sk_client_record_lines(c, SK_DIR_SERVER, c->rbuf.data, (size_t)used);
                 sk_buf_consume(&c->rbuf, (size_t)used);
                 char cmd[12];
                 take_expected(c, cmd, sizeof cmd);
@@ -410,12 +410,13 @@ int sk_client_read_reply(sk_client *c, sk_reply *r)
                 return -1;
             }
         }
-        int n = read_some(c, deadline);
+        int n = sk_client_read_some(c, deadline);
         if (n > 0)
             continue;
         if (n == 0) {
             if (c->rbuf.len) {
-                record_lines(c, SK_DIR_SERVER, c->rbuf.data, c->rbuf.len > 200 ? 200 : c->rbuf.len);
+                sk_client_record_lines(c, SK_DIR_SERVER, c->rbuf.data,
+                                       c->rbuf.len > 200 ? 200 : c->rbuf.len);
                 sk_client_set_error(c, SK_CLIENT_ERR_CLOSED,
                                     "%s closed the connection in the middle of a reply", c->peer);
             } else {
@@ -434,7 +435,7 @@ int sk_client_send_raw(sk_client *c, const char *p, size_t n, int record)
         return -1;
     }
     if (record) {
-        record_lines(c, SK_DIR_CLIENT, p, n);
+        sk_client_record_lines(c, SK_DIR_CLIENT, p, n);
         for (size_t i = 0; i < n;) { /* one expected reply per command line */
             expect_line(c, p + i, n - i);
             const char *nl = memchr(p + i, '\n', n - i);

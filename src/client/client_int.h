@@ -33,6 +33,12 @@ struct sk_client {
     size_t pend_head, pend_n;
 };
 
+/* Read what is available into rbuf (at most until its max), waiting until
+ * `deadline`. >0 bytes read, 0 end of file, -1 error or timeout (error set). */
+int sk_client_read_some(sk_client *c, double deadline);
+/* Record the lines of bytes p[0..n) in the transcript. */
+void sk_client_record_lines(sk_client *c, sk_dir dir, const char *p, size_t n);
+
 /* Note that a reply to `cmd` is now expected. */
 void sk_client_expect(sk_client *c, const char *cmd);
 
@@ -46,6 +52,12 @@ int sk_client_tls_start(sk_client *c);
 int sk_client_tls_read(sk_client *c, char *p, size_t n, double deadline);        /* >0, 0 EOF, -1 */
 int sk_client_tls_write(sk_client *c, const char *p, size_t n, double deadline); /* 0 / -1 */
 void sk_client_tls_end(sk_client *c);
+
+/* tls_verify.c: record every verification error of the coming handshake;
+ * after it, fill c->tls.problems, .verified and .verify_error (name_match,
+ * the names and dates must be filled already). */
+void sk_client_tls_verify_setup(sk_client *c);
+void sk_client_tls_verify_finish(sk_client *c, int have_cert, const char *name);
 
 /* base64 for AUTH (no line breaks). Returns a malloc'd NUL-terminated string. */
 char *sk_client_b64(const void *p, size_t n);

@@ -1,7 +1,8 @@
 /*
- * explain.c - what a reply means, for people: the registry's meaning for
- * (code, command), the first digit's class (RFC 5321 4.2.1), the enhanced
- * code's name (RFC 3463), and whether the RFCs list the code for that
+ * explain.c - what a reply means, for people: the meaning picked for
+ * (code, command, enhanced code) (src/core/reply_meaning.c), the first
+ * digit's class (RFC 5321 4.2.1), the enhanced code's name (RFC 3463), and
+ * whether RFC 5321 4.3.2 (or the extension's RFC) lists the code for that
  * command at all.
  */
 #include "smtpkit/client.h"
@@ -13,31 +14,19 @@
 void sk_reply_explain(const sk_reply *r, const char *context, sk_reply_explanation *ex)
 {
     memset(ex, 0, sizeof *ex);
-    /* The registry keys extension meanings by the command's name. */
-    const char *regctx = NULL;
-    if (context &&
-        (!strcmp(context, "STARTTLS") || !strcmp(context, "AUTH") || !strcmp(context, "BDAT") ||
-         !strcmp(context, "ETRN") || !strcmp(context, "ATRN")))
-        regctx = context;
-    const sk_code_entry *e = sk_registry_lookup(r->code, regctx);
-    if (e) {
-        ex->meaning = e->meaning;
-        ex->rfc = e->rfc;
-        ex->status = sk_code_status_name(e->status);
-        ex->status_note = e->status_note;
-        ex->advice = sk_advice_name(e->advice);
-        if (context && !sk_registry_allows(r->code, context))
-            ex->unexpected = 1;
+    sk_reply_meaning_select(r->code, context, r->has_enhanced ? &r->enhanced : NULL, &ex->picked);
+    const sk_reply_meaning *m = &ex->picked;
+    ex->meaning = m->meaning;
+    ex->rfc = m->rfc;
+    ex->advice = sk_advice_name(m->advice);
+    ex->source = sk_meaning_source_name(m->source);
+    if (m->entry) {
+        ex->status = sk_code_status_name(m->entry->status);
+        ex->status_note = m->entry->status_note;
     }
+    ex->unexpected = context && *context && !m->listed;
     ex->class_text = sk_digit_meaning(0, r->code / 100);
     ex->class_name = sk_digit_name(0, r->code / 100);
-    if (!ex->advice) {
-        int d = r->code / 100;
-        ex->advice = sk_advice_name(d == 2   ? SK_ADVICE_DONE
-                                    : d == 3 ? SK_ADVICE_CONTINUE
-                                    : d == 4 ? SK_ADVICE_RETRY
-                                             : SK_ADVICE_GIVE_UP);
-    }
     if (r->has_enhanced) {
         const sk_enhanced_entry *en = sk_enhanced_lookup(r->enhanced.subject, r->enhanced.detail);
         if (!en)

@@ -5,9 +5,13 @@
  * sockets are polled until the answer arrives or the deadline passes, so a
  * dead DNS server costs at most the configured timeout times the tries.
  * DNS outcomes are kept apart (NXDOMAIN, no data, SERVFAIL/refused, timeout)
- * because a user fixes each one differently.
+ * because a user fixes each one differently. What an answer means (null
+ * MX, implicit MX, order) is decided in mx_answer.c, shared with the
+ * delivery agent's asynchronous resolver (src/delivery/mx_async.c).
  */
 #include "smtpkit/mx.h"
+
+#include "client/mx_internal.h"
 
 #include <arpa/inet.h>
 #include <netdb.h>
@@ -18,12 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/random.h>
 #include <time.h>
-
-#define MX_TYPE 15 /* RFC 1035 3.2.2 */
-#define CLASS_IN 1
-#define TRIES 2
 
 struct sk_resolver {
     ares_channel ch;
@@ -51,33 +50,10 @@ sk_resolver *sk_resolver_new(const char *servers, int timeout_ms, char *err, siz
         return NULL;
     }
     r->timeout_ms = timeout_ms > 0 ? timeout_ms : 5000;
-    struct ares_options o;
-    memset(&o, 0, sizeof o);
-    o.timeout = r->timeout_ms;
-    o.tries = TRIES;
-    int mask = ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES;
-    if (servers) {
-        /* Ask only the given server(s): no /etc/hosts, no search list. */
-        o.lookups = (char *)"b";
-        o.ndomains = 0;
-        o.domains = NULL;
-        mask |= ARES_OPT_LOOKUPS | ARES_OPT_DOMAINS;
-    }
-    rc = ares_init_options(&r->ch, &o, mask);
-    if (rc != ARES_SUCCESS) {
-        snprintf(err, errlen, "DNS resolver: %s", ares_strerror(rc));
+    if (sk_ares_channel_new(&r->ch, servers, r->timeout_ms, NULL, NULL, err, errlen) < 0) {
         free(r);
         ares_library_cleanup();
         return NULL;
-    }
-    if (servers) {
-        rc = ares_set_servers_ports_csv(r->ch, servers);
-        if (rc != ARES_SUCCESS) {
-            snprintf(err, errlen, "bad DNS server '%s' (expected IP[:PORT]): %s", servers,
-                     ares_strerror(rc));
-            sk_resolver_free(r);
-            return NULL;
-        }
     }
     return r;
 }
@@ -94,7 +70,7 @@ void sk_resolver_free(sk_resolver *r)
 /* Drive c-ares until *done is set or the deadline passes. */
 static void wait_done(sk_resolver *r, const int *done)
 {
-    double deadline = now_s() + (double)r->timeout_ms * (TRIES + 1) / 1000.0 + 1.0;
+    double deadline = now_s() + (double)r->timeout_ms * (SK_DNS_TRIES + 1) / 1000.0 + 1.0;
     while (!*done) {
         ares_socket_t socks[ARES_GETSOCK_MAXNUM];
         /* ares_getsock's bit mask, read with unsigned shifts (the library's
@@ -141,27 +117,6 @@ static void wait_done(sk_resolver *r, const int *done)
     }
 }
 
-static sk_dns_status map_status(int st)
-{
-    switch (st) {
-    case ARES_SUCCESS:
-        return SK_DNS_OK;
-    case ARES_ENOTFOUND:
-        return SK_DNS_NXDOMAIN;
-    case ARES_ENODATA:
-        return SK_DNS_NODATA;
-    case ARES_ESERVFAIL:
-    case ARES_EREFUSED:
-    case ARES_ECONNREFUSED:
-        return SK_DNS_SERVFAIL;
-    case ARES_ETIMEOUT:
-    case ARES_ECANCELLED:
-        return SK_DNS_TIMEOUT;
-    default:
-        return SK_DNS_ERROR;
-    }
-}
-
 const char *sk_dns_status_text(sk_dns_status s)
 {
     switch (s) {
@@ -187,10 +142,10 @@ const char *sk_dns_status_text(sk_dns_status s)
 
 struct mx_q {
     int done;
-    int status;
+    sk_dns_status status;
+    const char *domain;
+    int flags;
     sk_mx_list *out;
-    int nullmx;
-    int overflow;
 };
 
 static void mx_cb(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
@@ -198,54 +153,7 @@ static void mx_cb(void *arg, int status, int timeouts, unsigned char *abuf, int 
     (void)timeouts;
     struct mx_q *q = arg;
     q->done = 1;
-    q->status = status;
-    if (status != ARES_SUCCESS)
-        return;
-    struct ares_mx_reply *mx = NULL;
-    int rc = ares_parse_mx_reply(abuf, alen, &mx);
-    if (rc != ARES_SUCCESS) {
-        q->status = rc;
-        return;
-    }
-    size_t total = 0;
-    for (struct ares_mx_reply *m = mx; m; m = m->next) {
-        total++;
-        /* RFC 7505: the null MX is a single record with an empty target. */
-        if (m->host[0] == '\0' || !strcmp(m->host, "."))
-            q->nullmx = 1;
-        if (q->out->n >= SK_MX_MAX) {
-            q->overflow = 1;
-            continue;
-        }
-        sk_mx_host *h = &q->out->hosts[q->out->n];
-        size_t hl = strlen(m->host);
-        if (hl >= sizeof h->name)
-            continue; /* longer than any legal DNS name: ignore */
-        memcpy(h->name, m->host, hl + 1);
-        if (hl && h->name[hl - 1] == '.')
-            h->name[hl - 1] = '\0';
-        h->preference = m->priority;
-        q->out->n++;
-    }
-    if (q->nullmx && total != 1)
-        q->nullmx = 0; /* "." among real hosts is a broken record, not a null MX */
-    ares_free_data(mx);
-}
-
-static int cmp_mx(const void *a, const void *b)
-{
-    const sk_mx_host *x = a, *y = b;
-    if (x->preference != y->preference)
-        return x->preference < y->preference ? -1 : 1;
-    return strcasecmp(x->name, y->name);
-}
-
-static unsigned rnd(unsigned bound)
-{
-    unsigned v = 0;
-    if (getrandom(&v, sizeof v, 0) != (ssize_t)sizeof v)
-        v = (unsigned)time(NULL);
-    return bound ? v % bound : 0;
+    q->status = sk_mx_from_answer(status, abuf, alen, q->domain, q->flags, q->out);
 }
 
 sk_dns_status sk_mx_resolve(sk_resolver *r, const char *domain, int flags, sk_mx_list *out)
@@ -254,45 +162,12 @@ sk_dns_status sk_mx_resolve(sk_resolver *r, const char *domain, int flags, sk_mx
     size_t dl = strlen(domain);
     if (dl == 0 || dl > 253)
         return SK_DNS_ERROR;
-    struct mx_q q = {0, 0, out, 0, 0};
-    ares_query(r->ch, domain, CLASS_IN, MX_TYPE, mx_cb, &q);
+    struct mx_q q = {0, SK_DNS_ERROR, domain, flags, out};
+    ares_query(r->ch, domain, SK_DNS_CLASS_IN, SK_MX_QTYPE, mx_cb, &q);
     wait_done(r, &q.done);
     if (!q.done)
         return SK_DNS_TIMEOUT;
-    sk_dns_status st = map_status(q.status);
-    if (st == SK_DNS_NODATA || (st == SK_DNS_OK && out->n == 0 && !q.nullmx)) {
-        /* RFC 5321 5.1: no MX records: the domain is its own mail host. */
-        memset(out, 0, sizeof *out);
-        snprintf(out->hosts[0].name, sizeof out->hosts[0].name, "%s", domain);
-        out->hosts[0].preference = -1;
-        out->n = 1;
-        out->implicit = 1;
-        return SK_DNS_OK;
-    }
-    if (st != SK_DNS_OK)
-        return st;
-    if (q.nullmx) {
-        out->n = 0;
-        return SK_DNS_NULLMX;
-    }
-    qsort(out->hosts, out->n, sizeof out->hosts[0], cmp_mx);
-    if (flags & SK_MX_SHUFFLE) {
-        /* Fisher-Yates within each run of equal preference. */
-        size_t i = 0;
-        while (i < out->n) {
-            size_t j = i;
-            while (j < out->n && out->hosts[j].preference == out->hosts[i].preference)
-                j++;
-            for (size_t k = j - 1; k > i; k--) {
-                size_t m = i + rnd((unsigned)(k - i + 1));
-                sk_mx_host t = out->hosts[k];
-                out->hosts[k] = out->hosts[m];
-                out->hosts[m] = t;
-            }
-            i = j;
-        }
-    }
-    return SK_DNS_OK;
+    return q.status;
 }
 
 /* ---- addresses ---------------------------------------------------------- */
@@ -305,37 +180,9 @@ struct addr_q {
     int port;
 };
 
-static int same_addr(const sk_addr *a, const sk_addr *b)
-{
-    return a->len == b->len && !strcmp(a->text, b->text);
-}
-
 static void put_addr(struct addr_q *q, const struct sockaddr *sa, socklen_t len)
 {
-    if (q->n >= q->max || len > (socklen_t)sizeof(struct sockaddr_storage))
-        return;
-    sk_addr *a = &q->out[q->n];
-    memset(a, 0, sizeof *a);
-    memcpy(&a->ss, sa, len);
-    a->len = len;
-    const void *ip;
-    if (sa->sa_family == AF_INET) {
-        struct sockaddr_in *s4 = (struct sockaddr_in *)&a->ss;
-        s4->sin_port = htons((uint16_t)q->port);
-        ip = &s4->sin_addr;
-    } else if (sa->sa_family == AF_INET6) {
-        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&a->ss;
-        s6->sin6_port = htons((uint16_t)q->port);
-        ip = &s6->sin6_addr;
-    } else {
-        return;
-    }
-    if (!inet_ntop(sa->sa_family, ip, a->text, sizeof a->text))
-        return;
-    for (size_t i = 0; i < q->n; i++)
-        if (same_addr(&q->out[i], a))
-            return;
-    q->n++;
+    sk_addr_list_add(q->out, q->max, &q->n, sa, len, q->port);
 }
 
 static void addr_cb(void *arg, int status, int timeouts, struct ares_addrinfo *res)
@@ -358,20 +205,8 @@ sk_dns_status sk_host_resolve(sk_resolver *r, const char *host, int port, sk_add
 {
     *n = 0;
     struct addr_q q = {0, 0, out, max, 0, port};
-    struct sockaddr_in s4;
-    struct sockaddr_in6 s6;
-    memset(&s4, 0, sizeof s4);
-    memset(&s6, 0, sizeof s6);
-    if (inet_pton(AF_INET, host, &s4.sin_addr) == 1) {
-        s4.sin_family = AF_INET;
-        put_addr(&q, (struct sockaddr *)&s4, sizeof s4);
-        *n = q.n;
-        return SK_DNS_OK;
-    }
-    if (inet_pton(AF_INET6, host, &s6.sin6_addr) == 1) {
-        s6.sin6_family = AF_INET6;
-        put_addr(&q, (struct sockaddr *)&s6, sizeof s6);
-        *n = q.n;
+    if (max && sk_addr_from_literal(host, port, out)) {
+        *n = 1;
         return SK_DNS_OK;
     }
     struct ares_addrinfo_hints hints;
@@ -384,7 +219,7 @@ sk_dns_status sk_host_resolve(sk_resolver *r, const char *host, int port, sk_add
     if (!q.done)
         return SK_DNS_TIMEOUT;
     *n = q.n;
-    sk_dns_status st = map_status(q.status);
+    sk_dns_status st = sk_dns_from_ares(q.status);
     if (st == SK_DNS_OK && q.n == 0)
         return SK_DNS_NODATA;
     return st;

@@ -6,9 +6,10 @@
  * never for an IP literal), and the details a user wants to see: version,
  * cipher, subject, issuer, validity dates, names, whether the name matches.
  *
- * The handshake itself does not fail on a bad certificate: the verdict is
- * read afterwards so it can be shown, and the connection is refused then
- * unless the user asked for --insecure.
+ * The handshake itself does not fail on a bad certificate: every reason is
+ * recorded (tls_verify.c) and the verdict read afterwards so it can be
+ * shown; the connection is refused then unless the caller set `insecure`
+ * (probe does by default: opportunistic TLS, RFC 3207 4.1).
  */
 #include "client/client_int.h"
 
@@ -153,14 +154,7 @@ static int judge(sk_client *c)
             t->name_match = X509_check_host(cert, name, 0, 0, NULL) == 1;
         X509_free(cert);
     }
-    long vr = SSL_get_verify_result(c->ssl);
-    t->verified = cert && vr == X509_V_OK;
-    if (!cert)
-        snprintf(t->verify_error, sizeof t->verify_error, "the server sent no certificate");
-    else if (vr != X509_V_OK)
-        snprintf(t->verify_error, sizeof t->verify_error, "%s", X509_verify_cert_error_string(vr));
-    else if (!t->name_match)
-        snprintf(t->verify_error, sizeof t->verify_error, "certificate is not valid for %s", name);
+    sk_client_tls_verify_finish(c, cert != NULL, name);
     sk_transcript_addf(&c->tr, SK_DIR_INFO, "TLS established: %s, cipher %s (%d bits)", t->version,
                        t->cipher, t->bits);
     sk_transcript_addf(&c->tr, SK_DIR_INFO, "certificate subject: %s", t->subject);
@@ -173,16 +167,15 @@ static int judge(sk_client *c)
                        t->name_match ? "matches" : "does NOT match", name,
                        t->verified ? "verified" : "NOT verified", t->verified ? "" : ": ",
                        t->verified ? "" : t->verify_error);
-    if ((!t->verified || !t->name_match) && !c->o.insecure) {
+    if (t->problems && !c->o.insecure) {
         sk_client_set_error(c, SK_CLIENT_ERR_TLS,
                             "certificate of %s refused: %s (--insecure shows the dialogue "
                             "anyway)",
                             name, t->verify_error);
         return -1;
     }
-    if (!t->verified || !t->name_match)
-        sk_transcript_addf(&c->tr, SK_DIR_INFO,
-                           "continuing despite the certificate problem (--insecure)");
+    if (t->problems)
+        sk_transcript_addf(&c->tr, SK_DIR_INFO, "continuing despite the certificate problem");
     return 0;
 }
 
@@ -195,6 +188,8 @@ int sk_client_tls_start(sk_client *c)
         sk_client_set_error(c, SK_CLIENT_ERR_TLS, "cannot set up TLS");
         return -1;
     }
+    memset(&c->tls, 0, sizeof c->tls);
+    sk_client_tls_verify_setup(c); /* every verification error is recorded */
     const char *name = verify_name(c);
     if (name[0] && !sk_is_ip_literal(name))
         SSL_set_tlsext_host_name(c->ssl, name); /* SNI: names only (RFC 6066 3) */

@@ -57,6 +57,7 @@ const sk_cmd_entry *sk_cmd_lookup(sk_verb v)
 void sk_cmd_dispatch(sk_session *s, const char *line, size_t len)
 {
     sk_command cmd;
+    s->cmd_addr_set = 0;
     if (sk_command_split(line, len, &cmd) < 0) {
         s->verb = "EMPTY";
         sk_sess_reject(s, 500, "5.5.2", "Syntax error, empty command");

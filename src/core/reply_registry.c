@@ -287,9 +287,10 @@ static const sk_code_entry table[] = {
      NULL, "RFC 5321 4.2.2, 4.3.2", "MAIL RCPT VRFY", FIX},
 
     {554, NULL, "5.0.0", "Transaction failed",
-     "The transaction failed for good (e.g. no valid recipients, message refused). As the "
+     "The transaction failed for good (e.g. no valid recipients, message refused; with 5.4.6 "
+     "after the data, a mail loop: too many Received header fields, RFC 5321 6.3). As the "
      "first reply on a connection it means \"no SMTP service here\".",
-     STD, NULL, "RFC 5321 4.2.2, 4.2.3, 4.3.2", "CONNECT DATA DATA-END BDAT", GIVEUP},
+     STD, NULL, "RFC 5321 4.2.2, 4.2.3, 4.3.2, 6.3", "CONNECT DATA DATA-END BDAT", GIVEUP},
 
     {555, NULL, "5.5.4", "MAIL FROM/RCPT TO parameters not recognized or not implemented",
      "A parameter on MAIL FROM or RCPT TO (e.g. SIZE=, BODY=) is unknown or not supported "

@@ -3,7 +3,8 @@
  *
  * RFC 5321 2.3.8 (only CRLF ends a line), 3.1 (greeting), 4.2 (exactly one
  * reply per command), 4.5.3.1.4 (command line limit, incl. CRLF), 4.5.3.2
- * (timeouts answered by 421), 4.4 (trace headers on every message);
+ * (timeouts answered by 421), 4.4 (trace headers on every message), 6.3
+ * (a message with too many Received fields is refused: a mail loop);
  * RFC 2920 (pipelining: all complete commands of a feed are answered in
  * order); RFC 2034 3-4 (an enhanced code on every 2xx/4xx/5xx reply but the
  * greeting and the replies to HELO/EHLO, whether or not the client said
@@ -25,6 +26,7 @@
 
 #include "core/command_table.h"
 #include "core/received.h"
+#include "smtpkit/registry.h"
 #include "smtpkit/reply.h"
 
 /* Output cap: far above what any honest pipelined client makes us queue
@@ -131,11 +133,31 @@ void sk_sess_reply(sk_session *s, int code, const char *enhanced, const char *fm
 __attribute__((format(printf, 4, 0))) static void
 refusal(sk_session *s, int code, const char *enhanced, const char *fmt, va_list ap)
 {
-    char text[512], clean[512];
+    char text[512], clean[512], from[300], helo[300];
     vsnprintf(text, sizeof text, fmt, ap);
     sk_sess_reply(s, code, enhanced, "%s", text);
-    sk_sess_log(s, "event=reject cmd=%s code=%d enh=%s text=\"%s\"", s->verb ? s->verb : "-", code,
-                enhanced ? enhanced : "-", clean_text(text, clean, sizeof clean));
+    /* The envelope so far, as Postfix's reject line: from= (the transaction's
+     * sender, or the one MAIL tried), to= (the recipient RCPT tried), helo=.
+     * Values are cleaned (no space, quote, backslash or control byte), so a
+     * client cannot add a field or a line. */
+    int is_mail = s->verb && !strcmp(s->verb, "MAIL"),
+        is_rcpt = s->verb && !strcmp(s->verb, "RCPT");
+    const char *f = s->in_tx                     ? sk_sess_clean(s->tx.mail_from, from, sizeof from)
+                    : is_mail && s->cmd_addr_set ? s->cmd_addr
+                                                 : NULL;
+    int has_to = is_rcpt && s->cmd_addr_set;
+    sk_sess_log(s, "event=reject cmd=%s code=%d enh=%s%s%s%s%s%s%s%s%s text=\"%s\"",
+                s->verb ? s->verb : "-", code, enhanced ? enhanced : "-", f ? " from=<" : "",
+                f ? f : "", f ? ">" : "", has_to ? " to=<" : "", has_to ? s->cmd_addr : "",
+                has_to ? ">" : "", s->helo ? " helo=" : "",
+                s->helo ? sk_sess_clean(s->helo, helo, sizeof helo) : "",
+                clean_text(text, clean, sizeof clean));
+}
+
+void sk_sess_set_cmd_addr(sk_session *s, const char *addr)
+{
+    sk_sess_clean(addr, s->cmd_addr, sizeof s->cmd_addr);
+    s->cmd_addr_set = 1;
 }
 
 /* One more client error: at max_errors, 421 4.7.0 and close. */
@@ -226,6 +248,7 @@ void sk_sess_tx_reset(sk_session *s, const char *why)
     s->tx_bdat = 0;
     s->data_error = SK_DATA_OK;
     s->data_size = 0;
+    sk_hop_count_init(&s->hops);
     s->tx_result = 0;
     s->tx_why = NULL;
     s->bdat_left = s->bdat_size = 0;
@@ -361,6 +384,11 @@ void sk_sess_data_sink(void *arg, const char *p, size_t n)
         return;
     if (bare_error(s))
         return;
+    sk_hop_count_feed(&s->hops, p, n);
+    if (s->cfg->max_received_headers && s->hops.count > s->cfg->max_received_headers) {
+        s->data_error = SK_DATA_LOOP; /* nothing more is stored */
+        return;
+    }
     if (n > s->cfg->max_message_size - s->data_size) {
         s->data_error = SK_DATA_TOO_BIG;
         return;
@@ -377,6 +405,7 @@ sk_store_result sk_sess_data_open(sk_session *s)
 {
     s->data_error = SK_DATA_OK;
     s->data_size = 0;
+    sk_hop_count_init(&s->hops);
     memset(s->tx.id, 0, sizeof s->tx.id);
     if (!s->ops->store_begin)
         return SK_STORE_IOERR;
@@ -473,6 +502,13 @@ void sk_sess_data_finish(sk_session *s, const char *phase)
                    "Message refused: a line holding only \".\" next to a bare <LF> or <CR> "
                    "(SMTP smuggling, RFC 5321 2.3.8)");
             break;
+        case SK_DATA_LOOP: {
+            const sk_enhanced_entry *loop = sk_enhanced_lookup(4, 6);
+            end_tx(s, 554, "loop", "5.4.6",
+                   "Message refused: %s (more than %u Received header fields)",
+                   loop ? loop->name : "", s->cfg->max_received_headers);
+            break;
+        }
         case SK_DATA_NOSPACE:
             end_tx(s, 452, "store", "4.3.1", "Error: insufficient system storage");
             break;
@@ -653,6 +689,8 @@ static void line_complete(sk_session *s)
         enhanced = "5.5.6";
     } else if (s->line_overflow)
         problem = "Error: line too long";
+    else if (s->line_bare_lf)
+        problem = "Syntax error: bare <LF> received; lines end with <CR><LF> (RFC 5321 2.3.8)";
     else if (len && l[len - 1] == '\r')
         len--;
     else
@@ -684,16 +722,30 @@ static void line_complete(sk_session *s)
     }
 out:
     s->line_overflow = 0;
+    s->line_bare_lf = 0;
     if (s->line.data)
         explicit_bzero(s->line.data, s->line.len); /* may have held a password */
     sk_buf_clear(&s->line);
 }
 
-/* Command (or AUTH response) input: consume up to and including one LF. */
+/* Command (or AUTH response) input: consume up to and including one LF.
+ * Only CRLF ends a line (RFC 5321 2.3.8): a bare LF is noted and the line
+ * goes on to the next CRLF, so "NOOP<LF>RSET<CRLF>" is one bad line with
+ * one reply, never a refused line followed by a command that runs. */
 static size_t line_input(sk_session *s, const char *p, size_t n)
 {
     const char *lf = memchr(p, '\n', n);
     size_t take = lf ? (size_t)(lf - p) : n;
+    int bare = 0;
+    if (lf && !s->line_overflow) {
+        char before = take ? p[take - 1] : s->line.len ? s->line.data[s->line.len - 1] : '\0';
+        if (before != '\r') {
+            /* keep the LF in the line and go on: the line is not over */
+            s->line_bare_lf = 1;
+            bare = 1;
+            take++;
+        }
+    }
     if (!s->line_overflow && take) {
         int auth;
         size_t cap = line_cap(s, p, take, &auth);
@@ -702,6 +754,8 @@ static size_t line_input(sk_session *s, const char *p, size_t n)
             sk_buf_clear(&s->line);
         }
     }
+    if (bare)
+        return take;
     if (!lf)
         return n;
     size_t used = take + 1;

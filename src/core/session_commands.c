@@ -125,6 +125,7 @@ void sk_cmd_mail(sk_session *s, const sk_command *cmd)
         cmd->arg, cmd->arg_len, "FROM:", SK_ADDR_ALLOW_NULL | SK_ADDR_UTF8, &pc, &err);
     switch (st) {
     case SK_PATHCMD_OK:
+        sk_sess_set_cmd_addr(s, addr_text(&pc.path));
         break;
     case SK_PATHCMD_E_SYNTAX:
         sk_sess_reject(s, 501, "5.5.4", "Syntax: MAIL FROM:<address> (%s)", err);
@@ -230,6 +231,7 @@ void sk_cmd_rcpt(sk_session *s, const sk_command *cmd)
     sk_path_cmd_status st = sk_command_parse_path(cmd->arg, cmd->arg_len, "TO:", flags, &pc, &err);
     switch (st) {
     case SK_PATHCMD_OK:
+        sk_sess_set_cmd_addr(s, pc.path.mailbox);
         break;
     case SK_PATHCMD_E_SYNTAX:
         sk_sess_reject(s, 501, "5.5.4", "Syntax: RCPT TO:<address> (%s)", err);

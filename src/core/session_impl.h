@@ -14,6 +14,7 @@
 #include <stddef.h>
 
 #include "core/data_framer.h"
+#include "core/hop_count.h"
 #include "smtpkit/command.h"
 #include "smtpkit/sasl.h"
 #include "smtpkit/session.h"
@@ -33,6 +34,7 @@ typedef enum sk_data_error {
     SK_DATA_BARE_LF,  /* 550 5.6.0 */
     SK_DATA_BARE_CR,  /* 550 5.6.0 */
     SK_DATA_LONE_DOT, /* 550 5.6.0: "normalise" met a smuggling-shaped "." line */
+    SK_DATA_LOOP,     /* 554 5.4.6: more Received fields than max_received_headers */
     SK_DATA_NOSPACE,  /* 452 4.3.1 */
     SK_DATA_IOERR,    /* 451 4.3.0 */
     SK_DATA_DEFERRED, /* BDAT refused at command time: reply kept in bdat_reply */
@@ -70,6 +72,10 @@ struct sk_session {
     unsigned long commands;
     const char *verb;         /* the command being handled: logs, RFC 2034 3 */
     const char *close_reason; /* set with SK_WANT_CLOSE, see sk_session_close_reason */
+    /* MAIL/RCPT being handled: its address (sk_sess_clean'ed), for the
+     * from=/to= of a refusal's log line; cleared before each command */
+    char cmd_addr[300];
+    int cmd_addr_set;
 
     /* output */
     sk_buf out;
@@ -77,6 +83,7 @@ struct sk_session {
     /* command line assembly */
     sk_buf line;
     int line_overflow; /* 1: over max_line, 2: over the AUTH limit; discarding */
+    int line_bare_lf;  /* a bare LF was inside the line: it goes on to the CRLF */
     size_t feed_left;  /* bytes of the current feed after the current line */
 
     /* transaction */
@@ -90,6 +97,7 @@ struct sk_session {
     int tx_result;                /* tx: the reply that ended the message (0: none) */
     const char *tx_why;           /* tx: why it failed or ended without one */
     sk_data_framer framer;
+    sk_hop_count hops; /* tx: Received fields in the header section */
 
     /* BDAT chunk in progress */
     unsigned long long bdat_left;
@@ -119,6 +127,8 @@ void sk_sess_reject(sk_session *s, int code, const char *enhanced, const char *f
 void sk_sess_refuse_temp(sk_session *s, int code, const char *enhanced, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 void sk_sess_log(sk_session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Remember the address of the MAIL/RCPT being handled for its log lines. */
+void sk_sess_set_cmd_addr(sk_session *s, const char *addr);
 /* Copy a client-supplied string into dst for a log line: bytes that could
  * break a key=value line (controls, space, '"', '\') become '?'. */
 const char *sk_sess_clean(const char *src, char *dst, size_t n);

@@ -325,6 +325,7 @@ static void load_limits(loader *L, sk_config *c, const config_setting_t *g)
                                           "auth_failure_window",
                                           "auth_failures_per_connection",
                                           "auth_failure_delay_ms",
+                                          "received_headers",
                                           NULL};
     if (config_setting_type(g) != CONFIG_TYPE_GROUP) {
         fail(L, g, "'limits' must be a group { ... }");
@@ -349,9 +350,157 @@ static void load_limits(loader *L, sk_config *c, const config_setting_t *g)
     get_unsigned(L, g, "auth_failure_window", 1, 86400 * 30, &c->auth_failure_window);
     get_unsigned(L, g, "auth_failures_per_connection", 1, 1000, &c->auth_failures_per_connection);
     get_unsigned(L, g, "auth_failure_delay_ms", 0, 60000, &c->auth_failure_delay_ms);
+    /* RFC 5321 6.3 advises a large threshold, "normally at least 100";
+     * the default is Postfix's hopcount_limit (50), which has served for
+     * decades: real mail crosses far fewer hops. */
+    get_unsigned(L, g, "received_headers", 1, 10000, &c->max_received_headers);
     if (!L->failed && c->input_buffer < c->max_line)
         fail(L, member(g, "input_buffer"), "input_buffer (%zu) must be at least line_length (%zu)",
              c->input_buffer, c->max_line);
+}
+
+/* One DNS server for dns_servers: "IP", "IP:PORT" or "[IPv6]:PORT". */
+static int valid_dns_server(const char *v)
+{
+    char host[INET6_ADDRSTRLEN + 2];
+    const char *port = NULL;
+    unsigned char bin[sizeof(struct in6_addr)];
+    if (v[0] == '[') {
+        const char *close = strchr(v, ']');
+        if (!close || (size_t)(close - v - 1) >= sizeof host)
+            return 0;
+        memcpy(host, v + 1, (size_t)(close - v - 1));
+        host[close - v - 1] = '\0';
+        if (close[1] == ':')
+            port = close + 2;
+        else if (close[1])
+            return 0;
+        if (inet_pton(AF_INET6, host, bin) != 1)
+            return 0;
+    } else {
+        const char *colon = strchr(v, ':');
+        if (colon && strchr(colon + 1, ':'))
+            return inet_pton(AF_INET6, v, bin) == 1; /* a bare IPv6 address */
+        size_t hl = colon ? (size_t)(colon - v) : strlen(v);
+        if (hl >= sizeof host)
+            return 0;
+        memcpy(host, v, hl);
+        host[hl] = '\0';
+        port = colon ? colon + 1 : NULL;
+        if (inet_pton(AF_INET, host, bin) != 1)
+            return 0;
+    }
+    if (port) {
+        char *end;
+        errno = 0;
+        unsigned long n = strtoul(port, &end, 10);
+        if (!*port || *end || errno || n < 1 || n > 65535 || !isdigit((unsigned char)*port))
+            return 0;
+    }
+    return 1;
+}
+
+static void load_delivery(loader *L, sk_config *c, const config_setting_t *g)
+{
+    static const char *const allowed[] = {"retry_min",
+                                          "retry_max",
+                                          "max_queue_lifetime",
+                                          "delay_warning",
+                                          "connections_per_destination",
+                                          "max_connections",
+                                          "messages_per_connection",
+                                          "recipients_per_transaction",
+                                          "tls_policy",
+                                          "timeout_greeting",
+                                          "timeout_mail",
+                                          "timeout_rcpt",
+                                          "timeout_data",
+                                          "timeout_data_block",
+                                          "timeout_final_dot",
+                                          "dns_servers",
+                                          "smtp_port",
+                                          NULL};
+    sk_delivery_config *d = &c->delivery;
+    if (config_setting_type(g) != CONFIG_TYPE_GROUP) {
+        fail(L, g, "'delivery' must be a group { ... }");
+        return;
+    }
+    check_members(L, g, allowed, "delivery");
+    get_unsigned(L, g, "retry_min", 1, 86400, &d->retry.min);
+    get_unsigned(L, g, "retry_max", 1, 7 * 86400, &d->retry.max);
+    get_unsigned(L, g, "max_queue_lifetime", 60, 100 * 86400, &d->retry.lifetime);
+    get_unsigned(L, g, "delay_warning", 0, 100 * 86400, &d->retry.delay_warning);
+    get_unsigned(L, g, "connections_per_destination", 1, 10000, &d->connections_per_destination);
+    get_unsigned(L, g, "max_connections", 1, 100000, &d->max_connections);
+    get_unsigned(L, g, "messages_per_connection", 1, 1000000, &d->messages_per_connection);
+    /* RFC 5321 4.5.3.1.8: servers take at least 100; a client may send fewer */
+    get_unsigned(L, g, "recipients_per_transaction", 1, 100000, &d->recipients_per_transaction);
+    get_unsigned(L, g, "timeout_greeting", 1, 86400, &d->timeout_greeting);
+    get_unsigned(L, g, "timeout_mail", 1, 86400, &d->timeout_mail);
+    get_unsigned(L, g, "timeout_rcpt", 1, 86400, &d->timeout_rcpt);
+    get_unsigned(L, g, "timeout_data", 1, 86400, &d->timeout_data);
+    get_unsigned(L, g, "timeout_data_block", 1, 86400, &d->timeout_data_block);
+    get_unsigned(L, g, "timeout_final_dot", 1, 86400, &d->timeout_final_dot);
+    get_unsigned(L, g, "smtp_port", 1, 65535, &d->smtp_port);
+
+    char *s = NULL;
+    if (get_string(L, g, "tls_policy", &s)) {
+        if (!strcmp(s, "may"))
+            d->tls_policy = SK_TLS_MAY;
+        else if (!strcmp(s, "encrypt"))
+            d->tls_policy = SK_TLS_ENCRYPT;
+        else if (!strcmp(s, "verify"))
+            d->tls_policy = SK_TLS_VERIFY;
+        else
+            fail(L, member(g, "tls_policy"),
+                 "tls_policy = \"%s\": use \"may\", \"encrypt\" or \"verify\"", s);
+    }
+    free(s);
+
+    const config_setting_t *ds = member(g, "dns_servers");
+    if (ds && !L->failed) {
+        char **v = NULL;
+        size_t n = 0;
+        get_string_list(L, ds, "dns_servers", &v, &n);
+        size_t len = 0;
+        for (size_t i = 0; i < n && !L->failed; i++) {
+            if (!valid_dns_server(v[i]))
+                fail(L, ds, "dns_servers: '%s' is not IP, IP:PORT or [IPv6]:PORT", v[i]);
+            len += strlen(v[i]) + 1;
+        }
+        if (!L->failed && n == 0)
+            fail(L, ds, "dns_servers must name at least one server");
+        if (!L->failed && !(d->dns_servers = calloc(1, len + 1)))
+            fail(L, ds, "out of memory");
+        for (size_t i = 0; i < n && !L->failed; i++) {
+            if (i)
+                strcat(d->dns_servers, ",");
+            strcat(d->dns_servers, v[i]);
+        }
+        for (size_t i = 0; i < n; i++)
+            free(v[i]);
+        free(v);
+    }
+
+    if (L->failed)
+        return;
+    if (d->retry.min > d->retry.max)
+        fail(L, member(g, member(g, "retry_min") ? "retry_min" : "retry_max"),
+             "retry_min (%u) must not exceed retry_max (%u)", d->retry.min, d->retry.max);
+    else if (d->retry.max > d->retry.lifetime)
+        fail(L, member(g, member(g, "retry_max") ? "retry_max" : "max_queue_lifetime"),
+             "retry_max (%u) must not exceed max_queue_lifetime (%u)", d->retry.max,
+             d->retry.lifetime);
+    else if (d->retry.delay_warning && d->retry.delay_warning >= d->retry.lifetime)
+        fail(L, member(g, "delay_warning"),
+             "delay_warning (%u) must be shorter than max_queue_lifetime (%u), or 0 for none",
+             d->retry.delay_warning, d->retry.lifetime);
+    else if (d->connections_per_destination > d->max_connections)
+        fail(L,
+             member(g, member(g, "connections_per_destination") ? "connections_per_destination"
+                                                                : "max_connections"),
+             "connections_per_destination (%u) must not exceed max_connections (%u)",
+             d->connections_per_destination, d->max_connections);
 }
 
 /* Strip "[...]" around an IPv6 literal and check the address is numeric. */
@@ -747,6 +896,7 @@ static void set_defaults(sk_config *c)
     c->max_line = 512;
     c->max_errors = 20;
     c->max_commands = 10000;
+    c->max_received_headers = 50;
     c->max_connections = 1000;
     c->max_connections_per_ip = 20;
     c->command_timeout = 300;
@@ -763,6 +913,19 @@ static void set_defaults(sk_config *c)
     c->auth_failures_per_connection = 3;
     c->auth_failure_delay_ms = 1000;
     c->proxy_timeout = 10;
+    sk_retry_policy_default(&c->delivery.retry);
+    c->delivery.connections_per_destination = 20;
+    c->delivery.max_connections = 100;
+    c->delivery.messages_per_connection = 100;
+    c->delivery.recipients_per_transaction = 50;
+    c->delivery.tls_policy = SK_TLS_MAY;
+    c->delivery.timeout_greeting = 300;
+    c->delivery.timeout_mail = 300;
+    c->delivery.timeout_rcpt = 300;
+    c->delivery.timeout_data = 120;
+    c->delivery.timeout_data_block = 180;
+    c->delivery.timeout_final_dot = 600;
+    c->delivery.smtp_port = 25;
 }
 
 static void load_root(loader *L, sk_config *c, const config_setting_t *root)
@@ -782,6 +945,7 @@ static void load_root(loader *L, sk_config *c, const config_setting_t *root)
                                           "vrfy_discloses",
                                           "expn",
                                           "limits",
+                                          "delivery",
                                           "listeners",
                                           "domains",
                                           "mailboxes",
@@ -871,6 +1035,8 @@ static void load_root(loader *L, sk_config *c, const config_setting_t *root)
     const config_setting_t *g;
     if ((g = member(root, "limits")) && !L->failed)
         load_limits(L, c, g);
+    if ((g = member(root, "delivery")) && !L->failed)
+        load_delivery(L, c, g);
     if (!L->failed && !(g = member(root, "listeners")))
         fail(L, NULL, "'listeners' is required");
     if (!L->failed)
@@ -902,6 +1068,7 @@ static void load_root(loader *L, sk_config *c, const config_setting_t *root)
         sc->max_line = c->max_line;
         sc->max_errors = c->max_errors;
         sc->max_commands = c->max_commands;
+        sc->max_received_headers = c->max_received_headers;
         sc->bare_policy = c->bare_policy;
         sc->vrfy_discloses = c->vrfy_discloses;
         sc->expn_enabled = c->expn_enabled;
@@ -1001,5 +1168,6 @@ void sk_config_free(sk_config *c)
     free(c->pid_file);
     free(c->log_file);
     free(c->metrics_address);
+    free(c->delivery.dns_servers);
     free(c);
 }

@@ -859,7 +859,7 @@ static void conn_commit_result(sk_conn *c, sk_store_result r)
     sk_session_commit_done(c->session, r);
 }
 
-void sk_conn_commit_done(void *arg, sk_store_result r)
+void sk_conn_commit_done(void *arg, const sk_store_outcome *out)
 {
     sk_conn *c = arg;
     c->commit_pending = 0;
@@ -868,7 +868,7 @@ void sk_conn_commit_done(void *arg, sk_store_result r)
     sk_metrics_commit(&c->srv->metrics,
                       (double)(now.tv_sec - c->commit_started.tv_sec) +
                           (double)(now.tv_nsec - c->commit_started.tv_nsec) / 1e9);
-    conn_commit_result(c, r);
+    conn_commit_result(c, out ? out->result : SK_STORE_IOERR);
     if (c->ended) {
         conn_finish(c);
         return;

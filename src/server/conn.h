@@ -90,7 +90,7 @@ void sk_proxy_accept_cancel(sk_conn *c, const char *reason);
 /* conn_ops.c */
 extern const sk_session_ops sk_conn_ops;
 /* The commit queue finished our message (conn.c resumes the connection). */
-void sk_conn_commit_done(void *arg, sk_store_result r);
+void sk_conn_commit_done(void *arg, const sk_store_outcome *out);
 /* A password check has ended with the session's verdict (1, 0, -1; the
  * auth_hold fields already set): conn.c resumes, or frees a connection
  * that ended meanwhile. */

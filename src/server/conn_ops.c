@@ -1,7 +1,8 @@
 /*
  * conn_ops.c - the callbacks the protocol core calls on a connection
  * (sk_session_ops): recipient verdicts from the policy tables, and the
- * message store. The durable step (fsync, link into every new/) never runs
+ * message store, handed every destination of every recipient (Maildirs,
+ * the outbound queue). The durable step (fsyncs, links) never runs
  * on the event loop: store_commit hands the message to the commit queue,
  * whose callback (sk_conn_commit_done in conn.c) lets the session send the
  * reply to the end of data (RFC 5321 4.1.1.4: 250 only once the message is
@@ -21,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "server/auth_service.h"
 #include "server/conn.h"
@@ -75,43 +77,51 @@ static sk_store_result op_store_append(void *ctx, const char *p, size_t n)
     return sk_store_append(c->msg, p, n);
 }
 
+/* Hand the message to the store with every destination of every recipient:
+ * Maildirs for local mailboxes, the outbound queue for addresses in other
+ * domains (relayed recipients, remote alias targets). The store removes
+ * duplicates and commits to all of them or none. */
 static void op_store_commit(void *ctx, sk_transaction *tx)
 {
     sk_conn *c = ctx;
     clock_gettime(CLOCK_MONOTONIC, &c->commit_started); /* for the latency histogram */
-    /* Every distinct Maildir of every recipient: one copy per mailbox even
-     * when several recipients (or aliases) lead to it. */
     size_t total = 0;
     for (size_t i = 0; i < tx->nrcpts; i++) {
         const sk_delivery *d = tx->rcpts[i].dest;
         if (d)
-            total += d->nmaildirs;
+            total += d->nmaildirs + d->nremote;
     }
-    const char **dirs = total ? calloc(total, sizeof *dirs) : NULL;
+    sk_store_dest *dests = total ? calloc(total, sizeof *dests) : NULL;
     size_t n = 0;
-    for (size_t i = 0; dirs && i < tx->nrcpts; i++) {
+    for (size_t i = 0; dests && i < tx->nrcpts; i++) {
         const sk_delivery *d = tx->rcpts[i].dest;
         if (!d)
             continue;
-        for (size_t k = 0; k < d->nmaildirs; k++) {
-            size_t j = 0;
-            while (j < n && strcmp(dirs[j], d->maildirs[k]) != 0)
-                j++;
-            if (j == n)
-                dirs[n++] = d->maildirs[k];
-        }
+        for (size_t k = 0; k < d->nmaildirs; k++)
+            dests[n++] =
+                (sk_store_dest){.kind = SK_DEST_MAILDIR, .target = d->maildirs[k], .rcpt = i};
+        for (size_t k = 0; k < d->nremote; k++)
+            dests[n++] = (sk_store_dest){.kind = SK_DEST_QUEUE, .target = d->remote[k], .rcpt = i};
     }
-    if (!c->msg || !dirs ||
-        sk_commit_queue_submit(c->srv->queue, c->msg, dirs, n, sk_conn_commit_done, c) != 0) {
+    sk_store_envelope env = {
+        .sender = tx->mail_from ? tx->mail_from : "",
+        .body = tx->body_8bit ? SK_STORE_BODY_8BITMIME : SK_STORE_BODY_7BIT,
+        .smtputf8 = tx->smtputf8,
+        .arrival = (long long)time(NULL),
+        .nrcpts = tx->nrcpts,
+    };
+    if (!c->msg || !dests ||
+        sk_commit_queue_submit(c->srv->queue, c->msg, &env, dests, n, sk_conn_commit_done, c) !=
+            0) {
         /* Not queued: the message is still ours. conn_process answers 451. */
         if (c->msg)
             sk_store_abort(c->msg);
         c->msg = NULL;
         c->commit_failed_now = 1;
-        free(dirs);
+        free(dests);
         return;
     }
-    free(dirs); /* the queue copied the paths */
+    free(dests); /* the queue copied them */
     c->msg = NULL;
     c->commit_pending = 1;
 }
@@ -126,22 +136,24 @@ static void op_store_abort(void *ctx)
 }
 
 /* A failed or refused attempt: conn.c holds the reply back, maybe closes. */
-static void auth_apply(sk_conn *c, const sk_auth_verdict *v)
+static void auth_apply(sk_conn *c, const sk_auth_verdict *v, const char *user)
 {
     if (v->result == 1)
         return;
     c->auth_hold = 1;
     c->auth_delay_ms = v->delay_ms;
     c->auth_close = v->close;
-    /* the user name is logged by the session; never the password */
-    sk_log(LOG_NOTICE, "event=auth-failed conn=%llu peer=%s why=%s conn_failures=%u", c->id,
-           c->addr, v->why, c->auth.failures);
+    /* the user name, never the password */
+    char u[300];
+    sk_log(LOG_NOTICE, "event=auth-failed conn=%llu peer=%s user=%s why=%s conn_failures=%u", c->id,
+           c->addr, sk_log_clean(user ? user : "", u, sizeof u), v->why, c->auth.failures);
 }
 
 /* One password check in flight. The worker sees only this job's own
  * copies, never the connection. */
 typedef struct auth_job {
     sk_conn *c;
+    char *user;     /* for the log line */
     char *hash;     /* copied from the password file on the loop thread */
     int known;      /* the user exists */
     char *password; /* wiped as soon as it is hashed */
@@ -158,6 +170,7 @@ static void auth_job_free(auth_job *j)
         free(j->password);
     }
     free(j->hash);
+    free(j->user);
     free(j);
 }
 
@@ -176,14 +189,14 @@ static void auth_job_done(void *arg)
     auth_job *j = arg;
     sk_conn *c = j->c;
     int ok = j->ok;
-    auth_job_free(j);
     sk_auth_verdict v = {.result = -1, .why = "internal"};
     if (c->srv->auth) {
         struct timespec now;
         clock_gettime(CLOCK_MONOTONIC, &now);
         v = sk_auth_service_finish(c->srv->auth, c->addr, &c->auth, ok, now.tv_sec);
     }
-    auth_apply(c, &v);
+    auth_apply(c, &v, j->user);
+    auth_job_free(j);
     sk_conn_auth_done(c, v.result);
 }
 
@@ -205,7 +218,7 @@ static int op_auth_check(void *ctx, const char *user, const char *password)
     int known = 0;
     if (sk_auth_service_begin(c->srv->auth, c->addr, &c->auth, user, now.tv_sec, &v, &hash,
                               &known)) {
-        auth_apply(c, &v);
+        auth_apply(c, &v, user);
         return v.result;
     }
     auth_job *j = calloc(1, sizeof *j);
@@ -215,14 +228,16 @@ static int op_auth_check(void *ctx, const char *user, const char *password)
         j->known = known;
         j->password_len = strlen(password);
         j->password = strdup(password);
+        j->user = strdup(user);
         hash = NULL;
     }
-    if (!j || !j->password || sk_work_queue_submit(c->srv->work, auth_job_work, auth_job_done, j)) {
+    if (!j || !j->password || !j->user ||
+        sk_work_queue_submit(c->srv->work, auth_job_work, auth_job_done, j)) {
         /* Not queued: a temporary failure, charged like one. */
         free(hash);
         auth_job_free(j);
         v = sk_auth_service_finish(c->srv->auth, c->addr, &c->auth, -1, now.tv_sec);
-        auth_apply(c, &v);
+        auth_apply(c, &v, user);
         return v.result;
     }
     c->auth_pending = 1;

@@ -25,5 +25,9 @@ int sk_log_reopen(char *err, size_t errlen);
 /* Log one line at `prio` (LOG_ERR, LOG_WARNING, LOG_INFO). Control bytes in
  * the text are replaced by '?', so no logged value can forge a line. */
 void sk_log(int prio, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Copy a client-supplied value into dst (n bytes) for a key=value field:
+ * controls, space, '"', '\\' and DEL become '?', so a value can neither end
+ * the field nor the line. Returns dst. */
+const char *sk_log_clean(const char *src, char *dst, size_t n);
 
 #endif

@@ -7,9 +7,10 @@
  * RFC 5321 4.5.1: "postmaster" (bare, and at every local domain, any case)
  * is always accepted; it maps to the configured postmaster address, by
  * default the first mailbox. RFC 5321 3.6.2 / 3.9: no relaying except for
- * trusted networks and authenticated clients; since outbound delivery does
- * not exist yet, relayed mail goes to the `relay_queue` Maildir (not
- * delivered further), and without a relay queue nobody may relay.
+ * trusted networks and authenticated clients; relayed mail, and the copies
+ * of aliases that point to other domains, go to the outbound queue under
+ * `relay_queue` (a delivery names each remote address), and without a relay
+ * queue nobody may relay.
  *
  * Aliases are expanded once, when the policy is built: loops, unknown
  * targets and forwarding without a relay queue are configuration errors,
@@ -32,6 +33,8 @@
 typedef struct rset {
     const char **maildirs; /* interned in the policy */
     size_t n;
+    const char **remote; /* interned addresses in other domains, for the queue */
+    size_t nremote;
     const char *forward_to; /* first target in another domain */
     int queued;
 } rset;
@@ -160,10 +163,29 @@ static void rset_add_maildir(builder *B, rset *r, const char *dir)
     r->maildirs = v;
 }
 
+static void rset_add_remote(builder *B, rset *r, const char *addr)
+{
+    const char *s = intern(B, addr);
+    if (!s)
+        return;
+    for (size_t i = 0; i < r->nremote; i++)
+        if (r->remote[i] == s)
+            return;
+    const char **v = realloc(r->remote, (r->nremote + 1) * sizeof *v);
+    if (!v) {
+        bfail(B, 0, "out of memory");
+        return;
+    }
+    v[r->nremote++] = s;
+    r->remote = v;
+}
+
 static void rset_merge(builder *B, rset *into, const rset *from)
 {
     for (size_t i = 0; i < from->n && !B->failed; i++)
         rset_add_maildir(B, into, from->maildirs[i]);
+    for (size_t i = 0; i < from->nremote && !B->failed; i++)
+        rset_add_remote(B, into, from->remote[i]);
     if (!into->forward_to)
         into->forward_to = from->forward_to;
     into->queued |= from->queued;
@@ -270,11 +292,11 @@ static void resolve_addr(builder *B, const char *addr, int line, int depth, cons
         if (!p->relay_queue) {
             bfail(B, line,
                   "%s forwards to %s, which is not in a local domain: forwarding needs "
-                  "'relay_queue' (smtpkit has no outbound delivery yet; see smtpkit.conf(5))",
+                  "'relay_queue', the outbound queue (see smtpkit.conf(5))",
                   via, addr);
             return;
         }
-        rset_add_maildir(B, r, p->relay_queue);
+        rset_add_remote(B, r, addr);
         if (!r->forward_to)
             r->forward_to = intern(B, addr);
         r->queued = 1;
@@ -297,7 +319,7 @@ static void resolve_addr(builder *B, const char *addr, int line, int depth, cons
         return;
     }
     const rset *ca = find_catchall(p, domain);
-    if (ca && ca->n) {
+    if (ca && (ca->n || ca->nremote)) {
         rset_merge(B, r, ca);
         return;
     }
@@ -446,7 +468,7 @@ sk_policy *sk_policy_new(const sk_config *cfg, char *err, size_t errlen)
     p->case_sensitive = cfg->local_part_case_sensitive;
     p->forward_notify = cfg->forward_notify;
     if (cfg->relay_queue)
-        p->relay_queue = intern_dir(&B, cfg->relay_queue);
+        p->relay_queue = intern(&B, cfg->relay_queue);
     if (cfg->ndomains) {
         p->domains = calloc(cfg->ndomains, sizeof *p->domains);
         if (!p->domains)
@@ -491,14 +513,17 @@ void sk_policy_free(sk_policy *p)
     for (size_t i = 0; i < p->nentries; i++) {
         free(p->entries[i].key);
         free(p->entries[i].set.maildirs);
+        free(p->entries[i].set.remote);
     }
     free(p->entries);
     for (size_t i = 0; i < p->ncatchalls; i++) {
         free(p->catchalls[i].domain);
         free(p->catchalls[i].set.maildirs);
+        free(p->catchalls[i].set.remote);
     }
     free(p->catchalls);
     free(p->postmaster.maildirs);
+    free(p->postmaster.remote);
     free(p->trusted);
     for (size_t i = 0; i < p->nstrings; i++)
         free(p->strings[i]);
@@ -515,30 +540,39 @@ int sk_policy_trusted(const sk_policy *p, const char *addr)
     return 0;
 }
 
-static sk_delivery *delivery_from(const rset *r, const char *single)
+/* A self-contained copy of r, or (r NULL) the delivery of one relayed
+ * address `remote` to the outbound queue. */
+static sk_delivery *delivery_from(const rset *r, const char *remote)
 {
     sk_delivery *d = calloc(1, sizeof *d);
     if (!d)
         return NULL;
-    size_t n = single ? 1 : r->n;
+    size_t n = r ? r->n : 0, nr = r ? r->nremote : 1;
     d->maildirs = calloc(n ? n : 1, sizeof *d->maildirs);
-    if (!d->maildirs) {
-        free(d);
+    d->remote = calloc(nr ? nr : 1, sizeof *d->remote);
+    if (!d->maildirs || !d->remote) {
+        sk_delivery_free(d);
         return NULL;
     }
     for (size_t i = 0; i < n; i++) {
-        d->maildirs[i] = strdup(single ? single : r->maildirs[i]);
-        if (!d->maildirs[i]) {
+        if (!(d->maildirs[i] = strdup(r->maildirs[i]))) {
             sk_delivery_free(d);
             return NULL;
         }
         d->nmaildirs++;
     }
+    for (size_t i = 0; i < nr; i++) {
+        if (!(d->remote[i] = strdup(r ? r->remote[i] : remote))) {
+            sk_delivery_free(d);
+            return NULL;
+        }
+        d->nremote++;
+    }
     if (r && r->forward_to && !(d->forward_to = strdup(r->forward_to))) {
         sk_delivery_free(d);
         return NULL;
     }
-    d->queued = single ? 1 : r->queued;
+    d->queued = d->nremote > 0;
     return d;
 }
 
@@ -549,6 +583,9 @@ void sk_delivery_free(sk_delivery *d)
     for (size_t i = 0; i < d->nmaildirs; i++)
         free(d->maildirs[i]);
     free(d->maildirs);
+    for (size_t i = 0; i < d->nremote; i++)
+        free(d->remote[i]);
+    free(d->remote);
     free(d->forward_to);
     free(d);
 }
@@ -572,7 +609,7 @@ sk_rcpt_verdict sk_policy_rcpt(const sk_policy *p, const char *addr, int may_rel
         if (!sk_policy_is_local_domain(p, domain)) {
             if (!may_relay || !p->relay_queue)
                 return SK_RCPT_RELAY_DENIED;
-            *out = delivery_from(NULL, p->relay_queue);
+            *out = delivery_from(NULL, addr);
             return *out ? SK_RCPT_ACCEPT : SK_RCPT_TEMPFAIL;
         }
         const entry *e = find_entry(p, key);
@@ -582,7 +619,7 @@ sk_rcpt_verdict sk_policy_rcpt(const sk_policy *p, const char *addr, int may_rel
             r = &p->postmaster;
         else
             r = find_catchall(p, domain);
-        if (!r || !r->n)
+        if (!r || (!r->n && !r->nremote))
             return SK_RCPT_UNKNOWN;
     }
     *out = delivery_from(r, NULL);

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "server/pathutil.h"
@@ -190,4 +191,59 @@ int sk_runas_drop(const sk_runas *r, char *err, size_t errlen)
         return -1;
     }
     return 0;
+}
+
+/* 0 if path opens for reading, else the errno. O_NONBLOCK: a FIFO put in
+ * the file's place must not hang the check; nothing is read. */
+static int open_for_reading(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
+        return errno ? errno : EIO;
+    close(fd);
+    return 0;
+}
+
+int sk_runas_can_read(const sk_runas *r, const char *path, char *err, size_t errlen)
+{
+    if (!r->change)
+        return open_for_reading(path);
+    /* We are root and the server will be r. The only exact answer comes
+     * from the kernel asked as r: mode bits, ACLs, search permission on
+     * every directory on the way, root-squashed NFS, security modules. So
+     * a child becomes r with sk_runas_drop() itself (the gid as the only
+     * group, gid, uid: exactly the server's identity after its drop, which
+     * keeps no supplementary group) and tries open(). setegid()/seteuid() plus
+     * faccessat(AT_EACCESS) in this process would also ask the kernel, but
+     * it changes the identity of the whole process and must be undone
+     * exactly; the child leaves ours alone. It answers with its exit
+     * status: the errno (all below 255 on Linux), 0 when readable, 255
+     * when it could not become r. */
+    pid_t pid = fork();
+    if (pid < 0) {
+        snprintf(err, errlen, "cannot check %s as user %s: fork: %s", path, r->name,
+                 strerror(errno));
+        return -1;
+    }
+    if (pid == 0) {
+        char ignored[64];
+        if (sk_runas_drop(r, ignored, sizeof ignored) != 0)
+            _exit(255);
+        int e = open_for_reading(path);
+        _exit(e < 255 ? e : EACCES);
+    }
+    int status;
+    while (waitpid(pid, &status, 0) < 0) {
+        if (errno != EINTR) {
+            snprintf(err, errlen, "cannot check %s as user %s: waitpid: %s", path, r->name,
+                     strerror(errno));
+            return -1;
+        }
+    }
+    if (!WIFEXITED(status) || WEXITSTATUS(status) == 255) {
+        snprintf(err, errlen, "cannot check %s as user %s: could not become that user", path,
+                 r->name);
+        return -1;
+    }
+    return WEXITSTATUS(status);
 }

@@ -34,4 +34,12 @@ int sk_runas_prepare_dir(const sk_runas *r, const char *trusted_base, const char
  * No-op unless r->change. 0 or -1 with err. */
 int sk_runas_drop(const sk_runas *r, char *err, size_t errlen);
 
+/* Whether the account the server runs as can open `path` for reading:
+ * 0 yes; >0 no, the errno of the refused open() (EACCES, ENOENT...);
+ * -1 the check itself could not run (err says why). When r->change (we
+ * are root and will become r->uid), a child process asks the kernel as
+ * that user (see runas.c); otherwise we already are that user. Call it
+ * before threads exist (start-up, --check). */
+int sk_runas_can_read(const sk_runas *r, const char *path, char *err, size_t errlen);
+
 #endif

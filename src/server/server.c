@@ -38,6 +38,7 @@
 #include "server/log.h"
 #include "server/pathutil.h"
 #include "server/pid_file.h"
+#include "server/server_security.h"
 #include "server/service_notify.h"
 #include "server/work_queue.h"
 
@@ -309,13 +310,21 @@ sk_server *sk_server_new(sk_config *cfg, char *err, size_t errlen)
         goto fail;
     if (srv->runas.note[0])
         sk_log(LOG_WARNING, "event=user-ignored note=\"%s\"", srv->runas.note);
-    /* Keys and passwords are read while still privileged. */
+    /* Keys and passwords are read while still privileged; a SIGHUP reads
+     * them again as the user, so refuse now what the user cannot read. */
     if (sk_server_security_init(srv, err, errlen) != 0)
         goto fail;
+    char why[512];
+    if (sk_server_security_check_files(cfg, &srv->runas, 1, why, sizeof why) != 0) {
+        snprintf(err, errlen, "%s: %s", cfg->path, why);
+        goto fail;
+    }
 
     /* Directories, handed to the user while we are still root. */
     if (sk_runas_prepare_dir(&srv->runas, cfg->mail_root, cfg->mail_root, 0, err, errlen) != 0 ||
-        sk_runas_prepare_dir(&srv->runas, cfg->mail_root, cfg->spool_dir, 0, err, errlen) != 0)
+        sk_runas_prepare_dir(&srv->runas, cfg->mail_root, cfg->spool_dir, 0, err, errlen) != 0 ||
+        (cfg->relay_queue &&
+         sk_runas_prepare_dir(&srv->runas, cfg->mail_root, cfg->relay_queue, 0, err, errlen) != 0))
         goto fail;
     int failed = 0;
     create_maildirs(srv, srv->policy, 1, err, errlen, &failed);
@@ -372,10 +381,10 @@ sk_server *sk_server_new(sk_config *cfg, char *err, size_t errlen)
                "event=config-unreadable file=%s user=%s note=\"SIGHUP reload will "
                "fail until the file is readable\"",
                cfg->path, srv->runas.name);
-    sk_server_security_check_access(srv);
 
-    char why[512];
-    srv->store = sk_store_maildir_open(cfg->spool_dir, why, sizeof why);
+    /* The spool, and the outbound queue under relay_queue (msg/ env/ tmp/,
+     * created now as the user). */
+    srv->store = sk_store_open(cfg->spool_dir, cfg->relay_queue, why, sizeof why);
     if (!srv->store) {
         snprintf(err, errlen, "cannot open the store in %s: %s", cfg->spool_dir, why);
         goto fail;

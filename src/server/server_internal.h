@@ -86,9 +86,9 @@ int sk_metrics_http_start(struct sk_server *srv, char *err, size_t errlen);
 void sk_metrics_http_free(struct sk_server *srv);
 
 /* server_security.c: TLS context and AUTH backend. init runs before the
- * privilege drop (0 or -1 with err); check_access right after it. */
+ * privilege drop (0 or -1 with err); so does sk_server_security_check_files
+ * (server/server_security.h). */
 int sk_server_security_init(struct sk_server *srv, char *err, size_t errlen);
-void sk_server_security_check_access(struct sk_server *srv);
 void sk_server_security_reload(struct sk_server *srv, const sk_config *nc);
 void sk_server_security_free(struct sk_server *srv);
 

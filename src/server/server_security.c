@@ -3,9 +3,9 @@
  * AUTH backend (RFC 4954) over the server's life: made at start (a
  * self-signed pair first when tls_generate_if_missing asks and none
  * exists, handed to the unprivileged user so a reload can read it),
- * checked for readability after the privilege drop, and rebuilt
- * on SIGHUP, where a broken certificate or password file keeps the
- * previous one serving and the log says why.
+ * refused at start (and by --check) when that user could not read it
+ * for a reload, and rebuilt on SIGHUP, where a broken certificate or
+ * password file keeps the previous one serving and the log says why.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -18,6 +18,7 @@
 #include "server/auth_service.h"
 #include "server/log.h"
 #include "server/server_internal.h"
+#include "server/server_security.h"
 #include "server/tls.h"
 
 /* The directory part of path in out ("." if none). */
@@ -125,19 +126,28 @@ int sk_server_security_init(sk_server *srv, char *err, size_t errlen)
     return 0;
 }
 
-/* After the privilege drop: a reload re-reads these files as the
- * unprivileged user; say now if that cannot work. */
-void sk_server_security_check_access(sk_server *srv)
+int sk_server_security_check_files(const sk_config *cfg, const sk_runas *r, int with_tls, char *err,
+                                   size_t errlen)
 {
-    const sk_config *cfg = srv->cfg;
-    const char *files[3] = {srv->tls ? cfg->tls_certificate : NULL, srv->tls ? cfg->tls_key : NULL,
-                            srv->auth ? cfg->passwd_file : NULL};
-    for (size_t i = 0; i < 3; i++)
-        if (files[i] && access(files[i], R_OK) != 0)
-            sk_log(LOG_WARNING,
-                   "event=reload-unreadable file=%s user=%s note=\"SIGHUP cannot reload it "
-                   "until the file is readable by this user\"",
-                   files[i], srv->runas.name);
+    const char *what[3] = {"certificate", "key", "passwd_file"};
+    const char *files[3] = {with_tls ? cfg->tls_certificate : NULL,
+                            with_tls && cfg->tls_certificate ? cfg->tls_key : NULL,
+                            cfg->passwd_file};
+    for (size_t i = 0; i < 3; i++) {
+        if (!files[i])
+            continue;
+        int e = sk_runas_can_read(r, files[i], err, errlen);
+        if (e < 0)
+            return -1;
+        if (e > 0) {
+            snprintf(err, errlen,
+                     "%s %s: not readable by user %s: %s (the server runs as %s and re-reads "
+                     "it on SIGHUP)",
+                     what[i], files[i], r->name, strerror(e), r->name);
+            return -1;
+        }
+    }
+    return 0;
 }
 
 void sk_server_security_reload(sk_server *srv, const sk_config *nc)

@@ -3,10 +3,12 @@
  * loop, with group commit (the durability RFC 5321 6.1 asks for before
  * the 250 reply to the end of data, without one directory fsync per message).
  *
- * A worker takes every pending commit at once, fsyncs and links each
- * message, then fsyncs each distinct new/ directory once for the whole
- * batch, finishes each message and signals an eventfd. The loop thread
- * reads the eventfd and runs the callbacks in sk_commit_queue_drain().
+ * A worker takes every pending commit at once, fsyncs each message and has
+ * every destination kind stage its copy (store_commit.c), then fsyncs each
+ * distinct directory the kinds named (Maildir new/, the queue's msg/ and
+ * env/) once for the whole batch, finishes each message and signals an
+ * eventfd. The loop thread reads the eventfd and runs the callbacks in
+ * sk_commit_queue_drain(). The queue knows no destination kind.
  */
 #include "smtpkit/store.h"
 #include "util/worker_pool.h"
@@ -22,11 +24,14 @@
 struct commit_job {
     struct commit_job *next;
     sk_store_msg *m;
-    const char **dests; /* points into the same allocation as the job */
+    sk_store_envelope env; /* strings point into the same allocation */
+    int has_env;
+    sk_store_dest *dests; /* the same allocation as the job */
     size_t ndests;
     sk_commit_cb cb;
     void *arg;
     sk_store_result res;
+    sk_store_outcome out;
 };
 
 struct sk_commit_queue {
@@ -93,7 +98,7 @@ static unsigned long long run_batch(struct commit_job *batch)
             sk_store_commit_start(j->m);
     }
     for (struct commit_job *j = batch; j; j = j->next)
-        j->res = sk_store_commit_link(j->m, (const char *const *)j->dests, j->ndests);
+        j->res = sk_store_commit_stage(j->m, j->has_env ? &j->env : NULL, j->dests, j->ndests);
 
     struct batch_dir *dirs = NULL;
     size_t ndirs = collect_dirs(batch, &dirs);
@@ -120,7 +125,7 @@ static unsigned long long run_batch(struct commit_job *batch)
             if (r != SK_STORE_OK && d == SK_STORE_OK)
                 d = r;
         }
-        j->res = sk_store_commit_finish(j->m, d);
+        j->res = sk_store_commit_finish(j->m, d, j->has_env ? j->env.nrcpts : 0, &j->out);
         j->m = NULL;
     }
     if (ndirs != (size_t)-1)
@@ -181,36 +186,64 @@ int sk_commit_queue_fd(const sk_commit_queue *q)
     return q ? q->pool.efd : -1;
 }
 
-int sk_commit_queue_submit(sk_commit_queue *q, sk_store_msg *m, const char *const *dests,
-                           size_t ndests, sk_commit_cb cb, void *arg)
+/* Bytes to copy string s (0 for NULL), added to *total; -1 on overflow. */
+static int add_len(size_t *total, const char *s)
 {
-    if (!q || !m || !dests || ndests == 0 || ndests > SIZE_MAX / sizeof(char *))
+    size_t len = s ? strlen(s) + 1 : 0;
+    if (len > SIZE_MAX - *total)
         return -1;
-    /* One allocation: the job, the pointer array, the strings. */
+    *total += len;
+    return 0;
+}
+
+static const char *copy_str(char **pool, const char *s)
+{
+    if (!s)
+        return NULL;
+    size_t len = strlen(s) + 1;
+    memcpy(*pool, s, len);
+    const char *r = *pool;
+    *pool += len;
+    return r;
+}
+
+int sk_commit_queue_submit(sk_commit_queue *q, sk_store_msg *m, const sk_store_envelope *env,
+                           const sk_store_dest *dests, size_t ndests, sk_commit_cb cb, void *arg)
+{
+    if (!q || !m || !dests || ndests == 0 || ndests > SIZE_MAX / sizeof *dests / 2)
+        return -1;
+    /* One allocation: the job, the destinations, the strings. */
     size_t total = sizeof(struct commit_job);
-    size_t ptrs = ndests * sizeof(char *);
-    if (ptrs > SIZE_MAX - total)
+    size_t arr = ndests * sizeof *dests;
+    if (arr > SIZE_MAX - total)
         return -1;
-    total += ptrs;
+    total += arr;
+    if (env &&
+        (add_len(&total, env->sender) || add_len(&total, env->envid) || add_len(&total, env->ret)))
+        return -1;
     for (size_t i = 0; i < ndests; i++) {
-        if (!dests[i])
+        if (!dests[i].target || add_len(&total, dests[i].target) ||
+            add_len(&total, dests[i].orcpt) || add_len(&total, dests[i].notify))
             return -1;
-        size_t len = strlen(dests[i]);
-        if (len >= SIZE_MAX - total)
-            return -1;
-        total += len + 1;
     }
     struct commit_job *j = malloc(total);
     if (!j)
         return -1;
     memset(j, 0, sizeof *j);
-    j->dests = (const char **)(void *)(j + 1);
-    char *s = (char *)(j->dests + ndests);
+    j->dests = (sk_store_dest *)(void *)(j + 1);
+    char *pool = (char *)(j->dests + ndests);
+    if (env) {
+        j->env = *env;
+        j->has_env = 1;
+        j->env.sender = copy_str(&pool, env->sender);
+        j->env.envid = copy_str(&pool, env->envid);
+        j->env.ret = copy_str(&pool, env->ret);
+    }
     for (size_t i = 0; i < ndests; i++) {
-        size_t len = strlen(dests[i]) + 1;
-        memcpy(s, dests[i], len);
-        j->dests[i] = s;
-        s += len;
+        j->dests[i] = dests[i];
+        j->dests[i].target = copy_str(&pool, dests[i].target);
+        j->dests[i].orcpt = copy_str(&pool, dests[i].orcpt);
+        j->dests[i].notify = copy_str(&pool, dests[i].notify);
     }
     j->m = m;
     j->ndests = ndests;
@@ -230,6 +263,26 @@ int sk_commit_queue_submit(sk_commit_queue *q, sk_store_msg *m, const char *cons
     return 0;
 }
 
+int sk_commit_queue_submit_maildirs(sk_commit_queue *q, sk_store_msg *m, const char *const *dirs,
+                                    size_t ndirs, sk_commit_cb cb, void *arg)
+{
+    if (!dirs || ndirs == 0 || ndirs > SIZE_MAX / sizeof(sk_store_dest))
+        return -1;
+    sk_store_dest *d = calloc(ndirs, sizeof *d);
+    if (!d)
+        return -1;
+    for (size_t i = 0; i < ndirs; i++) {
+        if (!dirs[i]) {
+            free(d);
+            return -1;
+        }
+        d[i] = (sk_store_dest){.kind = SK_DEST_MAILDIR, .target = dirs[i]};
+    }
+    int rc = sk_commit_queue_submit(q, m, NULL, d, ndirs, cb, arg);
+    free(d);
+    return rc;
+}
+
 void sk_commit_queue_drain(sk_commit_queue *q)
 {
     if (!q)
@@ -245,7 +298,8 @@ void sk_commit_queue_drain(sk_commit_queue *q)
     while (list) {
         struct commit_job *next = list->next;
         if (list->cb)
-            list->cb(list->arg, list->res);
+            list->cb(list->arg, &list->out);
+        sk_store_outcome_free(&list->out);
         free(list);
         list = next;
     }

@@ -46,6 +46,8 @@ from pathlib import Path
 
 import pytest
 
+from e2e_paths import open_path_for  # noqa: F401 (used below and by helpers)
+
 REPO = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 10.0
 STOP_TIMEOUT = 20.0
@@ -82,20 +84,6 @@ def run_as_user():
     if os.geteuid() == 0:
         return "nobody"
     return pwd.getpwuid(os.geteuid()).pw_name
-
-
-def open_path_for(path):
-    """As root, let the unprivileged server user traverse path's ancestors
-    (pytest makes its temporary directories 0700)."""
-    if os.geteuid() != 0:
-        return
-    p = Path(path).resolve()
-    for d in [p, *p.parents]:
-        if str(d) in ("/", "/tmp"):
-            break
-        mode = d.stat().st_mode & 0o777
-        if mode & 0o011 != 0o011:
-            os.chmod(d, mode | 0o011)
 
 
 def read_reply(sock_file):

@@ -3,7 +3,9 @@
  * child process over loopback TCP: replies split across reads (the
  * resumable parser), multi-line EHLO into capabilities, each reply matched
  * to its command (RFC 2920 order), HELO fallback on 502, a reply that never
- * ends (timeout), garbage, and a close in the middle of a reply.
+ * ends (timeout), garbage, and a close in the middle of a reply; the mail
+ * transaction (run by the client core): DATA with dot-stuffing and line
+ * ends made CRLF, and a 421 in the middle of a pipelined batch.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -228,6 +230,100 @@ static void test_helo_fallback(void **state)
     assert_int_equal(reap(pid), 0);
 }
 
+static sk_client *greeted(const step *script, size_t n, seen *s, pid_t *pid)
+{
+    int port;
+    *pid = start_peer(script, n, &port);
+    sk_client *c = client(s, 5000);
+    char ps[8];
+    snprintf(ps, sizeof ps, "%d", port);
+    assert_int_equal(sk_client_connect(c, "127.0.0.1", ps), 0);
+    sk_reply r;
+    assert_int_equal(sk_client_greeting(c, &r), 0);
+    sk_reply_free(&r);
+    assert_int_equal(sk_client_ehlo(c, "me.test", &r), 0);
+    sk_reply_free(&r);
+    return c;
+}
+
+static void test_transaction_data_one_at_a_time(void **state)
+{
+    (void)state;
+    /* the peer checks each line's start: the dot doubled, the bare LF and
+     * the missing last line end made CRLF, then the lone dot */
+    static const step script[] = {
+        {NULL, "220 t\r\n"},
+        {"EHLO", "250 t\r\n"},
+        {"MAIL", "250 ok\r\n"},
+        {"RCPT", "25|0 ok\r\n"},
+        {"DATA", "354 go\r\n"},
+        {"Subject: s\r\n", NULL},
+        {"\r\n", NULL},
+        {"..dot\r\n", NULL},
+        {"bare\r\n", NULL},
+        {"lf\r\n", NULL},
+        {".\r\n", "250 2.0.0 q|ueued\r\n"},
+        {"QUIT", "221 bye\r\n"},
+    };
+    seen s = {0};
+    pid_t pid;
+    sk_client *c = greeted(script, sizeof script / sizeof script[0], &s, &pid);
+    const char *rcpts[] = {"a@x.test"};
+    sk_rcpt_result res[1];
+    sk_txn t;
+    memset(&t, 0, sizeof t);
+    t.mail_from = "me@me.test";
+    t.rcpts = rcpts;
+    t.nrcpts = 1;
+    t.results = res;
+    t.msg = "Subject: s\r\n\r\n.dot\r\nbare\nlf";
+    t.msglen = strlen(t.msg);
+    assert_int_equal(sk_client_transaction(c, &t), 0);
+    assert_int_equal(t.mail_code, 250);
+    assert_int_equal(res[0].code, 250);
+    assert_int_equal(t.data_code, 354);
+    assert_int_equal(t.final_code, 250);
+    assert_string_equal(t.final_text, "250 2.0.0 queued");
+    sk_client_quit(c);
+    assert_int_equal(sk_client_error(c), SK_CLIENT_OK);
+    const char *want[] = {"CONNECT", "EHLO", "MAIL", "RCPT", "DATA", "DATA-END", "QUIT"};
+    assert_int_equal(s.n, 7);
+    for (size_t i = 0; i < 7; i++)
+        assert_string_equal(s.cmds[i], want[i]);
+    sk_client_free(c);
+    assert_int_equal(reap(pid), 0);
+}
+
+static void test_transaction_421_mid_batch(void **state)
+{
+    (void)state;
+    static const step script[] = {
+        {NULL, "220 t\r\n"}, {"EHLO", "250-t\r\n250 PIPELINING\r\n"},        {"MAIL", NULL},
+        {"RCPT", NULL},      {"DATA", "250 ok\r\n421 4.3.2 going down\r\n"},
+    };
+    seen s = {0};
+    pid_t pid;
+    sk_client *c = greeted(script, sizeof script / sizeof script[0], &s, &pid);
+    const char *rcpts[] = {"a@x.test"};
+    sk_rcpt_result res[1];
+    sk_txn t;
+    memset(&t, 0, sizeof t);
+    t.mail_from = "me@me.test";
+    t.rcpts = rcpts;
+    t.nrcpts = 1;
+    t.results = res;
+    t.msg = "x\r\n";
+    t.msglen = 3;
+    /* the exchange is over, the 421 is in the results: the caller decides */
+    assert_int_equal(sk_client_transaction(c, &t), 0);
+    assert_int_equal(t.mail_code, 250);
+    assert_int_equal(res[0].code, 421);
+    assert_int_equal(t.accepted, 0);
+    assert_int_equal(t.final_code, 0);
+    sk_client_free(c);
+    assert_int_equal(reap(pid), 0);
+}
+
 static void expect_failure(const char *greeting, int timeout_ms, sk_client_err want,
                            const char *needle)
 {
@@ -294,6 +390,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_split_replies_and_caps),
         cmocka_unit_test(test_helo_fallback),
+        cmocka_unit_test(test_transaction_data_one_at_a_time),
+        cmocka_unit_test(test_transaction_421_mid_batch),
         cmocka_unit_test(test_failures),
         cmocka_unit_test(test_connect_refused),
         cmocka_unit_test(test_refuses_line_breaks_in_commands),

@@ -65,8 +65,9 @@ struct cb_arg {
     int n;
 };
 
-static void on_commit(void *arg, sk_store_result r)
+static void on_commit(void *arg, const sk_store_outcome *out)
 {
+    sk_store_result r = out->result;
     struct cb_arg *a = arg;
     struct tally *t = a->t;
     t->calls++;
@@ -104,7 +105,7 @@ static int submit_numbered(sk_commit_queue *q, sk_store *st, struct tally *t, in
     }
     a->t = t;
     a->n = n;
-    if (sk_commit_queue_submit(q, m, dests, ndests, on_commit, a) < 0) {
+    if (sk_commit_queue_submit_maildirs(q, m, dests, ndests, on_commit, a) < 0) {
         free(a);
         sk_store_abort(m);
         return -1;
@@ -365,14 +366,14 @@ static void test_bad_arguments(void **state)
     sk_store_msg *m = sk_store_begin(f->st, id, &r);
     assert_non_null(m);
     const char *dests[] = {f->mb[0], NULL};
-    assert_int_equal(sk_commit_queue_submit(NULL, m, dests, 1, NULL, NULL), -1);
-    assert_int_equal(sk_commit_queue_submit(q, NULL, dests, 1, NULL, NULL), -1);
-    assert_int_equal(sk_commit_queue_submit(q, m, NULL, 1, NULL, NULL), -1);
-    assert_int_equal(sk_commit_queue_submit(q, m, dests, 0, NULL, NULL), -1);
-    assert_int_equal(sk_commit_queue_submit(q, m, dests, 2, NULL, NULL), -1);
+    assert_int_equal(sk_commit_queue_submit_maildirs(NULL, m, dests, 1, NULL, NULL), -1);
+    assert_int_equal(sk_commit_queue_submit_maildirs(q, NULL, dests, 1, NULL, NULL), -1);
+    assert_int_equal(sk_commit_queue_submit_maildirs(q, m, NULL, 1, NULL, NULL), -1);
+    assert_int_equal(sk_commit_queue_submit_maildirs(q, m, dests, 0, NULL, NULL), -1);
+    assert_int_equal(sk_commit_queue_submit_maildirs(q, m, dests, 2, NULL, NULL), -1);
     /* Refused: m is still ours, and still usable. A NULL callback is fine. */
     assert_int_equal(sk_store_append(m, "msg 0\r\n", 7), SK_STORE_OK);
-    assert_int_equal(sk_commit_queue_submit(q, m, dests, 1, NULL, NULL), 0);
+    assert_int_equal(sk_commit_queue_submit_maildirs(q, m, dests, 1, NULL, NULL), 0);
     sk_commit_queue_free(q);
     assert_int_equal(check_maildir(f, 0, 1, NULL), 1);
 

@@ -204,6 +204,123 @@ static void test_table_errors(void **state)
     assert_error_at(6, "'maildir' must be a string");
 }
 
+static void test_received_headers(void **state)
+{
+    (void)state;
+    sk_config *c = load_text(BASE);
+    assert_non_null(c);
+    assert_int_equal(c->max_received_headers, 50);
+    assert_int_equal(c->listeners[0].session.max_received_headers, 50);
+    sk_config_free(c);
+    c = load_text(BASE "limits = { received_headers = 120; };\n");
+    assert_non_null(c);
+    assert_int_equal(c->listeners[0].session.max_received_headers, 120);
+    sk_config_free(c);
+    assert_null(load_text(BASE "limits = { received_headers = 0; };\n"));
+    assert_error_at(4, "'received_headers' = 0 is out of range (1..");
+}
+
+static void test_delivery_defaults(void **state)
+{
+    (void)state;
+    sk_config *c = load_text(BASE);
+    assert_non_null(c);
+    const sk_delivery_config *d = &c->delivery;
+    assert_int_equal(d->retry.min, 300);
+    assert_int_equal(d->retry.max, 4000);
+    assert_int_equal(d->retry.lifetime, 5 * 86400);
+    assert_int_equal(d->retry.delay_warning, 4 * 3600);
+    assert_int_equal(d->connections_per_destination, 20);
+    assert_int_equal(d->recipients_per_transaction, 50);
+    assert_int_equal(d->tls_policy, SK_TLS_MAY);
+    assert_int_equal(d->timeout_greeting, 300);
+    assert_int_equal(d->timeout_mail, 300);
+    assert_int_equal(d->timeout_rcpt, 300);
+    assert_int_equal(d->timeout_data, 120);
+    assert_int_equal(d->timeout_data_block, 180);
+    assert_int_equal(d->timeout_final_dot, 600);
+    assert_null(d->dns_servers);
+    assert_int_equal(d->smtp_port, 25);
+    sk_config_free(c);
+}
+
+static void test_delivery_full(void **state)
+{
+    (void)state;
+    sk_config *c = load_text(BASE "delivery = {\n"
+                                  "  retry_min = 60; retry_max = 600; max_queue_lifetime = 3600;\n"
+                                  "  delay_warning = 0; connections_per_destination = 2;\n"
+                                  "  max_connections = 10; messages_per_connection = 5;\n"
+                                  "  recipients_per_transaction = 100; tls_policy = \"verify\";\n"
+                                  "  timeout_greeting = 1; timeout_mail = 2; timeout_rcpt = 3;\n"
+                                  "  timeout_data = 4; timeout_data_block = 5;\n"
+                                  "  timeout_final_dot = 6; smtp_port = 2525;\n"
+                                  "  dns_servers = [ \"127.0.0.1:5353\", \"[::1]:53\", \"::1\" ];\n"
+                                  "};\n");
+    if (!c)
+        fail_msg("load failed: %s", err);
+    const sk_delivery_config *d = &c->delivery;
+    assert_int_equal(d->retry.min, 60);
+    assert_int_equal(d->retry.max, 600);
+    assert_int_equal(d->retry.lifetime, 3600);
+    assert_int_equal(d->retry.delay_warning, 0);
+    assert_int_equal(d->connections_per_destination, 2);
+    assert_int_equal(d->max_connections, 10);
+    assert_int_equal(d->messages_per_connection, 5);
+    assert_int_equal(d->recipients_per_transaction, 100);
+    assert_int_equal(d->tls_policy, SK_TLS_VERIFY);
+    assert_int_equal(d->timeout_greeting + d->timeout_mail + d->timeout_rcpt + d->timeout_data +
+                         d->timeout_data_block + d->timeout_final_dot,
+                     21);
+    assert_int_equal(d->smtp_port, 2525);
+    assert_string_equal(d->dns_servers, "127.0.0.1:5353,[::1]:53,::1");
+    sk_config_free(c);
+    c = load_text(BASE "delivery = { dns_servers = \"127.0.0.2\"; tls_policy = \"encrypt\"; };\n");
+    assert_non_null(c);
+    assert_string_equal(c->delivery.dns_servers, "127.0.0.2");
+    assert_int_equal(c->delivery.tls_policy, SK_TLS_ENCRYPT);
+    sk_config_free(c);
+}
+
+static void test_delivery_errors(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *text, *needle;
+    } bad[] = {
+        {"delivery = { retry_mni = 5; };", "unknown setting 'retry_mni' in delivery"},
+        {"delivery = { retry_min = 0; };", "'retry_min' = 0 is out of range"},
+        {"delivery = { retry_min = 5000; };", "retry_min (5000) must not exceed retry_max (4000)"},
+        {"delivery = { retry_max = 100000; max_queue_lifetime = 86400; };",
+         "retry_max (100000) must not exceed max_queue_lifetime (86400)"},
+        {"delivery = { delay_warning = 432000; };",
+         "delay_warning (432000) must be shorter than max_queue_lifetime"},
+        {"delivery = { connections_per_destination = 500; };",
+         "connections_per_destination (500) must not exceed max_connections (100)"},
+        {"delivery = { tls_policy = \"dane\"; };", "use \"may\", \"encrypt\" or \"verify\""},
+        {"delivery = { smtp_port = 0; };", "'smtp_port' = 0 is out of range"},
+        {"delivery = { smtp_port = 70000; };", "'smtp_port' = 70000 is out of range"},
+        {"delivery = { timeout_rcpt = 0; };", "'timeout_rcpt' = 0 is out of range"},
+        {"delivery = { dns_servers = \"dns.example\"; };",
+         "'dns.example' is not IP, IP:PORT or [IPv6]:PORT"},
+        {"delivery = { dns_servers = [ \"127.0.0.1:99999\" ]; };", "'127.0.0.1:99999' is not IP"},
+        {"delivery = { dns_servers = [ \"[::1]x\" ]; };", "'[::1]x' is not IP"},
+        {"delivery = { dns_servers = [ \"127.0.0.1:\" ]; };", "'127.0.0.1:' is not IP"},
+        {"delivery = { dns_servers = [ ]; };", "dns_servers must name at least one server"},
+        {"delivery = { recipients_per_transaction = \"50\"; };",
+         "'recipients_per_transaction' must be an integer"},
+        {"delivery = 5;", "'delivery' must be a group"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char text[1024];
+        snprintf(text, sizeof text, BASE "%s\n", bad[i].text);
+        sk_config *c = load_text(text);
+        if (c)
+            fail_msg("accepted: %s", bad[i].text);
+        assert_error_at(4, bad[i].needle);
+    }
+}
+
 static void test_missing_file(void **state)
 {
     (void)state;
@@ -225,6 +342,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_required, setup, teardown),
         cmocka_unit_test_setup_teardown(test_listener_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_table_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_received_headers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_delivery_defaults, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_delivery_full, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_delivery_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_missing_file, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

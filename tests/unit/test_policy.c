@@ -89,9 +89,17 @@ static void expect(sk_policy *p, const char *addr, int may_relay, sk_rcpt_verdic
     assert_non_null(d);
     va_list ap;
     va_start(ap, verdict);
-    size_t n = 0;
+    size_t n = 0, nq = 0;
     const char *want;
     while ((want = va_arg(ap, const char *))) {
+        if (!strncmp(want, "queue:", 6)) {
+            /* an address for the outbound queue */
+            if (nq >= d->nremote)
+                fail_msg("%s: only %zu queued addresses, want %s", addr, d->nremote, want + 6);
+            assert_string_equal(d->remote[nq], want + 6);
+            nq++;
+            continue;
+        }
         char full[256];
         snprintf(full, sizeof full, want[0] == '/' ? "%s" : "/m/%s", want);
         if (n >= d->nmaildirs)
@@ -101,6 +109,8 @@ static void expect(sk_policy *p, const char *addr, int may_relay, sk_rcpt_verdic
     }
     va_end(ap);
     assert_int_equal(d->nmaildirs, n);
+    assert_int_equal(d->nremote, nq);
+    assert_int_equal(d->queued, nq > 0);
     sk_delivery_free(d);
 }
 
@@ -214,7 +224,12 @@ static void test_relay_rule(void **state)
     if (!p)
         fail_msg("%s", err);
     expect(p, "someone@remote.test", 0, SK_RCPT_RELAY_DENIED);
-    expect(p, "someone@remote.test", 1, SK_RCPT_ACCEPT, "/q", NULL);
+    /* relayed: the address itself goes to the outbound queue, as written */
+    expect(p, "someone@remote.test", 1, SK_RCPT_ACCEPT, "queue:someone@remote.test", NULL);
+    expect(p, "Someone@Remote.Test", 1, SK_RCPT_ACCEPT, "queue:Someone@Remote.Test", NULL);
+    /* the queue is not a Maildir to create */
+    assert_int_equal(sk_policy_nmaildirs(p), 1);
+    assert_string_equal(sk_policy_maildir(p, 0), "/m/x");
     expect(p, "nobody@a.test", 1, SK_RCPT_UNKNOWN); /* relay rights do not invent users */
     sk_policy_free(p);
 }
@@ -239,19 +254,36 @@ static void test_forwarding_alias(void **state)
     sk_policy *p = build(text);
     if (!p)
         fail_msg("%s", err);
-    expect(p, "f@a.test", 0, SK_RCPT_ACCEPT, "x", "/q", NULL);
+    expect(p, "f@a.test", 0, SK_RCPT_ACCEPT, "x", "queue:f@remote.test", NULL);
     sk_policy_free(p);
 
     snprintf(text, sizeof text, "%s", FWD_CONF("forward_notify = true;\n"));
     p = build(text);
     if (!p)
         fail_msg("%s", err);
-    expect(p, "f@a.test", 0, SK_RCPT_FORWARD, "x", "/q", NULL);
+    expect(p, "f@a.test", 0, SK_RCPT_FORWARD, "x", "queue:f@remote.test", NULL);
     sk_delivery *d;
     assert_int_equal(sk_policy_rcpt(p, "f@a.test", 0, &d), SK_RCPT_FORWARD);
     assert_string_equal(d->forward_to, "f@remote.test");
     assert_true(d->queued);
     sk_delivery_free(d);
+    sk_policy_free(p);
+
+    /* an alias to two remote addresses (and through another alias), and a
+     * catch-all that forwards: every remote address is named, once */
+    p = build(
+        HEAD "relay_queue = \"/q\";\n"
+             "domains = [ \"a.test\", \"b.test\" ];\n"
+             "mailboxes = ( { address = \"x@a.test\"; maildir = \"x\"; } );\n"
+             "aliases = ( { address = \"two@a.test\"; to = [ \"p@far.test\", \"q@far.test\" ]; },\n"
+             " { address = \"both@a.test\"; to = [ \"two@a.test\", \"p@far.test\", \"x@a.test\" ]; "
+             "} );\n"
+             "catch_all = ( { domain = \"b.test\"; to = \"r@far.test\"; } );\n");
+    if (!p)
+        fail_msg("%s", err);
+    expect(p, "two@a.test", 0, SK_RCPT_ACCEPT, "queue:p@far.test", "queue:q@far.test", NULL);
+    expect(p, "both@a.test", 0, SK_RCPT_ACCEPT, "x", "queue:p@far.test", "queue:q@far.test", NULL);
+    expect(p, "anyone@b.test", 0, SK_RCPT_ACCEPT, "queue:r@far.test", NULL);
     sk_policy_free(p);
 }
 

@@ -274,6 +274,41 @@ static void test_closing_421_carries_code_without_ehlo(void **state)
     fake_finish(&f);
 }
 
+/* RFC 5321 2.3.8: only CRLF ends a command line. A bare LF inside it does
+ * not: "NOOP<LF>NOOP<CRLF>" is one bad line with one reply, and what
+ * follows the LF never runs as a command, however the input is split. */
+static void test_command_bare_lf_does_not_end_line(void **state)
+{
+    (void)state;
+    static const char *const inputs[][3] = {
+        {"NOOP\nNOOP\r\n", NULL, NULL},
+        {"NOOP\n", "QUIT\r\n", NULL},
+        {"NOOP\r", "\n", NULL}, /* a CRLF split over two feeds is a line end */
+        {"RSET\nMAIL FROM:<a@example.org>\n", "QUIT", "\r\n"},
+        {"\nQUIT\r\n", NULL, NULL},
+    };
+    for (size_t i = 0; i < sizeof inputs / sizeof inputs[0]; i++) {
+        fake f;
+        fake_defaults(&f);
+        start_greeted(&f);
+        fake_send(&f, "EHLO client.example\r\n");
+        drain(&f);
+        for (int k = 0; k < 3 && inputs[i][k]; k++)
+            fake_send(&f, inputs[i][k]);
+        if (i == 2) {
+            EXPECT(&f, 250, "2.0.0");
+        } else {
+            fake_reply *r = EXPECT(&f, 500, "5.5.2");
+            assert_non_null(strstr(r->text, "bare <LF>"));
+        }
+        EXPECT_NONE(&f);
+        /* the session goes on: nothing was run, nothing closed */
+        fake_send(&f, "MAIL FROM:<a@example.org>\r\n");
+        EXPECT(&f, 250, "2.1.0");
+        fake_finish(&f);
+    }
+}
+
 static void test_ehlo_resets_transaction(void **state)
 {
     (void)state;
@@ -890,6 +925,111 @@ static void test_data_streams_in_chunks(void **state)
     fake_finish(&f);
 }
 
+/* ---- loops: Received fields (RFC 5321 6.3) ------------------------------ */
+
+/* A message with `hops` Received fields (mixed case, one folded, one with
+ * white space before the colon) in its header section, and a body that
+ * holds as many more Received lines as `body_lines`. */
+static void loop_message(sk_buf *m, unsigned hops, unsigned body_lines)
+{
+    for (unsigned i = 0; i < hops; i++) {
+        if (i % 3 == 0)
+            sk_buf_printf(m,
+                          "Received: from h%u.example by h%u.example;\r\n\tTue, 1 Dec 2026 "
+                          "10:00:00 +0000\r\n",
+                          i, i + 1);
+        else if (i % 3 == 1)
+            sk_buf_printf(m, "RECEIVED: from h%u.example; Tue, 1 Dec 2026 10:00:00 +0000\r\n", i);
+        else
+            sk_buf_printf(m, "received : from h%u.example; Tue, 1 Dec 2026 10:00:00 +0000\r\n", i);
+    }
+    sk_buf_append_str(m, "Received-SPF: pass\r\nX-Received: by x.example\r\n");
+    sk_buf_append_str(m, "Subject: loop\r\n\r\n");
+    for (unsigned i = 0; i < body_lines; i++)
+        sk_buf_append_str(m, "Received: from body.example (not a header)\r\n");
+    sk_buf_append_str(m, ".\r\n");
+}
+
+static void test_data_loop_refused(void **state)
+{
+    (void)state;
+    for (int split = 0; split < 2; split++) {
+        fake f;
+        fake_defaults(&f);
+        f.cfg.max_received_headers = 50;
+        begin_data(&f);
+        sk_buf m;
+        sk_buf_init(&m, 0);
+        loop_message(&m, 51, 0);
+        if (split) /* byte by byte: the count survives any split */
+            for (size_t i = 0; i < m.len; i++)
+                fake_feed(&f, m.data + i, 1);
+        else
+            fake_feed(&f, m.data, m.len);
+        fake_reply *r = EXPECT(&f, 554, "5.4.6");
+        REGISTRY_OK(554, "DATA-END");
+        assert_non_null(strstr(r->text, "Routing loop detected"));
+        assert_non_null(strstr(r->text, "50 Received"));
+        assert_int_equal(f.commits, 0);
+        assert_int_equal(f.aborts, 1);
+        fake_send(&f, "NOOP\r\n");
+        EXPECT(&f, 250, "2.0.0");
+        assert_non_null(strstr(f.log.data, "result=554"));
+        sk_buf_free(&m);
+        fake_finish(&f);
+    }
+}
+
+static void test_data_loop_limit_and_body(void **state)
+{
+    (void)state;
+    /* exactly the limit is accepted; Received lines in the body, and
+     * Received-SPF / X-Received fields, never count */
+    fake f;
+    fake_defaults(&f);
+    f.cfg.max_received_headers = 50;
+    begin_data(&f);
+    sk_buf m;
+    sk_buf_init(&m, 0);
+    loop_message(&m, 50, 100);
+    fake_feed(&f, m.data, m.len);
+    EXPECT(&f, 250, "2.0.0");
+    assert_int_equal(f.commits, 1);
+    sk_buf_free(&m);
+    fake_finish(&f);
+
+    /* 0: no limit */
+    fake_defaults(&f);
+    begin_data(&f);
+    sk_buf_init(&m, 0);
+    loop_message(&m, 200, 0);
+    fake_feed(&f, m.data, m.len);
+    EXPECT(&f, 250, "2.0.0");
+    sk_buf_free(&m);
+    fake_finish(&f);
+}
+
+static void test_data_loop_stops_storing(void **state)
+{
+    (void)state;
+    fake f;
+    fake_defaults(&f);
+    f.cfg.max_received_headers = 3;
+    begin_data(&f);
+    sk_buf m;
+    sk_buf_init(&m, 0);
+    loop_message(&m, 4, 0);
+    m.len -= 3; /* no end of data yet */
+    for (int i = 0; i < 500; i++)
+        sk_buf_append_str(&m, "a long body line that is never stored...................\r\n");
+    sk_buf_append_str(&m, ".\r\n");
+    fake_feed(&f, m.data, m.len);
+    EXPECT(&f, 554, "5.4.6");
+    assert_true(f.msg.len < 4096); /* the rest was read and dropped */
+    sk_buf_free(&m);
+    fake_finish(&f);
+}
+
 static void test_data_bare_lf_rejected(void **state)
 {
     (void)state;
@@ -984,6 +1124,26 @@ static void begin_tx(fake *f)
     start_greeted(f);
     fake_send(f, "EHLO c.example\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.com>\r\n");
     drain(f);
+}
+
+static void test_bdat_loop_refused(void **state)
+{
+    (void)state;
+    fake f;
+    fake_defaults(&f);
+    f.cfg.max_received_headers = 2;
+    begin_tx(&f);
+    /* the third Received field arrives in the second chunk, split in its name */
+    const char *c1 = "Received: a\r\nReceived: b\r\nRece";
+    const char *c2 = "ived: c\r\n\r\nbody\r\n";
+    fake_sendf(&f, "BDAT %zu\r\n%sBDAT %zu LAST\r\n%sNOOP\r\n", strlen(c1), c1, strlen(c2), c2);
+    EXPECT(&f, 250, "2.0.0");
+    EXPECT(&f, 554, "5.4.6");
+    REGISTRY_OK(554, "BDAT");
+    EXPECT(&f, 250, "2.0.0");
+    assert_int_equal(f.commits, 0);
+    assert_int_equal(f.aborts, 1);
+    fake_finish(&f);
 }
 
 static void test_bdat_chunks(void **state)
@@ -1762,12 +1922,13 @@ static void test_bad_bytes_in_commands(void **state)
     fake_feed(&f, "NO\0OP\r\n", 7);
     fake_reply *r = EXPECT(&f, 500, "5.5.2");
     assert_non_null(strstr(r->text, "NUL"));
+    /* a bare LF does not end the line: one reply up to the CRLF */
     fake_send(&f, "NOOP\nNOOP\rX\r\nNOOP\r\r\n");
     r = EXPECT(&f, 500, "5.5.2");
     assert_non_null(strstr(r->text, "bare <LF>"));
     r = EXPECT(&f, 500, "5.5.2");
     assert_non_null(strstr(r->text, "bare <CR>"));
-    EXPECT(&f, 500, "5.5.2");
+    EXPECT_NONE(&f);
     fake_send(&f, "NOOP\r\n");
     EXPECT(&f, 250, "2.0.0");
     fake_finish(&f);
@@ -1973,12 +2134,13 @@ static void test_log_lines(void **state)
      * those, with its counters), nor for each accepted MAIL/RCPT. */
     const char *want = "event=pipelining_violation cmd=EHLO\n"
                        "event=helo verb=EHLO helo=c.example\n"
-                       "event=reject cmd=RCPT code=550 enh=5.1.1 text=\"<unknown@example.com>: "
+                       "event=reject cmd=RCPT code=550 enh=5.1.1 from=<a@example.org> "
+                       "to=<unknown@example.com> helo=c.example text=\"<unknown@example.com>: "
                        "Recipient address rejected: User unknown\"\n"
                        "event=pipelining_violation cmd=DATA\n"
                        "event=message id=ID0001 from=<a@example.org> nrcpts=2 "
                        "rcpts=<b@example.com>,<c@example.com> size=7 result=250\n"
-                       "event=reject cmd=UNKNOWN code=500 enh=5.5.2 "
+                       "event=reject cmd=UNKNOWN code=500 enh=5.5.2 helo=c.example "
                        "text=\"Syntax error, command unrecognized\"\n"
                        "event=message id=- from=<> nrcpts=1 rcpts=<b@example.com> size=0 "
                        "result=none reason=rset\n"
@@ -2008,16 +2170,59 @@ static void test_log_lines(void **state)
     fake_finish(&f);
 }
 
+/* Refusals carry the envelope so far (Postfix's reject line: from, to,
+ * helo), and a client cannot forge a field or a line through them. */
+static void test_reject_log_envelope(void **state)
+{
+    (void)state;
+    fake f;
+    fake_defaults(&f);
+    start_greeted(&f);
+    fake_send(&f, "MAIL FROM:<a@example.org>\r\nEHLO c.example\r\n"
+                  "MAIL FROM:<> FOO=1\r\nMAIL FROM:<a@example.org>\r\n"
+                  "RCPT TO:<\"x y=z\\\\\\\"\"@example.com> X=1\r\nRCPT TO:<b@example.com> BAR=2\r\n"
+                  "RCPT TO:<bad\r\nQUIT\r\n");
+    const char *want[] = {
+        /* before HELO: no helo=, and no from= for a MAIL refused before
+         * its address was read */
+        "event=reject cmd=MAIL code=503 enh=5.5.1 text=",
+        /* a refused MAIL names the sender it tried */
+        "event=reject cmd=MAIL code=555 enh=5.5.4 from=<> helo=c.example text=",
+        /* the quoted local part's space, quotes and backslashes cannot end
+         * the field */
+        "event=reject cmd=RCPT code=555 enh=5.5.4 from=<a@example.org> "
+        "to=<?x?y=z?????@example.com> helo=c.example text=",
+        "event=reject cmd=RCPT code=555 enh=5.5.4 from=<a@example.org> to=<b@example.com> "
+        "helo=c.example text=",
+        /* an address that did not parse: no to= */
+        "event=reject cmd=RCPT code=501 enh=5.1.3 from=<a@example.org> helo=c.example text=",
+    };
+    const char *p = f.log.data;
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        const char *hit = strstr(p, want[i]);
+        if (!hit)
+            fail_msg("missing %s in:\n%s", want[i], f.log.data);
+        p = hit + strlen(want[i]);
+    }
+    /* every line is one event */
+    for (const char *l = f.log.data; *l; l = strchr(l, '\n') + 1)
+        assert_int_equal(strncmp(l, "event=", 6), 0);
+    fake_finish(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_greeting),
+        cmocka_unit_test(test_reject_log_envelope),
         cmocka_unit_test(test_helo_is_one_plain_line),
         cmocka_unit_test(test_ehlo_keywords),
         cmocka_unit_test(test_ehlo_without_starttls_or_auth),
         cmocka_unit_test(test_helo_ehlo_arguments),
         cmocka_unit_test(test_enhanced_codes_without_ehlo),
         cmocka_unit_test(test_closing_421_carries_code_without_ehlo),
+
+        cmocka_unit_test(test_command_bare_lf_does_not_end_line),
         cmocka_unit_test(test_ehlo_resets_transaction),
         cmocka_unit_test(test_every_command_in_every_state),
         cmocka_unit_test(test_transaction_and_trace_headers),
@@ -2030,6 +2235,10 @@ int main(void)
         cmocka_unit_test(test_data_append_fails_midway),
         cmocka_unit_test(test_data_too_big_while_streaming),
         cmocka_unit_test(test_data_streams_in_chunks),
+        cmocka_unit_test(test_data_loop_refused),
+        cmocka_unit_test(test_data_loop_limit_and_body),
+        cmocka_unit_test(test_data_loop_stops_storing),
+        cmocka_unit_test(test_bdat_loop_refused),
         cmocka_unit_test(test_data_bare_lf_rejected),
         cmocka_unit_test(test_data_bare_lf_normalised),
         cmocka_unit_test(test_data_smuggling_not_an_end),

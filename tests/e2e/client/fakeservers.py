@@ -2,7 +2,8 @@
 with STARTTLS, implicit TLS and AUTH), small scripted SMTP servers for
 behaviour aiosmtpd lacks (PIPELINING, CHUNKING, chosen replies), broken
 peers (silent, closing at once, not SMTP), a self-signed certificate made
-with `openssl req`, and dnsmasq serving a test zone on loopback.
+with `openssl req`, a test CA made with `openssl ca` (for expired, unknown-CA
+and mismatched certificates), and dnsmasq serving a test zone on loopback.
 
 Everything listens on 127.0.0.1 on a free port chosen by the kernel, and
 every wait is bounded in time.
@@ -67,6 +68,66 @@ def make_cert(directory, cn="localhost", san="DNS:localhost,IP:127.0.0.1"):
         timeout=60,
     )
     return crt, key
+
+
+class ScratchCA:
+    """A throw-away CA made with the openssl command. `openssl ca` signs
+    with any validity period (-startdate/-enddate), so expired and
+    not-yet-valid certificates need no clock tricks."""
+
+    CONF = """[ca]
+default_ca = test
+[test]
+dir = {dir}
+database = {dir}/index.txt
+new_certs_dir = {dir}
+serial = {dir}/serial
+default_md = sha256
+policy = anything
+unique_subject = no
+x509_extensions = ext
+[anything]
+commonName = supplied
+organizationName = optional
+[ext]
+subjectAltName = {san}
+basicConstraints = CA:FALSE
+"""
+
+    def __init__(self, directory, name="smtpkit test CA"):
+        self.dir = os.path.join(directory, "ca-" + name.replace(" ", "_"))
+        os.makedirs(self.dir, exist_ok=True)
+        self.key = os.path.join(self.dir, "ca.key")
+        self.crt = os.path.join(self.dir, "ca.crt")
+        subprocess.run(
+            ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", self.key,
+             "-out", self.crt, "-days", "2", "-subj", f"/CN={name}/O=smtpkit test"],
+            check=True, capture_output=True, timeout=60,
+        )
+        open(os.path.join(self.dir, "index.txt"), "w").close()
+        with open(os.path.join(self.dir, "serial"), "w") as f:
+            f.write("01\n")
+        self.n = 0
+
+    def issue(self, cn="localhost", san="DNS:localhost,IP:127.0.0.1", start=None, end=None):
+        """A server certificate and key signed by this CA. start/end are
+        YYYYMMDDHHMMSSZ; the default is valid from now for two days."""
+        self.n += 1
+        base = os.path.join(self.dir, f"{self.n}-{cn}")
+        key, csr, crt, conf = base + ".key", base + ".csr", base + ".crt", base + ".cnf"
+        with open(conf, "w") as f:
+            f.write(self.CONF.format(dir=self.dir, san=san))
+        subprocess.run(
+            ["openssl", "req", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout", key,
+             "-out", csr, "-subj", f"/CN={cn}/O=smtpkit test"],
+            check=True, capture_output=True, timeout=60,
+        )
+        args = ["openssl", "ca", "-batch", "-notext", "-config", conf, "-cert", self.crt,
+                "-keyfile", self.key, "-in", csr, "-out", crt]
+        args += ["-startdate", start] if start else []
+        args += ["-enddate", end] if end else ["-days", "2"]
+        subprocess.run(args, check=True, capture_output=True, timeout=60)
+        return crt, key
 
 
 def server_tls_context(crt, key):
@@ -407,6 +468,20 @@ class Dnsmasq:
         ]
 
     def __enter__(self):
+        # dnsmasq listens on UDP and TCP: a port free for UDP may be taken
+        # for TCP (by another test running meanwhile): then try another.
+        for attempt in range(5):
+            try:
+                return self._start()
+            except RuntimeError as e:
+                if "Address already in use" not in str(e) or attempt == 4:
+                    raise
+                self.logf.close()
+                self.port = free_port(socket.SOCK_DGRAM)
+                self.args = [a if not a.startswith("--port=") else f"--port={self.port}"
+                             for a in self.args]
+
+    def _start(self):
         self.logf = open(self.log, "wb")
         self.proc = subprocess.Popen(self.args, stdout=self.logf, stderr=subprocess.STDOUT)
         # Ready when it answers a query; bounded wait.

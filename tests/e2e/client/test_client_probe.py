@@ -13,9 +13,11 @@ from fakeservers import (
     Aio,
     ClosingServer,
     GarbageServer,
+    PasswordCheck,
     RecordingHandler,
     ScriptedSMTP,
     SilentServer,
+    ScratchCA,
     free_port,
     make_cert,
     run_smtpkit,
@@ -107,19 +109,36 @@ def test_advanced_starttls_shows_certificate(cert, tmp_path):
         # EHLO again after TLS (RFC 3207 4.2).
         assert out.count("C: EHLO") == 2
 
-        # Self-signed without the CA: TLS failure, exit 4, unless --insecure.
+        # Self-signed without the CA: a finding, the dialogue goes on (exit 7);
+        # --verify makes it fatal (4); --insecure keeps it out of the status.
         cp = run_smtpkit("probe", "-a", f"127.0.0.1:{srv.port}")
         out, err = text(cp)
+        assert cp.returncode == 7, out + err
+        assert "cannot be verified: self-signed" in err
+        assert "CERTIFICATE NOT VERIFIED" in out and "continuing despite" in out
+        assert_dialogue_reached_quit(out)
+
+        cp = run_smtpkit("probe", "-a", "--verify", f"127.0.0.1:{srv.port}")
+        out, err = text(cp)
         assert cp.returncode == 4, out + err
-        assert "self-signed certificate" in err and "--insecure" in err
+        assert "self-signed" in err and "--verify" in err
+        assert "C: QUIT" not in out and out.count("C: EHLO") == 1
 
         cp = run_smtpkit("probe", "-a", "--insecure", f"127.0.0.1:{srv.port}")
         out, err = text(cp)
         assert cp.returncode == 0, out + err
         assert "chain NOT verified" in out and "continuing despite" in out
+        assert "CERTIFICATE NOT VERIFIED" in out and "--insecure" in out
+        # The last of --verify / --insecure wins.
+        cp = run_smtpkit("probe", "-a", "--verify", "-k", f"127.0.0.1:{srv.port}")
+        assert cp.returncode == 0, text(cp)
+        cp = run_smtpkit("probe", "-a", "-k", "--verify", f"127.0.0.1:{srv.port}")
+        assert cp.returncode == 4, text(cp)
 
         rc, doc, _ = probe_json("-a", "--insecure", f"127.0.0.1:{srv.port}")
-        assert rc == 0
+        assert rc == 0 and doc["exit"] == 0
+        (f,) = doc["probes"][0]["findings"]
+        assert f["reasons"] == ["self-signed"] and f["severity"] == "ignored"
         t = doc["probes"][0]["tls"]
         assert t["version"].startswith("TLSv1.")
         assert t["cipher"] and t["bits"] >= 128
@@ -135,13 +154,150 @@ def test_advanced_starttls_shows_certificate(cert, tmp_path):
             l.split("C: ")[-1] for l in out.splitlines() if "C: " in l]
 
 
-def test_name_mismatch_fails(tmp_path):
+def assert_dialogue_reached_quit(out):
+    """The text output shows the dialogue after TLS through to QUIT/221."""
+    sent = [l.split("C: ", 1)[1] for l in out.splitlines() if " C: " in l]
+    assert sent.count("STARTTLS") == 1 and sent[-1] == "QUIT", sent
+    assert sent.index("STARTTLS") < len(sent) - 2  # EHLO again after TLS
+    assert " ms  S: 221" in out
+
+
+def probe_cert_case(port, *extra):
+    """Probe with the MAIL/RCPT test: (text result, JSON result)."""
+    args = ("-a", "--from", "a@example.org", "--rcpt", "b@example.net", *extra,
+            f"127.0.0.1:{port}")
+    cp = run_smtpkit("probe", *args)
+    rc, doc, err = probe_json(*args)
+    return cp, (rc, doc, err)
+
+
+def check_cert_finding(port, reasons, words, *extra):
+    """The certificate finding in the text, the JSON and the exit status
+    (7), with the dialogue carried on to the MAIL/RCPT test and QUIT; and
+    the same certificate fatal (4) under --verify."""
+    cp, (rc, doc, err) = probe_cert_case(port, *extra)
+    out, err_text = text(cp)
+    assert cp.returncode == 7, out + err_text
+    assert "CERTIFICATE NOT VERIFIED" in out
+    for w in words:
+        assert w in out, (w, out)
+    assert f"cannot be verified: {words[0]}" in err_text, err_text
+    assert "MAIL FROM:<a@example.org> -> 250" in out
+    assert "RCPT TO:<b@example.net> -> 250" in out
+    assert_dialogue_reached_quit(out)
+    assert "OK: " in out
+
+    assert rc == 7 and doc["exit"] == 7, err
+    p = doc["probes"][0]
+    assert p["exit"] == 7 and p["quit_sent"] is True
+    (f,) = p["findings"]
+    assert f["kind"] == "certificate" and f["severity"] == "warning"
+    assert f["reasons"] == reasons
+    assert f["dialogue_continued"] is True
+    assert f["openssl_errors"], f
+    assert all(e["name"].startswith("X509_V_ERR_") for e in f["openssl_errors"])
+    assert p["tls"]["verified"] is False
+    assert p["test"]["mail_code"] == 250 and p["test"]["rcpt"][0]["code"] == 250
+    lines = [t["line"] for t in p["transcript"] if t["dir"] == "C"]
+    assert lines[-1] == "QUIT" and "RSET" in lines
+    assert sum(1 for l in lines if l.startswith("EHLO ")) == 2
+    assert [t["line"] for t in p["transcript"] if t["dir"] == "S"][-1].startswith("221")
+    assert "cannot be verified" in doc["error"]
+
+    # --verify: fatal, the dialogue stops at the certificate.
+    rc, doc, err = probe_json("-a", "--verify", *extra, f"127.0.0.1:{port}")
+    assert rc == 4 and doc["exit"] == 4, err
+    p = doc["probes"][0]
+    (f,) = p["findings"]
+    assert f["severity"] == "fatal" and f["reasons"] == reasons
+    assert f["dialogue_continued"] is False and p["quit_sent"] is False
+    assert not any(t["line"] == "QUIT" for t in p["transcript"])
+    assert "--verify" in doc["error"]
+    return f
+
+
+def test_name_mismatch_is_a_finding(tmp_path):
     crt, key = make_cert(str(tmp_path), cn="other.example", san="DNS:other.example")
     with Aio(tls_context=server_tls_context(crt, key)) as srv:
+        # The CA is trusted (--cafile): only the name is wrong.
+        f = check_cert_finding(srv.port, ["name-mismatch"], ["name mismatch"], "--cafile", crt)
+        assert [e["name"] for e in f["openssl_errors"]] == ["X509_V_ERR_IP_ADDRESS_MISMATCH"]
+        assert "not valid for 127.0.0.1" in f["detail"] and "other.example" in f["detail"]
         cp = run_smtpkit("probe", "-a", "--cafile", crt, f"127.0.0.1:{srv.port}")
+        assert "does NOT match 127.0.0.1" in text(cp)[0]
+
+
+def test_self_signed_is_a_finding(tmp_path):
+    crt, key = make_cert(str(tmp_path))  # localhost, IP 127.0.0.1: the name matches
+    with Aio(tls_context=server_tls_context(crt, key)) as srv:
+        f = check_cert_finding(srv.port, ["self-signed"], ["self-signed"])
+        assert [e["name"] for e in f["openssl_errors"]] == [
+            "X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT"]
+        assert f["openssl_errors"][0]["depth"] == 0
+
+
+def test_expired_is_a_finding(tmp_path):
+    ca = ScratchCA(str(tmp_path))
+    crt, key = ca.issue(start="20200101000000Z", end="20200201000000Z")
+    with Aio(tls_context=server_tls_context(crt, key)) as srv:
+        f = check_cert_finding(srv.port, ["expired"], ["expired"], "--cafile", ca.crt)
+        assert [e["name"] for e in f["openssl_errors"]] == ["X509_V_ERR_CERT_HAS_EXPIRED"]
+        assert "valid until 2020-02-01 00:00:00 UTC" in f["detail"]
+
+
+def test_not_yet_valid_is_a_finding(tmp_path):
+    ca = ScratchCA(str(tmp_path))
+    crt, key = ca.issue(start="20990101000000Z", end="20991231000000Z")
+    with Aio(tls_context=server_tls_context(crt, key)) as srv:
+        f = check_cert_finding(srv.port, ["not-yet-valid"], ["not yet valid"], "--cafile",
+                               ca.crt)
+        assert [e["name"] for e in f["openssl_errors"]] == ["X509_V_ERR_CERT_NOT_YET_VALID"]
+        assert "valid from 2099-01-01 00:00:00 UTC" in f["detail"]
+
+
+def test_unknown_ca_is_a_finding(tmp_path):
+    ca = ScratchCA(str(tmp_path), name="unknown test CA")
+    crt, key = ca.issue()
+    with Aio(tls_context=server_tls_context(crt, key)) as srv:
+        f = check_cert_finding(srv.port, ["unknown-ca"], ["unknown CA"])
+        names = [e["name"] for e in f["openssl_errors"]]
+        assert "X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY" in names, names
+        assert "unknown test CA" in f["detail"]
+        # Trusting that CA: nothing to report.
+        rc, doc, err = probe_json("-a", "--cafile", ca.crt, f"127.0.0.1:{srv.port}")
+        assert rc == 0 and doc["probes"][0]["findings"] == [], err
+
+
+def test_several_problems_at_once(tmp_path):
+    """An expired certificate from an unknown CA for another name: every
+    reason is reported, not only OpenSSL's first."""
+    ca = ScratchCA(str(tmp_path), name="other CA")
+    crt, key = ca.issue(cn="other.example", san="DNS:other.example",
+                        start="20200101000000Z", end="20200201000000Z")
+    with Aio(tls_context=server_tls_context(crt, key)) as srv:
+        rc, doc, err = probe_json("-a", f"127.0.0.1:{srv.port}")
+    assert rc == 7, err
+    (f,) = doc["probes"][0]["findings"]
+    assert f["reasons"] == ["unknown-ca", "expired", "name-mismatch"], f
+
+
+def test_auth_offered_after_starttls_is_shown(cert):
+    """The capabilities after STARTTLS (AUTH here) are shown despite the
+    certificate, which only going on can reveal."""
+    crt, key = cert
+    with Aio(tls_context=server_tls_context(crt, key), auth=PasswordCheck("u", "p")) as srv:
+        cp = run_smtpkit("probe", "-a", f"127.0.0.1:{srv.port}")
         out, err = text(cp)
-        assert cp.returncode == 4
-        assert "does NOT match 127.0.0.1" in out
+        rc, doc, _ = probe_json("-a", f"127.0.0.1:{srv.port}")
+    assert cp.returncode == 7, out + err
+    before, after = out.split("C: STARTTLS", 1)
+    assert "AUTH" not in before.split("capabilities:", 1)[1]
+    assert "login possible with SASL mechanisms: LOGIN PLAIN" in after
+    assert_dialogue_reached_quit(out)
+    assert rc == 7
+    p = doc["probes"][0]
+    assert "AUTH" in [c["keyword"] for c in p["capabilities"]]
+    assert p["auth_mechanisms"] == ["LOGIN", "PLAIN"]
 
 
 def test_implicit_tls(cert):
@@ -354,3 +510,65 @@ def test_bytes_after_starttls_220_are_discarded(cert):
     # server said under TLS counts.
     assert [c["keyword"] for c in p["capabilities"]] == ["8BITMIME"]
     assert not any(l.startswith("250-injected") for l in lines)
+
+
+# ---- each reply explained for its command ----------------------------------------
+
+
+def explained_after(out, reply_line):
+    """The '=>' line under the last line of a reply in the --advanced text
+    (replies to pipelined commands follow each other, so the reply text,
+    not the command sent before it, says which is which)."""
+    lines = out.splitlines()
+    for i, l in enumerate(lines):
+        if l.endswith("S: " + reply_line):
+            for k in lines[i + 1:]:
+                if k.strip().startswith("=> "):
+                    return k.strip()[3:]
+    raise AssertionError(f"no explanation after {reply_line!r} in:\n{out}")
+
+
+def test_advanced_explains_each_250_for_its_command():
+    with ScriptedSMTP() as srv:
+        cp = run_smtpkit("probe", "-a", "--from", "a@example.org", "--rcpt", "b@example.net",
+                         f"127.0.0.1:{srv.port}")
+        rc, doc, _ = probe_json("-a", "--from", "a@example.org", "--rcpt", "b@example.net",
+                                f"127.0.0.1:{srv.port}")
+    out, err = text(cp)
+    assert cp.returncode == 0, out + err
+    ehlo, mail, rcpt, rset = (explained_after(out, l) for l in (
+        "250 ENHANCEDSTATUSCODES", "250 2.1.0 Sender OK", "250 2.1.5 Recipient OK",
+        "250 2.0.0 Reset"))
+    assert all(e.startswith("250 ") for e in (ehlo, mail, rcpt, rset))
+    assert len({ehlo, mail, rcpt, rset}) == 4, (ehlo, mail, rcpt, rset)
+    assert "extension" in ehlo and "sender" not in ehlo
+    assert "reset" in rset and "after MAIL" not in rset
+    assert "sender" in mail and "recipient" in rcpt
+    assert rc == 0
+    reps = {r["command"]: r for r in doc["probes"][0]["replies"]}
+    assert reps["EHLO"]["meaning"] != reps["RSET"]["meaning"] != reps["MAIL"]["meaning"]
+    assert reps["EHLO"]["meaning_source"] == "command"
+    assert reps["RSET"]["unexpected_for_command"] is False
+
+
+def test_postfix_relay_denied_explained_as_relay_refusal():
+    relay = "454 4.7.1 <x@example.org>: Relay access denied"
+    with ScriptedSMTP(rcpt=lambda a: relay) as srv:
+        cp = run_smtpkit("probe", "-a", "--from", "a@example.net", "--rcpt", "x@example.org",
+                         f"127.0.0.1:{srv.port}")
+        rc, doc, _ = probe_json("-a", "--from", "a@example.net", "--rcpt", "x@example.org",
+                                f"127.0.0.1:{srv.port}")
+    out, err = text(cp)
+    assert cp.returncode == 1, out + err  # refused
+    e = explained_after(out, relay)
+    assert "relaying denied" in e and "authentication" not in e.lower(), e
+    rcpt_block = out.split("S: " + relay, 1)[1].split(" C: ", 1)[0]
+    assert "does not list 454 as a reply to RCPT" in rcpt_block
+    assert "not an error" in rcpt_block
+    assert rc == 1
+    (r,) = [r for r in doc["probes"][0]["replies"] if r["command"] == "RCPT"]
+    assert r["code"] == 454 and r["enhanced"] == "4.7.1"
+    assert r["meaning_source"] == "command+enhanced" and "Relay access denied" in r["meaning"]
+    assert r["unexpected_for_command"] is True
+    assert [m["command"] for m in r["meanings_elsewhere"]] == ["AUTH", "STARTTLS"]
+    assert r["advice"] == "fix the request"

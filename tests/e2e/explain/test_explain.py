@@ -221,10 +221,84 @@ def test_pasted_text_is_tidied():
     assert d["kind"] == "code" and d["code"]["code"] == 452
 
 
-def test_single_continuation_line():
-    d = run_json("452-4.5.3 Too many recipients")
-    assert d["reply"]["code"] == 452 and d["enhanced"]["code"] == "4.5.3"
-    assert any("continuation line" in n for n in d["notes"])
+def test_lone_continuation_line_is_incomplete():
+    """smtpkit-explain(1): a reply without its last line is bad input (exit
+    2), a single continuation line too: its last line might carry another
+    code."""
+    for args, stdin in ((("421-4.3.2 Service shutting down",), b""),
+                        (("--json", "452-4.5.3 Too many recipients"), b""),
+                        (("-",), b"421-4.3.2 Service shutting down\r\n")):
+        rc, out, err = run(*args, stdin=stdin)
+        assert rc == 2 and out == "", (args, out)
+        assert "incomplete reply" in err and "continuation line" in err, err
+        assert "last line" in err
+
+
+# ---- the command the reply answers ---------------------------------------------
+
+POSTFIX_RELAY = "454 4.7.1 <x@example.org>: Relay access denied"
+
+
+def test_postfix_relay_denied_after_rcpt_is_not_an_auth_failure():
+    rc, out, err = run("RCPT", POSTFIX_RELAY)
+    assert rc == 0, err
+    assert "as a reply to RCPT, with 4.7.1:" in out
+    picked = out.split("as a reply to RCPT", 1)[1].split("advice", 1)[0]
+    assert "relaying" in picked and "Postfix" in picked
+    assert "authentication" not in picked.lower()
+    assert "454 (AUTH)" not in out and "454 (STARTTLS)" not in out
+    flat = " ".join(out.split())  # the text is wrapped at 78 columns
+    assert "not listed as a reply to RCPT" in flat and "not an error" in flat
+    # The same with --command, --context and on standard input.
+    for args, stdin in ((("--command", "RCPT", POSTFIX_RELAY), b""),
+                        (("--context=rcpt", POSTFIX_RELAY), b""),
+                        (("rcpt", "-"), POSTFIX_RELAY.encode() + b"\r\n")):
+        d = run_json(*args, stdin=stdin)
+        p = d["picked"]
+        assert d["context"] == "RCPT" and p["command"] == "RCPT"
+        assert p["source"] == "command+enhanced" and "Relay access denied" in p["meaning"]
+        assert p["listed_for_command"] is False and p["advice"] == "fix the request"
+        assert [e["command"] for e in p["elsewhere"]] == ["AUTH", "STARTTLS"]
+        assert d["code"]["meanings"] == []
+        assert any("not listed as a reply to RCPT" in n for n in d["notes"])
+    # Without the command every meaning is shown, with a hint.
+    d = run_json(POSTFIX_RELAY)
+    assert d["picked"] is None
+    assert {m["context"] for m in d["code"]["meanings"]} == {"AUTH", "STARTTLS"}
+    assert any("give the command" in n for n in d["notes"])
+    # Without an enhanced code nothing applies; the other meanings are named.
+    d = run_json("RCPT", "454 Relay access denied")
+    assert d["picked"]["source"] == "none" and d["picked"]["meaning"] is None
+    assert any("after AUTH, 454 means" in n for n in d["notes"])
+    rc, out, _ = run("RCPT", "454 Relay access denied")
+    assert rc == 0 and "only as a reply to other commands" in " ".join(out.split())
+
+
+def test_250_depends_on_the_command():
+    meanings = {}
+    for cmd in ("EHLO", "HELO", "MAIL", "RCPT", "RSET", "DATA-END", "NOOP", "VRFY"):
+        d = run_json(cmd, "250", "2.0.0", "OK")
+        p = d["picked"]
+        assert p["source"] == "command" and p["listed_for_command"] is True, cmd
+        assert p["meaning"] not in meanings.values(), cmd
+        meanings[cmd] = p["meaning"]
+        assert d["notes"] == [], cmd
+    assert "extension" in meanings["EHLO"] and "sender" not in meanings["EHLO"]
+    assert "reset" in meanings["RSET"] and "after MAIL" not in meanings["RSET"]
+    assert "sender" in meanings["MAIL"]
+    rc, out, _ = run("--command", "EHLO", "250")
+    assert rc == 0 and "as a reply to EHLO:" in out and "ESMTP extension" in " ".join(out.split())
+    # Extension meanings keep their command.
+    assert run_json("ETRN", "250")["picked"]["meaning"].startswith("ETRN accepted")
+
+
+def test_enhanced_code_is_the_more_specific_signal():
+    p = run_json("RCPT", "550 5.1.1 No such user")["picked"]
+    assert p["source"] == "command+enhanced" and "No such mailbox" in p["meaning"]
+    p = run_json("RCPT", "550 5.2.1 Mailbox disabled")["picked"]
+    assert p["source"] == "general"  # no row for it: the code's own meaning
+    p = run_json("RCPT", "454 4.4.3 Directory server failure")["picked"]
+    assert p["source"] == "enhanced" and p["advice"] == "retry later"
 
 
 def test_enhanced_class_mismatch_is_text_with_note():
@@ -305,12 +379,18 @@ def test_usage_errors():
     assert rc == 2
     rc, out, err = run("--context")
     assert rc == 2 and "needs a command" in err
+    rc, out, err = run("--command")
+    assert rc == 2 and "needs a command" in err
+    rc, out, err = run("--command", "FOO", "250")
+    assert rc == 2 and "unknown context 'FOO'" in err
+    rc, out, err = run("FOO", "250")  # not a command: not a reply either
+    assert rc == 2
 
 
 def test_help():
     rc, out, err = run("--help")
     assert rc == 0 and out.startswith("usage: smtpkit explain")
-    assert "--json" in out and "--list" in out and "--context" in out
+    assert "--json" in out and "--list" in out and "--command" in out
 
 
 # ---- the whole table ---------------------------------------------------------------

@@ -106,10 +106,13 @@ def test_trusted_network_relays_into_relay_queue(server, tmp_path):
     srv = server(extra=f'trusted_networks = [ "127.0.0.0/8" ];\nrelay_queue = "{queue}";\n')
     with smtplib.SMTP(srv.host, srv.port, timeout=10) as s:
         assert s.sendmail("alice@example.test", ["friend@remote.test"], MSG) == {}
-    files = sorted((queue / "new").iterdir())
+    # the outbound queue: the message file and its envelope record
+    files = sorted((queue / "msg").iterdir())
     assert len(files) == 1
     _, rest, _ = split_trace(files[0].read_bytes())
     assert rest == MSG
+    env = (queue / "env" / files[0].name).read_text()
+    assert "\nrcpt friend@remote.test - - pending 0 " in env, env
     srv.wait_log(r"event=message .*rcpts=<friend@remote.test> size=\d+ result=250\n")
 
 
@@ -231,7 +234,9 @@ def test_alias_to_other_domain_goes_to_relay_queue(server, tmp_path, notify):
         assert s.rcpt("far@remote.test")[0] == 550
         assert s.data(MSG)[0] == 250
     assert len(srv.messages("bob")) == 1
-    assert len(list((queue / "new").iterdir())) == 1
+    assert len(list((queue / "msg").iterdir())) == 1
+    env = next((queue / "env").iterdir()).read_text()
+    assert "\nrcpt far@remote.test " in env and "bob@" not in env, env
 
 
 def test_catch_all(server):

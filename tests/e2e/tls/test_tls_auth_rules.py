@@ -188,3 +188,47 @@ def test_password_file_reload(tls_server, smtpkit_bin, tmp_path):
     with tls_dialog(srv) as d:
         d.ehlo()
         assert d.cmd("AUTH PLAIN " + carol)[0] == 235
+
+
+def test_auth_failure_log_names_the_user_and_cannot_be_forged(tls_server):
+    """event=auth-failed carries user=; a user name with spaces, quotes and
+    a line break cannot add a field or a line to the log."""
+    srv = tls_server(limits={"auth_failures_per_connection": 5, "auth_failure_delay_ms": 50})
+    forged = 'mallory why=ok result=235 "x"\r\nevent=auth result=235'
+    with tls_dialog(srv) as d:
+        d.ehlo()
+        assert d.cmd("AUTH PLAIN " + BAD)[0] == 535
+        assert d.cmd("AUTH PLAIN " + plain_auth(forged, "pw"))[0] == 535
+    srv.wait_log(r"event=auth-failed conn=\d+ peer=127\.0\.0\.1 user=alice@example\.test "
+                 r"why=\S+ conn_failures=1\n")
+    line = srv.wait_log(r"event=auth-failed conn=\d+ peer=127\.0\.0\.1 user=\S+ why=\S+ "
+                        r"conn_failures=2\n")[0]
+    assert "user=mallory?why=ok?result=235??x?" in line, line
+    assert line.count(" why=") == 1 and line.count(" result=") == 0, line
+    assert "event=auth result=235" not in srv.log()
+
+
+def test_authenticated_mixed_message_goes_to_maildir_and_queue(tls_server, tmp_path):
+    """Submission by an authenticated user to a local and two remote
+    recipients: one 250 naming one id, the Maildir copy and the queued copy
+    with an envelope naming both remote recipients."""
+    srv = tls_server()
+    with tls_dialog(srv) as d:
+        d.ehlo()
+        assert d.cmd("AUTH PLAIN " + ALICE)[0] == 235
+        assert d.cmd("MAIL FROM:<alice@example.test>")[0] == 250
+        for rcpt in ("bob@example.test", "one@remote.test", "two@elsewhere.test"):
+            assert d.cmd(f"RCPT TO:<{rcpt}>")[0] == 250
+        assert d.cmd("DATA")[0] == 354
+        code, lines = d.cmd("Subject: hi\r\n\r\nbody\r\n.")
+        assert code == 250, lines
+    mid = lines[-1].rsplit(" ", 1)[1]
+    assert len(mid) == 20, lines
+    queue = tmp_path / "queue"
+    assert [p.name for p in (queue / "msg").iterdir()] == [mid]
+    env = (queue / "env" / mid).read_text()
+    assert "\nsender alice@example.test\n" in env, env
+    rcpts = [line.split(" ")[1] for line in env.splitlines() if line.startswith("rcpt ")]
+    assert rcpts == ["one@remote.test", "two@elsewhere.test"], env
+    assert [p.name.split(".")[0] for p in srv.files("bob")] == [mid]
+    assert (queue / "msg" / mid).read_bytes() == srv.files("bob")[0].read_bytes()

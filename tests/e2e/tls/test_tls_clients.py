@@ -126,6 +126,9 @@ def test_relaying_needs_authentication(tls_server):
             s.ehlo("client.example")
             s.login("alice@example.test", "wonderland")
             assert s.sendmail("alice@example.test", ["someone@elsewhere.test"], MSG) == {}
-    queued = sorted((srv.tmp_path / "queue" / "new").iterdir())
+    # the outbound queue: one message file and one envelope record each
+    queued = sorted((srv.tmp_path / "queue" / "msg").iterdir())
     assert len(queued) == 2
+    assert sorted(p.name for p in (srv.tmp_path / "queue" / "env").iterdir()) == \
+        [p.name for p in queued]
     assert RECEIVED_TLS.search(received_of(queued[0].read_bytes()))

@@ -13,7 +13,7 @@ import subprocess
 import time
 import warnings
 
-from tls_helpers import Dialog, openssl_pair, plain_auth
+from tls_helpers import SERVER_USER, Dialog, openssl_pair, plain_auth
 
 ALICE = plain_auth("alice@example.test", "wonderland")
 
@@ -147,8 +147,8 @@ def serve_once(srv):
 
 
 def test_startup_errors_are_one_clear_line(tls_server, tmp_path):
-    a_cert, a_key = openssl_pair(tmp_path / "a", "mx.example.test")
-    b_cert, b_key = openssl_pair(tmp_path / "b", "other.example.test")
+    a_cert, a_key = openssl_pair(tmp_path / "a", "mx.example.test", owner=SERVER_USER)
+    b_cert, b_key = openssl_pair(tmp_path / "b", "other.example.test", owner=SERVER_USER)
     cases = [
         (tmp_path / "none" / "cert.pem", tmp_path / "none" / "key.pem",
          "No such file or directory"),
@@ -170,7 +170,7 @@ def peer_der(sock):
 
 def test_sighup_reloads_the_certificate(tls_server, tmp_path):
     d = tmp_path / "certs"
-    cert, key = openssl_pair(d, "mx.example.test", owner=None)
+    cert, key = openssl_pair(d, "mx.example.test", owner=SERVER_USER)
     srv = tls_server(cert=cert, key=key)
     pem_a = cert.read_text()
     openssl_pair(d, "mx.example.test", owner=srv.user)  # readable by the server's user
@@ -246,8 +246,8 @@ def test_shutdown_does_not_wait_for_a_stalled_handshake(tls_server):
 
 
 def test_check_validates_certificate_and_password_file(tls_server, tmp_path):
-    a_cert, a_key = openssl_pair(tmp_path / "a", "mx.example.test")
-    b_cert, b_key = openssl_pair(tmp_path / "b", "other.example.test")
+    a_cert, a_key = openssl_pair(tmp_path / "a", "mx.example.test", owner=SERVER_USER)
+    b_cert, b_key = openssl_pair(tmp_path / "b", "other.example.test", owner=SERVER_USER)
     srv = tls_server(cert=a_cert, key=a_key, start=False)
     r = subprocess.run([srv.binary, "serve", "--check", "-c", str(srv.conf_path)],
                        capture_output=True, timeout=20)

@@ -19,6 +19,12 @@ USERS = {
 }
 
 
+# The account the test servers drop to when the tests run as root (see
+# run_as_user in tests/e2e/conftest.py); None otherwise: the server then
+# runs as the current user, who owns every file the tests make.
+SERVER_USER = "nobody" if os.geteuid() == 0 else None
+
+
 def free_port():
     """A TCP port free on 127.0.0.1 right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -42,7 +48,8 @@ def make_passwd(smtpkit_bin, path, users):
 def openssl_pair(directory, cn, days=30, owner=None):
     """A self-signed EC pair made by the openssl command (independent of
     smtpkit's own generator); the key is handed to `owner` (the account the
-    server runs as) so a SIGHUP reload can read it."""
+    server runs as, SERVER_USER) so a SIGHUP reload can read it, as the
+    server demands when it starts; owner=None leaves it to root alone."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     os.chmod(directory, 0o755)

@@ -1,0 +1,37 @@
+/*
+ * store_result.h - what storing a message came to: one result for the
+ * message, and one per envelope recipient (an LMTP destination answers each
+ * recipient on its own, RFC 2033 4.2). Shared by the store and the session,
+ * so neither includes the other.
+ */
+#ifndef SMTPKIT_STORE_RESULT_H
+#define SMTPKIT_STORE_RESULT_H
+
+#include <stddef.h>
+
+typedef enum sk_store_result {
+    SK_STORE_OK = 0,
+    SK_STORE_NOSPACE = 1, /* 452 4.3.1 insufficient system storage */
+    SK_STORE_IOERR = 2,   /* 451 4.3.0 local error in processing */
+} sk_store_result;
+
+/* The outcome for one envelope recipient. code 0: the destination gave no
+ * reply of its own (Maildir, queue); `result` says it all. A destination
+ * that answers per recipient (LMTP) puts its reply here. */
+typedef struct sk_store_rcpt_outcome {
+    sk_store_result result;
+    int code;          /* 0, or the destination's reply code */
+    char enhanced[12]; /* its enhanced code, or "" */
+    char text[128];    /* its reply text, or "" */
+} sk_store_rcpt_outcome;
+
+/* The outcome of one commit: `result` is SK_STORE_OK only when every
+ * destination of every recipient is durable. rcpts[i] is the envelope
+ * recipient i's (nrcpts of them, may be 0 when the caller gave none). */
+typedef struct sk_store_outcome {
+    sk_store_result result;
+    size_t nrcpts;
+    sk_store_rcpt_outcome *rcpts;
+} sk_store_outcome;
+
+#endif
