@@ -17,6 +17,7 @@ static const struct {
     {"send", sk_cmd_send, "send a test message"},
     {"bench", sk_cmd_bench, "load-test a server: concurrent sessions, msgs/s, latency"},
     {"passwd", sk_cmd_passwd, "make a password hash for the AUTH password file"},
+    {"queue", sk_cmd_queue, "list, show, flush, hold, release, delete, bounce queued mail"},
 };
 
 static void usage(FILE *f)

@@ -35,6 +35,7 @@
 #include "server/conn.h"
 #include "server/log.h"
 #include "server/pathutil.h"
+#include "server/queue_control.h"
 #include "server/server_security.h"
 #include "server/work_queue.h"
 
@@ -376,6 +377,11 @@ sk_server *sk_server_new(sk_config *cfg, char *err, size_t errlen)
         snprintf(err, errlen, "cannot register events");
         goto fail;
     }
+    /* The queue control socket (`smtpkit queue`), last: it hands requests
+     * to the delivery agent, started before it (NULL: none runs). */
+    if (cfg->relay_queue &&
+        !(srv->control = sk_queue_control_start(srv->base, cfg->relay_queue, NULL, err, errlen)))
+        goto fail;
     return srv;
 fail:
     sk_server_free(srv);
@@ -428,6 +434,8 @@ void sk_server_free(sk_server *srv)
     srv->work = NULL;
     while (srv->conns)
         sk_conn_abort(srv->conns);
+    sk_queue_control_free(srv->control);
+    srv->control = NULL;
     if (srv->queue_ev)
         event_free(srv->queue_ev);
     if (srv->work_ev)

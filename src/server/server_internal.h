@@ -20,6 +20,7 @@ typedef struct sk_conn sk_conn;
 typedef struct sk_tls_server sk_tls_server;
 typedef struct sk_auth_service sk_auth_service;
 typedef struct sk_work_queue sk_work_queue;
+typedef struct sk_queue_control sk_queue_control;
 
 typedef struct sk_listener {
     struct sk_server *srv;
@@ -50,8 +51,9 @@ struct sk_server {
     unsigned long long messages; /* accepted since start */
     int shutting_down;
     int grace_over;
-    sk_tls_server *tls;    /* NULL without tls_certificate; swapped by a reload */
-    sk_auth_service *auth; /* NULL without passwd_file; reloaded by SIGHUP */
+    sk_tls_server *tls;        /* NULL without tls_certificate; swapped by a reload */
+    sk_auth_service *auth;     /* NULL without passwd_file; reloaded by SIGHUP */
+    sk_queue_control *control; /* <relay_queue>/control, NULL without relay_queue */
 };
 
 /* conn.c */
