@@ -134,7 +134,9 @@ static void answer(ctl_conn *cc, const char *line, size_t len)
     /* The answer as a quoted field: it never holds a control byte; its
      * quotes and backslashes become '. */
     char text[160];
-    snprintf(text, sizeof text, "%s", reply);
+    size_t tn = strnlen(reply, sizeof text - 1);
+    memcpy(text, reply, tn);
+    text[tn] = '\0';
     for (char *p = text; *p; p++)
         if (*p == '"' || *p == '\\')
             *p = '\'';
