@@ -31,30 +31,29 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: smtpkit queue [-c FILE] COMMAND [ARG]\n"
-            "\n"
-            "Looks at and acts on the outbound queue (relay_queue in FILE), also while\n"
-            "the server runs.\n"
-            "\n"
-            "  list [--json]        every message: id, age, size, sender, and each\n"
-            "                       recipient with its state and last reply\n"
-            "  show ID [--json]     one message's envelope in full and its headers\n"
-            "  flush [ID|DOMAIN]    try now: one message, the messages with a recipient\n"
-            "                       at DOMAIN (it has a dot), or all (needs the server)\n"
-            "  hold ID              stop delivering ID until released\n"
-            "  release ID           deliver ID again, now\n"
-            "  delete ID            remove ID from the queue, telling no one\n"
-            "  bounce ID            give up on ID: its sender gets a bounce (needs the\n"
-            "                       server)\n"
-            "\n"
-            "  -c, --config FILE    configuration file (default " DEFAULT_CONFIG ")\n"
-            "      --json           machine-readable output (list, show)\n"
-            "  -h, --help           this text\n"
-            "\n"
-            "Exit status: 0 done, 1 error (or the server refused), 2 usage or malformed\n"
-            "id, 3 no such message, 4 the server is not running (flush, bounce).\n"
-            "See smtpkit-queue(1).\n");
+    fprintf(f, "usage: smtpkit queue [-c FILE] COMMAND [ARG]\n"
+               "\n"
+               "Looks at and acts on the outbound queue (relay_queue in FILE), also while\n"
+               "the server runs.\n"
+               "\n"
+               "  list [--json]        every message: id, age, size, sender, and each\n"
+               "                       recipient with its state and last reply\n"
+               "  show ID [--json]     one message's envelope in full and its headers\n"
+               "  flush [ID|DOMAIN]    try now: one message, the messages with a recipient\n"
+               "                       at DOMAIN (it has a dot), or all (needs the server)\n"
+               "  hold ID              stop delivering ID until released\n"
+               "  release ID           deliver ID again, now\n"
+               "  delete ID            remove ID from the queue, telling no one\n"
+               "  bounce ID            give up on ID: its sender gets a bounce (needs the\n"
+               "                       server)\n"
+               "\n"
+               "  -c, --config FILE    configuration file (default " DEFAULT_CONFIG ")\n"
+               "      --json           machine-readable output (list, show)\n"
+               "  -h, --help           this text\n"
+               "\n"
+               "Exit status: 0 done, 1 error (or the server refused), 2 usage or malformed\n"
+               "id, 3 no such message, 4 the server is not running (flush, bounce).\n"
+               "See smtpkit-queue(1).\n");
 }
 
 static int fail(int status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -230,7 +229,7 @@ int sk_cmd_queue(int argc, char **argv)
     }
     const char *cmd = argv[optind];
     const char *arg = optind + 1 < argc ? argv[optind + 1] : NULL;
-    static const char *const cmds[] = {"list", "show",    "flush",  "hold",
+    static const char *const cmds[] = {"list",    "show",   "flush", "hold",
                                        "release", "delete", "bounce"};
     int known = 0;
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
@@ -258,8 +257,7 @@ int sk_cmd_queue(int argc, char **argv)
     int status = SK_QUEUE_EXIT_ERROR;
     sk_queue_dir *q = NULL;
     if (!cfg->relay_queue) {
-        fail(SK_QUEUE_EXIT_ERROR, "%s sets no relay_queue: there is no outbound queue",
-             cfg->path);
+        fail(SK_QUEUE_EXIT_ERROR, "%s sets no relay_queue: there is no outbound queue", cfg->path);
         goto out;
     }
     /* As the server's user from here on (a no-op unless root). */

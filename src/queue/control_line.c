@@ -37,8 +37,8 @@ static void set_err(char *err, size_t errlen, const char *msg)
 
 static int label_char(unsigned char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '-' || c == '_' || c >= 0x80;
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '_' || c >= 0x80;
 }
 
 int sk_control_domain_valid(const char *s)

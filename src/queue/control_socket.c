@@ -81,8 +81,7 @@ static long long now_ms(void)
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-int sk_control_request(const char *root, const char *line, char *reply, size_t cap,
-                       int timeout_ms)
+int sk_control_request(const char *root, const char *line, char *reply, size_t cap, int timeout_ms)
 {
     if (!reply || cap == 0)
         return -2;
@@ -138,7 +137,8 @@ int sk_control_request(const char *root, const char *line, char *reply, size_t c
             size_t tlen;
             int ok = n ? sk_control_reply_parse(in, n, &text, &tlen) : -1;
             if (ok < 0) {
-                snprintf(reply, cap, "control socket: %s", r == 0 && !got ? "closed without an answer" : "garbled answer");
+                snprintf(reply, cap, "control socket: %s",
+                         r == 0 && !got ? "closed without an answer" : "garbled answer");
                 break;
             }
             snprintf(reply, cap, "%.*s", (int)tlen, text);

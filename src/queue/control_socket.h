@@ -27,8 +27,7 @@ int sk_control_sockaddr(const char *dir, int dirfd, const char *name, struct soc
  * -1 when no server listens (errno ENOENT: no socket; ECONNREFUSED: a
  * socket left by a server that is gone); -2 on any other failure (reply
  * says why: permission, timeout, a garbled answer). */
-int sk_control_request(const char *root, const char *line, char *reply, size_t cap,
-                       int timeout_ms);
+int sk_control_request(const char *root, const char *line, char *reply, size_t cap, int timeout_ms);
 
 /* Whether a server listens on the control socket under root: 1 yes, 0 no
  * (no socket, or refused), -1 cannot tell (errno: EACCES...). Connects

@@ -64,8 +64,7 @@ static void clean_reply(char *s)
             *s = '?';
 }
 
-void sk_queue_control_answer(sk_agent *agent, const char *line, size_t len, char *reply,
-                             size_t cap)
+void sk_queue_control_answer(sk_agent *agent, const char *line, size_t len, char *reply, size_t cap)
 {
     if (!reply || cap == 0)
         return;
@@ -195,7 +194,7 @@ static void accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct soc
         ssize_t w = send(fd, busy, sizeof busy - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
         (void)w;
         evutil_closesocket(fd);
-        sk_log(LOG_WARNING, "event=queue-control result=busy conns=%u", qc->nconns);
+        sk_log(LOG_WARNING, "event=queue-control answer=\"ERR busy\" conns=%u", qc->nconns);
         return;
     }
     ctl_conn *cc = calloc(1, sizeof *cc);
@@ -253,8 +252,7 @@ sk_queue_control *sk_queue_control_start(struct event_base *base, const char *re
     if (qc->root_fd < 0)
         goto fail_errno;
     if (answers(relay_queue, qc->root_fd)) {
-        snprintf(err, errlen,
-                 "control socket %s/%s answers: another server runs on this queue",
+        snprintf(err, errlen, "control socket %s/%s answers: another server runs on this queue",
                  relay_queue, SK_CONTROL_SOCKET_NAME);
         goto fail;
     }
@@ -274,8 +272,7 @@ sk_queue_control *sk_queue_control_start(struct event_base *base, const char *re
     /* Bound inside tmp/ (0700), made 0600, then renamed into place: the
      * socket is never reachable with wider permissions. */
     if (bind(fd, (struct sockaddr *)&sa, salen) < 0 || fchmodat(tmp_fd, tmpname, 0600, 0) < 0 ||
-        listen(fd, 16) < 0 ||
-        renameat(tmp_fd, tmpname, qc->root_fd, SK_CONTROL_SOCKET_NAME) < 0) {
+        listen(fd, 16) < 0 || renameat(tmp_fd, tmpname, qc->root_fd, SK_CONTROL_SOCKET_NAME) < 0) {
         int e = errno;
         (void)unlinkat(tmp_fd, tmpname, 0);
         errno = e;
