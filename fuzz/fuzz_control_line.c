@@ -30,8 +30,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (n < 0)
             abort();
         sk_control_cmd back;
-        if (sk_control_parse(line, (size_t)n, &back, err, sizeof err) != 0 ||
-            back.verb != c.verb || strcmp(back.arg, c.arg) != 0)
+        if (sk_control_parse(line, (size_t)n, &back, err, sizeof err) != 0 || back.verb != c.verb ||
+            strcmp(back.arg, c.arg) != 0)
             abort();
     }
     char reply[SK_CONTROL_LINE_MAX];

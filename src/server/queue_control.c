@@ -42,7 +42,9 @@ typedef struct ctl_conn {
     struct sk_queue_control *qc;
     struct bufferevent *bev;
     struct ctl_conn *prev, *next;
-    int answered;
+    int answered; /* the answer is written (or being written) */
+    int eof;      /* the client will send nothing more */
+    size_t drained;
 } ctl_conn;
 
 struct sk_queue_control {
@@ -112,11 +114,22 @@ static void conn_free(ctl_conn *cc)
     free(cc);
 }
 
+/* After the answer, input is read and dropped until the client closes
+ * (at most DRAIN_MAX octets, DRAIN_S seconds): closing a socket with unread
+ * input makes the kernel reset it, and the client could lose the answer. */
+#define DRAIN_MAX (64u << 10)
+#define DRAIN_S 2
+
 static void write_cb(struct bufferevent *bev, void *arg)
 {
     ctl_conn *cc = arg;
-    if (cc->answered && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+    if (!cc->answered || evbuffer_get_length(bufferevent_get_output(bev)) != 0)
+        return;
+    if (cc->eof) {
         conn_free(cc);
+        return;
+    }
+    (void)shutdown(bufferevent_getfd(bev), SHUT_WR); /* the answer is complete */
 }
 
 static void answer(ctl_conn *cc, const char *line, size_t len)
@@ -143,7 +156,8 @@ static void answer(ctl_conn *cc, const char *line, size_t len)
     size_t n = strlen(reply);
     reply[n++] = '\n';
     cc->answered = 1;
-    bufferevent_disable(cc->bev, EV_READ);
+    struct timeval tv = {.tv_sec = DRAIN_S};
+    bufferevent_set_timeouts(cc->bev, &tv, &tv);
     if (bufferevent_write(cc->bev, reply, n) < 0)
         conn_free(cc);
 }
@@ -151,10 +165,15 @@ static void answer(ctl_conn *cc, const char *line, size_t len)
 static void read_cb(struct bufferevent *bev, void *arg)
 {
     ctl_conn *cc = arg;
-    if (cc->answered)
-        return;
     struct evbuffer *in = bufferevent_get_input(bev);
     size_t have = evbuffer_get_length(in);
+    if (cc->answered) {
+        evbuffer_drain(in, have);
+        cc->drained += have;
+        if (cc->drained > DRAIN_MAX)
+            conn_free(cc);
+        return;
+    }
     struct evbuffer_ptr eol = evbuffer_search_eol(in, NULL, NULL, EVBUFFER_EOL_LF);
     if (eol.pos >= 0 && (size_t)eol.pos + 1 <= SK_CONTROL_LINE_MAX) {
         size_t n = (size_t)eol.pos + 1;
@@ -170,13 +189,19 @@ static void read_cb(struct bufferevent *bev, void *arg)
 static void event_cb(struct bufferevent *bev, short what, void *arg)
 {
     ctl_conn *cc = arg;
-    if ((what & BEV_EVENT_EOF) && !cc->answered) {
-        /* The client shut its side after a line without LF: answer it. */
-        struct evbuffer *in = bufferevent_get_input(bev);
-        size_t n = evbuffer_get_length(in);
-        if (n > 0 && n <= SK_CONTROL_LINE_MAX) {
-            answer(cc, (const char *)evbuffer_pullup(in, (ssize_t)n), n);
-            return;
+    if ((what & BEV_EVENT_EOF) && !(what & (BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT))) {
+        cc->eof = 1;
+        if (!cc->answered) {
+            /* The client shut its side after a line without LF: answer it
+             * (write_cb frees the connection once the answer is out). */
+            struct evbuffer *in = bufferevent_get_input(bev);
+            size_t n = evbuffer_get_length(in);
+            if (n > 0 && n <= SK_CONTROL_LINE_MAX) {
+                answer(cc, (const char *)evbuffer_pullup(in, (ssize_t)n), n);
+                return;
+            }
+        } else if (evbuffer_get_length(bufferevent_get_output(bev)) != 0) {
+            return; /* write_cb frees it once the answer is out */
         }
     }
     conn_free(cc); /* EOF, error or timeout */

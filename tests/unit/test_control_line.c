@@ -175,12 +175,9 @@ static void test_answer_without_agent(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_commands),
-        cmocka_unit_test(test_malformed),
-        cmocka_unit_test(test_too_long),
-        cmocka_unit_test(test_format_round_trip),
-        cmocka_unit_test(test_reply_parse),
-        cmocka_unit_test(test_answer_without_agent),
+        cmocka_unit_test(test_commands),    cmocka_unit_test(test_malformed),
+        cmocka_unit_test(test_too_long),    cmocka_unit_test(test_format_round_trip),
+        cmocka_unit_test(test_reply_parse), cmocka_unit_test(test_answer_without_agent),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

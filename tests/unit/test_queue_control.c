@@ -122,8 +122,9 @@ static results R;
 static void *client_requests(void *arg)
 {
     fixture *f = arg;
-    const char *lines[] = {"KICK 0QJ2K5O1A3B4C00E1F00\n", "FLUSH\n", "FLUSH example.net\n",
-                           "BOUNCE 0QJ2K5O1A3B4C00E1F00\n", "GET / HTTP/1.0\n", "KICK ../x\n"};
+    const char *lines[] = {
+        "KICK 0QJ2K5O1A3B4C00E1F00\n",   "FLUSH\n",          "FLUSH example.net\n",
+        "BOUNCE 0QJ2K5O1A3B4C00E1F00\n", "GET / HTTP/1.0\n", "KICK ../x\n"};
     for (size_t i = 0; i < 6; i++)
         R.rc[i] = sk_control_request(f->root, lines[i], R.reply[i], sizeof R.reply[i], 5000);
 
