@@ -3,6 +3,9 @@
  * sockets, privilege drop, store, commit queue), the libevent loop with its
  * listeners, and the signals.
  *
+ * With relay_queue set, the last start-up step opens the queue control
+ * socket <relay_queue>/control (queue_control.c, `smtpkit queue`).
+ *
  * Start-up as root: bind every listener, create and hand the mail
  * directories to the configured user, then drop to that user; only then
  * does the loop accept a connection or read a byte (least privilege).
