@@ -187,9 +187,18 @@ static sk_queue_dir *open_queue(const char *root, int *status)
     struct stat sb;
     char env[4096];
     snprintf(env, sizeof env, "%s/env", root);
-    if (stat(root, &sb) != 0 || stat(env, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
-        *status = fail(SK_QUEUE_EXIT_ERROR, "no queue at %s: %s (the server creates it at start)",
-                       root, strerror(errno ? errno : ENOTDIR));
+    int e = 0;
+    if (stat(root, &sb) != 0 || stat(env, &sb) != 0)
+        e = errno;
+    else if (!S_ISDIR(sb.st_mode))
+        e = ENOTDIR;
+    if (e == ENOENT) {
+        *status = fail(SK_QUEUE_EXIT_ERROR,
+                       "no queue at %s: it does not exist (the server creates it at start)", root);
+        return NULL;
+    }
+    if (e) {
+        *status = fail(SK_QUEUE_EXIT_ERROR, "no queue at %s: %s", root, strerror(e));
         return NULL;
     }
     char err[512];
