@@ -51,6 +51,7 @@ struct sk_queue_control {
     struct event_base *base;
     sk_agent *agent;
     struct evconnlistener *lev;
+    struct event *retry; /* re-enables accepting after EMFILE/ENFILE */
     int root_fd;
     char *root;
     ino_t ino; /* of the socket file we created, to remove only ours */
@@ -244,6 +245,27 @@ static void accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct soc
     bufferevent_enable(bev, EV_READ | EV_WRITE);
 }
 
+static void retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    sk_queue_control *qc = arg;
+    evconnlistener_enable(qc->lev);
+}
+
+/* accept() failed (out of descriptors...): pause a second rather than spin
+ * on a socket that stays readable. */
+static void accept_error_cb(struct evconnlistener *lev, void *arg)
+{
+    sk_queue_control *qc = arg;
+    int e = EVUTIL_SOCKET_ERROR();
+    sk_log(LOG_WARNING, "event=queue-control-accept-error error=\"%s\"",
+           evutil_socket_error_to_string(e));
+    evconnlistener_disable(lev);
+    struct timeval tv = {.tv_sec = 1};
+    evtimer_add(qc->retry, &tv);
+}
+
 /* Whether something answers at dir/name: 1 yes, 0 no. */
 static int answers(const char *root, int root_fd)
 {
@@ -310,8 +332,12 @@ sk_queue_control *sk_queue_control_start(struct event_base *base, const char *re
     }
     close(tmp_fd);
     tmp_fd = -1;
-    qc->lev = evconnlistener_new(base, accept_cb, qc, LEV_OPT_CLOSE_ON_FREE, -1, fd);
+    qc->retry = evtimer_new(base, retry_cb, qc);
+    qc->lev =
+        qc->retry ? evconnlistener_new(base, accept_cb, qc, LEV_OPT_CLOSE_ON_FREE, -1, fd) : NULL;
     if (!qc->lev) {
+        if (qc->retry)
+            event_free(qc->retry);
         snprintf(err, errlen, "control socket %s/%s: cannot listen", relay_queue,
                  SK_CONTROL_SOCKET_NAME);
         close(fd);
@@ -319,6 +345,7 @@ sk_queue_control *sk_queue_control_start(struct event_base *base, const char *re
         (void)unlinkat(qc->root_fd, SK_CONTROL_SOCKET_NAME, 0);
         goto fail;
     }
+    evconnlistener_set_error_cb(qc->lev, accept_error_cb);
     return qc;
 fail_errno:
     snprintf(err, errlen, "control socket %s/%s: %s", relay_queue, SK_CONTROL_SOCKET_NAME,
@@ -343,6 +370,8 @@ void sk_queue_control_free(sk_queue_control *qc)
         conn_free(qc->conns);
     if (qc->lev)
         evconnlistener_free(qc->lev);
+    if (qc->retry)
+        event_free(qc->retry);
     struct stat sb;
     if (qc->ino && fstatat(qc->root_fd, SK_CONTROL_SOCKET_NAME, &sb, AT_SYMLINK_NOFOLLOW) == 0 &&
         sb.st_ino == qc->ino && sb.st_dev == qc->dev)

@@ -15,7 +15,9 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <sys/un.h>
 
 #include <event2/event.h>
@@ -280,6 +282,93 @@ static void test_long_path(void **state)
     assert_int_equal(R.rc[0], 1);
 }
 
+/* Out of descriptors: accept() fails with EMFILE while a client waits.
+ * The server pauses accepting instead of spinning on the readable socket,
+ * and serves the client once descriptors are back. */
+typedef struct emfile_state {
+    fixture *f;
+    pid_t child;
+    int status;
+    long long t0;
+    int restored;
+    struct rlimit saved;
+    double cpu_in_window;
+} emfile_state;
+
+static long long mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static double cpu_s(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
+           ru.ru_stime.tv_usec / 1e6;
+}
+
+static double cpu0;
+
+static void emfile_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    emfile_state *s = arg;
+    if (!s->restored && mono_ms() - s->t0 >= 700) {
+        s->cpu_in_window = cpu_s() - cpu0;
+        setrlimit(RLIMIT_NOFILE, &s->saved);
+        s->restored = 1;
+    }
+    if (s->restored && waitpid(s->child, &s->status, WNOHANG) == s->child) {
+        s->child = 0;
+        event_base_loopbreak(s->f->base);
+    }
+    if (mono_ms() - s->t0 > 10000)
+        event_base_loopbreak(s->f->base);
+}
+
+static void test_out_of_descriptors(void **state)
+{
+    fixture *f = *state;
+    emfile_state s = {.f = f};
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        usleep(100000);
+        char reply[256];
+        int rc = sk_control_request(f->root, "KICK abc\n", reply, sizeof reply, 5000);
+        _exit(rc == 1 ? 0 : 1);
+    }
+    s.child = pid;
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &s.saved), 0);
+    int next = dup(0); /* the lowest free descriptor: allow none from here */
+    close(next);
+    struct rlimit low = s.saved;
+    low.rlim_cur = (rlim_t)next;
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+    struct event *t = event_new(f->base, -1, EV_PERSIST, emfile_tick, &s);
+    struct timeval tv = {0, 20000};
+    event_add(t, &tv);
+    s.t0 = mono_ms();
+    cpu0 = cpu_s();
+    event_base_dispatch(f->base);
+    event_free(t);
+    if (!s.restored)
+        setrlimit(RLIMIT_NOFILE, &s.saved);
+    if (s.child) {
+        kill(s.child, SIGKILL);
+        waitpid(s.child, &s.status, 0);
+        fail_msg("the client was never served");
+    }
+    assert_true(WIFEXITED(s.status) && WEXITSTATUS(s.status) == 0);
+    /* 700 ms with a pending connection it could not accept: no spinning */
+    if (s.cpu_in_window > 0.3)
+        fail_msg("%.2f s of CPU while out of descriptors", s.cpu_in_window);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -287,6 +376,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_connection_cap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_socket_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_long_path, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_out_of_descriptors, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -348,3 +348,25 @@ def test_missing_queue_and_no_relay_queue(server, smtpkit_bin, tmp_path):
     r = subprocess.run([smtpkit_bin, "queue", "-c", str(tmp_path / "nope.conf"), "list"],
                        capture_output=True, text=True, timeout=10)
     assert r.returncode == EXIT_ERROR and "nope.conf" in r.stderr
+
+
+def test_broken_record_is_listed_not_fatal(server, smtpkit_bin, tmp_path):
+    srv, queue = relay_server(server, tmp_path)
+    good = send(srv, ["carol@remote.test"])
+    bad = "0000000000000000BAD0"
+    (queue / "msg" / bad).write_bytes(MSG)
+    (queue / "env" / bad).write_text("smtpkit-envelope 1\nid " + bad + "\narrival x\n")
+    r = queue_cmd(smtpkit_bin, srv, "list")
+    assert r.returncode == 0, r.stderr
+    assert re.search(rf"^{bad}  broken: line 3: ", r.stdout, re.M), r.stdout
+    assert r.stdout.splitlines()[-1] == "-- 1 message, 1 recipient, 1 broken record"
+    doc = json.loads(queue_cmd(smtpkit_bin, srv, "list", "--json").stdout)
+    assert [m["id"] for m in doc["messages"]] == [good]
+    assert [b["id"] for b in doc["broken"]] == [bad] and doc["broken"][0]["error"].startswith("line 3")
+    r = queue_cmd(smtpkit_bin, srv, "show", bad)
+    assert r.returncode == EXIT_ERROR and "cannot read its record: line 3" in r.stderr
+    r = queue_cmd(smtpkit_bin, srv, "hold", bad)
+    assert r.returncode == EXIT_ERROR
+    # a broken record can still be deleted
+    r = queue_cmd(smtpkit_bin, srv, "delete", bad)
+    assert r.returncode == 0 and not (queue / "env" / bad).exists()
