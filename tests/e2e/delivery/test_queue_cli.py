@@ -56,7 +56,25 @@ def send(srv, rcpts, body=MSG):
     return re.search(ID_RE, text.decode()).group(0)
 
 
+def traversable(path):
+    """As root, let the server's user traverse path's ancestors again: a
+    pytest session started meanwhile (by anyone on this machine) resets
+    /tmp/pytest-of-USER to 0700, and `smtpkit queue` runs as that user."""
+    if os.geteuid() != 0:
+        return
+    for d in [path, *path.parents]:
+        if str(d) in ("/", "/tmp"):
+            break
+        try:
+            mode = d.stat().st_mode & 0o777
+            if mode & 0o011 != 0o011:
+                os.chmod(d, mode | 0o011)
+        except FileNotFoundError:
+            pass
+
+
 def queue_cmd(bin_, srv, *args, timeout=30):
+    traversable(srv.conf_path.parent)
     return subprocess.run([bin_, "queue", "-c", str(srv.conf_path), *args],
                           capture_output=True, text=True, timeout=timeout)
 
@@ -323,6 +341,7 @@ def test_hold_waits_for_the_lock(server, smtpkit_bin, tmp_path):
     before = (queue / "env" / mid).read_text()
     with open(queue / "lock", "rb") as lk:
         fcntl.flock(lk, fcntl.LOCK_EX)  # as the delivery agent would
+        traversable(srv.conf_path.parent)
         p = subprocess.Popen([smtpkit_bin, "queue", "-c", str(srv.conf_path), "hold", mid],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         time.sleep(1.5)
@@ -345,6 +364,7 @@ def test_missing_queue_and_no_relay_queue(server, smtpkit_bin, tmp_path):
     srv.write_config(extra="")
     r = queue_cmd(smtpkit_bin, srv, "list")
     assert r.returncode == EXIT_ERROR and "sets no relay_queue" in r.stderr
+    traversable(tmp_path)
     r = subprocess.run([smtpkit_bin, "queue", "-c", str(tmp_path / "nope.conf"), "list"],
                        capture_output=True, text=True, timeout=10)
     assert r.returncode == EXIT_ERROR and "nope.conf" in r.stderr
