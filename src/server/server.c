@@ -39,6 +39,7 @@
 #include "server/log.h"
 #include "server/pathutil.h"
 #include "server/queue_control.h"
+#include "queue/control_socket.h"
 #include "server/server_security.h"
 #include "server/work_queue.h"
 
@@ -341,6 +342,13 @@ sk_server *sk_server_new(sk_config *cfg, char *err, size_t errlen)
                "fail until the file is readable\"",
                cfg->path, srv->runas.name);
 
+    /* A server already answering on this queue's control socket would
+     * deliver the same messages: refuse before touching the queue. */
+    if (cfg->relay_queue && sk_control_probe(cfg->relay_queue) == 1) {
+        snprintf(err, errlen, "%s/%s answers: another server runs on this queue", cfg->relay_queue,
+                 SK_CONTROL_SOCKET_NAME);
+        goto fail;
+    }
     /* The spool, and the outbound queue under relay_queue (msg/ env/ tmp/,
      * created now as the user). */
     srv->store = sk_store_open(cfg->spool_dir, cfg->relay_queue, why, sizeof why);
