@@ -35,11 +35,11 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
+#include "queue/control_socket.h"
 #include "server/conn.h"
 #include "server/log.h"
 #include "server/pathutil.h"
 #include "server/queue_control.h"
-#include "queue/control_socket.h"
 #include "server/server_security.h"
 #include "server/work_queue.h"
 
