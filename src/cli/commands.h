@@ -14,5 +14,6 @@ int sk_cmd_bench(int argc, char **argv);
 int sk_cmd_passwd(int argc, char **argv);
 int sk_cmd_audit(int argc, char **argv);
 int sk_cmd_web(int argc, char **argv);
+int sk_cmd_queue(int argc, char **argv);
 
 #endif

@@ -19,6 +19,7 @@ static const struct {
     {"web", sk_cmd_web, "the online SMTP checker as a local web page"},
     {"bench", sk_cmd_bench, "load-test a server: concurrent sessions, msgs/s, latency"},
     {"passwd", sk_cmd_passwd, "make a password hash for the AUTH password file"},
+    {"queue", sk_cmd_queue, "list, show, flush, hold, release, delete, bounce queued mail"},
 };
 
 static void usage(FILE *f)

@@ -3,6 +3,9 @@
  * sockets, privilege drop, store, commit queue), the libevent loop with its
  * listeners, and the signals.
  *
+ * With relay_queue set, the last start-up step opens the queue control
+ * socket <relay_queue>/control (queue_control.c, `smtpkit queue`).
+ *
  * Start-up as root: bind every listener, create and hand the mail
  * directories to the configured user, then drop to that user; only then
  * does the loop accept a connection or read a byte (least privilege).
@@ -34,10 +37,12 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
+#include "queue/control_socket.h"
 #include "server/conn.h"
 #include "server/log.h"
 #include "server/pathutil.h"
 #include "server/pid_file.h"
+#include "server/queue_control.h"
 #include "server/server_security.h"
 #include "server/service_notify.h"
 #include "server/work_queue.h"
@@ -382,6 +387,13 @@ sk_server *sk_server_new(sk_config *cfg, char *err, size_t errlen)
                "fail until the file is readable\"",
                cfg->path, srv->runas.name);
 
+    /* A server already answering on this queue's control socket would
+     * deliver the same messages: refuse before touching the queue. */
+    if (cfg->relay_queue && sk_control_probe(cfg->relay_queue) == 1) {
+        snprintf(err, errlen, "%s/%s answers: another server runs on this queue", cfg->relay_queue,
+                 SK_CONTROL_SOCKET_NAME);
+        goto fail;
+    }
     /* The spool, and the outbound queue under relay_queue (msg/ env/ tmp/,
      * created now as the user). */
     srv->store = sk_store_open(cfg->spool_dir, cfg->relay_queue, why, sizeof why);
@@ -426,6 +438,11 @@ sk_server *sk_server_new(sk_config *cfg, char *err, size_t errlen)
         snprintf(err, errlen, "cannot register events");
         goto fail;
     }
+    /* The queue control socket (`smtpkit queue`), last: it hands requests
+     * to the delivery agent, started before it (NULL: none runs). */
+    if (cfg->relay_queue &&
+        !(srv->control = sk_queue_control_start(srv->base, cfg->relay_queue, NULL, err, errlen)))
+        goto fail;
     return srv;
 fail:
     sk_server_free(srv);
@@ -481,6 +498,8 @@ void sk_server_free(sk_server *srv)
     srv->work = NULL;
     while (srv->conns)
         sk_conn_abort(srv->conns);
+    sk_queue_control_free(srv->control);
+    srv->control = NULL;
     if (srv->queue_ev)
         event_free(srv->queue_ev);
     if (srv->work_ev)

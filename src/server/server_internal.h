@@ -21,6 +21,7 @@ typedef struct sk_conn sk_conn;
 typedef struct sk_tls_server sk_tls_server;
 typedef struct sk_auth_service sk_auth_service;
 typedef struct sk_work_queue sk_work_queue;
+typedef struct sk_queue_control sk_queue_control;
 
 typedef struct sk_listener {
     struct sk_server *srv;
@@ -59,6 +60,7 @@ struct sk_server {
     int pid_written;             /* cfg->pid_file is ours to remove at exit */
     sk_metrics metrics;          /* counters for the metrics endpoint */
     struct evhttp *metrics_http; /* NULL unless `metrics` is set */
+    sk_queue_control *control;   /* <relay_queue>/control, NULL without relay_queue */
 };
 
 /* conn.c */
