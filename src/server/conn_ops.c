@@ -137,11 +137,12 @@ static void op_store_commit(void *ctx, sk_transaction *tx)
             0) {
         /* Not queued: the message is still ours. conn_process answers 451. */
         sk_store_error e = {.step = "submit"};
+        /* what went wrong, as one token in the path field */
         snprintf(e.path, sizeof e.path, "%s",
-                 !c->msg  ? "no message open"
-                 : !total ? "no destination"
-                 : !dests ? "out of memory"
-                          : "commit queue refused (stopping or out of memory)");
+                 !c->msg  ? "no-message"
+                 : !total ? "no-destination"
+                 : !dests ? "out-of-memory"
+                          : "commit-queue-refused");
         sk_conn_log_store_error(c, SK_STORE_IOERR, &e);
         if (c->msg)
             sk_store_abort(c->msg);
