@@ -87,14 +87,8 @@ run: deps all
 unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
 
-# The tests' temporary files live in a fresh directory of their own, not in
-# /tmp/pytest-of-USER: every pytest run that starts makes that one 0700
-# again, which would lock the servers of a run in progress (they drop to
-# an unprivileged user) out of their own mail directories.
 e2e: all
-	@tmp=$$(mktemp -d /tmp/smtpkit-e2e.XXXXXX) && chmod 711 $$tmp && \
-	SMTPKIT_BIN=$(CURDIR)/$(BUILD)/smtpkit $(PYTHON) -m pytest -q -p no:cacheprovider --basetemp=$$tmp/t tests/e2e; \
-	rc=$$?; rm -rf $$tmp; exit $$rc
+	SMTPKIT_BIN=$(CURDIR)/$(BUILD)/smtpkit $(PYTHON) -m pytest -q -p no:cacheprovider tests/e2e
 
 # The fuzz targets link the library built once with clang's fuzzer
 # instrumentation (fuzzer-no-link) and ASan+UBSan.

@@ -25,13 +25,27 @@ typedef struct sk_store_rcpt_outcome {
     char text[128];    /* its reply text, or "" */
 } sk_store_rcpt_outcome;
 
+/* Where a failed store step left off, for the operator's log: the step
+ * (a fixed name: "begin", "append", "spool-fsync", "maildir-create",
+ * "link", "copy", "dir-fsync", "queue-msg", "queue-envelope", "memory",
+ * "submit", "arguments"), the path it worked on, and errno (0 when the
+ * failure was no system call's). step is NULL when nothing failed. */
+#define SK_STORE_ERROR_PATH_CAP 1024
+typedef struct sk_store_error {
+    const char *step;
+    int errnum;
+    char path[SK_STORE_ERROR_PATH_CAP];
+} sk_store_error;
+
 /* The outcome of one commit: `result` is SK_STORE_OK only when every
  * destination of every recipient is durable. rcpts[i] is the envelope
- * recipient i's (nrcpts of them, may be 0 when the caller gave none). */
+ * recipient i's (nrcpts of them, may be 0 when the caller gave none).
+ * error says which step failed first when result is not SK_STORE_OK. */
 typedef struct sk_store_outcome {
     sk_store_result result;
     size_t nrcpts;
     sk_store_rcpt_outcome *rcpts;
+    sk_store_error error;
 } sk_store_outcome;
 
 #endif

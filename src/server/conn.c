@@ -868,7 +868,10 @@ void sk_conn_commit_done(void *arg, const sk_store_outcome *out)
     sk_metrics_commit(&c->srv->metrics,
                       (double)(now.tv_sec - c->commit_started.tv_sec) +
                           (double)(now.tv_nsec - c->commit_started.tv_nsec) / 1e9);
-    conn_commit_result(c, out ? out->result : SK_STORE_IOERR);
+    sk_store_result r = out ? out->result : SK_STORE_IOERR;
+    if (r != SK_STORE_OK && !c->store_err_logged)
+        sk_conn_log_store_error(c, r, out ? &out->error : NULL);
+    conn_commit_result(c, r);
     if (c->ended) {
         conn_finish(c);
         return;

@@ -37,6 +37,8 @@ struct sk_conn {
 
     /* the message being received, and the one being committed */
     sk_store_msg *msg;
+    char msg_id[32];      /* its id, for the store-error log line */
+    int store_err_logged; /* the message's failed store step is logged */
 
     int counted;           /* counted in srv->per_ip */
     int commit_pending;    /* the commit queue holds a callback to us */
@@ -89,6 +91,8 @@ void sk_proxy_accept_cancel(sk_conn *c, const char *reason);
 
 /* conn_ops.c */
 extern const sk_session_ops sk_conn_ops;
+/* One event=store-error line: which store step failed, on what, errno. */
+void sk_conn_log_store_error(sk_conn *c, sk_store_result r, const sk_store_error *e);
 /* The commit queue finished our message (conn.c resumes the connection). */
 void sk_conn_commit_done(void *arg, const sk_store_outcome *out);
 /* A password check has ended with the session's verdict (1, 0, -1; the

@@ -231,6 +231,10 @@ def test_full_disk_452_and_server_keeps_serving(small_tmpfs, server):
         assert code == 452, lines
         assert r.cmd("QUIT")[0] == 221
     assert srv.files("alice", "new") == []
+    # the log says which store step ran out of room
+    err = srv.wait_log(r"event=store-error conn=\d+ [^\n]*")[0]
+    assert re.search(r" result=nospace step=(begin|append|spool-fsync|maildir-create|link) "
+                     r"path=\S+ errno=28 error=\"No space left on device\"$", err), err
     # other clients are still served, and mail flows again once there is room
     os.unlink(filler)
     with smtplib.SMTP(srv.host, srv.port, timeout=10) as s:
