@@ -133,6 +133,10 @@ typedef struct sk_session_ops {
      * otherwise valid; 0 answers 553 5.7.1 "Sender address rejected: not
      * owned by the authenticated user" (RFC 6409 6.1, submission). */
     int (*mail_check)(void *ctx, const sk_session_info *info, const char *reverse_path);
+    /* Optional (may be NULL): a reply has been queued, with the verb of the
+     * command it answers ("RCPT", "DATA"; NULL for the greeting and
+     * replies to no command), for counters such as recipients by code. */
+    void (*replied)(void *ctx, const char *verb, int code);
 } sk_session_ops;
 
 /* Flags returned by sk_session_wants(). */

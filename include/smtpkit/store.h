@@ -106,11 +106,15 @@ int sk_store_maildir_clean_tmp(const char *maildir);
 
 /* Start a message; fills id with its message id (store/message_id.h: 20
  * characters, the string of the 250 reply, the log, the Received header and
- * the file names). NULL with *res set on failure. begin is thread-safe;
- * one message is used by one thread at a time. */
+ * the file names). NULL with *res set on failure, and errno saying why.
+ * begin is thread-safe; one message is used by one thread at a time. */
 sk_store_msg *sk_store_begin(sk_store *st, char id[32], sk_store_result *res);
+/* The spool directory of st (as given to sk_store_open). */
+const char *sk_store_spool_dir(const sk_store *st);
 /* Buffered write; an error is sticky (later appends and commit return it). */
 sk_store_result sk_store_append(sk_store_msg *m, const char *p, size_t n);
+/* The first failed step of m so far (see sk_store_error), or NULL. */
+const sk_store_error *sk_store_msg_error(const sk_store_msg *m);
 /* Durable delivery into every destination (at least one). On SK_STORE_OK
  * every copy is durable; on any failure nothing is left visible in any
  * destination and the result says why. LMTP destinations stage last:

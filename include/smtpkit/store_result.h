@@ -30,9 +30,29 @@ typedef struct sk_store_rcpt_outcome {
     char text[128];    /* its reply text, or "" */
 } sk_store_rcpt_outcome;
 
+/* Where a failed store step left off, for the operator's log: the step
+ * (a fixed name: "begin", "append", "spool-fsync", "maildir-create",
+ * "link", "copy", "dir-fsync", "queue-msg", "queue-envelope", "lmtp",
+ * "memory", "submit", "arguments"), the path it worked on (for "lmtp" the
+ * LMTP server, as configured: "unix:/run/dovecot/lmtp"), and errno (0 when
+ * the failure was no system call's). detail says in words what errno
+ * cannot: for "lmtp" the server's reply that decided the result
+ * ("<bob@example.org> 452 4.2.2 Mailbox is full"), or what went wrong
+ * talking to it ("LMTP server unix:/run/lmtp: Connection refused");
+ * "" otherwise. step is NULL when nothing failed. */
+#define SK_STORE_ERROR_PATH_CAP 1024
+#define SK_STORE_ERROR_DETAIL_CAP 256
+typedef struct sk_store_error {
+    const char *step;
+    int errnum;
+    char path[SK_STORE_ERROR_PATH_CAP];
+    char detail[SK_STORE_ERROR_DETAIL_CAP];
+} sk_store_error;
+
 /* The outcome of one commit: `result` is SK_STORE_OK only when every
  * destination of every recipient is durable. rcpts[i] is the envelope
- * recipient i's (nrcpts of them, may be 0 when the caller gave none). */
+ * recipient i's (nrcpts of them, may be 0 when the caller gave none).
+ * error says which step failed first when result is not SK_STORE_OK. */
 typedef struct sk_store_outcome {
     sk_store_result result;
     size_t nrcpts;
@@ -43,9 +63,7 @@ typedef struct sk_store_outcome {
     int code;
     char enhanced[12];
     char text[128];
-    char detail[256]; /* DEFERRED, REFUSED: what happened, in words, for the
-                         log ("LMTP server unix:/run/lmtp: Connection
-                         refused"), or "" */
+    sk_store_error error;
 } sk_store_outcome;
 
 #endif

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "cli/commands.h"
+#include "cli/known_hint.h"
 #include "cli/probe.h"
 #include "smtpkit/client.h"
 #include "smtpkit/mx.h"
@@ -121,6 +122,9 @@ static void print_explanation(const sk_reply *r, const char *cmd, const char *in
     print_notes(r, cmd, &ex, "", label);
     if (ex.rfc)
         printf("%s  see:    %s\n", indent, ex.rfc);
+    char known_indent[32]; /* known replies (known_hint.c) */
+    snprintf(known_indent, sizeof known_indent, "%s  ", indent);
+    sk_known_hint(stdout, known_indent, cmd, r);
 }
 
 /* One line under a reply in the --advanced dialogue. */
@@ -139,6 +143,7 @@ static void print_brief_explanation(const sk_reply *r, const char *cmd)
         printf("%16s   status: %s%s%s\n", "", ex.status, ex.status_note ? " - " : "",
                ex.status_note ? ex.status_note : "");
     print_notes(r, cmd, &ex, "                   ", "note:");
+    sk_known_hint(stdout, "                   ", cmd, r); /* known replies (known_hint.c) */
 }
 
 static void print_caps(const sk_caps *caps)

@@ -116,7 +116,10 @@ vreply(sk_session *s, int code, const char *enhanced, const char *fmt, va_list a
         s->close_reason = "output-overflow";
         s->wants |= SK_WANT_CLOSE;
         s->mode = SK_MODE_DEAD;
+        return;
     }
+    if (s->ops && s->ops->replied)
+        s->ops->replied(s->ctx, s->verb, code);
 }
 
 void sk_sess_reply(sk_session *s, int code, const char *enhanced, const char *fmt, ...)
@@ -686,6 +689,8 @@ static void line_complete(sk_session *s)
         enhanced = "5.5.6";
     } else if (s->line_overflow)
         problem = "Error: line too long";
+    else if (s->line_bare_lf)
+        problem = "Syntax error: bare <LF> received; lines end with <CR><LF> (RFC 5321 2.3.8)";
     else if (len && l[len - 1] == '\r')
         len--;
     else
@@ -717,16 +722,30 @@ static void line_complete(sk_session *s)
     }
 out:
     s->line_overflow = 0;
+    s->line_bare_lf = 0;
     if (s->line.data)
         explicit_bzero(s->line.data, s->line.len); /* may have held a password */
     sk_buf_clear(&s->line);
 }
 
-/* Command (or AUTH response) input: consume up to and including one LF. */
+/* Command (or AUTH response) input: consume up to and including one LF.
+ * Only CRLF ends a line (RFC 5321 2.3.8): a bare LF is noted and the line
+ * goes on to the next CRLF, so "NOOP<LF>RSET<CRLF>" is one bad line with
+ * one reply, never a refused line followed by a command that runs. */
 static size_t line_input(sk_session *s, const char *p, size_t n)
 {
     const char *lf = memchr(p, '\n', n);
     size_t take = lf ? (size_t)(lf - p) : n;
+    int bare = 0;
+    if (lf && !s->line_overflow) {
+        char before = take ? p[take - 1] : s->line.len ? s->line.data[s->line.len - 1] : '\0';
+        if (before != '\r') {
+            /* keep the LF in the line and go on: the line is not over */
+            s->line_bare_lf = 1;
+            bare = 1;
+            take++;
+        }
+    }
     if (!s->line_overflow && take) {
         int auth;
         size_t cap = line_cap(s, p, take, &auth);
@@ -735,6 +754,8 @@ static size_t line_input(sk_session *s, const char *p, size_t n)
             sk_buf_clear(&s->line);
         }
     }
+    if (bare)
+        return take;
     if (!lf)
         return n;
     size_t used = take + 1;

@@ -52,6 +52,7 @@ struct batch_dir {
     dev_t dev;
     ino_t ino;
     sk_store_result res;
+    int errnum; /* of a failed fsync */
 };
 
 /* Collect the distinct new/ directories of the linked messages. Returns the
@@ -85,6 +86,7 @@ static size_t collect_dirs(struct commit_job *batch, struct batch_dir **out)
             dirs[n].dev = dev;
             dirs[n].ino = ino;
             dirs[n].res = SK_STORE_OK;
+            dirs[n].errnum = 0;
             n++;
         }
     }
@@ -108,7 +110,7 @@ static unsigned long long run_batch(struct commit_job *batch)
     size_t ndirs = collect_dirs(batch, &dirs);
     if (ndirs != (size_t)-1) {
         for (size_t k = 0; k < ndirs; k++, fsyncs++)
-            dirs[k].res = sk_store_fsync_dir(dirs[k].path);
+            dirs[k].res = sk_store_fsync_dir(dirs[k].path, &dirs[k].errnum);
     }
     for (struct commit_job *j = batch; j; j = j->next) {
         sk_store_result d = SK_STORE_OK;
@@ -117,17 +119,22 @@ static unsigned long long run_batch(struct commit_job *batch)
             ino_t ino;
             const char *path = sk_store_msg_dir(j->m, i, &dev, &ino);
             sk_store_result r = SK_STORE_OK;
+            int e = 0;
             if (ndirs == (size_t)-1) {
-                r = sk_store_fsync_dir(path); /* no memory to share: one by one */
+                r = sk_store_fsync_dir(path, &e); /* no memory to share: one by one */
                 fsyncs++;
             } else {
                 for (size_t k = 0; k < ndirs; k++) {
-                    if (dirs[k].dev == dev && dirs[k].ino == ino)
+                    if (dirs[k].dev == dev && dirs[k].ino == ino) {
                         r = dirs[k].res;
+                        e = dirs[k].errnum;
+                    }
                 }
             }
-            if (r != SK_STORE_OK && d == SK_STORE_OK)
+            if (r != SK_STORE_OK && d == SK_STORE_OK) {
                 d = r;
+                sk_store_msg_note(j->m, "dir-fsync", path, NULL, e);
+            }
         }
         j->res = sk_store_commit_finish(j->m, d, j->has_env ? j->env.nrcpts : 0, &j->out);
         j->m = NULL;

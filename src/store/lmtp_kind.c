@@ -20,6 +20,7 @@
 #include "store/lmtp_pool.h"
 #include "store/store_internal.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -91,7 +92,8 @@ static sk_store_result lmtp_stage(sk_store_msg *m, const sk_store_envelope *env,
     (void)state;
     sk_store *st = m->st;
     if (!st->lmtp) {
-        snprintf(m->why, sizeof m->why, "no LMTP server configured");
+        sk_store_msg_note(m, "lmtp", NULL, NULL, 0);
+        snprintf(m->why.detail, sizeof m->why.detail, "no LMTP server configured");
         return SK_STORE_IOERR;
     }
     /* the distinct mailbox addresses, in the order given; map[i] is dests[i]'s */
@@ -100,7 +102,7 @@ static sk_store_result lmtp_stage(sk_store_msg *m, const sk_store_envelope *env,
     if (!r || !map) {
         free(r);
         free(map);
-        return SK_STORE_IOERR;
+        return sk_store_msg_note(m, "memory", NULL, NULL, ENOMEM);
     }
     size_t nr = 0;
     for (size_t i = 0; i < n; i++) {
@@ -131,8 +133,9 @@ static sk_store_result lmtp_stage(sk_store_msg *m, const sk_store_envelope *env,
         .body_8bit = env && env->body != SK_STORE_BODY_7BIT,
         .smtputf8 = env && env->smtputf8,
     };
-    char why[256];
-    (void)sk_lmtp_deliver(st->lmtp, &lm, r, nr, why, sizeof why);
+    char why[SK_STORE_ERROR_DETAIL_CAP];
+    int errnum = 0;
+    (void)sk_lmtp_deliver(st->lmtp, &lm, r, nr, why, sizeof why, &errnum);
 
     /* the message: OK only if every mailbox took it */
     const sk_lmtp_rcpt *first_temp = NULL, *first_perm = NULL;
@@ -151,8 +154,17 @@ static sk_store_result lmtp_stage(sk_store_msg *m, const sk_store_envelope *env,
         set_reply(&o->code, o->enhanced, sizeof o->enhanced, o->text, sizeof o->text, w,
                   first_temp ? 4 : 5);
         o->result = res;
-        if (w->code == 0 || o->code == 0)
-            snprintf(m->why, sizeof m->why, "%s", why[0] ? why : "no valid reply");
+        /* the log's store-error line (step lmtp): the reply that decided,
+         * or what went wrong when there is none */
+        if (!m->why.step) {
+            sk_store_msg_note(m, "lmtp", sk_lmtp_pool_target(st->lmtp), NULL, w->code ? 0 : errnum);
+            if (w->code)
+                snprintf(m->why.detail, sizeof m->why.detail, "<%s> %d%s%s %s", w->addr, w->code,
+                         w->enhanced[0] ? " " : "", w->enhanced, w->text);
+            else
+                snprintf(m->why.detail, sizeof m->why.detail, "%s",
+                         why[0] ? why : "no valid reply");
+        }
     }
     /* each envelope recipient: the worst of its mailboxes */
     if (env && env->nrcpts && !m->rcpt_out) {

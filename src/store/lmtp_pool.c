@@ -44,6 +44,7 @@ struct sk_lmtp_pool {
     unsigned long long opened;
     int is_unix;
     char host[256], port[108];
+    char target[400]; /* as configured, for the log */
     char *lhlo;
 };
 
@@ -124,6 +125,7 @@ sk_lmtp_pool *sk_lmtp_pool_new(const char *target, unsigned max_conns, const cha
         free(p);
         return NULL;
     }
+    snprintf(p->target, sizeof p->target, "%s", target);
     p->lhlo = strdup(lhlo && *lhlo ? lhlo : "localhost");
     if (!p->lhlo) {
         free(p);
@@ -161,6 +163,11 @@ void sk_lmtp_pool_free(sk_lmtp_pool *p)
     free(p);
 }
 
+const char *sk_lmtp_pool_target(const sk_lmtp_pool *p)
+{
+    return p ? p->target : "";
+}
+
 void sk_lmtp_pool_stats(sk_lmtp_pool *p, unsigned long long *opened, unsigned *peak)
 {
     pthread_mutex_lock(&p->mu);
@@ -173,6 +180,13 @@ void sk_lmtp_pool_stats(sk_lmtp_pool *p, unsigned long long *opened, unsigned *p
 
 /* ---- the socket ---------------------------------------------------------- */
 
+/* The first failed system call's errno is the one reported. */
+static void keep_errno(int *dst, int e)
+{
+    if (dst && !*dst)
+        *dst = e;
+}
+
 static int wait_fd(int fd, short ev, long ms)
 {
     struct pollfd pf = {.fd = fd, .events = ev};
@@ -184,7 +198,7 @@ static int wait_fd(int fd, short ev, long ms)
     }
 }
 
-static int connect_one(const sk_lmtp_pool *p, char *why, size_t wl)
+static int connect_one(const sk_lmtp_pool *p, char *why, size_t wl, int *errnum)
 {
     struct addrinfo *res = NULL, *ai,
                     hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
@@ -233,6 +247,7 @@ static int connect_one(const sk_lmtp_pool *p, char *why, size_t wl)
     }
     if (res)
         freeaddrinfo(res);
+    keep_errno(errnum, e ? e : ECONNREFUSED);
     if (p->is_unix)
         snprintf(why, wl, "LMTP server unix:%s: %s", p->port, strerror(e ? e : ECONNREFUSED));
     else
@@ -241,7 +256,7 @@ static int connect_one(const sk_lmtp_pool *p, char *why, size_t wl)
     return -1;
 }
 
-static int send_all(int fd, const char *d, size_t n, char *why, size_t wl)
+static int send_all(int fd, const char *d, size_t n, char *why, size_t wl, int *errnum)
 {
     while (n > 0) {
         ssize_t w = send(fd, d, n, MSG_NOSIGNAL);
@@ -250,12 +265,15 @@ static int send_all(int fd, const char *d, size_t n, char *why, size_t wl)
         if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
             if (wait_fd(fd, POLLOUT, SK_LMTP_REPLY_MS) != 1) {
                 snprintf(why, wl, "LMTP server: sending timed out");
+                keep_errno(errnum, ETIMEDOUT);
                 return -1;
             }
             continue;
         }
         if (w <= 0) {
-            snprintf(why, wl, "LMTP server: %s", strerror(w < 0 ? errno : EPIPE));
+            int e = w < 0 ? errno : EPIPE;
+            snprintf(why, wl, "LMTP server: %s", strerror(e));
+            keep_errno(errnum, e);
             return -1;
         }
         d += w;
@@ -275,6 +293,7 @@ typedef struct run {
     int failed; /* the connection failed */
     char *why;
     size_t wl;
+    int *errnum; /* the failed system call's errno, or NULL */
 } run;
 
 static void keep_reply(sk_lmtp_rcpt *r, const sk_reply *rep, sk_cc_verdict v)
@@ -295,7 +314,7 @@ static int flush_out(run *x)
     sk_buf *o = sk_client_core_output(x->k->core);
     if (o->len == 0)
         return 0;
-    int rc = send_all(x->k->fd, o->data, o->len, x->why, x->wl);
+    int rc = send_all(x->k->fd, o->data, o->len, x->why, x->wl, x->errnum);
     sk_buf_consume(o, o->len);
     if (rc < 0)
         sk_client_core_lost(x->k->core, NULL);
@@ -320,6 +339,7 @@ static int send_body(run *x)
         if (got < 0 && errno == EINTR)
             continue;
         if (got < 0 || (want && got == 0)) {
+            keep_errno(x->errnum, got < 0 ? errno : EIO);
             snprintf(x->why, x->wl, "reading the spool file: %s",
                      got < 0 ? strerror(errno) : "short");
             sk_client_core_lost(x->k->core, "spool file unreadable");
@@ -409,6 +429,8 @@ static int drive(run *x, int submitted)
         if (got < 0 && (errno == EINTR || errno == EAGAIN))
             continue;
         if (got <= 0) {
+            if (got < 0)
+                keep_errno(x->errnum, errno);
             sk_client_core_lost(x->k->core, got < 0 ? strerror(errno) : NULL);
             continue;
         }
@@ -420,7 +442,7 @@ static int drive(run *x, int submitted)
 
 /* A connection that is ready for a message (greeted, LHLO answered), or
  * NULL with why set. */
-static lconn *acquire(sk_lmtp_pool *p, char *why, size_t wl)
+static lconn *acquire(sk_lmtp_pool *p, char *why, size_t wl, int *errnum)
 {
     long long deadline = now_ms() + SK_LMTP_SLOT_MS;
     pthread_mutex_lock(&p->mu);
@@ -484,8 +506,8 @@ static lconn *acquire(sk_lmtp_pool *p, char *why, size_t wl)
         }
         if (!k || !k->core) {
             snprintf(why, wl, "out of memory");
-        } else if ((k->fd = connect_one(p, why, wl)) >= 0) {
-            run x = {.k = k, .why = why, .wl = wl};
+        } else if ((k->fd = connect_one(p, why, wl, errnum)) >= 0) {
+            run x = {.k = k, .why = why, .wl = wl, .errnum = errnum};
             why[0] = '\0';
             if (drive(&x, 0) == 1)
                 return k;
@@ -520,9 +542,11 @@ static void release(sk_lmtp_pool *p, lconn *k, int reusable)
 }
 
 int sk_lmtp_deliver(sk_lmtp_pool *p, const sk_lmtp_msg *m, sk_lmtp_rcpt *rcpts, size_t n, char *why,
-                    size_t whylen)
+                    size_t whylen, int *errnum)
 {
     why[0] = '\0';
+    if (errnum)
+        *errnum = 0;
     for (size_t i = 0; i < n; i++) {
         rcpts[i].verdict = SK_CC_TEMP;
         rcpts[i].code = 0;
@@ -532,7 +556,7 @@ int sk_lmtp_deliver(sk_lmtp_pool *p, const sk_lmtp_msg *m, sk_lmtp_rcpt *rcpts, 
         snprintf(why, whylen, "no LMTP server or no recipient");
         return -1;
     }
-    lconn *k = acquire(p, why, whylen);
+    lconn *k = acquire(p, why, whylen, errnum);
     if (!k)
         return -1;
     sk_cc_rcpt *cr = calloc(n, sizeof *cr);
@@ -554,7 +578,7 @@ int sk_lmtp_deliver(sk_lmtp_pool *p, const sk_lmtp_msg *m, sk_lmtp_rcpt *rcpts, 
     const sk_caps *caps = sk_client_core_caps(k->core);
     msg.body_8bit = m->body_8bit && caps->eightbitmime;
     msg.smtputf8 = m->smtputf8 && caps->smtputf8;
-    run x = {.k = k, .m = m, .r = rcpts, .n = n, .why = why, .wl = whylen};
+    run x = {.k = k, .m = m, .r = rcpts, .n = n, .why = why, .wl = whylen, .errnum = errnum};
     int ready = -1;
     if (sk_client_core_submit(k->core, &msg) == 0)
         ready = drive(&x, 1);

@@ -53,10 +53,14 @@ void sk_lmtp_pool_free(sk_lmtp_pool *p);
 /* Hand one message to the server for rcpts[0..n) (distinct addresses).
  * Every recipient gets a verdict: the server's (RCPT refusal, or its reply
  * after the data), or TEMP without a reply when the server could not be
- * reached, failed, or timed out (then `why` says what happened). Returns 0
- * when every recipient has the server's verdict, -1 otherwise. Blocking. */
+ * reached, failed, or timed out (then `why` says what happened, and
+ * *errnum, when given, is the errno of the system call that failed first,
+ * or 0 when none did). Returns 0 when every recipient has the server's
+ * verdict, -1 otherwise. Blocking. */
 int sk_lmtp_deliver(sk_lmtp_pool *p, const sk_lmtp_msg *m, sk_lmtp_rcpt *rcpts, size_t n, char *why,
-                    size_t whylen);
+                    size_t whylen, int *errnum);
+/* The target as configured ("unix:/run/dovecot/lmtp"), for the log. */
+const char *sk_lmtp_pool_target(const sk_lmtp_pool *p);
 
 /* Counters: connections opened, and the most open at once. */
 void sk_lmtp_pool_stats(sk_lmtp_pool *p, unsigned long long *opened, unsigned *peak);

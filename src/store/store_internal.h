@@ -29,7 +29,8 @@
 #define SK_STORE_HOST_CAP (4 * HOST_NAME_MAX + 1) /* hostname, escaped */
 
 struct sk_store {
-    int tmp_fd; /* the spool directory (tmp_root), opened once */
+    int tmp_fd;     /* the spool directory (tmp_root), opened once */
+    char *tmp_root; /* its path, for error reports */
     char host[SK_STORE_HOST_CAP];
     sk_queue_dir *queue; /* the outbound queue, or NULL */
     sk_lmtp_pool *lmtp;  /* the LMTP server's connections, or NULL */
@@ -53,6 +54,7 @@ struct sk_store_msg {
     unsigned long long wire; /* bytes appended: the RFC 822 (CRLF) size */
     int held_cr;             /* a CR ended the last append: CRLF or not? */
     sk_store_result err;     /* first error, sticky */
+    sk_store_error why;      /* the first failed step, for the log */
     time_t begun;
     /* commit */
     int staged;                  /* stage ran (finish must run) */
@@ -64,7 +66,6 @@ struct sk_store_msg {
     sk_store_rcpt_outcome *rcpt_out; /* per envelope recipient, or NULL */
     unsigned char *rcpt_set;         /* rcpt_out[i] was filled */
     size_t nrcpt_out;
-    char why[256]; /* in words, when no valid reply says it */
 };
 
 /* One destination kind. */
@@ -88,6 +89,12 @@ extern const sk_store_kind sk_store_kind_lmtp;
 
 /* errno to a store result: ENOSPC/EDQUOT give SK_STORE_NOSPACE. */
 sk_store_result sk_store_result_of(int e);
+/* Record that `step` failed on dir[/name] with errno e (0: not a system
+ * call), unless an earlier failure is recorded already (the first cause is
+ * the one worth reporting). Does not touch m->err. Returns
+ * sk_store_result_of(e), or SK_STORE_IOERR when e is 0. */
+sk_store_result sk_store_msg_note(sk_store_msg *m, const char *step, const char *dir,
+                                  const char *name, int e);
 /* Write out the write-behind buffer (errors are sticky in m). */
 sk_store_result sk_store_msg_flush(sk_store_msg *m);
 /* Record a directory to fsync before the commit is durable (distinct by
@@ -119,8 +126,9 @@ sk_store_result sk_store_commit_stage(sk_store_msg *m, const sk_store_envelope *
 size_t sk_store_msg_ndirs(const sk_store_msg *m);
 const char *sk_store_msg_dir(const sk_store_msg *m, size_t i, dev_t *dev, ino_t *ino);
 
-/* Phase 2: make the entries of one directory durable. */
-sk_store_result sk_store_fsync_dir(const char *path);
+/* Phase 2: make the entries of one directory durable. On failure *errnum
+ * (when given) is the errno, for sk_store_msg_note(). */
+sk_store_result sk_store_fsync_dir(const char *path, int *errnum);
 
 /* Phase 3: `dirs` is SK_STORE_OK if every directory m named was fsynced,
  * else the error. Every kind keeps or removes its copy; the spool name is

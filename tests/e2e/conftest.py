@@ -40,9 +40,11 @@ traversable; otherwise `user` is the current user.
 import os
 import pwd
 import re
+import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -53,6 +55,39 @@ from e2e_paths import open_path_for  # noqa: F401 (used below and by helpers)
 REPO = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 10.0
 STOP_TIMEOUT = 20.0
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config):
+    """As root, give this session a base directory of its own.
+
+    The servers under test run as `nobody` and must traverse the test's
+    directories (open_path_for). pytest's default base, /tmp/pytest-of-root,
+    is shared by every session of the user, and each session that starts
+    resets it to mode 0700: a server of this session would lose its
+    Maildirs in the middle of a test (451 at the end of data) whenever a
+    test run of another checkout, or a second invocation, started. A
+    directory made here is touched by no other session. An explicit
+    --basetemp is left alone."""
+    if os.geteuid() != 0 or config.option.basetemp:
+        return
+    base = tempfile.mkdtemp(prefix="smtpkit-e2e-")
+    config.option.basetemp = base
+    config._smtpkit_basetemp = base
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Remove the session's own base directory when every test passed; keep
+    it (and say where) for a look at the failures otherwise."""
+    base = getattr(session.config, "_smtpkit_basetemp", None)
+    if not base:
+        return
+    if exitstatus == 0:
+        shutil.rmtree(base, ignore_errors=True)
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter:
+        reporter.write_line(f"e2e test directories kept in {base}")
 
 
 @pytest.fixture(scope="session")

@@ -274,6 +274,41 @@ static void test_closing_421_carries_code_without_ehlo(void **state)
     fake_finish(&f);
 }
 
+/* RFC 5321 2.3.8: only CRLF ends a command line. A bare LF inside it does
+ * not: "NOOP<LF>NOOP<CRLF>" is one bad line with one reply, and what
+ * follows the LF never runs as a command, however the input is split. */
+static void test_command_bare_lf_does_not_end_line(void **state)
+{
+    (void)state;
+    static const char *const inputs[][3] = {
+        {"NOOP\nNOOP\r\n", NULL, NULL},
+        {"NOOP\n", "QUIT\r\n", NULL},
+        {"NOOP\r", "\n", NULL}, /* a CRLF split over two feeds is a line end */
+        {"RSET\nMAIL FROM:<a@example.org>\n", "QUIT", "\r\n"},
+        {"\nQUIT\r\n", NULL, NULL},
+    };
+    for (size_t i = 0; i < sizeof inputs / sizeof inputs[0]; i++) {
+        fake f;
+        fake_defaults(&f);
+        start_greeted(&f);
+        fake_send(&f, "EHLO client.example\r\n");
+        drain(&f);
+        for (int k = 0; k < 3 && inputs[i][k]; k++)
+            fake_send(&f, inputs[i][k]);
+        if (i == 2) {
+            EXPECT(&f, 250, "2.0.0");
+        } else {
+            fake_reply *r = EXPECT(&f, 500, "5.5.2");
+            assert_non_null(strstr(r->text, "bare <LF>"));
+        }
+        EXPECT_NONE(&f);
+        /* the session goes on: nothing was run, nothing closed */
+        fake_send(&f, "MAIL FROM:<a@example.org>\r\n");
+        EXPECT(&f, 250, "2.1.0");
+        fake_finish(&f);
+    }
+}
+
 static void test_ehlo_resets_transaction(void **state)
 {
     (void)state;
@@ -1947,12 +1982,13 @@ static void test_bad_bytes_in_commands(void **state)
     fake_feed(&f, "NO\0OP\r\n", 7);
     fake_reply *r = EXPECT(&f, 500, "5.5.2");
     assert_non_null(strstr(r->text, "NUL"));
+    /* a bare LF does not end the line: one reply up to the CRLF */
     fake_send(&f, "NOOP\nNOOP\rX\r\nNOOP\r\r\n");
     r = EXPECT(&f, 500, "5.5.2");
     assert_non_null(strstr(r->text, "bare <LF>"));
     r = EXPECT(&f, 500, "5.5.2");
     assert_non_null(strstr(r->text, "bare <CR>"));
-    EXPECT(&f, 500, "5.5.2");
+    EXPECT_NONE(&f);
     fake_send(&f, "NOOP\r\n");
     EXPECT(&f, 250, "2.0.0");
     fake_finish(&f);
@@ -2245,6 +2281,8 @@ int main(void)
         cmocka_unit_test(test_helo_ehlo_arguments),
         cmocka_unit_test(test_enhanced_codes_without_ehlo),
         cmocka_unit_test(test_closing_421_carries_code_without_ehlo),
+
+        cmocka_unit_test(test_command_bare_lf_does_not_end_line),
         cmocka_unit_test(test_ehlo_resets_transaction),
         cmocka_unit_test(test_every_command_in_every_state),
         cmocka_unit_test(test_transaction_and_trace_headers),

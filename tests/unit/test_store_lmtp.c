@@ -14,6 +14,7 @@
 
 #include <cmocka.h>
 
+#include <errno.h>
 #include <pthread.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -315,6 +316,11 @@ static void test_only_permanent_failures_refuse(void **state)
     assert_int_equal(commit(f, d, 3, 2, &out), SK_STORE_REFUSED);
     assert_int_equal(out.code, 550);
     assert_string_equal(out.enhanced, "5.1.1");
+    /* the log's store-error line: step lmtp, the server, the reply that
+     * decided (no system call failed) */
+    assert_string_equal(out.error.step, "lmtp");
+    assert_int_equal(out.error.errnum, 0);
+    assert_non_null(strstr(out.error.detail, "<perm@example.test> 550 5.1.1"));
     /* recipient 1 has two mailboxes: one refused (552), one took it */
     assert_int_equal(out.rcpts[1].result, SK_STORE_REFUSED);
     assert_int_equal(out.rcpts[1].code, 552);
@@ -337,7 +343,8 @@ static void test_server_gone_or_missing_defers_without_a_reply(void **state)
     /* the server closes after the data, before its reply */
     assert_int_equal(commit(f, d, 2, 2, &out), SK_STORE_DEFERRED);
     assert_int_equal(out.code, 0);
-    assert_non_null(strstr(out.detail, "LMTP server"));
+    assert_string_equal(out.error.step, "lmtp");
+    assert_non_null(strstr(out.error.detail, "LMTP server"));
     assert_int_equal(files_in(f, "msg"), 0);
     assert_int_equal(files_in(f, "env"), 0);
     sk_store_outcome_free(&out);
@@ -347,7 +354,10 @@ static void test_server_gone_or_missing_defers_without_a_reply(void **state)
         sk_store_set_lmtp(f->st, "unix:/nonexistent/lmtp.sock", 1, "mx.test", err, sizeof err), 0);
     assert_int_equal(commit(f, d, 2, 2, &out), SK_STORE_DEFERRED);
     assert_int_equal(out.code, 0);
-    assert_non_null(strstr(out.detail, "unix:/nonexistent/lmtp.sock"));
+    assert_string_equal(out.error.step, "lmtp");
+    assert_string_equal(out.error.path, "unix:/nonexistent/lmtp.sock");
+    assert_int_equal(out.error.errnum, ENOENT);
+    assert_non_null(strstr(out.error.detail, "unix:/nonexistent/lmtp.sock"));
     assert_int_equal(files_in(f, "msg"), 0);
     sk_store_outcome_free(&out);
 }

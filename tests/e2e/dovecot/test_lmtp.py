@@ -106,6 +106,12 @@ def test_unknown_lmtp_user_gets_dovecots_5xx(server, tmp_path):
             assert code == 550 and reply.startswith(b"5.1.1 "), reply
         assert len(dv.imap_messages("alice@example.test", "secret")) == 1
         srv.wait_log(r"event=message .* result=550 reason=refused")
+        # the log says which mailbox Dovecot refused, and how
+        errs = re.findall(r"event=store-error conn=\d+ [^\n]*", srv.log())
+        assert len(errs) == 2, errs
+        for e in errs:
+            assert " result=refused step=lmtp " in e and " errno=0 " in e, e
+            assert 'detail="<carol@example.test> 550 5.1.1 ' in e, e
         assert srv.stop() == 0
 
 
@@ -134,7 +140,16 @@ def test_lmtp_down_4xx_nothing_lost_then_retry(server, tmp_path, how):
             s.rset()
     assert list((queue / "msg").iterdir()) == [] and list((queue / "env").iterdir()) == []
     assert list((dv.mail_root / ".spool").iterdir()) == []
-    assert re.search(r"event=store-failed conn=\d+ result=deferred detail=\"LMTP server", srv.log())
+    # one store-error line per failed message: the lmtp step, the server,
+    # the errno when a system call failed, and what happened in words
+    errs = re.findall(r"event=store-error conn=\d+ [^\n]*", srv.log())
+    assert len(errs) == 2, errs
+    for e in errs:
+        assert " result=deferred step=lmtp " in e, e
+        assert 'detail="LMTP server' in e, e
+        if how == "no-socket":
+            assert f" path=unix:{tmp_path}/no/such/lmtp errno=2 " \
+                   'error="No such file or directory" ' in e, e
     if how == "no-socket":
         srv.stop()
         srv = lmtp_server(server, dv, target=f"unix:{dv.lmtp_socket}")

@@ -185,6 +185,10 @@ def test_a_failing_queue_leaves_nothing_in_the_maildir(server, tmp_path):
     assert list((srv.mail_root / ".spool").iterdir()) == []
     srv.wait_log(r"event=message conn=\d+ .*rcpts=<bob@example\.test>,<x@remote\.test> "
                  r"size=\d+ result=451 reason=commit\n")
+    # the log names the failed step, the record's path and the errno
+    err = srv.wait_log(r"event=store-error conn=\d+ [^\n]*")[0]
+    assert re.search(r" result=ioerr step=queue-envelope path=" + re.escape(str(queue / "env"))
+                     + r"/[0-9A-V]{20} errno=13 error=\"Permission denied\"$", err), err
     # and the next message goes through again
     assert send(srv, ["bob@example.test", "x@remote.test"])[0] == 250
     assert len(srv.files("bob")) == 1 and len(list((queue / "env").iterdir())) == 1
