@@ -33,7 +33,7 @@ static void usage(FILE *f)
                "\n"
                "Signals: TERM/INT stop gracefully (421 to idle sessions, messages in\n"
                "progress finish); HUP reloads domains, mailboxes and aliases, the TLS\n"
-               "certificate and the password file.\n"
+               "certificate and the password file; USR1 reopens a log file.\n"
                "See smtpkit-serve(1) and smtpkit.conf(5).\n");
 }
 
