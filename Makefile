@@ -19,11 +19,16 @@ BUILD    ?= build/release
 SANFLAGS := -O2 -g
 endif
 
-PKGS     := libevent_openssl libevent libssl libcrypto libconfig libcares libcrypt
+PKGS     := libevent_openssl libevent libssl libcrypto libconfig libcares libcrypt libargon2
 WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 -Wvla
 CPPFLAGS += -Iinclude -Isrc -D_GNU_SOURCE -DSMTPKIT_VERSION='"$(VERSION)"'
 CFLAGS   += -std=c11 $(WARN) -fPIC $(SANFLAGS)
 LDLIBS   += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lresolv -lpthread
+# libsystemd (optional, libsystemd-dev): log = "journal" when present at build time
+ifeq ($(shell pkg-config --exists libsystemd 2>/dev/null && echo yes),yes)
+CPPFLAGS += -DSK_HAVE_LIBSYSTEMD
+LDLIBS   += $(shell pkg-config --libs libsystemd)
+endif
 
 LIB_SRC  := $(sort $(wildcard src/core/*.c src/util/*.c src/store/*.c src/queue/*.c src/client/*.c src/server/*.c src/delivery/*.c))
 CLI_SRC  := $(sort $(wildcard src/cli/*.c))
@@ -134,6 +139,13 @@ install: all
 	install -m 644 include/smtpkit/*.h $(DESTDIR)$(PREFIX)/include/smtpkit/
 	install -m 644 man/*.1 $(DESTDIR)$(PREFIX)/share/man/man1/
 	-install -m 644 man/*.5 $(DESTDIR)$(PREFIX)/share/man/man5/
+	# the configuration (SYSCONFDIR, default /etc; an existing one is kept)
+	# and the systemd unit (UNITDIR, default PREFIX/lib/systemd/system)
+	install -d $(DESTDIR)$(or $(SYSCONFDIR),/etc)/smtpkit $(DESTDIR)$(or $(UNITDIR),$(PREFIX)/lib/systemd/system)
+	@if [ -e $(DESTDIR)$(or $(SYSCONFDIR),/etc)/smtpkit/smtpkit.conf ]; then echo "keeping the existing $(DESTDIR)$(or $(SYSCONFDIR),/etc)/smtpkit/smtpkit.conf"; \
+	else echo "install -m 644 etc/install/smtpkit.conf $(DESTDIR)$(or $(SYSCONFDIR),/etc)/smtpkit/smtpkit.conf"; install -m 644 etc/install/smtpkit.conf $(DESTDIR)$(or $(SYSCONFDIR),/etc)/smtpkit/smtpkit.conf; fi
+	sed -e 's|@BINDIR@|$(PREFIX)/bin|g' -e 's|@SYSCONFDIR@|$(or $(SYSCONFDIR),/etc)|g' etc/install/smtpkit.service.in > $(DESTDIR)$(or $(UNITDIR),$(PREFIX)/lib/systemd/system)/smtpkit.service
+	chmod 644 $(DESTDIR)$(or $(UNITDIR),$(PREFIX)/lib/systemd/system)/smtpkit.service
 
 clean:
 	rm -rf build

@@ -5,8 +5,10 @@
  *
  * Input: byte 0 picks the configuration (pipelining, chunking, TLS policy,
  * AUTH, a failing handshake), byte 1 the size of the pieces the rest is fed
- * in (1..64 octets) and whether the messages are envelope-only and the core
- * starts after someone else's EHLO (with PIPELINING and CHUNKING). The driver submits up to three
+ * in (1..32 octets), the LMTP mode (RFC 2033: LHLO, one reply per accepted
+ * recipient after the data), and whether the messages are envelope-only
+ * and the core starts after someone else's EHLO (with PIPELINING and
+ * CHUNKING). The driver submits up to three
  * messages, supplies each body in pieces, completes every handshake, and reports the connection
  * lost at the end. Checked: every submitted message gets exactly one
  * MESSAGE_DONE; at most one FAILED; nothing happens after the core wants to
@@ -112,7 +114,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size < 2)
         return 0;
     unsigned cfgbits = data[0];
-    size_t piece = (size_t)(data[1] % 64) + 1;
+    size_t piece = (size_t)(data[1] & 0x1f) + 1;
+    int lmtp = (data[1] >> 5) & 1;
     int envelope_only = (data[1] >> 6) & 1, resumed = (data[1] >> 7) & 1;
     data += 2;
     size -= 2;
@@ -129,6 +132,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     cfg.rset_between = (cfgbits >> 6) & 1;
     cfg.report_replies = cfg.report_commands = 1;
     cfg.max_messages = 2;
+    cfg.lmtp = lmtp;
 
     sk_caps caps;
     sk_caps_clear(&caps);

@@ -3,12 +3,18 @@
 # root; otherwise prints the exact apt-get line and fails.
 # Usage: scripts/deps.sh build|test
 set -eu
-BUILD="build-essential clang pkg-config libssl-dev libevent-dev libconfig-dev libc-ares-dev libcrypt-dev openssl"
+BUILD="build-essential clang pkg-config libssl-dev libevent-dev libconfig-dev libc-ares-dev libcrypt-dev libargon2-dev openssl libsystemd-dev"
 # swaks needs its TLS modules (only Recommends in Debian) for --tls.
 # postfix: a private instance (and smtp-sink) as the receiving MX of the
-# delivery tests; installed unconfigured, so no system-wide Postfix runs.
+# delivery tests and a real server for `smtpkit audit` to judge; installed
+# unconfigured, so no system-wide Postfix runs.
 # man-db: lexgrog checks the manual pages.
-TEST="cppcheck clang-format libcmocka-dev python3 python3-pytest python3-aiosmtpd swaks libnet-ssleay-perl libio-socket-ssl-perl curl dnsmasq-base libclang-rt-14-dev man-db postfix"
+# dovecot-*: a private Dovecot (LMTP, IMAP, SASL, Sieve) beside smtpkit.
+# chromium, chromium-driver, python3-selenium: the audit's HTML report and
+# `smtpkit web` are checked in a real headless browser.
+# haproxy: a real PROXY protocol sender; systemd: systemd-analyze checks the
+# unit offline; python3-prometheus-client parses the metrics endpoint.
+TEST="cppcheck clang-format libcmocka-dev python3 python3-pytest python3-aiosmtpd swaks libnet-ssleay-perl libio-socket-ssl-perl curl dnsmasq-base libclang-rt-14-dev man-db postfix dovecot-core dovecot-imapd dovecot-lmtpd dovecot-sieve chromium chromium-driver python3-selenium haproxy systemd python3-prometheus-client"
 case "${1:-build}" in
   build) want="$BUILD" ;;
   test)  want="$BUILD $TEST" ;;

@@ -196,6 +196,8 @@ int sk_client_greeting(sk_client *c, sk_reply *r);
 /* EHLO name; on 500/502 (and only then) fall back to HELO. Returns 0 with *r
  * the final reply (caps parsed when it was a 250 to EHLO), -1 on I/O error. */
 int sk_client_ehlo(sk_client *c, const char *name, sk_reply *r);
+/* LHLO name (LMTP, RFC 2033 4.1): as EHLO, without a HELO fallback. */
+int sk_client_lhlo(sk_client *c, const char *name, sk_reply *r);
 /* STARTTLS (RFC 3207): 0 when TLS is established (caps are cleared: send
  * EHLO again), -1 with the error set (reply not 220, handshake failed,
  * certificate refused). *r holds the STARTTLS reply when one was read. */

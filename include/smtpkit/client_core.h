@@ -40,7 +40,9 @@
  *               while SK_CC_WANT_BODY is set, in chunks (the last one with
  *               last = 1). With BDAT and no PIPELINING the flag clears
  *               after each chunk until its 250, then this event comes again.
- *   RCPT        one recipient's reply (index into the message's rcpts).
+ *   RCPT        one recipient's reply (index into the message's rcpts);
+ *               in LMTP mode also its reply after the data (phase
+ *               DATA_END).
  *   MESSAGE_DONE the submitted message's outcome, exactly once per
  *               submitted message, whatever happens to the connection.
  *   FAILED      the connection failed (phase, reply if there was one, the
@@ -120,6 +122,13 @@ typedef struct sk_client_core_config {
      * starts idle with these capabilities and emits READY at once. */
     const sk_caps *after_ehlo;
     sk_cc_timeouts timeouts; /* ms */
+    /* LMTP (RFC 2033): LHLO instead of EHLO (no HELO fallback: a refused
+     * LHLO fails the connection), DATA only (no BDAT), and after the final
+     * dot one reply per accepted recipient, in RCPT order: each comes as an
+     * SK_CC_EV_RCPT event with phase SK_CC_PHASE_DATA_END, then
+     * MESSAGE_DONE (SENT when every one was 2xx, else REFUSED with the
+     * first refusal). The phase of the LHLO reply is SK_CC_PHASE_EHLO. */
+    int lmtp;
 } sk_client_core_config;
 
 /* DSN NOTIFY= (RFC 3461 4.1); 0 sends none. NEVER excludes the others. */

@@ -16,8 +16,10 @@
 #include "smtpkit/session.h"
 
 typedef enum sk_log_target {
-    SK_LOG_STDERR, /* one line per event with a UTC timestamp */
-    SK_LOG_SYSLOG, /* syslog(3), facility from the configuration */
+    SK_LOG_STDERR,  /* one line per event with a UTC timestamp */
+    SK_LOG_SYSLOG,  /* syslog(3), facility from the configuration */
+    SK_LOG_FILE,    /* lines as for stderr, appended to log_file; SIGUSR1 reopens it */
+    SK_LOG_JOURNAL, /* journald with one field per key=value (needs libsystemd) */
 } sk_log_target;
 
 /* TLS for outbound delivery (per destination later; one value now). */
@@ -58,6 +60,7 @@ typedef struct sk_listener_config {
     char *address; /* numeric: "127.0.0.1", "::1", "0.0.0.0", "::" */
     unsigned port;
     int line;                  /* where it is defined, for messages */
+    int proxy_protocol;        /* a PROXY v1/v2 header precedes every connection */
     sk_session_config session; /* limits copied from the limits group, the
                                   policy fields from the listener; hostname
                                   points at sk_config.server_name */
@@ -101,6 +104,9 @@ typedef struct sk_config {
     int local_part_case_sensitive;
     int forward_notify; /* aliases to other domains answer 251 instead of 250 */
     unsigned commit_threads;
+    char *lmtp;                /* "unix:/path" or "host:port": local mail goes to this LMTP
+                                  server instead of the Maildirs; NULL: Maildirs */
+    unsigned lmtp_connections; /* at most this many LMTP connections */
 
     /* limits */
     size_t max_message_size;
@@ -152,13 +158,30 @@ typedef struct sk_config {
     char *tls_ciphersuites;      /* TLS 1.3 suites, NULL: OpenSSL's default */
 
     /* AUTH (RFC 4954) */
-    char *passwd_file;            /* absolute; Dovecot passwd-file of crypt(3) hashes */
+    char *passwd_file;            /* absolute; Dovecot passwd-file (any Dovecot scheme) */
+    char *dovecot_auth;           /* absolute; Dovecot's auth-client socket (instead of
+                                     passwd_file) */
+    char *auth_username_format;   /* Dovecot's auth_username_format for passwd_file;
+                                     NULL: "%u", the name as given */
     int sender_must_match_login;  /* MAIL FROM must be the user's own address (553 5.7.1) */
     unsigned auth_failures;       /* per client address per window */
     unsigned auth_failure_window; /* seconds */
     unsigned auth_failures_per_connection; /* then 421 4.7.0 and close */
     unsigned auth_failure_delay_ms;        /* a failed AUTH is answered this late */
 
+    /* PROXY protocol (HAProxy's proxy-protocol.txt): the proxies allowed to
+     * send a header on a proxy_protocol listener, and how long one may take
+     * to arrive (seconds). */
+    char **proxy_networks;
+    size_t nproxy_networks;
+    unsigned proxy_timeout;
+
+    char *pid_file; /* absolute, or NULL: no pid file */
+    char *log_file; /* absolute, with log_target SK_LOG_FILE */
+
+    /* The Prometheus endpoint: numeric address and port, or NULL (off). */
+    char *metrics_address;
+    unsigned metrics_port;
     sk_delivery_config delivery;
 } sk_config;
 

@@ -24,7 +24,9 @@ typedef struct sk_policy sk_policy;
  * other domains for the outbound queue (a relayed recipient itself, or the
  * remote targets of an alias). */
 typedef struct sk_delivery {
-    char **maildirs; /* absolute Maildir directories, no duplicates */
+    char **maildirs;  /* absolute Maildir directories, no duplicates */
+    char **mailboxes; /* mailboxes[i]: the mailbox address of maildirs[i] (the
+                         LMTP recipient when local mail goes to LMTP) */
     size_t nmaildirs;
     char **remote; /* addresses to deliver to through the outbound queue */
     size_t nremote;

@@ -133,6 +133,16 @@ typedef struct sk_session_ops {
      * otherwise valid; 0 answers 553 5.7.1 "Sender address rejected: not
      * owned by the authenticated user" (RFC 6409 6.1, submission). */
     int (*mail_check)(void *ctx, const sk_session_info *info, const char *reverse_path);
+    /* Optional (may be NULL, meaning PLAIN and LOGIN): the AUTH mechanisms
+     * to advertise and accept right now, as bits (1 << SK_SASL_PLAIN) |
+     * (1 << SK_SASL_LOGIN) (sasl.h); 0 advertises no AUTH and answers AUTH
+     * with 504 5.5.4. The shell's backend decides (Dovecot offers its own
+     * list); the rule "AUTH only under TLS" still applies on top. */
+    unsigned (*auth_mechanisms)(void *ctx);
+    /* Optional (may be NULL): a reply has been queued, with the verb of the
+     * command it answers ("RCPT", "DATA"; NULL for the greeting and
+     * replies to no command), for counters such as recipients by code. */
+    void (*replied)(void *ctx, const char *verb, int code);
 } sk_session_ops;
 
 /* Flags returned by sk_session_wants(). */
@@ -175,6 +185,13 @@ unsigned sk_session_wants(const sk_session *s);
 
 void sk_session_tls_started(sk_session *s, const char *version, const char *cipher);
 void sk_session_commit_done(sk_session *s, sk_store_result r);
+/* The same with the store's whole outcome: a destination that answers
+ * (LMTP) may have given the reply (code, enhanced code, text), which the
+ * sender then gets, through the reply formatter (control bytes masked;
+ * a code RFC 5321 does not allow after the data becomes 451 or 554);
+ * SK_STORE_DEFERRED without one answers 451 4.3.0, SK_STORE_REFUSED 554
+ * 5.0.0. */
+void sk_session_commit_outcome(sk_session *s, const sk_store_outcome *out);
 /* The verdict of a pending auth_check (SK_WANT_AUTH): 1 valid (235), 0
  * invalid (535 5.7.8), anything else a temporary failure (454 4.7.0), the
  * same replies and log lines as a synchronous check; input is consumed

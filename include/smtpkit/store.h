@@ -8,9 +8,11 @@
  *   SK_DEST_QUEUE    the outbound queue (store/queue_kind.c): the message
  *                    file and an envelope record naming its recipients,
  *                    for the delivery agent (queue/queue_dir.h)
- *
- * and, next, LMTP (RFC 2033), which answers per recipient: the commit
- * outcome (store_result.h) carries a result per envelope recipient for it.
+ *   SK_DEST_LMTP     an LMTP server (RFC 2033, store/lmtp_kind.c): the
+ *                    message handed over during the commit, before the
+ *                    reply to the sender; it answers per recipient, and
+ *                    the commit outcome (store_result.h) carries those
+ *                    answers.
  *
  * One commit is atomic from the sender's point of view: it returns
  * SK_STORE_OK only when the copy in every destination is durable (file and
@@ -40,7 +42,8 @@ typedef struct sk_store_msg sk_store_msg;
 typedef enum sk_dest_kind {
     SK_DEST_MAILDIR = 0, /* target: the Maildir directory (tmp/ new/ cur/) */
     SK_DEST_QUEUE = 1,   /* target: the address to deliver to (outbound queue) */
-    SK_DEST_KINDS        /* LMTP comes here */
+    SK_DEST_LMTP = 2,    /* target: the mailbox address the LMTP server delivers to */
+    SK_DEST_KINDS
 } sk_dest_kind;
 
 /* One destination of one envelope recipient. */
@@ -86,6 +89,19 @@ sk_store *sk_store_maildir_open(const char *spool_dir, char *err, size_t errlen)
 /* Every message begun must be committed or aborted before this. */
 void sk_store_close(sk_store *st);
 
+/* Hand SK_DEST_LMTP destinations to an LMTP server: `target` is
+ * "unix:/path/to/socket", "host:port" or "[ipv6]:port"; at most
+ * `max_conns` connections at once (idle ones kept for reuse, RSET between
+ * messages; 0: 10); `lhlo` the name for LHLO. 0, or -1 with a message in
+ * err (a malformed target). Call before the first commit. */
+int sk_store_set_lmtp(sk_store *st, const char *target, unsigned max_conns, const char *lhlo,
+                      char *err, size_t errlen);
+/* LMTP connections opened since sk_store_set_lmtp, and the most open at
+ * once (never more than max_conns). 0, or -1 without LMTP. */
+int sk_store_lmtp_stats(sk_store *st, unsigned long long *opened, unsigned *peak);
+/* Checks an LMTP target's form (as sk_store_set_lmtp), for the config. */
+int sk_store_lmtp_target_ok(const char *target, char *err, size_t errlen);
+
 /* Remove files in maildir/tmp/ not read or written for 36 hours (what the
  * Maildir convention allows a delivery agent to assume is abandoned). The
  * shell may call it at start for each mailbox. Returns the number removed,
@@ -94,14 +110,23 @@ int sk_store_maildir_clean_tmp(const char *maildir);
 
 /* Start a message; fills id with its message id (store/message_id.h: 20
  * characters, the string of the 250 reply, the log, the Received header and
- * the file names). NULL with *res set on failure. begin is thread-safe;
- * one message is used by one thread at a time. */
+ * the file names). NULL with *res set on failure, and errno saying why.
+ * begin is thread-safe; one message is used by one thread at a time. */
 sk_store_msg *sk_store_begin(sk_store *st, char id[32], sk_store_result *res);
+/* The spool directory of st (as given to sk_store_open). */
+const char *sk_store_spool_dir(const sk_store *st);
 /* Buffered write; an error is sticky (later appends and commit return it). */
 sk_store_result sk_store_append(sk_store_msg *m, const char *p, size_t n);
+/* The first failed step of m so far (see sk_store_error), or NULL. */
+const sk_store_error *sk_store_msg_error(const sk_store_msg *m);
 /* Durable delivery into every destination (at least one). On SK_STORE_OK
  * every copy is durable; on any failure nothing is left visible in any
- * destination and the result says why. When out is given it is filled
+ * destination and the result says why. LMTP destinations stage last:
+ * what an LMTP server took cannot be taken back, so when it refuses or
+ * defers the Maildir and queue copies are removed; the only case that can
+ * leave a copy behind a failure is a directory fsync failing after the
+ * LMTP server took the message (the sender retries: a duplicate, never a
+ * loss). When out is given it is filled
  * (out->rcpts allocated with env->nrcpts entries; free with
  * sk_store_outcome_free). env may be NULL when no destination is queued.
  * Frees m. Blocking: call from a worker thread. */

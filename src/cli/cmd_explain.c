@@ -22,6 +22,7 @@
 
 #include "cli/commands.h"
 #include "cli/explain.h"
+#include "smtpkit/bounce.h"
 
 #define MAX_INPUT (1024 * 1024) /* a pasted reply is far smaller */
 
@@ -38,6 +39,7 @@ static void usage(FILE *f)
           "       smtpkit explain [--json] CMD CODE | REPLY...\n"
           "       smtpkit explain [--json] [--command CMD] [-]    (reply on standard input)\n"
           "       smtpkit explain --list [--json]\n"
+          "       smtpkit explain --bounce [--json] < BOUNCE    (every reply in a bounce)\n"
           "\n"
           "Explains an SMTP reply code (550), an enhanced status code (5.7.1) or a whole\n"
           "reply (\"550 5.7.1 Relay access denied\", or several lines on standard input):\n"
@@ -46,9 +48,14 @@ static void usage(FILE *f)
           "should retry, and the RFC. Codes with several meanings (250 after EHLO or\n"
           "RSET, 454 after RCPT, AUTH or STARTTLS) show each one, or with the command the\n"
           "reply answered, the one meant: \"explain RCPT 454 4.7.1 Relay access denied\".\n"
+          "Replies from the large mail providers, the common MTAs and the block lists\n"
+          "are recognised by their text: who must act, what to do, and the provider\n"
+          "documentation it is based on.\n"
           "\n"
           "  --json           the same content as one JSON object\n"
           "  --list           the whole registry (basic and enhanced codes)\n"
+          "  --bounce         read a whole bounce message (DSN, Postfix, Exim, Microsoft,\n"
+          "                   Gmail) on standard input and explain every reply in it\n"
           "  --command CMD    the command the reply answers (also --context, or CMD as\n"
           "                   the first word): MAIL, RCPT, EHLO, RSET, AUTH, STARTTLS...,\n"
           "                   CONNECT for the greeting, DATA-END for the reply after the\n"
@@ -75,8 +82,10 @@ static int bad_input(const char *fmt, ...)
     return 2;
 }
 
-/* Read all of standard input, at most MAX_INPUT bytes. NULL on error. */
-static char *read_stdin(size_t *len, const char **why)
+/* Read all of standard input, at most `max` bytes (a power of two times
+ * 4096); with `cut`, a longer input is cut at `max` instead of refused (a
+ * bounce's replies come before the returned message). NULL on error. */
+static char *read_stdin(size_t *len, const char **why, size_t max, int cut)
 {
     size_t cap = 4096, n = 0;
     char *buf = malloc(cap + 1);
@@ -86,7 +95,9 @@ static char *read_stdin(size_t *len, const char **why)
     }
     for (;;) {
         if (n == cap) {
-            if (cap >= MAX_INPUT) {
+            if (cap >= max && cut)
+                break;
+            if (cap >= max) {
                 free(buf);
                 *why = "input longer than 1 MiB";
                 return NULL;
@@ -353,11 +364,12 @@ static int classify(sk_explanation *x, char *text, size_t len, int from_stdin, s
     return 0;
 }
 
-static int run(char **pos, int npos, int json, int list, const char *context, char *ctx_upper);
+static int run(char **pos, int npos, int json, int list, int bounce, const char *context,
+               char *ctx_upper);
 
 int sk_cmd_explain(int argc, char **argv)
 {
-    int json = 0, list = 0, npos = 0, only_positional = 0;
+    int json = 0, list = 0, bounce = 0, npos = 0, only_positional = 0;
     const char *context = NULL;
     char ctx_upper[16];
     char **pos = calloc((size_t)argc + 1, sizeof *pos); /* positional arguments */
@@ -379,6 +391,8 @@ int sk_cmd_explain(int argc, char **argv)
             json = 1;
         } else if (!strcmp(a, "--list")) {
             list = 1;
+        } else if (!strcmp(a, "--bounce")) {
+            bounce = 1;
         } else if (!strcmp(a, "--context") || !strncmp(a, "--context=", 10) ||
                    !strcmp(a, "--command") || !strncmp(a, "--command=", 10)) {
             if (a[9] == '=') {
@@ -396,7 +410,7 @@ int sk_cmd_explain(int argc, char **argv)
             return 2;
         }
     }
-    int rc = run(pos, npos, json, list, context, ctx_upper);
+    int rc = run(pos, npos, json, list, bounce, context, ctx_upper);
     free(pos);
     return rc;
 }
@@ -413,8 +427,12 @@ static int known_context(const char *s)
     return -1;
 }
 
-static int run(char **pos, int npos, int json, int list, const char *context, char *ctx_upper)
+static int run(char **pos, int npos, int json, int list, int bounce, const char *context,
+               char *ctx_upper)
 {
+    if (bounce && (list || npos > 1 || (npos == 1 && strcmp(pos[0], "-")) || context))
+        return bad_input("--bounce reads a bounce message on standard input and takes no code, "
+                         "--list or --command");
     /* "explain RCPT 454 4.7.1 ...": a leading command name (a reply or code
      * always starts with a digit) is the command the reply answers. */
     if (!context && npos >= 1 && known_context(pos[0]) >= 0) {
@@ -452,7 +470,7 @@ static int run(char **pos, int npos, int json, int list, const char *context, ch
             return 2;
         }
         const char *why = NULL;
-        text = read_stdin(&len, &why);
+        text = read_stdin(&len, &why, bounce ? SK_BOUNCE_MAX_INPUT : MAX_INPUT, bounce);
         if (!text)
             return bad_input("standard input: %s", why);
         if (memchr(text, '\0', len)) {
@@ -489,8 +507,11 @@ static int run(char **pos, int npos, int json, int list, const char *context, ch
     sk_reply reply;
     memset(&reply, 0, sizeof reply);
 
-    int rc = classify(&x, text, len, from_stdin, &reply);
-    if (rc == 0) {
+    int rc =
+        bounce ? sk_explain_bounce(text, len, json) : classify(&x, text, len, from_stdin, &reply);
+    if (rc == 0 && !bounce && sk_explain_known_fill(&x) < 0)
+        rc = bad_input("out of memory");
+    if (rc == 0 && !bounce) {
         if (json)
             sk_explain_print_json(stdout, &x);
         else

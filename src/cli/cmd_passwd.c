@@ -1,7 +1,8 @@
 /*
- * cmd_passwd.c - `smtpkit passwd`: make a crypt(3) hash (yescrypt or
- * SHA-512-crypt) for the AUTH password file (Dovecot passwd-file format,
- * see server/passwd.h). The password is read twice from the terminal
+ * cmd_passwd.c - `smtpkit passwd`: make a password hash (yescrypt,
+ * SHA-512-crypt or Argon2id) for the AUTH password file, as a whole
+ * Dovecot passwd-file line (server/passwd.h) that serves as Dovecot's
+ * passdb and userdb too. The password is read twice from the terminal
  * without echo, or once from standard input with --stdin; it is never put
  * on the command line, where other users could see it.
  */
@@ -21,17 +22,23 @@
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: smtpkit passwd [--scheme yescrypt|sha512-crypt] [--cost N] [--stdin] "
+            "usage: smtpkit passwd [--scheme yescrypt|sha512-crypt|argon2id] [--cost N] "
+            "[--stdin]\n"
+            "                      [--uid UID] [--gid GID] [--home DIR] [--extra K=V]... "
             "[USER]\n"
             "\n"
             "Reads a password (twice, without echo, from the terminal; or one line from\n"
-            "standard input with --stdin) and prints its hash: `USER:HASH` when USER is\n"
-            "given, ready to append to the password file, else just HASH.\n"
+            "standard input with --stdin) and prints its hash. With USER, a whole Dovecot\n"
+            "passwd-file line, USER:{SCHEME}HASH:UID:GID::HOME::EXTRA, ready to append to\n"
+            "the file smtpkit (passwd_file) and Dovecot (passdb and userdb) both read;\n"
+            "else just HASH.\n"
             "\n"
-            "  --scheme S  yescrypt (default) or sha512-crypt\n"
-            "  --cost N    yescrypt cost 1-11 (default 5), or SHA-512-crypt rounds\n"
-            "              1000-999999999 (default %lu)\n"
-            "  --stdin     read the password from standard input\n",
+            "  --scheme S  yescrypt (default), sha512-crypt or argon2id\n"
+            "  --cost N    yescrypt cost 1-11 (default 5), SHA-512-crypt rounds\n"
+            "              1000-999999999 (default %lu), or Argon2id passes 1-100 (default 3)\n"
+            "  --stdin     read the password from standard input\n"
+            "  --uid UID   --gid GID   --home DIR   userdb fields for Dovecot (virtual users)\n"
+            "  --extra K=V an extra field such as userdb_quota_rule=*:storage=1G (repeatable)\n",
             SK_PASSWD_SHA512_ROUNDS_DEFAULT);
 }
 
@@ -132,25 +139,57 @@ static int valid_user(const char *u)
     return 1;
 }
 
+static int all_digits(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 10)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (s[i] < '0' || s[i] > '9')
+            return 0;
+    return 1;
+}
+
+/* A field of a passwd-file line: no control characters; no ':' before the
+ * last field (the separator); no space in an extra field (spaces separate
+ * them there, and ':' may appear, as in userdb_quota_rule=*:storage=1G). */
+static int valid_field(const char *s, int extra_field)
+{
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c < 0x20 || c == 0x7f || (!extra_field && c == ':') || (extra_field && c == ' '))
+            return 0;
+    }
+    return 1;
+}
+
 int sk_cmd_passwd(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"scheme", required_argument, NULL, 's'},
         {"cost", required_argument, NULL, 'c'},
         {"stdin", no_argument, NULL, 'i'},
+        {"uid", required_argument, NULL, 'U'},
+        {"gid", required_argument, NULL, 'G'},
+        {"home", required_argument, NULL, 'H'},
+        {"extra", required_argument, NULL, 'E'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     sk_passwd_scheme scheme = SK_PASSWD_YESCRYPT;
     unsigned long cost = 0;
     int from_stdin = 0;
+    const char *uid = "", *gid = "", *home = "";
+    char extra[1024] = "";
+    size_t extra_len = 0;
     int o;
     optind = 1;
     while ((o = getopt_long(argc, argv, "s:c:ih", opts, NULL)) != -1) {
         switch (o) {
         case 's':
             if (sk_passwd_scheme_parse(optarg, &scheme) < 0) {
-                fprintf(stderr, "smtpkit passwd: unknown scheme '%s' (yescrypt, sha512-crypt)\n",
+                fprintf(stderr,
+                        "smtpkit passwd: unknown scheme '%s' (yescrypt, sha512-crypt, argon2id)\n",
                         optarg);
                 return 2;
             }
@@ -168,6 +207,38 @@ int sk_cmd_passwd(int argc, char **argv)
         case 'i':
             from_stdin = 1;
             break;
+        case 'U':
+        case 'G':
+            if (!all_digits(optarg)) {
+                fprintf(stderr, "smtpkit passwd: --%s needs a number, not '%s'\n",
+                        o == 'U' ? "uid" : "gid", optarg);
+                return 2;
+            }
+            *(o == 'U' ? &uid : &gid) = optarg;
+            break;
+        case 'H':
+            if (optarg[0] != '/' || !valid_field(optarg, 0)) {
+                fprintf(stderr, "smtpkit passwd: --home must be an absolute path without ':' or "
+                                "control characters\n");
+                return 2;
+            }
+            home = optarg;
+            break;
+        case 'E': {
+            const char *eq = strchr(optarg, '=');
+            size_t l = strlen(optarg);
+            if (!eq || eq == optarg || !valid_field(optarg, 1) ||
+                extra_len + l + 2 > sizeof extra) {
+                fprintf(stderr, "smtpkit passwd: --extra needs KEY=VALUE without spaces or control "
+                                "characters\n");
+                return 2;
+            }
+            if (extra_len)
+                extra[extra_len++] = ' ';
+            memcpy(extra + extra_len, optarg, l + 1);
+            extra_len += l;
+            break;
+        }
         case 'h':
             usage(stdout);
             return 0;
@@ -249,9 +320,13 @@ int sk_cmd_passwd(int argc, char **argv)
         goto out;
     }
     if (user)
-        printf("%s:%s\n", user, hash);
+        /* user:password:uid:gid:gecos:home:shell:extra_fields */
+        printf("%s:%s%s:%s:%s::%s::%s\n", user, sk_passwd_scheme_prefix(scheme), hash, uid, gid,
+               home, extra);
     else
-        printf("%s\n", hash);
+        /* An Argon2 string is recognised only by its prefix (crypt(3) does
+         * not know it), so it keeps it; crypt(3) strings stand alone. */
+        printf("%s%s\n", scheme == SK_PASSWD_ARGON2ID ? sk_passwd_scheme_prefix(scheme) : "", hash);
     rc = fflush(stdout) == 0 ? 0 : 1;
 out:
     explicit_bzero(pw1, sizeof pw1);

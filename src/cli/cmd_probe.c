@@ -3,6 +3,8 @@
  * response" check. Connects, shows the greeting explained from the reply
  * registry; with --advanced the whole dialogue (EHLO capabilities, STARTTLS
  * and the certificate, an optional MAIL/RCPT test that never sends DATA).
+ * LMTP servers (RFC 2033) get LHLO instead of EHLO: with --lmtp, on port
+ * 24, or at a Unix socket (unix:/path).
  * A domain is resolved to its MX hosts first (RFC 5321 5.1, RFC 7505).
  * Output for people, or JSON (--json); the exit status says what happened.
  */
@@ -10,20 +12,24 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "cli/commands.h"
+#include "cli/known_hint.h"
 #include "cli/probe.h"
 #include "smtpkit/client.h"
 #include "smtpkit/mx.h"
 #include "smtpkit/registry.h"
 
 static const char *usage_text =
-    "usage: smtpkit probe [OPTIONS] HOST[:PORT] | DOMAIN\n"
+    "usage: smtpkit probe [OPTIONS] HOST[:PORT] | DOMAIN | unix:/PATH\n"
     "\n"
     "Connects to an SMTP server and explains what it answers. A DOMAIN (no\n"
     "port, not an IP address) is looked up in DNS and its MX hosts are probed\n"
     "in order of preference (the first that answers, or all with --all).\n"
+    "An LMTP server (RFC 2033: Dovecot's delivery service) is spoken to with\n"
+    "LHLO instead of EHLO: with --lmtp, on port 24, or at unix:/PATH (a socket).\n"
     "\n"
     "  -a, --advanced       show the whole dialogue: EHLO capabilities, STARTTLS\n"
     "                       and the certificate, the MAIL/RCPT test\n"
@@ -36,6 +42,7 @@ static const char *usage_text =
     "      --cafile FILE    trust the CA certificates in FILE too\n"
     "  -t, --timeout SECS   limit for each step (default 10)\n"
     "      --helo NAME      name to send in EHLO/HELO (default: this host's name)\n"
+    "      --lmtp           speak LMTP: LHLO instead of EHLO (default port 24)\n"
     "      --from ADDR      MAIL FROM for a MAIL/RCPT test (never sends DATA)\n"
     "      --rcpt ADDR      RCPT TO for the test (repeatable; implies --advanced)\n"
     "      --mx             treat the target as a domain even if it looks like a host\n"
@@ -115,6 +122,9 @@ static void print_explanation(const sk_reply *r, const char *cmd, const char *in
     print_notes(r, cmd, &ex, "", label);
     if (ex.rfc)
         printf("%s  see:    %s\n", indent, ex.rfc);
+    char known_indent[32]; /* known replies (known_hint.c) */
+    snprintf(known_indent, sizeof known_indent, "%s  ", indent);
+    sk_known_hint(stdout, known_indent, cmd, r);
 }
 
 /* One line under a reply in the --advanced dialogue. */
@@ -133,6 +143,7 @@ static void print_brief_explanation(const sk_reply *r, const char *cmd)
         printf("%16s   status: %s%s%s\n", "", ex.status, ex.status_note ? " - " : "",
                ex.status_note ? ex.status_note : "");
     print_notes(r, cmd, &ex, "                   ", "note:");
+    sk_known_hint(stdout, "                   ", cmd, r); /* known replies (known_hint.c) */
 }
 
 static void print_caps(const sk_caps *caps)
@@ -161,6 +172,8 @@ typedef struct hook_arg {
 static void on_reply(const sk_reply *r, const char *cmd, void *arg)
 {
     hook_arg *a = arg;
+    if (!strcmp(cmd, "LHLO"))
+        cmd = "EHLO"; /* LMTP's EHLO (RFC 2033 4.1): the same replies */
     host_result *h = a->h;
     if (a->o->advanced && !a->o->json)
         print_brief_explanation(r, cmd);
@@ -241,7 +254,7 @@ static void dialogue(const probe_opts *o, host_result *h)
         return;
     }
     for (int round = 0; round < 2; round++) {
-        if (sk_client_ehlo(c, o->helo, &r) < 0) {
+        if ((o->lmtp ? sk_client_lhlo(c, o->helo, &r) : sk_client_ehlo(c, o->helo, &r)) < 0) {
             fail_from_client(o, h);
             return;
         }
@@ -252,14 +265,17 @@ static void dialogue(const probe_opts *o, host_result *h)
         if (code != 250) {
             h->exit = SK_EXIT_REFUSED;
             snprintf(h->error, sizeof h->error, "%s refused our %s: %s", sk_client_peer(c),
-                     caps->esmtp ? "EHLO" : "HELO", one);
+                     o->lmtp       ? "LHLO"
+                     : caps->esmtp ? "EHLO"
+                                   : "HELO",
+                     one);
             sk_client_quit(c);
             h->quit_sent = 1;
             return;
         }
         h->esmtp = caps->esmtp;
         if (!o->json) {
-            if (caps->esmtp)
+            if (caps->esmtp || o->lmtp)
                 print_caps(caps);
             else
                 printf("%16s   the server does not speak ESMTP (no EHLO): no extensions\n", "");
@@ -403,7 +419,8 @@ int sk_cmd_probe(int argc, char **argv)
         O_DNS,
         O_JSON,
         O_CA,
-        O_VERIFY
+        O_VERIFY,
+        O_LMTP
     };
     static const struct option lo[] = {
         {"advanced", no_argument, 0, 'a'},
@@ -413,6 +430,7 @@ int sk_cmd_probe(int argc, char **argv)
         {"insecure", no_argument, 0, 'k'},
         {"timeout", required_argument, 0, 't'},
         {"helo", required_argument, 0, O_HELO},
+        {"lmtp", no_argument, 0, O_LMTP},
         {"from", required_argument, 0, O_FROM},
         {"rcpt", required_argument, 0, O_RCPT},
         {"mx", no_argument, 0, O_MX},
@@ -473,6 +491,9 @@ int sk_cmd_probe(int argc, char **argv)
         case O_HELO:
             o.helo = optarg;
             break;
+        case O_LMTP:
+            o.lmtp = 1;
+            break;
         case O_FROM:
             o.from = optarg;
             o.advanced = 1;
@@ -525,13 +546,37 @@ int sk_cmd_probe(int argc, char **argv)
     const char *target = argv[optind];
     char host[256];
     int tport;
-    if (sk_target_parse(target, host, sizeof host, &tport) < 0) {
+    /* unix:/path: an LMTP server's socket (Dovecot's /run/dovecot/lmtp) */
+    sk_addr unix_addr;
+    int is_unix = !strncmp(target, "unix:", 5);
+    if (is_unix) {
+        struct sockaddr_un *su = (struct sockaddr_un *)&unix_addr.ss;
+        memset(&unix_addr, 0, sizeof unix_addr);
+        const char *path = target + 5;
+        if (path[0] != '/' || strlen(path) >= sizeof su->sun_path || strlen(path) >= sizeof host ||
+            o.tls) {
+            fprintf(stderr,
+                    "smtpkit probe: bad target '%s' (unix: needs an absolute socket path; "
+                    "no --tls)\n",
+                    target);
+            return SK_EXIT_USAGE;
+        }
+        su->sun_family = AF_UNIX;
+        memcpy(su->sun_path, path, strlen(path) + 1);
+        unix_addr.len = (socklen_t)sizeof *su;
+        snprintf(unix_addr.text, sizeof unix_addr.text, "unix");
+        snprintf(host, sizeof host, "%s", path);
+        o.lmtp = 1;
+        tport = 0;
+    } else if (sk_target_parse(target, host, sizeof host, &tport) < 0) {
         fprintf(stderr, "smtpkit probe: bad target '%s' (expected HOST[:PORT] or DOMAIN)\n",
                 target);
         return SK_EXIT_USAGE;
     }
-    int port = tport > 0 ? tport : o.port > 0 ? o.port : o.tls ? 465 : 25;
-    int mx_mode = o.force_mx || (tport < 0 && !sk_is_ip_literal(host));
+    int port = tport > 0 ? tport : o.port > 0 ? o.port : o.tls ? 465 : o.lmtp ? 24 : 25;
+    if (port == 24)
+        o.lmtp = 1; /* the LMTP port (RFC 2033 5) */
+    int mx_mode = !is_unix && (o.force_mx || (tport < 0 && !sk_is_ip_literal(host)));
     if (o.force_mx && sk_is_ip_literal(host)) {
         fprintf(stderr, "smtpkit probe: --mx needs a domain, not an IP address\n");
         return SK_EXIT_USAGE;
@@ -546,6 +591,7 @@ int sk_cmd_probe(int argc, char **argv)
         sk_json_kv_string(&j, "target", target);
         sk_json_kv_string(&j, "mode", mx_mode ? "mx" : "host");
         sk_json_kv_bool(&j, "advanced", o.advanced);
+        sk_json_kv_bool(&j, "lmtp", o.lmtp);
     }
 
     int exit_status = SK_EXIT_OK;
@@ -643,15 +689,23 @@ int sk_cmd_probe(int argc, char **argv)
         sk_addr addrs[SK_ADDRS_MAX];
         size_t na = 0;
         sk_dns_status st;
-        if (res)
+        if (is_unix) {
+            addrs[0] = unix_addr;
+            na = 1;
+            st = SK_DNS_OK;
+        } else if (res)
             st = sk_host_resolve(res, h->name, port, addrs, SK_ADDRS_MAX, &na);
         else
             st = sk_system_resolve(h->name, port, addrs, SK_ADDRS_MAX, &na);
         if (st != SK_DNS_OK && res && !o.dns_server && mx.implicit)
             st = sk_system_resolve(h->name, port, addrs, SK_ADDRS_MAX, &na);
-        if (!o.json)
-            printf("%sProbing %s port %d%s\n", i || mx_mode ? "\n" : "", h->name, port,
-                   o.tls ? " (implicit TLS)" : "");
+        if (!o.json) {
+            if (is_unix)
+                printf("Probing the socket %s (LMTP)\n", h->name);
+            else
+                printf("%sProbing %s port %d%s%s\n", i || mx_mode ? "\n" : "", h->name, port,
+                       o.tls ? " (implicit TLS)" : "", o.lmtp ? " (LMTP)" : "");
+        }
         if (st != SK_DNS_OK || na == 0) {
             h->exit = SK_EXIT_DNS;
             snprintf(h->error, sizeof h->error, "could not resolve %s: %s", h->name,
@@ -678,8 +732,8 @@ int sk_cmd_probe(int argc, char **argv)
             }
             probe_cert_print(&o, h);
             if (h->exit == SK_EXIT_OK)
-                printf("%s: %s answers as an SMTP server%s%s.\n", "OK",
-                       h->addr[0] ? sk_client_peer(h->c) : h->name,
+                printf("%s: %s answers as an %s server%s%s.\n", "OK",
+                       h->addr[0] ? sk_client_peer(h->c) : h->name, o.lmtp ? "LMTP" : "SMTP",
                        h->did_txn ? " and accepted the test addresses" : "",
                        probe_cert_problem(h) ? " (over TLS with a certificate that cannot be "
                                                "verified)"

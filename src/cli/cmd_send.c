@@ -17,6 +17,7 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include "cli/known_hint.h"
 #include "cli/commands.h"
 #include "smtpkit/client.h"
 #include "smtpkit/mx.h"
@@ -361,12 +362,15 @@ static int session(const send_opts *o, sk_client *c, const char *password, char 
     printf("  MAIL FROM:<%s>  %s\n", from_addr, t.mail_text);
     if (t.mail_code < 200 || t.mail_code >= 300) {
         explain_refusal(t.mail_code, "the sender was refused", "MAIL");
+        sk_known_hint_line(stdout, "    ", "MAIL", t.mail_text); /* known_hint.c */
         snprintf(err, errlen, "the server refused the sender: %s", t.mail_text);
         return class_exit(t.mail_code);
     }
     for (size_t i = 0; i < nr; i++) {
         int rcode = results[i].code;
         printf("  RCPT TO:<%s>  %s\n", rcpts[i], rcode ? results[i].text : "(no reply)");
+        if (rcode >= 400)
+            sk_known_hint_line(stdout, "    ", "RCPT", results[i].text); /* known_hint.c */
         if (rcode >= 500)
             permanent++;
         else if (rcode >= 400 || rcode == 0)
@@ -381,10 +385,9 @@ static int session(const send_opts *o, sk_client *c, const char *password, char 
                nr == 1 ? "" : "s", t.final_text);
     } else {
         printf("Message refused: %s\n", t.final_text[0] ? t.final_text : "(no reply)");
-        explain_refusal(t.final_code, "the message was refused",
-                        t.use_bdat           ? "BDAT"
-                        : t.data_code == 354 ? "DATA-END"
-                                             : "DATA");
+        const char *final_cmd = t.use_bdat ? "BDAT" : t.data_code == 354 ? "DATA-END" : "DATA";
+        explain_refusal(t.final_code, "the message was refused", final_cmd);
+        sk_known_hint_line(stdout, "    ", final_cmd, t.final_text); /* known_hint.c */
         snprintf(err, errlen, "the server refused the message: %s", t.final_text);
         return t.final_code ? class_exit(t.final_code) : SK_EXIT_PROTOCOL;
     }

@@ -33,7 +33,7 @@ static void usage(FILE *f)
                "\n"
                "Signals: TERM/INT stop gracefully (421 to idle sessions, messages in\n"
                "progress finish); HUP reloads domains, mailboxes and aliases, the TLS\n"
-               "certificate and the password file.\n"
+               "certificate and the password file; USR1 reopens a log file.\n"
                "See smtpkit-serve(1) and smtpkit.conf(5).\n");
 }
 
@@ -84,7 +84,25 @@ static int check_tls_auth(const sk_config *cfg, const sk_runas *r)
             return 1;
         }
         printf("AUTH: %zu account(s) in %s\n", sk_passwd_count(pw), cfg->passwd_file);
+        for (size_t i = 0; i < sk_passwd_warning_count(pw); i++)
+            fprintf(stderr, "smtpkit serve: warning: %s\n", sk_passwd_warning(pw, i));
+        if (sk_passwd_warnings_dropped(pw))
+            fprintf(stderr, "smtpkit serve: warning: %s: %zu more warning(s)\n", cfg->passwd_file,
+                    sk_passwd_warnings_dropped(pw));
         sk_passwd_free(pw);
+    }
+    if (cfg->dovecot_auth) {
+        /* Dovecot may start after smtpkit: a missing socket is a warning. */
+        struct stat st;
+        if (stat(cfg->dovecot_auth, &st) != 0)
+            fprintf(stderr,
+                    "smtpkit serve: warning: dovecot_auth %s: %s (AUTH answers 454 until "
+                    "Dovecot listens there)\n",
+                    cfg->dovecot_auth, strerror(errno));
+        else if (!S_ISSOCK(st.st_mode))
+            fprintf(stderr, "smtpkit serve: warning: dovecot_auth %s is not a socket\n",
+                    cfg->dovecot_auth);
+        printf("AUTH: checked by Dovecot at %s\n", cfg->dovecot_auth);
     }
     if (sk_server_security_check_files(cfg, r, !will_generate, err, sizeof err) != 0) {
         fprintf(stderr, "smtpkit serve: %s: %s\n", cfg->path, err);

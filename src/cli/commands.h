@@ -12,5 +12,8 @@ int sk_cmd_probe(int argc, char **argv);
 int sk_cmd_send(int argc, char **argv);
 int sk_cmd_bench(int argc, char **argv);
 int sk_cmd_passwd(int argc, char **argv);
+int sk_cmd_audit(int argc, char **argv);
+int sk_cmd_web(int argc, char **argv);
+int sk_cmd_queue(int argc, char **argv);
 
 #endif

@@ -7,6 +7,7 @@
 
 #include <stdio.h>
 
+#include "smtpkit/known_reply.h"
 #include "smtpkit/registry.h"
 #include "smtpkit/reply.h"
 
@@ -34,9 +35,23 @@ typedef struct sk_explanation {
     sk_reply_meaning picked;   /* for (code, command, enhanced code) */
     char notes[SK_EXPLAIN_MAX_NOTES][256];
     size_t nnotes;
+    sk_known_match known; /* the known-replies row, filled by sk_explain_known_fill */
 } sk_explanation;
 
 void sk_explain_print_text(FILE *f, const sk_explanation *x);
+/* `label` then `text` wrapped at 78 columns, as every block of the text output. */
+void sk_explain_field(FILE *f, const char *label, const char *text);
+
+/* Known replies (explain_known.c): match x's command, codes and text
+ * against the table of real-world replies; print what was found. */
+int sk_explain_known_fill(sk_explanation *x);
+void sk_explain_known_text(FILE *f, const sk_known_match *m);
+void sk_explain_known_json(FILE *f, const sk_known_match *m);
+struct sk_json;
+void sk_explain_known_object(struct sk_json *j, const sk_known_match *m);
+
+/* `smtpkit explain --bounce`: every reply in a pasted bounce (explain_bounce.c). */
+int sk_explain_bounce(const char *text, size_t len, int json);
 void sk_explain_print_json(FILE *f, const sk_explanation *x);
 void sk_explain_list_text(FILE *f);
 void sk_explain_list_json(FILE *f);

@@ -257,6 +257,8 @@ void sk_explain_print_json(FILE *f, const sk_explanation *x)
         picked_object(f, x);
     else
         fputs("null", f);
+    jkey(f, &first, "known");
+    sk_explain_known_json(f, &x->known);
     jkey(f, &first, "notes");
     fputc('[', f);
     for (size_t i = 0; i < x->nnotes; i++) {

@@ -91,6 +91,11 @@ static void field(FILE *f, const char *label, const char *text)
     fputc('\n', f);
 }
 
+void sk_explain_field(FILE *f, const char *label, const char *text)
+{
+    field(f, label, text);
+}
+
 /* "CONNECT (greeting), DATA-END (after the final dot), any command" */
 static void commands_text(const char *list, char *out, size_t outsz)
 {
@@ -283,6 +288,8 @@ void sk_explain_print_text(FILE *f, const sk_explanation *x)
             fputc('\n', f);
         }
         fputc('\n', f);
+        sk_explain_known_text(f, &x->known);
+        fputc('\n', f);
     }
     if (x->kind != SK_EXPLAIN_ENHANCED) {
         print_digits(f, x->code);
@@ -309,6 +316,10 @@ void sk_explain_print_text(FILE *f, const sk_explanation *x)
         if (x->kind != SK_EXPLAIN_ENHANCED)
             fputc('\n', f);
         print_enhanced(f, &x->enhanced, x->enhanced_text);
+    }
+    if (x->kind != SK_EXPLAIN_REPLY) {
+        fputc('\n', f);
+        sk_explain_known_text(f, &x->known);
     }
     if (x->nnotes)
         fputc('\n', f);

@@ -15,8 +15,11 @@ static const struct {
     {"explain", sk_cmd_explain, "explain a reply code, enhanced code or pasted reply"},
     {"probe", sk_cmd_probe, "check a server or domain and explain its replies"},
     {"send", sk_cmd_send, "send a test message"},
+    {"audit", sk_cmd_audit, "check a server's replies against the RFCs (conformance report)"},
+    {"web", sk_cmd_web, "the online SMTP checker as a local web page"},
     {"bench", sk_cmd_bench, "load-test a server: concurrent sessions, msgs/s, latency"},
     {"passwd", sk_cmd_passwd, "make a password hash for the AUTH password file"},
+    {"queue", sk_cmd_queue, "list, show, flush, hold, release, delete, bounce queued mail"},
 };
 
 static void usage(FILE *f)

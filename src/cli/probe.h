@@ -19,6 +19,7 @@
 
 typedef struct probe_opts {
     int advanced, json, tls, no_starttls, all, force_mx;
+    int lmtp;     /* LHLO instead of EHLO (RFC 2033): --lmtp, port 24, unix: */
     int verify;   /* a certificate that cannot be verified ends the dialogue (exit 4) */
     int insecure; /* ... is still reported but leaves the exit status alone */
     int timeout_ms;

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cli/known_hint.h"
 #include "cli/probe.h"
 #include "smtpkit/registry.h"
 
@@ -43,6 +44,7 @@ static void json_reply(sk_json *j, const reply_rec *rr)
     sk_json_kv_string(j, "rfc", ex.rfc);
     sk_json_kv_string(j, "meaning_source", ex.source);
     sk_json_kv_bool(j, "unexpected_for_command", ex.unexpected);
+    sk_known_hint_json(j, rr->cmd, &rr->r); /* known replies (known_hint.c) */
     sk_json_key(j, "meanings_elsewhere");
     sk_json_begin_array(j);
     for (size_t i = 0; i < ex.picked.nelsewhere; i++) {

@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/un.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -165,6 +166,9 @@ static void format_peer(const struct sockaddr *sa, char *out, size_t n)
         inet_ntop(AF_INET6, &s6->sin6_addr, ip, sizeof ip);
         port = ntohs(s6->sin6_port);
         snprintf(out, n, "[%s]:%d", ip, port);
+    } else if (sa->sa_family == AF_UNIX) {
+        const struct sockaddr_un *su = (const struct sockaddr_un *)sa;
+        snprintf(out, n, "unix:%.*s", (int)sizeof su->sun_path, su->sun_path);
     } else {
         snprintf(out, n, "?");
     }

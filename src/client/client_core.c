@@ -15,7 +15,8 @@
  * again); RFC 4954 and RFC 4616 (AUTH PLAIN with an initial response,
  * AUTH LOGIN, "*" to cancel); RFC 1870 (SIZE= and the local size check);
  * RFC 6152 (BODY=8BITMIME); RFC 6531 (SMTPUTF8); RFC 3461 4 (RET, ENVID,
- * NOTIFY, ORCPT, xtext, only when DSN is offered).
+ * NOTIFY, ORCPT, xtext, only when DSN is offered); RFC 2033 (LMTP: LHLO,
+ * one reply per accepted recipient after the data, 4.2).
  *
  * Every reply goes through sk_reply_parse (bounded, validating: the
  * OpenSMTPD CVE-2020-8794 "line + 4" class cannot happen here), from an
@@ -77,8 +78,10 @@ typedef struct txn {
     int mail_replied, mail_ok;
     size_t rcpt_next; /* non-pipelined: next RCPT to send */
     size_t rcpt_replies, accepted;
-    int any_temp; /* some RCPT got a temporary refusal */
-    int decided;  /* the outcome is known (status, reply, phase below) */
+    int any_temp;        /* some RCPT got a temporary refusal */
+    size_t *acc;         /* LMTP: the accepted recipients, in RCPT order */
+    size_t lmtp_replies; /* LMTP: replies after the data so far */
+    int decided;         /* the outcome is known (status, reply, phase below) */
     sk_cc_msg_status status;
     sk_cc_phase phase;
     int has_reply;
@@ -284,6 +287,7 @@ static void close_now(sk_client_core *c)
  * reply.nlines entries are ever read). */
 static void txn_reset(sk_client_core *c)
 {
+    free(c->t.acc);
     if (c->t.has_reply)
         reply_release(&c->t.reply);
     memset(&c->t, 0, offsetof(txn, reply));
@@ -408,7 +412,7 @@ static void send_quit(sk_client_core *c)
 
 static void send_ehlo(sk_client_core *c)
 {
-    sendf(c, SK_CC_PHASE_EHLO, 0, 0, "EHLO %s", c->helo);
+    sendf(c, SK_CC_PHASE_EHLO, 0, 0, "%s %s", c->cfg.lmtp ? "LHLO" : "EHLO", c->helo);
 }
 
 /* ---- the session before mail ------------------------------------------- */
@@ -476,7 +480,7 @@ static void start_auth(sk_client_core *c)
 static void after_hello(sk_client_core *c)
 {
     c->pipelining = c->caps.pipelining && !c->cfg.no_pipelining;
-    c->chunking = c->caps.chunking && !c->cfg.no_chunking;
+    c->chunking = c->caps.chunking && !c->cfg.no_chunking && !c->cfg.lmtp;
     if (!c->tls && !c->starttls_done && c->cfg.tls != SK_CC_TLS_OFF) {
         if (c->caps.starttls) {
             sendf(c, SK_CC_PHASE_STARTTLS, 0, 0, "STARTTLS");
@@ -520,13 +524,14 @@ static void on_ehlo(sk_client_core *c, const sk_reply *r)
         after_hello(c);
         return;
     }
-    if (r->code >= 500 && r->code < 600) {
+    if (r->code >= 500 && r->code < 600 && !c->cfg.lmtp) {
         /* RFC 5321 4.1.4: a server that does not know EHLO gets HELO */
         sendf(c, SK_CC_PHASE_HELO, 0, 0, "HELO %s", c->helo);
         return;
     }
     oneline(r, line, sizeof line);
-    fail_quit(c, SK_CC_PHASE_EHLO, r, SK_CLIENT_ERR_REFUSED, "EHLO refused: %s", line);
+    fail_quit(c, SK_CC_PHASE_EHLO, r, SK_CLIENT_ERR_REFUSED, "%s refused: %s",
+              c->cfg.lmtp ? "LHLO" : "EHLO", line);
 }
 
 static void on_helo(sk_client_core *c, const sk_reply *r)
@@ -757,6 +762,10 @@ int sk_client_core_submit(sk_client_core *c, const sk_cc_message *m)
     }
 
     txn_reset(c);
+    if (c->cfg.lmtp && !(c->t.acc = calloc(m->nrcpts, sizeof *c->t.acc))) {
+        fail_close(c, SK_CC_PHASE_MAIL, NULL, SK_CLIENT_ERR_NOMEM, "out of memory");
+        return 0;
+    }
     c->t.m = m;
     c->t.active = 1;
     c->t.at_line_start = 1;
@@ -888,6 +897,8 @@ static void on_rcpt(sk_client_core *c, const sk_reply *r, size_t idx)
     t->rcpt_replies++;
     if (t->mail_ok) {
         sk_cc_verdict v = sk_cc_verdict_of(SK_CC_PHASE_RCPT, r->code);
+        if (v == SK_CC_OK && t->acc)
+            t->acc[t->accepted] = idx; /* LMTP: who answers after the data */
         if (v == SK_CC_OK)
             t->accepted++;
         else if (v == SK_CC_TEMP)
@@ -914,6 +925,12 @@ static void on_data(sk_client_core *c, const sk_reply *r)
             want_body(c);
             return;
         }
+        if (c->cfg.lmtp) {
+            /* RFC 2033 4.2: DATA without a recipient must fail with 503 */
+            fail_close(c, SK_CC_PHASE_DATA, r, SK_CLIENT_ERR_PROTOCOL,
+                       "the LMTP server took DATA without a recipient");
+            return;
+        }
         /* RFC 2920 3.1: DATA went out with the batch, but nobody is left
          * to receive the message: end it empty so nothing is delivered. */
         sendf(c, SK_CC_PHASE_DATA_END, 0, PEND_DISCARD, ".");
@@ -924,8 +941,30 @@ static void on_data(sk_client_core *c, const sk_reply *r)
     finish(c);
 }
 
-static void on_data_end(sk_client_core *c, const sk_reply *r, unsigned flags)
+/* LMTP (RFC 2033 4.2): one reply per accepted recipient, in RCPT order. */
+static void on_lmtp_reply(sk_client_core *c, const sk_reply *r, size_t idx)
 {
+    txn *t = &c->t;
+    sk_cc_verdict v = sk_cc_verdict_of(SK_CC_PHASE_DATA_END, r->code);
+    qevent *q = push_event(c, SK_CC_EV_RCPT, SK_CC_PHASE_DATA_END, r, NULL);
+    if (q) {
+        q->ev.rcpt = idx;
+        q->ev.verdict = v;
+    }
+    if (v != SK_CC_OK)
+        set_decided(c, SK_CC_MSG_REFUSED, SK_CC_PHASE_DATA_END, r);
+    if (++t->lmtp_replies < t->accepted)
+        return; /* more to come */
+    set_decided(c, SK_CC_MSG_SENT, SK_CC_PHASE_DATA_END, r);
+    finish(c);
+}
+
+static void on_data_end(sk_client_core *c, const sk_reply *r, unsigned flags, size_t idx)
+{
+    if (c->cfg.lmtp && !(flags & PEND_DISCARD)) {
+        on_lmtp_reply(c, r, idx);
+        return;
+    }
     if (!(flags & PEND_DISCARD)) {
         if (is2xx(r->code))
             set_decided(c, SK_CC_MSG_SENT, SK_CC_PHASE_DATA_END, r);
@@ -1026,9 +1065,14 @@ int sk_client_core_body(sk_client_core *c, const char *p, size_t n, int last)
         }
         c->wants &= ~SK_CC_WANT_BODY;
         t->body_last = 1;
-        /* the end-of-data line goes out with the text: 4.1.1.4 */
-        if (sk_buf_append(&c->out, ".\r\n", 3) < 0 || push_pend(c, SK_CC_PHASE_DATA_END, 0, 0) < 0)
+        /* the end-of-data line goes out with the text: 4.1.1.4; LMTP
+         * answers it once per accepted recipient (RFC 2033 4.2) */
+        if (sk_buf_append(&c->out, ".\r\n", 3) < 0)
             goto nomem;
+        size_t replies = c->cfg.lmtp ? t->accepted : 1;
+        for (size_t k = 0; k < replies; k++)
+            if (push_pend(c, SK_CC_PHASE_DATA_END, c->cfg.lmtp ? t->acc[k] : 0, 0) < 0)
+                goto nomem;
         if (c->cfg.report_commands)
             push_event(c, SK_CC_EV_SENT, SK_CC_PHASE_DATA_END, NULL, ".");
         return 0;
@@ -1136,7 +1180,7 @@ static void handle_reply(sk_client_core *c, const sk_reply *r)
         on_data(c, r);
         break;
     case SK_CC_PHASE_DATA_END:
-        on_data_end(c, r, p.flags);
+        on_data_end(c, r, p.flags, p.idx);
         break;
     case SK_CC_PHASE_BDAT:
         on_bdat(c, r, p.flags);
@@ -1340,7 +1384,7 @@ sk_client_core *sk_client_core_new(const sk_client_core_config *cfg)
         c->starttls_done = 1;
         c->auth = AUTH_DONE;
         c->pipelining = c->caps.pipelining && !cfg->no_pipelining;
-        c->chunking = c->caps.chunking && !cfg->no_chunking;
+        c->chunking = c->caps.chunking && !cfg->no_chunking && !cfg->lmtp;
         c->cfg.after_ehlo = NULL;
         go_idle(c);
         if (c->eq_n == 0) { /* no memory for the READY event */

@@ -1,7 +1,7 @@
 /*
  * dialogue.c - the SMTP client's side of the dialogue: greeting, EHLO with
- * HELO fallback (RFC 5321 4.1.1.1, 3.2), STARTTLS (RFC 3207), implicit TLS
- * (RFC 8314), AUTH PLAIN/LOGIN (RFC 4954, RFC 4616), QUIT (4.1.1.10).
+ * HELO fallback (RFC 5321 4.1.1.1, 3.2), LHLO (LMTP, RFC 2033 4.1), STARTTLS (RFC 3207), implicit
+ * TLS (RFC 8314), AUTH PLAIN/LOGIN (RFC 4954, RFC 4616), QUIT (4.1.1.10).
  */
 #include "client/client_int.h"
 
@@ -47,6 +47,18 @@ int sk_client_ehlo(sk_client *c, const char *name, sk_reply *r)
     sk_reply_free(r);
     snprintf(line, sizeof line, "HELO %s", name);
     return sk_client_command(c, line, r);
+}
+
+int sk_client_lhlo(sk_client *c, const char *name, sk_reply *r)
+{
+    char line[600];
+    snprintf(line, sizeof line, "LHLO %s", name);
+    sk_caps_clear(&c->caps);
+    if (sk_client_command(c, line, r) < 0)
+        return -1;
+    if (r->code == 250)
+        sk_caps_parse_reply(&c->caps, r);
+    return 0; /* LMTP has no HELO: any refusal is the caller's to report */
 }
 
 int sk_client_tls_handshake(sk_client *c)

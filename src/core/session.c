@@ -116,7 +116,10 @@ vreply(sk_session *s, int code, const char *enhanced, const char *fmt, va_list a
         s->close_reason = "output-overflow";
         s->wants |= SK_WANT_CLOSE;
         s->mode = SK_MODE_DEAD;
+        return;
     }
+    if (s->ops && s->ops->replied)
+        s->ops->replied(s->ctx, s->verb, code);
 }
 
 void sk_sess_reply(sk_session *s, int code, const char *enhanced, const char *fmt, ...)
@@ -686,6 +689,8 @@ static void line_complete(sk_session *s)
         enhanced = "5.5.6";
     } else if (s->line_overflow)
         problem = "Error: line too long";
+    else if (s->line_bare_lf)
+        problem = "Syntax error: bare <LF> received; lines end with <CR><LF> (RFC 5321 2.3.8)";
     else if (len && l[len - 1] == '\r')
         len--;
     else
@@ -717,16 +722,30 @@ static void line_complete(sk_session *s)
     }
 out:
     s->line_overflow = 0;
+    s->line_bare_lf = 0;
     if (s->line.data)
         explicit_bzero(s->line.data, s->line.len); /* may have held a password */
     sk_buf_clear(&s->line);
 }
 
-/* Command (or AUTH response) input: consume up to and including one LF. */
+/* Command (or AUTH response) input: consume up to and including one LF.
+ * Only CRLF ends a line (RFC 5321 2.3.8): a bare LF is noted and the line
+ * goes on to the next CRLF, so "NOOP<LF>RSET<CRLF>" is one bad line with
+ * one reply, never a refused line followed by a command that runs. */
 static size_t line_input(sk_session *s, const char *p, size_t n)
 {
     const char *lf = memchr(p, '\n', n);
     size_t take = lf ? (size_t)(lf - p) : n;
+    int bare = 0;
+    if (lf && !s->line_overflow) {
+        char before = take ? p[take - 1] : s->line.len ? s->line.data[s->line.len - 1] : '\0';
+        if (before != '\r') {
+            /* keep the LF in the line and go on: the line is not over */
+            s->line_bare_lf = 1;
+            bare = 1;
+            take++;
+        }
+    }
     if (!s->line_overflow && take) {
         int auth;
         size_t cap = line_cap(s, p, take, &auth);
@@ -735,6 +754,8 @@ static size_t line_input(sk_session *s, const char *p, size_t n)
             sk_buf_clear(&s->line);
         }
     }
+    if (bare)
+        return take;
     if (!lf)
         return n;
     size_t used = take + 1;
@@ -820,24 +841,62 @@ void sk_session_tls_started(sk_session *s, const char *version, const char *ciph
 
 void sk_session_commit_done(sk_session *s, sk_store_result r)
 {
+    sk_store_outcome out = {.result = r};
+    sk_session_commit_outcome(s, &out);
+}
+
+void sk_session_commit_outcome(sk_session *s, const sk_store_outcome *out)
+{
     if (!(s->wants & SK_WANT_COMMIT))
         return;
     s->wants &= ~(unsigned)SK_WANT_COMMIT;
+    sk_store_result r = out ? out->result : SK_STORE_IOERR;
+    /* the destination's own reply (LMTP), when it is one of the result's
+     * class; else the store's */
+    int cls = r == SK_STORE_DEFERRED ? 4 : r == SK_STORE_REFUSED ? 5 : 0;
+    int theirs = cls && out->code / 100 == cls && (out->code / 10) % 10 <= 5 &&
+                 out->enhanced[0] == '0' + cls && out->enhanced[1] == '.';
+    /* a code RFC 5321 does not list after the data (553 to a RCPT, say)
+     * keeps its class, enhanced code and text: 451 or 554 */
+    int code = theirs && !sk_registry_allows(out->code, "DATA-END") ? (cls == 4 ? 451 : 554)
+               : theirs                                             ? out->code
+               : r == SK_STORE_OK                                   ? 250
+               : r == SK_STORE_NOSPACE                              ? 452
+               : r == SK_STORE_REFUSED                              ? 554
+                                                                    : 451;
     s->verb = s->tx_bdat ? "BDAT" : "DATA-END";
-    s->tx_result = r == SK_STORE_OK ? 250 : r == SK_STORE_NOSPACE ? 452 : 451;
+    s->tx_result = code;
     /* durable, but the client left before it could hear so: it will
      * probably send the message again (RFC 5321 6.1, duplicates) */
     int gone = s->mode == SK_MODE_DEAD && (s->wants & SK_WANT_CLOSE);
-    s->tx_why = r != SK_STORE_OK ? "commit" : gone ? "client-gone" : NULL;
+    s->tx_why = r == SK_STORE_DEFERRED  ? "deferred"
+                : r == SK_STORE_REFUSED ? "refused"
+                : r != SK_STORE_OK      ? "commit"
+                : gone                  ? "client-gone"
+                                        : NULL;
     char id[40];
     sk_sess_clean(s->tx.id, id, sizeof id);
     sk_sess_tx_reset(s, NULL);
-    if (r == SK_STORE_OK)
+    if (theirs) {
+        char enh[12], text[sizeof out->text];
+        memcpy(enh, out->enhanced, sizeof enh);
+        enh[sizeof enh - 1] = '\0';
+        /* one line: the formatter masks control bytes, a newline would
+         * start another line */
+        size_t k = 0;
+        for (; k + 1 < sizeof text && out->text[k]; k++)
+            text[k] = out->text[k] == '\n' || out->text[k] == '\r' ? ' ' : out->text[k];
+        text[k] = '\0';
+        sk_sess_reply(s, code, enh, "%s", text);
+    } else if (r == SK_STORE_OK) {
         sk_sess_reply(s, 250, "2.0.0", "Ok: queued as %s", id);
-    else if (r == SK_STORE_NOSPACE)
+    } else if (r == SK_STORE_NOSPACE) {
         sk_sess_reply(s, 452, "4.3.1", "Error: insufficient system storage");
-    else
+    } else if (r == SK_STORE_REFUSED) {
+        sk_sess_reply(s, 554, "5.0.0", "Error: transaction failed");
+    } else {
         sk_sess_reply(s, 451, "4.3.0", "Error: local error in processing");
+    }
 }
 
 void sk_session_auth_done(sk_session *s, int result)

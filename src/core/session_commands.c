@@ -62,6 +62,8 @@ void sk_cmd_helo(sk_session *s, const sk_command *cmd)
         sk_sess_reply(s, 250, NULL, "%s", s->cfg->hostname);
 }
 
+static unsigned auth_mechanisms(const sk_session *s);
+
 void sk_cmd_ehlo(sk_session *s, const sk_command *cmd)
 {
     if (set_helo(s, cmd, 1) < 0)
@@ -75,8 +77,14 @@ void sk_cmd_ehlo(sk_session *s, const sk_command *cmd)
                   s->cfg->hostname, s->cfg->max_message_size);
     if (sk_cmd_starttls_available(s) && !s->tls)
         sk_buf_append_str(&b, "\nSTARTTLS");
-    if (sk_cmd_auth_available(s) && (s->tls || !s->cfg->auth_requires_tls))
-        sk_buf_append_str(&b, "\nAUTH PLAIN LOGIN");
+    unsigned mechs = auth_mechanisms(s);
+    if (sk_cmd_auth_available(s) && (s->tls || !s->cfg->auth_requires_tls) && mechs) {
+        sk_buf_append_str(&b, "\nAUTH");
+        if (mechs & (1u << SK_SASL_PLAIN))
+            sk_buf_append_str(&b, " PLAIN");
+        if (mechs & (1u << SK_SASL_LOGIN))
+            sk_buf_append_str(&b, " LOGIN");
+    }
     sk_sess_reply(s, 250, NULL, "%s", b.data ? b.data : "");
     sk_buf_free(&b);
 }
@@ -574,6 +582,14 @@ void sk_cmd_starttls(sk_session *s, const sk_command *cmd)
 
 /* ---- AUTH --------------------------------------------------------------- */
 
+/* The mechanisms the shell's backend offers now (PLAIN and LOGIN unless it
+ * says otherwise). */
+static unsigned auth_mechanisms(const sk_session *s)
+{
+    unsigned all = (1u << SK_SASL_PLAIN) | (1u << SK_SASL_LOGIN);
+    return s->ops->auth_mechanisms ? s->ops->auth_mechanisms(s->ctx) & all : all;
+}
+
 int sk_cmd_auth_available(const sk_session *s)
 {
     return s->cfg->auth_offered && s->ops->auth_check;
@@ -603,7 +619,7 @@ void sk_cmd_auth(sk_session *s, const sk_command *cmd)
         }
     }
     sk_sasl_mech mech = sk_sasl_mech_lookup(p, m);
-    if (mech == SK_SASL_NONE) {
+    if (mech == SK_SASL_NONE || !(auth_mechanisms(s) & (1u << mech))) {
         sk_sess_reject(s, 504, "5.5.4", "Unrecognized authentication type (use PLAIN or LOGIN)");
         return;
     }

@@ -83,6 +83,7 @@ struct sk_session {
     /* command line assembly */
     sk_buf line;
     int line_overflow; /* 1: over max_line, 2: over the AUTH limit; discarding */
+    int line_bare_lf;  /* a bare LF was inside the line: it goes on to the CRLF */
     size_t feed_left;  /* bytes of the current feed after the current line */
 
     /* transaction */

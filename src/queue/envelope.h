@@ -80,7 +80,9 @@ typedef struct sk_envelope_rcpt {
 typedef struct sk_envelope {
     char id[32];             /* the message id (file name in msg/ and env/) */
     long long arrival;       /* Unix seconds */
-    unsigned long long size; /* octets of the message file */
+    unsigned long long size; /* the RFC 822 size: octets with CRLF line ends,
+                                what SIZE= declares; the message file itself
+                                has LF line ends (docs/STORE.md) */
     char *sender;            /* reverse-path without <>, "" for the null sender */
     char *envid;             /* RFC 3461 ENVID, or "" */
     char *ret;               /* RFC 3461 RET: "FULL", "HDRS" or "" */

@@ -2,10 +2,13 @@
  * auth_service.c - one AUTH attempt judged (RFC 4954 section 4: 235 / 535
  * 5.7.8 / 454 4.7.0, and 421 4.7.0 for a connection that keeps failing):
  * the address budget is consulted before any password is hashed, the
- * password file answers, and every failure is charged to both the address
- * and the connection. Also the RFC 6409 6.1 sender check for submission.
+ * password file answers (after auth_username_format) or, with Dovecot
+ * SASL, the shell asks Dovecot between blocked() and finish(); every
+ * failure is charged to both the address and the connection. Also the RFC 6409 6.1 sender check for
+ * submission.
  */
 #include "server/auth_service.h"
+#include "server/username_format.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,8 +16,9 @@
 #include <strings.h>
 
 struct sk_auth_service {
-    sk_passwd *pw;
+    sk_passwd *pw; /* NULL when another backend (Dovecot) checks passwords */
     sk_auth_limit *limit;
+    char *username_format; /* auth_username_format, NULL: "%u" */
 };
 
 sk_auth_service *sk_auth_service_new(const char *passwd_file, const sk_auth_limit_config *limits,
@@ -26,10 +30,10 @@ sk_auth_service *sk_auth_service_new(const char *passwd_file, const sk_auth_limi
             snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    svc->pw = sk_passwd_load(passwd_file, err, errlen);
-    svc->limit = svc->pw ? sk_auth_limit_new(limits) : NULL;
-    if (!svc->pw || !svc->limit) {
-        if (svc->pw && err && errlen)
+    svc->pw = passwd_file ? sk_passwd_load(passwd_file, err, errlen) : NULL;
+    svc->limit = svc->pw || !passwd_file ? sk_auth_limit_new(limits) : NULL;
+    if ((passwd_file && !svc->pw) || !svc->limit) {
+        if ((svc->pw || !passwd_file) && err && errlen)
             snprintf(err, errlen, "out of memory");
         sk_passwd_free(svc->pw);
         free(svc);
@@ -40,6 +44,8 @@ sk_auth_service *sk_auth_service_new(const char *passwd_file, const sk_auth_limi
 
 int sk_auth_service_reload(sk_auth_service *svc, const char *passwd_file, char *err, size_t errlen)
 {
+    if (!passwd_file)
+        return 0;
     sk_passwd *fresh = sk_passwd_load(passwd_file, err, errlen);
     if (!fresh)
         return -1;
@@ -54,7 +60,37 @@ void sk_auth_service_free(sk_auth_service *svc)
         return;
     sk_passwd_free(svc->pw);
     sk_auth_limit_free(svc->limit);
+    free(svc->username_format);
     free(svc);
+}
+
+int sk_auth_service_set_username_format(sk_auth_service *svc, const char *fmt)
+{
+    char *copy = NULL;
+    if (fmt && strcmp(fmt, "%u") != 0 && !(copy = strdup(fmt)))
+        return -1;
+    free(svc->username_format);
+    svc->username_format = copy;
+    return 0;
+}
+
+const sk_passwd *sk_auth_service_passwd(const sk_auth_service *svc)
+{
+    return svc->pw;
+}
+
+int sk_auth_service_blocked(sk_auth_service *svc, const char *addr, sk_auth_conn *conn, time_t now,
+                            sk_auth_verdict *v)
+{
+    if (!sk_auth_limit_blocked(svc->limit, addr, now))
+        return 0;
+    /* Not checked at all: a correct guess would not be revealed. */
+    const sk_auth_limit_config *lc = sk_auth_limit_get_config(svc->limit);
+    v->result = -1;
+    v->delay_ms = lc->fail_delay_ms;
+    v->why = "address-blocked";
+    v->close = sk_auth_conn_failed(svc->limit, conn);
+    return 1;
 }
 
 size_t sk_auth_service_users(const sk_auth_service *svc)
@@ -72,15 +108,14 @@ int sk_auth_service_begin(sk_auth_service *svc, const char *addr, sk_auth_conn *
 {
     *hash = NULL;
     *known = 0;
-    if (sk_auth_limit_blocked(svc->limit, addr, now)) {
-        /* Not checked at all: a correct guess would not be revealed. */
-        const sk_auth_limit_config *lc = sk_auth_limit_get_config(svc->limit);
-        v->result = -1;
-        v->delay_ms = lc->fail_delay_ms;
-        v->why = "address-blocked";
-        v->close = sk_auth_conn_failed(svc->limit, conn);
+    if (sk_auth_service_blocked(svc, addr, conn, now, v))
         return 1;
-    }
+    /* auth_username_format: the name looked up, as Dovecot would. A name
+     * that does not fit is looked up as given (and fails like any). */
+    char name[SK_PASSWD_USER_MAX + 2];
+    if (svc->username_format &&
+        sk_username_format(svc->username_format, user, name, sizeof name) == 0)
+        user = name;
     *hash = sk_passwd_lookup_hash(svc->pw, user, known);
     if (!*hash) {
         *v = sk_auth_service_finish(svc, addr, conn, -1, now);

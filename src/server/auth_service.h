@@ -16,7 +16,9 @@
 
 typedef struct sk_auth_service sk_auth_service;
 
-/* Load the password file; NULL with err ("FILE:LINE: message") on error. */
+/* Load the password file; NULL with err ("FILE:LINE: message") on error.
+ * passwd_file NULL: budgets only, for another backend (Dovecot SASL) that
+ * uses blocked() and finish() around its own check. */
 sk_auth_service *sk_auth_service_new(const char *passwd_file, const sk_auth_limit_config *limits,
                                      char *err, size_t errlen);
 /* Re-read the password file (SIGHUP). On error the previous file stays in
@@ -24,6 +26,11 @@ sk_auth_service *sk_auth_service_new(const char *passwd_file, const sk_auth_limi
 int sk_auth_service_reload(sk_auth_service *svc, const char *passwd_file, char *err, size_t errlen);
 void sk_auth_service_free(sk_auth_service *svc);
 size_t sk_auth_service_users(const sk_auth_service *svc);
+/* The loaded file (its warnings), NULL without one. */
+const sk_passwd *sk_auth_service_passwd(const sk_auth_service *svc);
+/* auth_username_format (username_format.h) applied before each lookup;
+ * NULL or "%u": the name as given. 0, or -1 when out of memory. */
+int sk_auth_service_set_username_format(sk_auth_service *svc, const char *fmt);
 const sk_auth_limit_config *sk_auth_service_limits(const sk_auth_service *svc);
 
 typedef struct sk_auth_verdict {
@@ -41,6 +48,13 @@ typedef struct sk_auth_verdict {
  */
 sk_auth_verdict sk_auth_service_check(sk_auth_service *svc, const char *addr, sk_auth_conn *conn,
                                       const char *user, const char *password, time_t now);
+
+/*
+ * Is addr over its budget? 1 with *v the verdict (454, charged to the
+ * connection), else 0: the first step of every attempt.
+ */
+int sk_auth_service_blocked(sk_auth_service *svc, const char *addr, sk_auth_conn *conn, time_t now,
+                            sk_auth_verdict *v);
 
 /*
  * The same attempt in three steps, so the hash runs off the event loop:

@@ -22,7 +22,10 @@
 #include <syslog.h>
 #include <unistd.h>
 
+#include "server/cidr.h"
 #include "server/pathutil.h"
+#include "server/username_format.h"
+#include "smtpkit/store.h"
 
 typedef struct loader {
     const char *path;
@@ -526,6 +529,7 @@ static void load_listeners(loader *L, sk_config *c, const config_setting_t *list
                                           "auth",
                                           "auth_requires_tls",
                                           "mail_requires_auth",
+                                          "proxy_protocol",
                                           NULL};
     int t = config_setting_type(list);
     if (t != CONFIG_TYPE_LIST) {
@@ -572,6 +576,7 @@ static void load_listeners(loader *L, sk_config *c, const config_setting_t *list
         get_bool(L, g, "auth", &sc->auth_offered);
         get_bool(L, g, "auth_requires_tls", &sc->auth_requires_tls);
         get_bool(L, g, "mail_requires_auth", &sc->mail_requires_auth);
+        get_bool(L, g, "proxy_protocol", &lc->proxy_protocol);
         if (L->failed)
             return;
         if (sc->starttls_offered && sc->implicit_tls)
@@ -784,7 +789,22 @@ static void load_tls_auth(loader *L, sk_config *c, const config_setting_t *root)
     }
     free(s);
     get_path(L, root, "passwd_file", c->dir, &c->passwd_file);
+    get_path(L, root, "dovecot_auth", c->dir, &c->dovecot_auth);
+    if (get_string(L, root, "auth_username_format", &c->auth_username_format)) {
+        const char *why = sk_username_format_check(c->auth_username_format);
+        if (why)
+            fail(L, member(root, "auth_username_format"), "%s", why);
+    }
     get_bool(L, root, "sender_must_match_login", &c->sender_must_match_login);
+    if (L->failed)
+        return;
+    if (c->passwd_file && c->dovecot_auth)
+        fail(L, member(root, "dovecot_auth"),
+             "passwd_file and dovecot_auth both set: AUTH is checked by one of them");
+    else if (c->dovecot_auth && c->auth_username_format)
+        fail(L, member(root, "auth_username_format"),
+             "auth_username_format is for passwd_file; with dovecot_auth, Dovecot's own "
+             "auth_username_format applies");
     if (L->failed)
         return;
     if (!c->tls_certificate != !c->tls_key)
@@ -798,10 +818,91 @@ static void load_tls_auth(loader *L, sk_config *c, const config_setting_t *root)
         if ((sc->starttls_offered || sc->implicit_tls) && !c->tls_certificate)
             fail(L, g, "listener %s:%u uses TLS but tls_certificate and tls_key are not set",
                  lc->address, lc->port);
-        else if (sc->auth_offered && !c->passwd_file)
-            fail(L, g, "listener %s:%u offers AUTH but passwd_file is not set", lc->address,
-                 lc->port);
+        else if (sc->auth_offered && !c->passwd_file && !c->dovecot_auth)
+            fail(L, g, "listener %s:%u offers AUTH but neither passwd_file nor dovecot_auth is set",
+                 lc->address, lc->port);
     }
+}
+
+/* log = "journal": only where the build has libsystemd. */
+static void load_log_journal(loader *L, sk_config *c, const config_setting_t *s)
+{
+#ifdef SK_HAVE_LIBSYSTEMD
+    (void)L;
+    (void)s;
+    c->log_target = SK_LOG_JOURNAL;
+#else
+    (void)c;
+    fail(L, s,
+         "log = \"journal\": this smtpkit was built without libsystemd (install "
+         "libsystemd-dev and rebuild), use \"stderr\" under systemd instead");
+#endif
+}
+
+/* log = "/path": relative paths against the file's directory. */
+static void load_log_file(loader *L, sk_config *c, const config_setting_t *s, const char *path)
+{
+    char *abs = sk_path_join(c->dir, path);
+    if (!abs) {
+        fail(L, s, "'log': path too long or out of memory");
+        return;
+    }
+    free(c->log_file);
+    c->log_file = abs;
+    c->log_target = SK_LOG_FILE;
+}
+
+/* The PROXY protocol: trusted proxies, checked here so a typo is a
+ * FILE:LINE error, and the listeners that need them. */
+static void load_proxy(loader *L, sk_config *c, const config_setting_t *root)
+{
+    const config_setting_t *nets = member(root, "proxy_networks");
+    get_string_list(L, nets, "proxy_networks", &c->proxy_networks, &c->nproxy_networks);
+    for (size_t i = 0; i < c->nproxy_networks && !L->failed; i++) {
+        sk_cidr net;
+        const char *why = NULL;
+        if (sk_cidr_parse(c->proxy_networks[i], &net, &why) < 0)
+            fail(L, nets, "proxy_networks: '%s': %s", c->proxy_networks[i], why);
+    }
+    get_unsigned(L, root, "proxy_timeout", 1, 300, &c->proxy_timeout);
+    const config_setting_t *list = member(root, "listeners");
+    for (size_t i = 0; i < c->nlisteners && !L->failed; i++) {
+        const sk_listener_config *lc = &c->listeners[i];
+        if (lc->proxy_protocol && !c->nproxy_networks)
+            fail(L, list ? config_setting_get_elem(list, (unsigned)i) : NULL,
+                 "listener %s:%u: proxy_protocol needs proxy_networks (the proxies allowed to "
+                 "send the header)",
+                 lc->address, lc->port);
+    }
+}
+
+/* Settings for running under a service manager or init script. */
+static void load_service(loader *L, sk_config *c, const config_setting_t *root)
+{
+    get_path(L, root, "pid_file", c->dir, &c->pid_file);
+    /* metrics = "ADDRESS:PORT" ("[::1]:9325" for IPv6) */
+    char *m = NULL;
+    if (!get_string(L, root, "metrics", &m))
+        return;
+    char *colon = strrchr(m, ':');
+    char *port = colon ? colon + 1 : NULL;
+    if (colon)
+        *colon = '\0';
+    unsigned long p = 0;
+    char *end = NULL;
+    if (port && *port >= '1' && *port <= '9')
+        p = strtoul(port, &end, 10);
+    /* an IPv6 address needs its brackets: "::1:9325" is itself an address */
+    int v6_bare = colon && m[0] != '[' && strchr(m, ':');
+    if (!port || !end || *end || p > 65535 || v6_bare || !normalise_listen_address(&m)) {
+        fail(L, member(root, "metrics"),
+             "metrics: use \"ADDRESS:PORT\" with a numeric address, e.g. \"127.0.0.1:9325\" or "
+             "\"[::1]:9325\"");
+        free(m);
+        return;
+    }
+    c->metrics_address = m;
+    c->metrics_port = (unsigned)p;
 }
 
 static void set_defaults(sk_config *c)
@@ -809,6 +910,7 @@ static void set_defaults(sk_config *c)
     c->log_target = SK_LOG_STDERR;
     c->syslog_facility = LOG_MAIL;
     c->commit_threads = 2;
+    c->lmtp_connections = 10; /* Dovecot 2.4: 10 concurrent deliveries per user */
     c->max_message_size = 10 * 1024 * 1024;
     c->max_recipients = 100;
     c->max_line = 512;
@@ -830,6 +932,7 @@ static void set_defaults(sk_config *c)
     c->auth_failure_window = 900;
     c->auth_failures_per_connection = 3;
     c->auth_failure_delay_ms = 1000;
+    c->proxy_timeout = 10;
     sk_retry_policy_default(&c->delivery.retry);
     c->delivery.connections_per_destination = 20;
     c->delivery.max_connections = 100;
@@ -859,6 +962,8 @@ static void load_root(loader *L, sk_config *c, const config_setting_t *root)
                                           "local_part_case_sensitive",
                                           "forward_notify",
                                           "commit_threads",
+                                          "lmtp",
+                                          "lmtp_connections",
                                           "bare_lf",
                                           "vrfy_discloses",
                                           "expn",
@@ -877,7 +982,13 @@ static void load_root(loader *L, sk_config *c, const config_setting_t *root)
                                           "tls_ciphers",
                                           "tls_ciphersuites",
                                           "passwd_file",
+                                          "dovecot_auth",
+                                          "auth_username_format",
                                           "sender_must_match_login",
+                                          "proxy_networks",
+                                          "proxy_timeout",
+                                          "pid_file",
+                                          "metrics",
                                           NULL};
     check_members(L, root, allowed, NULL);
 
@@ -910,8 +1021,15 @@ static void load_root(loader *L, sk_config *c, const config_setting_t *root)
             c->log_target = SK_LOG_STDERR;
         else if (!strcmp(s, "syslog"))
             c->log_target = SK_LOG_SYSLOG;
+        else if (!strcmp(s, "journal"))
+            load_log_journal(L, c, member(root, "log"));
+        else if (s[0] == '/' || !strncmp(s, "./", 2) || !strncmp(s, "../", 3))
+            load_log_file(L, c, member(root, "log"), s);
         else
-            fail(L, member(root, "log"), "log = \"%s\": use \"stderr\" or \"syslog\"", s);
+            fail(L, member(root, "log"),
+                 "log = \"%s\": use \"stderr\" or \"syslog\" (or \"journal\", or a file path "
+                 "such as \"/var/log/smtpkit.log\" or \"./smtpkit.log\")",
+                 s);
     }
     free(s);
     s = NULL;
@@ -938,6 +1056,12 @@ static void load_root(loader *L, sk_config *c, const config_setting_t *root)
     get_bool(L, root, "vrfy_discloses", &c->vrfy_discloses);
     get_bool(L, root, "expn", &c->expn_enabled);
     get_unsigned(L, root, "commit_threads", 1, 64, &c->commit_threads);
+    if (get_string(L, root, "lmtp", &c->lmtp)) {
+        char why[300];
+        if (sk_store_lmtp_target_ok(c->lmtp, why, sizeof why) < 0)
+            fail(L, member(root, "lmtp"), "%s", why);
+    }
+    get_unsigned(L, root, "lmtp_connections", 1, 64, &c->lmtp_connections);
 
     const config_setting_t *g;
     if ((g = member(root, "limits")) && !L->failed)
@@ -963,6 +1087,8 @@ static void load_root(loader *L, sk_config *c, const config_setting_t *root)
     if (get_string(L, root, "postmaster", &c->postmaster) && !valid_address(c->postmaster))
         fail(L, member(root, "postmaster"), "postmaster '%s' is not local@domain", c->postmaster);
     load_tls_auth(L, c, root);
+    load_proxy(L, c, root);
+    load_service(L, c, root);
 
     /* Every listener's session settings share the global limits. */
     for (size_t i = 0; i < c->nlisteners && !L->failed; i++) {
@@ -1043,6 +1169,7 @@ void sk_config_free(sk_config *c)
     free(c->mail_root);
     free(c->spool_dir);
     free(c->relay_queue);
+    free(c->lmtp);
     free(c->postmaster);
     for (size_t i = 0; i < c->nlisteners; i++)
         free(c->listeners[i].address);
@@ -1069,6 +1196,12 @@ void sk_config_free(sk_config *c)
     free(c->tls_ciphers);
     free(c->tls_ciphersuites);
     free(c->passwd_file);
+    free(c->dovecot_auth);
+    free(c->auth_username_format);
+    free_strv(c->proxy_networks, c->nproxy_networks);
+    free(c->pid_file);
+    free(c->log_file);
+    free(c->metrics_address);
     free(c->delivery.dns_servers);
     free(c);
 }

@@ -71,7 +71,7 @@
 
 static void conn_process(sk_conn *c);
 static void conn_settle(sk_conn *c);
-static void conn_commit_result(sk_conn *c, sk_store_result r);
+static void conn_commit_result(sk_conn *c, const sk_store_outcome *out);
 
 sk_conn *sk_conn_next(const sk_conn *c)
 {
@@ -103,6 +103,7 @@ static void conn_finish(sk_conn *c)
         sk_store_abort(c->msg);
         c->msg = NULL;
     }
+    sk_metrics_session(&srv->metrics, c->tls_version);
     sk_log(LOG_INFO,
            "event=disconnect conn=%llu peer=%s reason=%s last_reply=%d duration_ms=%lld "
            "bytes_in=%llu bytes_out=%llu messages=%u failed_messages=%u",
@@ -257,6 +258,7 @@ static void conn_tls_up(sk_conn *c)
     conn_set_timeouts(c, 0); /* back from the handshake timeout */
     const char *version, *cipher;
     sk_tls_describe(bufferevent_openssl_get_ssl(c->bev), &version, &cipher);
+    c->tls_version = version;
     sk_session_tls_started(c->session, version, cipher);
     if (c->lst->cfg->session.implicit_tls && !(sk_session_wants(c->session) & SK_WANT_CLOSE))
         sk_session_greet(c->session);
@@ -529,6 +531,7 @@ static void conn_process(sk_conn *c)
         if (used > v.iov_len)
             used = v.iov_len; /* defensive: never drain what was not there */
         c->bytes_in += used;
+        c->srv->metrics.bytes_received += used;
         evbuffer_drain(in, used);
         conn_deadline_note(c, used, sk_session_output(c->session)->len > before);
         if (c->auth_hold && conn_auth_hold(c) == 0)
@@ -537,7 +540,7 @@ static void conn_process(sk_conn *c)
         if (c->commit_failed_now) {
             /* the commit queue refused the message: answer at once */
             c->commit_failed_now = 0;
-            conn_commit_result(c, SK_STORE_IOERR);
+            conn_commit_result(c, &(sk_store_outcome){.result = SK_STORE_IOERR});
             conn_flush(c);
             continue;
         }
@@ -658,6 +661,41 @@ static const char *over_limit(sk_conn *c, unsigned per_ip)
     return NULL;
 }
 
+void sk_conn_set_peer(sk_conn *c, int family, const void *addr, unsigned port)
+{
+    c->port = port;
+    if (family == AF_INET6) {
+        inet_ntop(AF_INET6, addr, c->addr, sizeof c->addr);
+        /* One IPv6 client usually owns a whole /64: count it as one. */
+        struct in6_addr net;
+        memcpy(&net, addr, sizeof net);
+        memset(net.s6_addr + 8, 0, 8);
+        char buf[INET6_ADDRSTRLEN];
+        inet_ntop(AF_INET6, &net, buf, sizeof buf);
+        snprintf(c->limit_key, sizeof c->limit_key, "%s/64", buf);
+    } else if (family == AF_INET) {
+        inet_ntop(AF_INET, addr, c->addr, sizeof c->addr);
+        snprintf(c->limit_key, sizeof c->limit_key, "%s", c->addr);
+    } else {
+        snprintf(c->addr, sizeof c->addr, "unknown");
+        snprintf(c->limit_key, sizeof c->limit_key, "unknown");
+    }
+}
+
+void sk_conn_discard(sk_conn *c)
+{
+    sk_server *srv = c->srv;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        srv->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    srv->nconns--;
+    free(c);
+    sk_server_conn_gone(srv);
+}
+
 void sk_conn_accept(sk_listener *l, int fd, const struct sockaddr *sa, int socklen)
 {
     sk_server *srv = l->srv;
@@ -670,33 +708,44 @@ void sk_conn_accept(sk_listener *l, int fd, const struct sockaddr *sa, int sockl
     c->srv = srv;
     c->lst = l;
     c->id = ++srv->next_conn_id;
+    srv->metrics.connections_total++;
     clock_gettime(CLOCK_MONOTONIC, &c->started);
     if (sa->sa_family == AF_INET6 && (size_t)socklen >= sizeof(struct sockaddr_in6)) {
         const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
-        inet_ntop(AF_INET6, &s6->sin6_addr, c->addr, sizeof c->addr);
-        c->port = ntohs(s6->sin6_port);
-        /* One IPv6 client usually owns a whole /64: count it as one. */
-        struct in6_addr net = s6->sin6_addr;
-        memset(net.s6_addr + 8, 0, 8);
-        char buf[INET6_ADDRSTRLEN];
-        inet_ntop(AF_INET6, &net, buf, sizeof buf);
-        snprintf(c->limit_key, sizeof c->limit_key, "%s/64", buf);
+        sk_conn_set_peer(c, AF_INET6, &s6->sin6_addr, ntohs(s6->sin6_port));
     } else if (sa->sa_family == AF_INET && (size_t)socklen >= sizeof(struct sockaddr_in)) {
         const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
-        inet_ntop(AF_INET, &s4->sin_addr, c->addr, sizeof c->addr);
-        c->port = ntohs(s4->sin_port);
-        snprintf(c->limit_key, sizeof c->limit_key, "%s", c->addr);
+        sk_conn_set_peer(c, AF_INET, &s4->sin_addr, ntohs(s4->sin_port));
     } else {
-        snprintf(c->addr, sizeof c->addr, "unknown");
-        snprintf(c->limit_key, sizeof c->limit_key, "unknown");
+        sk_conn_set_peer(c, AF_UNSPEC, NULL, 0);
     }
-    c->peer.addr = c->addr;
-    c->peer.rdns = NULL;
-    c->peer.trusted = sk_policy_trusted(srv->policy, c->addr);
 
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     evutil_make_socket_nonblocking(fd);
+    /* Linked and counted from the start, so the connection limit and a
+     * shutdown see connections still sending their PROXY header. */
+    c->next = srv->conns;
+    if (srv->conns)
+        srv->conns->prev = c;
+    srv->conns = c;
+    srv->nconns++;
+    if (l->cfg->proxy_protocol) {
+        /* the client's address comes first, then the session */
+        sk_proxy_accept_start(c, fd);
+        return;
+    }
+    sk_conn_begin(c, fd);
+}
+
+void sk_conn_begin(sk_conn *c, int fd)
+{
+    sk_server *srv = c->srv;
+    sk_listener *l = c->lst;
+    c->peer.addr = c->addr;
+    c->peer.rdns = NULL;
+    c->peer.trusted = sk_policy_trusted(srv->policy, c->addr);
+
     if (l->cfg->session.implicit_tls) {
         /* RFC 8314 3.3: TLS from the first byte; the greeting follows the
          * handshake (conn_tls_up). */
@@ -708,31 +757,32 @@ void sk_conn_accept(sk_listener *l, int fd, const struct sockaddr *sa, int sockl
     if (!c->bev) {
         sk_log(LOG_ERR, "event=accept-failed peer=%s error=\"cannot create buffer\"", c->addr);
         evutil_closesocket(fd);
-        free(c);
+        sk_conn_discard(c);
         return;
     }
     c->session = sk_session_new(&l->cfg->session, &sk_conn_ops, c, &c->peer);
     if (!c->session) {
         sk_log(LOG_ERR, "event=accept-failed peer=%s error=\"out of memory\"", c->addr);
         bufferevent_free(c->bev);
-        free(c);
+        c->bev = NULL;
+        sk_conn_discard(c);
         return;
     }
-    c->next = srv->conns;
-    if (srv->conns)
-        srv->conns->prev = c;
-    srv->conns = c;
-    srv->nconns++;
     unsigned per_ip = sk_peer_count_inc(srv->per_ip, c->limit_key);
     c->counted = per_ip > 0;
 
     conn_attach(c, c->bev);
 
-    sk_log(LOG_INFO, "event=connect conn=%llu peer=%s port=%u listener=%s trusted=%d conns=%u",
-           c->id, c->addr, c->port, l->label, c->peer.trusted, srv->nconns);
+    sk_log(LOG_INFO, "event=connect conn=%llu peer=%s port=%u listener=%s trusted=%d conns=%u%s%s",
+           c->id, c->addr, c->port, l->label, c->peer.trusted, srv->nconns,
+           c->via[0] ? " proxy=" : "", c->via);
 
     const char *refuse = over_limit(c, per_ip);
     if (refuse) {
+        sk_metrics_refused(&srv->metrics, per_ip == 0 ? SK_REFUSED_MEMORY
+                                          : srv->nconns > srv->cfg->max_connections
+                                              ? SK_REFUSED_CONNECTIONS
+                                              : SK_REFUSED_CONNECTIONS_PER_IP);
         c->reason = "limit";
         sk_session_refuse(c->session, 421, "4.7.0", refuse);
     } else if (c->tls_state == TLS_HANDSHAKE) {
@@ -749,6 +799,10 @@ void sk_conn_accept(sk_listener *l, int fd, const struct sockaddr *sa, int sockl
 
 void sk_conn_shutdown(sk_conn *c)
 {
+    if (c->proxy) {
+        sk_proxy_accept_cancel(c, "shutdown"); /* no session to say 421 in */
+        return;
+    }
     if (c->ended || c->closing)
         return;
     if (c->commit_pending || c->auth_pending)
@@ -763,6 +817,10 @@ void sk_conn_shutdown(sk_conn *c)
 
 void sk_conn_abort(sk_conn *c)
 {
+    if (c->proxy) {
+        sk_proxy_accept_cancel(c, "abort");
+        return;
+    }
     c->commit_pending = 0;
     c->auth_pending = 0;
     if (c->ended)
@@ -773,6 +831,10 @@ void sk_conn_abort(sk_conn *c)
 
 void sk_conn_grace_expired(sk_conn *c)
 {
+    if (c->proxy) {
+        sk_proxy_accept_cancel(c, "shutdown");
+        return;
+    }
     if (c->ended)
         return;
     if (c->closing) {
@@ -788,23 +850,31 @@ void sk_conn_grace_expired(sk_conn *c)
 /* Count the message's outcome and tell the session, which logs the
  * transaction and queues the reply to the end of data (250 only now that
  * the message is durable). */
-static void conn_commit_result(sk_conn *c, sk_store_result r)
+static void conn_commit_result(sk_conn *c, const sk_store_outcome *out)
 {
-    if (r == SK_STORE_OK) {
+    if (out->result == SK_STORE_OK) {
         c->messages++;
         c->srv->messages++;
     } else {
         c->failed_messages++;
     }
-    sk_session_commit_done(c->session, r);
+    sk_session_commit_outcome(c->session, out);
 }
 
 void sk_conn_commit_done(void *arg, const sk_store_outcome *out)
 {
     sk_conn *c = arg;
     c->commit_pending = 0;
-    int queued = out && out->result == SK_STORE_OK && c->queued_id[0];
-    conn_commit_result(c, out ? out->result : SK_STORE_IOERR);
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    sk_metrics_commit(&c->srv->metrics,
+                      (double)(now.tv_sec - c->commit_started.tv_sec) +
+                          (double)(now.tv_nsec - c->commit_started.tv_nsec) / 1e9);
+    const sk_store_outcome *o = out ? out : &(sk_store_outcome){.result = SK_STORE_IOERR};
+    if (o->result != SK_STORE_OK && !c->store_err_logged)
+        sk_conn_log_store_error(c, o->result, out ? &out->error : NULL);
+    int queued = o->result == SK_STORE_OK && c->queued_id[0];
+    conn_commit_result(c, o);
     if (c->ended) {
         if (queued)
             sk_agent_queued(c->srv->agent, c->queued_id);

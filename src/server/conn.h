@@ -27,11 +27,20 @@ struct sk_conn {
     char limit_key[INET6_ADDRSTRLEN + 4]; /* the address, or its /64 for IPv6 */
     unsigned port;
     struct timespec started;
+    /* PROXY protocol listeners: the proxy's own address ("" otherwise), and
+     * the header being read (no session exists until it is complete). */
+    char via[INET6_ADDRSTRLEN];
+    struct sk_proxy_wait *proxy;
+    /* for the metrics: the TLS version in use, when the commit started */
+    const char *tls_version;
+    struct timespec commit_started;
 
     /* the message being received, and the one being committed */
     sk_store_msg *msg;
-    char queued_id[32]; /* the message being committed has queued copies:
-                           the delivery agent hears of it once durable */
+    char queued_id[32];   /* the message being committed has queued copies:
+                             the delivery agent hears of it once durable */
+    char msg_id[32];      /* its id, for the store-error log line */
+    int store_err_logged; /* the message's failed store step is logged */
 
     int counted;           /* counted in srv->per_ip */
     int commit_pending;    /* the commit queue holds a callback to us */
@@ -54,6 +63,7 @@ struct sk_conn {
     int auth_hold;          /* a failed AUTH's reply is held back ... */
     unsigned auth_delay_ms; /* ... this long */
     int auth_close;         /* then 421 4.7.0 and close: too many failures */
+    char *dovecot_user;     /* the user of a check Dovecot is answering (for the log) */
     struct event *auth_timer;
 
     unsigned long long bytes_in, bytes_out;
@@ -68,8 +78,25 @@ struct sk_conn {
     int lingering;        /* our side is shut; draining input until EOF or the timer */
 };
 
+/* conn.c, for proxy_accept.c: set the client's address and port (and the
+ * per-address limit key); start the session on a connection whose client
+ * is known (greeting, or the implicit-TLS handshake); drop a connection
+ * that never got a session, without a disconnect line. */
+void sk_conn_set_peer(sk_conn *c, int family, const void *addr, unsigned port);
+void sk_conn_begin(sk_conn *c, int fd);
+void sk_conn_discard(sk_conn *c);
+
+/* proxy_accept.c: read the PROXY header on fd before anything else (the
+ * connection is linked and counted, but has no session yet); cancel it
+ * (shutdown, teardown). */
+void sk_proxy_accept_start(sk_conn *c, int fd);
+void sk_proxy_accept_cancel(sk_conn *c, const char *reason);
+
 /* conn_ops.c */
 extern const sk_session_ops sk_conn_ops;
+/* One event=store-error line: which store step failed, on what, errno,
+ * and in words what errno cannot say (an LMTP server's reply). */
+void sk_conn_log_store_error(sk_conn *c, sk_store_result r, const sk_store_error *e);
 /* The commit queue finished our message (conn.c resumes the connection). */
 void sk_conn_commit_done(void *arg, const sk_store_outcome *out);
 /* A password check has ended with the session's verdict (1, 0, -1; the

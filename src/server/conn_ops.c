@@ -2,32 +2,40 @@
  * conn_ops.c - the callbacks the protocol core calls on a connection
  * (sk_session_ops): recipient verdicts from the policy tables, and the
  * message store, handed every destination of every recipient (Maildirs,
- * the outbound queue). The durable step (fsyncs, links) never runs
- * on the event loop: store_commit hands the message to the commit queue,
- * whose callback (sk_conn_commit_done in conn.c) lets the session send the
- * reply to the end of data (RFC 5321 4.1.1.4: 250 only once the message is
- * safe).
+ * or the LMTP server when `lmtp` is set; the outbound queue). The durable step (fsyncs, links)
+ * never runs on the event loop: store_commit hands the message to the commit queue, whose callback
+ * (sk_conn_commit_done in conn.c) lets the session send the reply to the end of data (RFC
+ * 5321 4.1.1.4: 250 only once the message is safe).
  *
  * AUTH (RFC 4954): credentials are checked against the password file
  * behind the failure budgets (auth_service.c). The hash (tens of
  * milliseconds) runs on a worker thread of the work queue: auth_check
  * answers SK_AUTH_PENDING, and the job's completion, back on the loop
  * thread, charges the budgets and hands the verdict to the session
- * (sk_conn_auth_done). A failure only marks the connection, and conn.c
- * holds the reply back and closes after too many.
+ * (sk_conn_auth_done). With dovecot_auth, Dovecot's auth server answers
+ * instead (dovecot_auth.c, on the loop), through the same budgets and
+ * verdicts, and EHLO lists the mechanisms it offers. A failure only marks
+ * the connection, and conn.c holds the reply back and closes after too
+ * many.
  *
  * None of these callbacks frees or closes anything: they run inside
  * sk_session_feed() and only record what conn.c acts on afterwards.
  */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include "server/auth_service.h"
+#include "server/dovecot_auth.h"
 #include "server/conn.h"
 #include "server/log.h"
 #include "server/work_queue.h"
+#include "smtpkit/sasl.h"
 
 #include <openssl/crypto.h>
 
@@ -52,6 +60,31 @@ static void op_dest_free(void *ctx, void *dest)
     sk_delivery_free(dest);
 }
 
+void sk_conn_log_store_error(sk_conn *c, sk_store_result r, const sk_store_error *e)
+{
+    char path[600], detail[SK_STORE_ERROR_DETAIL_CAP];
+    /* detail (an LMTP server's reply, ...) is a quoted value: printable
+     * ASCII, no quote or backslash */
+    size_t k = 0;
+    for (; e && k + 1 < sizeof detail && e->detail[k]; k++) {
+        unsigned char ch = (unsigned char)e->detail[k];
+        detail[k] = ch < 0x20 || ch > 0x7e || ch == '"' || ch == '\\' ? '?' : (char)ch;
+    }
+    detail[k] = '\0';
+    sk_log(LOG_WARNING,
+           "event=store-error conn=%llu peer=%s id=%s result=%s step=%s path=%s errno=%d "
+           "error=\"%s\"%s%s%s",
+           c->id, c->addr, c->msg_id[0] ? c->msg_id : "-",
+           r == SK_STORE_NOSPACE    ? "nospace"
+           : r == SK_STORE_DEFERRED ? "deferred"
+           : r == SK_STORE_REFUSED  ? "refused"
+                                    : "ioerr",
+           e && e->step ? e->step : "unknown",
+           e && e->path[0] ? sk_log_clean(e->path, path, sizeof path) : "-", e ? e->errnum : 0,
+           e && e->errnum ? strerror(e->errnum) : "-", detail[0] ? " detail=\"" : "", detail,
+           detail[0] ? "\"" : "");
+}
+
 static sk_store_result op_store_begin(void *ctx, sk_transaction *tx)
 {
     sk_conn *c = ctx;
@@ -59,13 +92,18 @@ static sk_store_result op_store_begin(void *ctx, sk_transaction *tx)
         sk_store_abort(c->msg);
         c->msg = NULL;
     }
+    c->msg_id[0] = '\0';
+    c->store_err_logged = 0;
     sk_store_result res = SK_STORE_IOERR;
     c->msg = sk_store_begin(c->srv->store, tx->id, &res);
     if (!c->msg) {
-        sk_log(LOG_WARNING, "event=store-begin-failed conn=%llu result=%s", c->id,
-               res == SK_STORE_NOSPACE ? "nospace" : "ioerr");
-        return res == SK_STORE_OK ? SK_STORE_IOERR : res;
+        sk_store_error e = {.step = "begin", .errnum = errno};
+        snprintf(e.path, sizeof e.path, "%s", sk_store_spool_dir(c->srv->store));
+        res = res == SK_STORE_OK ? SK_STORE_IOERR : res;
+        sk_conn_log_store_error(c, res, &e);
+        return res;
     }
+    snprintf(c->msg_id, sizeof c->msg_id, "%s", tx->id);
     return SK_STORE_OK;
 }
 
@@ -74,7 +112,12 @@ static sk_store_result op_store_append(void *ctx, const char *p, size_t n)
     sk_conn *c = ctx;
     if (!c->msg)
         return SK_STORE_IOERR;
-    return sk_store_append(c->msg, p, n);
+    sk_store_result r = sk_store_append(c->msg, p, n);
+    if (r != SK_STORE_OK && !c->store_err_logged) {
+        c->store_err_logged = 1; /* the error is sticky: once per message */
+        sk_conn_log_store_error(c, r, sk_store_msg_error(c->msg));
+    }
+    return r;
 }
 
 /* Hand the message to the store with every destination of every recipient:
@@ -84,6 +127,7 @@ static sk_store_result op_store_append(void *ctx, const char *p, size_t n)
 static void op_store_commit(void *ctx, sk_transaction *tx)
 {
     sk_conn *c = ctx;
+    clock_gettime(CLOCK_MONOTONIC, &c->commit_started); /* for the latency histogram */
     size_t total = 0;
     for (size_t i = 0; i < tx->nrcpts; i++) {
         const sk_delivery *d = tx->rcpts[i].dest;
@@ -97,9 +141,12 @@ static void op_store_commit(void *ctx, sk_transaction *tx)
         const sk_delivery *d = tx->rcpts[i].dest;
         if (!d)
             continue;
+        /* a local mailbox: its Maildir, or its address for the LMTP server */
         for (size_t k = 0; k < d->nmaildirs; k++)
             dests[n++] =
-                (sk_store_dest){.kind = SK_DEST_MAILDIR, .target = d->maildirs[k], .rcpt = i};
+                c->srv->cfg->lmtp
+                    ? (sk_store_dest){.kind = SK_DEST_LMTP, .target = d->mailboxes[k], .rcpt = i}
+                    : (sk_store_dest){.kind = SK_DEST_MAILDIR, .target = d->maildirs[k], .rcpt = i};
         for (size_t k = 0; k < d->nremote; k++)
             dests[n++] = (sk_store_dest){.kind = SK_DEST_QUEUE, .target = d->remote[k], .rcpt = i};
         if (d->nremote)
@@ -116,6 +163,14 @@ static void op_store_commit(void *ctx, sk_transaction *tx)
         sk_commit_queue_submit(c->srv->queue, c->msg, &env, dests, n, sk_conn_commit_done, c) !=
             0) {
         /* Not queued: the message is still ours. conn_process answers 451. */
+        sk_store_error e = {.step = "submit"};
+        /* what went wrong, as one token in the path field */
+        snprintf(e.path, sizeof e.path, "%s",
+                 !c->msg  ? "no-message"
+                 : !total ? "no-destination"
+                 : !dests ? "out-of-memory"
+                          : "commit-queue-refused");
+        sk_conn_log_store_error(c, SK_STORE_IOERR, &e);
         if (c->msg)
             sk_store_abort(c->msg);
         c->msg = NULL;
@@ -202,6 +257,90 @@ static void auth_job_done(void *arg)
     sk_conn_auth_done(c, v.result);
 }
 
+/* Dovecot's verdict, on the loop thread: charged like the password file's
+ * (a temporary failure, -1, is 454 and never an accept). */
+static void dovecot_auth_done(void *arg, int result, const char *canonical)
+{
+    sk_conn *c = arg;
+    (void)canonical;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    sk_auth_verdict v = {.result = -1, .why = "internal"};
+    if (c->srv->auth)
+        v = sk_auth_service_finish(c->srv->auth, c->addr, &c->auth, result, now.tv_sec);
+    if (result < 0 && v.result < 0)
+        v.why = "dovecot-unavailable";
+    auth_apply(c, &v, c->dovecot_user);
+    free(c->dovecot_user);
+    c->dovecot_user = NULL;
+    sk_conn_auth_done(c, v.result);
+}
+
+/* The local end of the client's socket, for Dovecot's lip/lport. */
+static void local_address(const sk_conn *c, char *ip, size_t iplen, unsigned *port)
+{
+    ip[0] = '\0';
+    *port = 0;
+    struct bufferevent *b = c->tls_under ? c->tls_under : c->bev;
+    evutil_socket_t fd = b ? bufferevent_getfd(b) : -1;
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    if (fd < 0 || getsockname(fd, (struct sockaddr *)&ss, &sl) != 0)
+        return;
+    if (ss.ss_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)&ss;
+        inet_ntop(AF_INET, &a->sin_addr, ip, (socklen_t)iplen);
+        *port = ntohs(a->sin_port);
+    } else if (ss.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&ss;
+        inet_ntop(AF_INET6, &a->sin6_addr, ip, (socklen_t)iplen);
+        *port = ntohs(a->sin6_port);
+    }
+}
+
+static int dovecot_check(sk_conn *c, const char *user, const char *password, time_t now)
+{
+    sk_auth_verdict v;
+    if (sk_auth_service_blocked(c->srv->auth, c->addr, &c->auth, now, &v)) {
+        auth_apply(c, &v, user);
+        return v.result;
+    }
+    char lip[INET6_ADDRSTRLEN];
+    unsigned lport;
+    local_address(c, lip, sizeof lip, &lport);
+    sk_dovecot_conn_info info = {
+        .secured = c->tls_state == 2,
+        .rip = c->addr,
+        .rport = c->port,
+        .lip = lip[0] ? lip : NULL,
+        .lport = lport,
+    };
+    c->dovecot_user = strdup(user);
+    if (!c->dovecot_user ||
+        sk_dovecot_auth_check(c->srv->dovecot, user, password, &info, dovecot_auth_done, c) != 0) {
+        free(c->dovecot_user);
+        c->dovecot_user = NULL;
+        v = sk_auth_service_finish(c->srv->auth, c->addr, &c->auth, -1, now);
+        auth_apply(c, &v, user);
+        return v.result;
+    }
+    c->auth_pending = 1;
+    return SK_AUTH_PENDING;
+}
+
+static unsigned op_auth_mechanisms(void *ctx)
+{
+    sk_conn *c = ctx;
+    if (!c->srv->dovecot)
+        return (1u << SK_SASL_PLAIN) | (1u << SK_SASL_LOGIN);
+    unsigned m = sk_dovecot_auth_mechs(c->srv->dovecot), out = 0;
+    if (m & SK_DOVECOT_MECH_PLAIN)
+        out |= 1u << SK_SASL_PLAIN;
+    if (m & SK_DOVECOT_MECH_LOGIN)
+        out |= 1u << SK_SASL_LOGIN;
+    return out;
+}
+
 static int op_auth_check(void *ctx, const char *user, const char *password)
 {
     sk_conn *c = ctx;
@@ -215,6 +354,8 @@ static int op_auth_check(void *ctx, const char *user, const char *password)
     }
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
+    if (c->srv->dovecot)
+        return dovecot_check(c, user, password, now.tv_sec);
     sk_auth_verdict v;
     char *hash = NULL;
     int known = 0;
@@ -274,6 +415,15 @@ static void op_log(void *ctx, const char *line)
     const char *sp = strchr(line, ' ');
     int head = sp ? (int)(sp - line) : (int)strlen(line);
     sk_log(LOG_INFO, "%.*s conn=%llu peer=%s%s", head, line, c->id, c->addr, sp ? sp : "");
+    sk_metrics_log_line(&c->srv->metrics, line);
+}
+
+/* Every reply: RCPT's are counted by code for the metrics. */
+static void op_replied(void *ctx, const char *verb, int code)
+{
+    sk_conn *c = ctx;
+    if (verb && !strcmp(verb, "RCPT"))
+        sk_metrics_recipient(&c->srv->metrics, code);
 }
 
 const sk_session_ops sk_conn_ops = {
@@ -287,4 +437,6 @@ const sk_session_ops sk_conn_ops = {
     .log = op_log,
     .tls_available = op_tls_available,
     .mail_check = op_mail_check,
+    .auth_mechanisms = op_auth_mechanisms,
+    .replied = op_replied,
 };

@@ -1,8 +1,10 @@
 /*
- * passwd.c - Dovecot-style passwd-file of crypt(3) hashes for SMTP AUTH
- * (RFC 4954 section 4: the server checks the credentials of PLAIN/LOGIN),
- * verified with libxcrypt's crypt_rn() and a constant-time comparison, and
- * hashing for `smtpkit passwd` with crypt_gensalt_rn().
+ * passwd.c - Dovecot's passwd-file for SMTP AUTH (RFC 4954 section 4: the
+ * server checks the credentials of PLAIN/LOGIN): every field of a line
+ * (the userdb fields too), each password verified by its Dovecot scheme
+ * (password_scheme.c), a line this server cannot verify disabling only its
+ * user; and hashing for `smtpkit passwd` (libxcrypt's crypt_gensalt_rn(),
+ * libargon2 for Argon2id).
  *
  * The loaded file is an immutable sorted table: a reload (SIGHUP) builds a
  * new one and the caller swaps pointers, so a broken file never replaces a
@@ -10,20 +12,28 @@
  */
 #include "server/passwd.h"
 #include "server/errmsg.h"
+#include "server/password_scheme.h"
 
+#include <argon2.h>
 #include <crypt.h>
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include <openssl/crypto.h>
+#include <openssl/rand.h>
 
 typedef struct passwd_entry {
     char *user;
-    char *hash;
-    char *extra;
+    char *hash; /* the password field as written ("{SCHEME}value" or crypt) */
+    char *uid;  /* userdb fields, "" when absent */
+    char *gid;
+    char *home;
+    char *extra;  /* extra_fields (space-separated key=value) */
+    int disabled; /* a password smtpkit cannot verify: never authenticates */
     unsigned line;
 } passwd_entry;
 
@@ -32,85 +42,26 @@ struct sk_passwd {
     size_t n;
     /* Hashed against for unknown users, so they cost what known ones do. */
     char *dummy_hash;
+    char **warnings; /* "FILE:LINE: ...", at most SK_PASSWD_WARNINGS_MAX */
+    size_t nwarnings, warnings_dropped;
 };
 
 /* ---- one line ---- */
-
-/* Dovecot scheme prefixes that are crypt(3) strings underneath, with the
- * hash prefix each one implies ("" = any). */
-static const struct {
-    const char *name;
-    const char *hash_prefix;
-} crypt_schemes[] = {
-    {"CRYPT", ""},
-    {"YESCRYPT", "$y$"},
-    {"SHA512-CRYPT", "$6$"},
-    {"BLF-CRYPT", "$2"},
-};
-
-static int is_crypt_char(char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
-           c == '/' || c == '$' || c == '=' || c == ',';
-}
-
-static size_t count_char(const char *p, size_t n, char c)
-{
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++)
-        k += p[i] == c;
-    return k;
-}
-
-/* Length of the part after the last '$' (the checksum of most methods). */
-static size_t tail_len(const char *p, size_t n)
-{
-    size_t i = n;
-    while (i > 0 && p[i - 1] != '$')
-        i--;
-    return n - i;
-}
-
-/* Shape checks for a crypt string, hash[0..n). NULL if acceptable. */
-static const char *check_hash(const char *h, size_t n)
-{
-    if (n == 0)
-        return "empty password hash";
-    if (n >= CRYPT_OUTPUT_SIZE)
-        return "password hash too long";
-    for (size_t i = 0; i < n; i++)
-        if (!is_crypt_char(h[i]))
-            return "password hash contains a character crypt(3) never produces";
-    if (h[0] != '$')
-        return "legacy DES hash (or plain text) refused; make a hash with `smtpkit passwd`";
-    char tmp[CRYPT_OUTPUT_SIZE];
-    memcpy(tmp, h, n);
-    tmp[n] = '\0';
-    switch (crypt_checksalt(tmp)) {
-    case CRYPT_SALT_OK:
-        break;
-    case CRYPT_SALT_METHOD_LEGACY:
-        return "legacy hash method (MD5, SHA-256-crypt, DES...) refused; make a hash with "
-               "`smtpkit passwd`";
-    default:
-        return "unknown or disabled crypt(3) hash method";
-    }
-    /* $id$[params$]salt$checksum: at least three '$', a non-empty end. */
-    if (count_char(h, n, '$') < 3 || h[n - 1] == '$')
-        return "incomplete password hash (a salt without the hash?)";
-    if (n > 3 && !memcmp(h, "$y$", 3) && count_char(h, n, '$') < 4)
-        return "incomplete yescrypt hash";
-    if (n > 3 && !memcmp(h, "$6$", 3) && tail_len(h, n) != 86)
-        return "SHA-512-crypt hash has the wrong length";
-    if (n > 3 && h[0] == '$' && h[1] == '2' && n != 60)
-        return "bcrypt hash has the wrong length";
-    return NULL;
-}
 
 static int valid_user_byte(unsigned char c)
 {
     /* Printable, no spaces (a name with a space is always a typo here). */
     return c > 0x20 && c != 0x7f && c != ':';
+}
+
+/* The next ':'-separated field of [*p, end): its start and length; *p moves
+ * past the ':' (or to end). */
+static void next_field(const char **p, const char *end, const char **f, size_t *fl)
+{
+    const char *c = *p < end ? memchr(*p, ':', (size_t)(end - *p)) : NULL;
+    *f = *p;
+    *fl = (size_t)((c ? c : end) - *p);
+    *p = c ? c + 1 : end;
 }
 
 int sk_passwd_parse_line(const char *p, size_t n, sk_passwd_line *out, const char **err)
@@ -146,54 +97,24 @@ int sk_passwd_parse_line(const char *p, size_t n, sk_passwd_line *out, const cha
             *err = "user name contains a space or control character";
             return -1;
         }
-
-    const char *h = colon + 1;
-    size_t rest = n - ulen - 1;
-    const char *end = memchr(h, ':', rest);
-    size_t hlen = end ? (size_t)(end - h) : rest;
-
-    if (hlen > 0 && h[0] == '{') {
-        const char *close = memchr(h, '}', hlen);
-        if (!close) {
-            *err = "'{' of a scheme prefix without '}'";
-            return -1;
-        }
-        size_t slen = (size_t)(close - h) - 1;
-        const char *want = NULL;
-        for (size_t i = 0; i < sizeof crypt_schemes / sizeof crypt_schemes[0]; i++)
-            if (strlen(crypt_schemes[i].name) == slen &&
-                !strncasecmp(h + 1, crypt_schemes[i].name, slen))
-                want = crypt_schemes[i].hash_prefix;
-        if (!want) {
-            *err = "password scheme not supported: use a crypt(3) hash ({CRYPT}, "
-                   "{YESCRYPT}, {SHA512-CRYPT}, {BLF-CRYPT}); see `smtpkit passwd`";
-            return -1;
-        }
-        size_t skip = slen + 2;
-        h += skip;
-        hlen -= skip;
-        size_t wl = strlen(want);
-        if (hlen < wl || memcmp(h, want, wl) != 0) {
-            *err = "hash does not belong to its {SCHEME} prefix";
-            return -1;
-        }
-    }
-    const char *why = check_hash(h, hlen);
-    if (why) {
-        *err = why;
-        return -1;
-    }
+    const char *end = p + n, *q = colon + 1;
     out->user = p;
     out->user_len = ulen;
-    out->hash = h;
-    out->hash_len = hlen;
-    if (end) {
-        out->extra = end + 1;
-        out->extra_len = (size_t)((p + n) - (end + 1));
-    } else {
-        out->extra = p + n;
-        out->extra_len = 0;
-    }
+    /* user:password:uid:gid:gecos:home:shell:extra_fields (Dovecot's
+     * passwd-file; the short forms stop early). */
+    next_field(&q, end, &out->hash, &out->hash_len);
+    next_field(&q, end, &out->uid, &out->uid_len);
+    next_field(&q, end, &out->gid, &out->gid_len);
+    const char *gecos, *shell;
+    size_t gecos_len, shell_len;
+    next_field(&q, end, &gecos, &gecos_len);
+    next_field(&q, end, &out->home, &out->home_len);
+    next_field(&q, end, &shell, &shell_len);
+    out->extra = q;
+    out->extra_len = (size_t)(end - q);
+    /* Everything after the password, as before (uid:gid:...). */
+    out->rest = out->hash + out->hash_len < end ? out->hash + out->hash_len + 1 : end;
+    out->rest_len = (size_t)(end - out->rest);
     return 0;
 }
 
@@ -204,21 +125,26 @@ static int entry_cmp(const void *a, const void *b)
     return strcmp(((const passwd_entry *)a)->user, ((const passwd_entry *)b)->user);
 }
 
-static void free_entries(passwd_entry *e, size_t n)
+static void free_entry(passwd_entry *e)
 {
-    for (size_t i = 0; i < n; i++) {
-        free(e[i].user);
-        free(e[i].hash);
-        free(e[i].extra);
-    }
-    free(e);
+    free(e->user);
+    free(e->hash);
+    free(e->uid);
+    free(e->gid);
+    free(e->home);
+    free(e->extra);
 }
 
 void sk_passwd_free(sk_passwd *pw)
 {
     if (!pw)
         return;
-    free_entries(pw->entries, pw->n);
+    for (size_t i = 0; i < pw->n; i++)
+        free_entry(&pw->entries[i]);
+    free(pw->entries);
+    for (size_t i = 0; i < pw->nwarnings; i++)
+        free(pw->warnings[i]);
+    free(pw->warnings);
     free(pw->dummy_hash);
     free(pw);
 }
@@ -240,6 +166,28 @@ static char *default_dummy(void)
     if (!crypt_gensalt_rn("$y$", 0, NULL, 0, setting, sizeof setting))
         return NULL;
     return strdup(setting);
+}
+
+static void add_warning(sk_passwd *pw, const char *path, unsigned line, const char *user,
+                        const char *what, const char *why)
+{
+    if (pw->nwarnings == SK_PASSWD_WARNINGS_MAX) {
+        pw->warnings_dropped++;
+        return;
+    }
+    char buf[768];
+    snprintf(buf, sizeof buf, "%s:%u: user '%s' %s: %s", path, line, user, what, why);
+    char *w = strdup(buf);
+    char **nw = realloc(pw->warnings, (pw->nwarnings + 1) * sizeof *nw);
+    if (!w || !nw) {
+        free(w);
+        if (nw)
+            pw->warnings = nw;
+        pw->warnings_dropped++;
+        return;
+    }
+    pw->warnings = nw;
+    pw->warnings[pw->nwarnings++] = w;
 }
 
 sk_passwd *sk_passwd_load(const char *path, char *err, size_t errlen)
@@ -298,14 +246,27 @@ sk_passwd *sk_passwd_load(const char *path, char *err, size_t errlen)
             cap = ncap;
         }
         passwd_entry *e = &pw->entries[pw->n];
+        memset(e, 0, sizeof *e);
         e->user = dup_n(pl.user, pl.user_len);
         e->hash = dup_n(pl.hash, pl.hash_len);
+        e->uid = dup_n(pl.uid, pl.uid_len);
+        e->gid = dup_n(pl.gid, pl.gid_len);
+        e->home = dup_n(pl.home, pl.home_len);
         e->extra = dup_n(pl.extra, pl.extra_len);
         e->line = lineno;
         pw->n++;
-        if (!e->user || !e->hash || !e->extra) {
+        if (!e->user || !e->hash || !e->uid || !e->gid || !e->home || !e->extra) {
             sk_errf(err, errlen, "%s: out of memory", path);
             ok = 0;
+            break;
+        }
+        /* A password this server cannot verify disables its user only. */
+        const char *note;
+        if (sk_pwscheme_check(pl.hash, pl.hash_len, &why, &note) < 0) {
+            e->disabled = 1;
+            add_warning(pw, path, lineno, e->user, "disabled", why);
+        } else if (note) {
+            add_warning(pw, path, lineno, e->user, "accepted", note);
         }
     }
     free(line);
@@ -325,9 +286,17 @@ sk_passwd *sk_passwd_load(const char *path, char *err, size_t errlen)
             }
     }
     if (ok) {
-        /* The first entry's hash: an unknown user costs the same method and
-         * cost as (at least) one real account. */
-        pw->dummy_hash = pw->n ? strdup(pw->entries[0].hash) : default_dummy();
+        /* An unknown (or disabled) user costs what a real account costs:
+         * the first deliberately slow hash of the file, else the first
+         * usable one, else a yescrypt setting. */
+        const char *d = NULL;
+        for (size_t i = 0; i < pw->n && !d; i++)
+            if (!pw->entries[i].disabled && sk_pwscheme_is_slow(pw->entries[i].hash))
+                d = pw->entries[i].hash;
+        for (size_t i = 0; i < pw->n && !d; i++)
+            if (!pw->entries[i].disabled)
+                d = pw->entries[i].hash;
+        pw->dummy_hash = d ? strdup(d) : default_dummy();
         if (!pw->dummy_hash) {
             sk_errf(err, errlen, "%s: out of memory", path);
             ok = 0;
@@ -345,6 +314,21 @@ size_t sk_passwd_count(const sk_passwd *pw)
     return pw ? pw->n : 0;
 }
 
+size_t sk_passwd_warning_count(const sk_passwd *pw)
+{
+    return pw ? pw->nwarnings : 0;
+}
+
+const char *sk_passwd_warning(const sk_passwd *pw, size_t i)
+{
+    return pw && i < pw->nwarnings ? pw->warnings[i] : NULL;
+}
+
+size_t sk_passwd_warnings_dropped(const sk_passwd *pw)
+{
+    return pw ? pw->warnings_dropped : 0;
+}
+
 static const passwd_entry *find(const sk_passwd *pw, const char *user)
 {
     if (!pw || !user || !pw->n)
@@ -358,12 +342,32 @@ int sk_passwd_has_user(const sk_passwd *pw, const char *user)
     return find(pw, user) != NULL;
 }
 
+int sk_passwd_user_enabled(const sk_passwd *pw, const char *user)
+{
+    const passwd_entry *e = find(pw, user);
+    return e && !e->disabled;
+}
+
+int sk_passwd_userdb_of(const sk_passwd *pw, const char *user, sk_passwd_userdb *out)
+{
+    const passwd_entry *e = find(pw, user);
+    if (!e)
+        return -1;
+    out->uid = e->uid;
+    out->gid = e->gid;
+    out->home = e->home;
+    out->extra = e->extra;
+    return 0;
+}
+
 char *sk_passwd_lookup_hash(const sk_passwd *pw, const char *user, int *known)
 {
     *known = 0;
     if (!pw || !user)
         return NULL;
     const passwd_entry *e = find(pw, user);
+    if (e && e->disabled)
+        e = NULL; /* costs the dummy hash and fails, like an unknown user */
     *known = e != NULL;
     return strdup(e ? e->hash : pw->dummy_hash);
 }
@@ -376,20 +380,10 @@ int sk_passwd_check_hash(const char *hash, int known, const char *password)
      * refusal does not depend on the user, so it reveals nothing. */
     if (strlen(password) > SK_PASSWD_PASSWORD_MAX)
         return 0;
-    struct crypt_data *cd = calloc(1, sizeof *cd);
-    if (!cd)
+    int r = sk_pwscheme_verify(hash, password);
+    if (r < 0)
         return -1;
-    const char *out = crypt_rn(password, hash, cd, (int)sizeof *cd);
-    int match = 0;
-    if (out) {
-        size_t ol = strlen(out), hl = strlen(hash);
-        /* The length is public (it is fixed per method); the bytes are not. */
-        match = ol == hl && CRYPTO_memcmp(out, hash, hl) == 0;
-    }
-    /* crypt_data may hold password-derived state. */
-    OPENSSL_cleanse(cd, sizeof *cd);
-    free(cd);
-    return known && match;
+    return known && r == 1;
 }
 
 int sk_passwd_verify(const sk_passwd *pw, const char *user, const char *password)
@@ -419,13 +413,70 @@ int sk_passwd_scheme_parse(const char *name, sk_passwd_scheme *out)
         *out = SK_PASSWD_SHA512_CRYPT;
         return 0;
     }
+    if (!strcasecmp(name, "argon2id")) {
+        *out = SK_PASSWD_ARGON2ID;
+        return 0;
+    }
     return -1;
+}
+
+const char *sk_passwd_scheme_prefix(sk_passwd_scheme scheme)
+{
+    switch (scheme) {
+    case SK_PASSWD_SHA512_CRYPT:
+        return "{SHA512-CRYPT}";
+    case SK_PASSWD_ARGON2ID:
+        return "{ARGON2ID}";
+    default:
+        return "{CRYPT}"; /* Dovecot 2.3 verifies $y$ through crypt(3) */
+    }
+}
+
+/* Argon2id as Dovecot makes it: 64 MiB, one lane, 16 bytes of salt, a
+ * 32-byte hash, the PHC string format. */
+static int hash_argon2id(unsigned long cost, const char *password, char *out, size_t outlen,
+                         char *err, size_t errlen)
+{
+    if (cost == 0)
+        cost = 3;
+    if (cost > 100) {
+        sk_errf(err, errlen, "Argon2id time cost must be 1 to 100 (default 3)");
+        return -1;
+    }
+    unsigned char salt[16];
+    if (RAND_bytes(salt, sizeof salt) != 1) {
+        sk_errf(err, errlen, "cannot make a salt");
+        return -1;
+    }
+    size_t need = argon2_encodedlen((uint32_t)cost, 65536, 1, sizeof salt, 32, Argon2_id);
+    if (need > outlen) {
+        sk_errf(err, errlen, "hash does not fit the output buffer");
+        return -1;
+    }
+    int r = argon2id_hash_encoded((uint32_t)cost, 65536, 1, password, strlen(password), salt,
+                                  sizeof salt, 32, out, outlen);
+    if (r != ARGON2_OK) {
+        sk_errf(err, errlen, "argon2: %s", argon2_error_message(r));
+        return -1;
+    }
+    return 0;
 }
 
 int sk_passwd_hash(sk_passwd_scheme scheme, unsigned long cost, const char *password, char *out,
                    size_t outlen, char *err, size_t errlen)
 {
     const char *prefix;
+    if (scheme == SK_PASSWD_ARGON2ID) {
+        if (!password || !*password) {
+            sk_errf(err, errlen, "empty password");
+            return -1;
+        }
+        if (strlen(password) > SK_PASSWD_PASSWORD_MAX) {
+            sk_errf(err, errlen, "password longer than %d bytes", SK_PASSWD_PASSWORD_MAX);
+            return -1;
+        }
+        return hash_argon2id(cost, password, out, outlen, err, errlen);
+    }
     if (scheme == SK_PASSWD_YESCRYPT) {
         prefix = "$y$";
         if (cost > 11) {

@@ -32,6 +32,7 @@
 /* The resolved destinations of one address. */
 typedef struct rset {
     const char **maildirs; /* interned in the policy */
+    const char **boxes;    /* boxes[i]: the mailbox address maildirs[i] belongs to */
     size_t n;
     const char **remote; /* interned addresses in other domains, for the queue */
     size_t nremote;
@@ -146,10 +147,11 @@ static const char *intern_dir(builder *B, const char *dir)
     return s;
 }
 
-static void rset_add_maildir(builder *B, rset *r, const char *dir)
+static void rset_add_maildir(builder *B, rset *r, const char *dir, const char *box)
 {
     const char *s = intern_dir(B, dir);
-    if (!s)
+    const char *b = s ? intern(B, box) : NULL;
+    if (!s || !b)
         return;
     for (size_t i = 0; i < r->n; i++)
         if (r->maildirs[i] == s)
@@ -159,8 +161,15 @@ static void rset_add_maildir(builder *B, rset *r, const char *dir)
         bfail(B, 0, "out of memory");
         return;
     }
-    v[r->n++] = s;
     r->maildirs = v;
+    const char **w = realloc(r->boxes, (r->n + 1) * sizeof *w);
+    if (!w) {
+        bfail(B, 0, "out of memory");
+        return;
+    }
+    r->boxes = w;
+    v[r->n] = s;
+    w[r->n++] = b;
 }
 
 static void rset_add_remote(builder *B, rset *r, const char *addr)
@@ -183,7 +192,7 @@ static void rset_add_remote(builder *B, rset *r, const char *addr)
 static void rset_merge(builder *B, rset *into, const rset *from)
 {
     for (size_t i = 0; i < from->n && !B->failed; i++)
-        rset_add_maildir(B, into, from->maildirs[i]);
+        rset_add_maildir(B, into, from->maildirs[i], from->boxes[i]);
     for (size_t i = 0; i < from->nremote && !B->failed; i++)
         rset_add_remote(B, into, from->remote[i]);
     if (!into->forward_to)
@@ -377,7 +386,8 @@ static void build_tables(builder *B)
     }
     for (size_t i = 0; i < c->nmailboxes && !B->failed; i++) {
         if (add_entry(B, c->mailboxes[i].address, c->mailboxes[i].line, NULL) == 0)
-            rset_add_maildir(B, &p->entries[p->nentries - 1].set, c->mailboxes[i].maildir);
+            rset_add_maildir(B, &p->entries[p->nentries - 1].set, c->mailboxes[i].maildir,
+                             c->mailboxes[i].address);
     }
     for (size_t i = 0; i < c->naliases && !B->failed; i++)
         add_entry(B, c->aliases[i].address, c->aliases[i].line, &c->aliases[i]);
@@ -513,16 +523,19 @@ void sk_policy_free(sk_policy *p)
     for (size_t i = 0; i < p->nentries; i++) {
         free(p->entries[i].key);
         free(p->entries[i].set.maildirs);
+        free(p->entries[i].set.boxes);
         free(p->entries[i].set.remote);
     }
     free(p->entries);
     for (size_t i = 0; i < p->ncatchalls; i++) {
         free(p->catchalls[i].domain);
         free(p->catchalls[i].set.maildirs);
+        free(p->catchalls[i].set.boxes);
         free(p->catchalls[i].set.remote);
     }
     free(p->catchalls);
     free(p->postmaster.maildirs);
+    free(p->postmaster.boxes);
     free(p->postmaster.remote);
     free(p->trusted);
     for (size_t i = 0; i < p->nstrings; i++)
@@ -549,17 +562,20 @@ static sk_delivery *delivery_from(const rset *r, const char *remote)
         return NULL;
     size_t n = r ? r->n : 0, nr = r ? r->nremote : 1;
     d->maildirs = calloc(n ? n : 1, sizeof *d->maildirs);
+    d->mailboxes = calloc(n ? n : 1, sizeof *d->mailboxes);
     d->remote = calloc(nr ? nr : 1, sizeof *d->remote);
-    if (!d->maildirs || !d->remote) {
+    if (!d->maildirs || !d->mailboxes || !d->remote) {
         sk_delivery_free(d);
         return NULL;
     }
     for (size_t i = 0; i < n; i++) {
-        if (!(d->maildirs[i] = strdup(r->maildirs[i]))) {
+        d->maildirs[i] = strdup(r->maildirs[i]);
+        d->mailboxes[i] = strdup(r->boxes[i]);
+        d->nmaildirs++;
+        if (!d->maildirs[i] || !d->mailboxes[i]) {
             sk_delivery_free(d);
             return NULL;
         }
-        d->nmaildirs++;
     }
     for (size_t i = 0; i < nr; i++) {
         if (!(d->remote[i] = strdup(r ? r->remote[i] : remote))) {
@@ -580,9 +596,13 @@ void sk_delivery_free(sk_delivery *d)
 {
     if (!d)
         return;
-    for (size_t i = 0; i < d->nmaildirs; i++)
+    for (size_t i = 0; i < d->nmaildirs; i++) {
         free(d->maildirs[i]);
+        if (d->mailboxes)
+            free(d->mailboxes[i]);
+    }
     free(d->maildirs);
+    free(d->mailboxes);
     for (size_t i = 0; i < d->nremote; i++)
         free(d->remote[i]);
     free(d->remote);

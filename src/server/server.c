@@ -3,6 +3,9 @@
  * sockets, privilege drop, store, commit queue), the libevent loop with its
  * listeners, and the signals.
  *
+ * With relay_queue set, the last start-up step opens the queue control
+ * socket <relay_queue>/control (queue_control.c, `smtpkit queue`).
+ *
  * Start-up as root: bind every listener, create and hand the mail
  * directories to the configured user, then drop to that user; only then
  * does the loop accept a connection or read a byte (least privilege).
@@ -16,6 +19,7 @@
  * 3.8: a server shutting down may close with 421); sessions in the middle
  * of a message finish it first, for at most limits.shutdown_grace seconds;
  * commits in flight always complete; then exit 0.
+ * SIGUSR1: reopen the log file (log = "/path") after logrotate moved it.
  * SIGHUP: re-read the file and swap in the new recipient tables (domains,
  * mailboxes, aliases, catch-all, postmaster, trusted networks) without
  * touching a session; a bad file keeps the old tables and logs why. The
@@ -32,16 +36,21 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
 #include <event2/listener.h>
 
 #include "delivery/agent.h"
+#include "queue/control_socket.h"
 #include "server/conn.h"
 #include "server/log.h"
 #include "server/pathutil.h"
+#include "server/pid_file.h"
+#include "server/queue_control.h"
 #include "server/server_security.h"
+#include "server/service_notify.h"
 #include "server/work_queue.h"
 
 /* Threads for password checks: hashing is CPU-bound, and a couple of
@@ -199,6 +208,8 @@ static void begin_shutdown(sk_server *srv, const char *signame)
 static void create_maildirs(sk_server *srv, const sk_policy *p, int fatal, char *err, size_t errlen,
                             int *failed)
 {
+    if (srv->cfg->lmtp)
+        return; /* the LMTP server stores local mail: the maildir values are unused */
     for (size_t i = 0; i < sk_policy_nmaildirs(p); i++) {
         char why[512];
         const char *dir = sk_policy_maildir(p, i);
@@ -226,6 +237,7 @@ static void reload(sk_server *srv)
     int dummy = 0;
     create_maildirs(srv, np, 0, err, sizeof err, &dummy);
     sk_server_security_reload(srv, nc);
+    sk_proxy_networks_set(srv, nc);
     sk_policy_free(srv->policy);
     srv->policy = np;
     const sk_config *oc = srv->cfg;
@@ -233,7 +245,8 @@ static void reload(sk_server *srv)
         nc->nlisteners != oc->nlisteners || strcmp(nc->mail_root, oc->mail_root) ||
         nc->max_message_size != oc->max_message_size || nc->max_recipients != oc->max_recipients ||
         nc->command_timeout != oc->command_timeout || nc->max_connections != oc->max_connections ||
-        nc->max_connections_per_ip != oc->max_connections_per_ip;
+        nc->max_connections_per_ip != oc->max_connections_per_ip || !nc->lmtp != !oc->lmtp ||
+        (nc->lmtp && strcmp(nc->lmtp, oc->lmtp)) || nc->lmtp_connections != oc->lmtp_connections;
     sk_log(LOG_INFO, "event=reload domains=%zu mailboxes=%zu aliases=%zu%s", sk_policy_ndomains(np),
            sk_policy_nmailboxes(np), sk_policy_naliases(np),
            restart ? " note=\"listener, path and limit changes take effect at restart\"" : "");
@@ -245,10 +258,29 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
     (void)what;
     sk_server *srv = arg;
     if (sig == SIGHUP) {
-        if (!srv->shutting_down)
+        if (!srv->shutting_down) {
+            /* sd_notify(3): RELOADING=1 with the clock reading, then READY=1 */
+            struct timespec now;
+            clock_gettime(CLOCK_MONOTONIC, &now);
+            sk_notify("RELOADING=1\nMONOTONIC_USEC=%llu",
+                      (unsigned long long)now.tv_sec * 1000000ULL +
+                          (unsigned long long)now.tv_nsec / 1000ULL);
             reload(srv);
+            sk_notify("READY=1\nSTATUS=Reloaded; serving");
+        }
         return;
     }
+    if (sig == SIGUSR1) {
+        /* logrotate has moved the file: continue in a new one by its name */
+        char why[512];
+        int r = sk_log_reopen(why, sizeof why);
+        if (r > 0)
+            sk_log(LOG_INFO, "event=log-reopened file=%s", srv->cfg->log_file);
+        else if (r < 0)
+            sk_log(LOG_ERR, "event=log-reopen-failed error=\"%s\" keeping=previous-file", why);
+        return;
+    }
+    sk_notify("STOPPING=1\nSTATUS=Stopping: finishing open sessions");
     begin_shutdown(srv, sig == SIGTERM ? "TERM" : "INT");
 }
 
@@ -278,11 +310,17 @@ sk_server *sk_server_new(sk_config *cfg, char *err, size_t errlen)
     }
     srv->cfg = cfg;
     sk_log_open(cfg->log_target, cfg->syslog_facility);
+    if (cfg->log_target == SK_LOG_FILE && sk_log_open_file(cfg->log_file, err, errlen) != 0)
+        goto fail;
     /* A peer that resets while we write must not kill the server. */
     signal(SIGPIPE, SIG_IGN);
 
     if (!(srv->policy = sk_policy_new(cfg, err, errlen)))
         goto fail;
+    if (sk_proxy_networks_set(srv, cfg) != 0) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
     if (sk_runas_resolve(cfg->user, &srv->runas, err, errlen) != 0)
         goto fail;
     if (srv->runas.note[0])
@@ -334,6 +372,21 @@ sk_server *sk_server_new(sk_config *cfg, char *err, size_t errlen)
         snprintf(err, errlen, "%s: no listener could be opened", cfg->path);
         goto fail;
     }
+    if (sk_metrics_http_start(srv, err, errlen) != 0)
+        goto fail;
+
+    /* Still privileged: the pid file (it may live in a root-owned /run
+     * directory) and the service manager's socket (connected now, usable
+     * after the drop). Both after the bind: an instance that cannot bind
+     * must not touch a running one's pid file. */
+    if (cfg->pid_file) {
+        if (sk_pid_file_write(cfg->pid_file, err, errlen) != 0)
+            goto fail;
+        srv->pid_written = 1;
+    }
+    char nerr[512];
+    if (sk_notify_open(nerr, sizeof nerr) != 0)
+        sk_log(LOG_WARNING, "event=notify-unavailable error=\"%s\"", nerr);
 
     /* Least privilege from here on. */
     if (sk_runas_drop(&srv->runas, err, errlen) != 0)
@@ -344,6 +397,13 @@ sk_server *sk_server_new(sk_config *cfg, char *err, size_t errlen)
                "fail until the file is readable\"",
                cfg->path, srv->runas.name);
 
+    /* A server already answering on this queue's control socket would
+     * deliver the same messages: refuse before touching the queue. */
+    if (cfg->relay_queue && sk_control_probe(cfg->relay_queue) == 1) {
+        snprintf(err, errlen, "%s/%s answers: another server runs on this queue", cfg->relay_queue,
+                 SK_CONTROL_SOCKET_NAME);
+        goto fail;
+    }
     /* The spool, and the outbound queue under relay_queue (msg/ env/ tmp/,
      * created now as the user). */
     srv->store = sk_store_open(cfg->spool_dir, cfg->relay_queue, why, sizeof why);
@@ -351,14 +411,27 @@ sk_server *sk_server_new(sk_config *cfg, char *err, size_t errlen)
         snprintf(err, errlen, "cannot open the store in %s: %s", cfg->spool_dir, why);
         goto fail;
     }
+    /* Local mail to an LMTP server: handed over on the commit threads,
+     * which then wait on it, so at least one thread per connection. */
+    unsigned threads = cfg->commit_threads;
+    if (cfg->lmtp) {
+        if (sk_store_set_lmtp(srv->store, cfg->lmtp, cfg->lmtp_connections, cfg->server_name, why,
+                              sizeof why) != 0) {
+            snprintf(err, errlen, "%s", why);
+            goto fail;
+        }
+        if (threads < cfg->lmtp_connections)
+            threads = cfg->lmtp_connections;
+        sk_log(LOG_INFO, "event=lmtp target=%s connections=%u", cfg->lmtp, cfg->lmtp_connections);
+    }
     /* Files abandoned in tmp/ by a crash (Maildir: older than 36 hours). */
-    for (size_t i = 0; i < sk_policy_nmaildirs(srv->policy); i++) {
+    for (size_t i = 0; !cfg->lmtp && i < sk_policy_nmaildirs(srv->policy); i++) {
         int n = sk_store_maildir_clean_tmp(sk_policy_maildir(srv->policy, i));
         if (n > 0)
             sk_log(LOG_INFO, "event=tmp-cleaned maildir=%s files=%d",
                    sk_policy_maildir(srv->policy, i), n);
     }
-    srv->queue = sk_commit_queue_new((int)cfg->commit_threads);
+    srv->queue = sk_commit_queue_new((int)threads);
     if (!srv->queue) {
         snprintf(err, errlen, "cannot start the commit threads");
         goto fail;
@@ -376,6 +449,11 @@ sk_server *sk_server_new(sk_config *cfg, char *err, size_t errlen)
     srv->sig_term = evsignal_new(srv->base, SIGTERM, signal_cb, srv);
     srv->sig_int = evsignal_new(srv->base, SIGINT, signal_cb, srv);
     srv->sig_hup = evsignal_new(srv->base, SIGHUP, signal_cb, srv);
+    srv->sig_usr1 = evsignal_new(srv->base, SIGUSR1, signal_cb, srv);
+    if (!srv->sig_usr1 || evsignal_add(srv->sig_usr1, NULL)) {
+        snprintf(err, errlen, "cannot register events");
+        goto fail;
+    }
     if (!srv->queue_ev || !srv->work_ev || !srv->sig_term || !srv->sig_int || !srv->sig_hup ||
         event_add(srv->queue_ev, NULL) || event_add(srv->work_ev, NULL) ||
         evsignal_add(srv->sig_term, NULL) || evsignal_add(srv->sig_int, NULL) ||
@@ -383,11 +461,19 @@ sk_server *sk_server_new(sk_config *cfg, char *err, size_t errlen)
         snprintf(err, errlen, "cannot register events");
         goto fail;
     }
+    if (sk_server_security_start(srv, err, errlen) != 0)
+        goto fail;
     if (cfg->relay_queue && cfg->delivery.enabled) {
         srv->agent = sk_agent_new(srv->base, cfg, &srv->policy, srv->store, srv->work, err, errlen);
         if (!srv->agent)
             goto fail;
     }
+    /* The queue control socket (`smtpkit queue`), last: it hands requests
+     * to the delivery agent, made before it (NULL: delivery.enabled is
+     * false, and none runs). */
+    if (cfg->relay_queue && !(srv->control = sk_queue_control_start(srv->base, cfg->relay_queue,
+                                                                    srv->agent, err, errlen)))
+        goto fail;
     return srv;
 fail:
     sk_server_free(srv);
@@ -414,6 +500,8 @@ int sk_server_run(sk_server *srv)
            sk_policy_naliases(srv->policy), srv->cfg->mail_root);
     if (srv->agent)
         sk_agent_start(srv->agent);
+    /* Listeners bound and enabled, the loop about to run: ready. */
+    sk_notify("READY=1\nSTATUS=Serving on %s\nMAINPID=%ld", labels, (long)getpid());
     int rc = event_base_dispatch(srv->base) < 0 ? 1 : 0;
     /* Every connection has ended (each waited for its own commit and
      * password check). The agent's record updates on the workers finish
@@ -421,14 +509,23 @@ int sk_server_run(sk_server *srv)
     sk_agent_stop(srv->agent);
     sk_work_queue_free(srv->work);
     srv->work = NULL;
+    sk_queue_control_free(srv->control); /* it refers to the agent */
+    srv->control = NULL;
     sk_agent_free(srv->agent);
     srv->agent = NULL;
     sk_commit_queue_stats st;
     sk_commit_queue_stats_get(srv->queue, &st);
     sk_commit_queue_free(srv->queue);
     srv->queue = NULL;
-    sk_log(LOG_INFO, "event=stop messages=%llu commits=%llu commit_batches=%llu dir_fsyncs=%llu",
-           srv->messages, st.commits, st.batches, st.dir_fsyncs);
+    unsigned long long lmtp_opened = 0;
+    unsigned lmtp_peak = 0;
+    int lmtp = sk_store_lmtp_stats(srv->store, &lmtp_opened, &lmtp_peak) == 0;
+    char extra[96] = "";
+    if (lmtp)
+        snprintf(extra, sizeof extra, " lmtp_connections=%llu lmtp_peak=%u", lmtp_opened,
+                 lmtp_peak);
+    sk_log(LOG_INFO, "event=stop messages=%llu commits=%llu commit_batches=%llu dir_fsyncs=%llu%s",
+           srv->messages, st.commits, st.batches, st.dir_fsyncs, extra);
     return rc;
 }
 
@@ -437,6 +534,7 @@ void sk_server_free(sk_server *srv)
     if (!srv)
         return;
     stop_listening(srv);
+    sk_metrics_http_free(srv); /* before the event base it lives on */
     /* Only if the loop failed are connections still open: first let the
      * queue finish (its callbacks still refer to them), then close them. */
     if (srv->queue)
@@ -445,10 +543,13 @@ void sk_server_free(sk_server *srv)
     sk_agent_stop(srv->agent);
     sk_work_queue_free(srv->work);
     srv->work = NULL;
-    sk_agent_free(srv->agent);
-    srv->agent = NULL;
+    sk_server_security_stop(srv); /* answers Dovecot checks still waiting */
     while (srv->conns)
         sk_conn_abort(srv->conns);
+    sk_queue_control_free(srv->control);
+    srv->control = NULL;
+    sk_agent_free(srv->agent);
+    srv->agent = NULL;
     if (srv->queue_ev)
         event_free(srv->queue_ev);
     if (srv->work_ev)
@@ -459,6 +560,8 @@ void sk_server_free(sk_server *srv)
         event_free(srv->sig_int);
     if (srv->sig_hup)
         event_free(srv->sig_hup);
+    if (srv->sig_usr1)
+        event_free(srv->sig_usr1);
     if (srv->grace_timer)
         event_free(srv->grace_timer);
     if (srv->store)
@@ -468,6 +571,10 @@ void sk_server_free(sk_server *srv)
         event_base_free(srv->base);
     sk_peer_count_free(srv->per_ip);
     sk_server_security_free(srv);
+    sk_proxy_networks_free(srv);
+    if (srv->pid_written)
+        sk_pid_file_remove(srv->cfg->pid_file);
+    sk_notify_close();
     sk_policy_free(srv->policy);
     sk_config_free(srv->cfg);
     free(srv);

@@ -1,6 +1,7 @@
 /*
  * server_security.c - the server's TLS context (RFC 3207, RFC 8314) and
- * AUTH backend (RFC 4954) over the server's life: made at start (a
+ * AUTH backend (RFC 4954: the password file, or Dovecot's auth socket
+ * with the same failure budgets) over the server's life: made at start (a
  * self-signed pair first when tls_generate_if_missing asks and none
  * exists, handed to the unprivileged user so a reload can read it),
  * refused at start (and by --check) when that user could not read it
@@ -16,10 +17,31 @@
 #include <unistd.h>
 
 #include "server/auth_service.h"
+#include "server/dovecot_auth.h"
 #include "server/log.h"
 #include "server/server_internal.h"
 #include "server/server_security.h"
 #include "server/tls.h"
+
+/* One log line per line of the password file that was disabled or
+ * accepted with a note (clear text, a weak method). */
+static void log_passwd_warnings(const sk_auth_service *auth, const char *file)
+{
+    const sk_passwd *pw = sk_auth_service_passwd(auth);
+    for (size_t i = 0; i < sk_passwd_warning_count(pw); i++) {
+        /* Readable as written; only what could break the quoting changes. */
+        char clean[1024];
+        const char *w = sk_passwd_warning(pw, i);
+        size_t k = 0;
+        for (; w[k] && k + 1 < sizeof clean; k++)
+            clean[k] = (w[k] == '"' || w[k] == '\\' || (unsigned char)w[k] < 0x20) ? '?' : w[k];
+        clean[k] = '\0';
+        sk_log(LOG_WARNING, "event=passwd-warning warning=\"%s\"", clean);
+    }
+    if (sk_passwd_warnings_dropped(pw))
+        sk_log(LOG_WARNING, "event=passwd-warning passwd_file=%s more=%zu", file,
+               sk_passwd_warnings_dropped(pw));
+}
 
 /* The directory part of path in out ("." if none). */
 static void parent_of(const char *path, char *out, size_t outlen)
@@ -107,7 +129,7 @@ int sk_server_security_init(sk_server *srv, char *err, size_t errlen)
         SSL_CTX_free(ctx);
         sk_log(LOG_INFO, "event=tls-ready cert=%s %s", cfg->tls_certificate, why);
     }
-    if (cfg->passwd_file) {
+    if (cfg->passwd_file || cfg->dovecot_auth) {
         sk_auth_limit_config lim = {
             .max_failures = cfg->auth_failures,
             .window_seconds = cfg->auth_failure_window,
@@ -116,12 +138,16 @@ int sk_server_security_init(sk_server *srv, char *err, size_t errlen)
         };
         char why[512];
         srv->auth = sk_auth_service_new(cfg->passwd_file, &lim, why, sizeof why);
-        if (!srv->auth) {
-            snprintf(err, errlen, "passwd_file: %s", why);
+        if (!srv->auth ||
+            sk_auth_service_set_username_format(srv->auth, cfg->auth_username_format) != 0) {
+            snprintf(err, errlen, "passwd_file: %s", srv->auth ? "out of memory" : why);
             return -1;
         }
-        sk_log(LOG_INFO, "event=auth-ready passwd_file=%s users=%zu", cfg->passwd_file,
-               sk_auth_service_users(srv->auth));
+        if (cfg->passwd_file) {
+            log_passwd_warnings(srv->auth, cfg->passwd_file);
+            sk_log(LOG_INFO, "event=auth-ready passwd_file=%s users=%zu", cfg->passwd_file,
+                   sk_auth_service_users(srv->auth));
+        }
     }
     return 0;
 }
@@ -170,10 +196,37 @@ void sk_server_security_reload(sk_server *srv, const sk_config *nc)
         if (sk_auth_service_reload(srv->auth, nc->passwd_file, why, sizeof why) != 0)
             sk_log(LOG_ERR, "event=auth-reload-failed error=\"%s\" keeping=previous-passwd-file",
                    why);
-        else
+        else {
+            log_passwd_warnings(srv->auth, nc->passwd_file);
             sk_log(LOG_INFO, "event=auth-reload passwd_file=%s users=%zu", nc->passwd_file,
                    sk_auth_service_users(srv->auth));
+        }
+        if (sk_auth_service_set_username_format(srv->auth, nc->auth_username_format) != 0)
+            sk_log(LOG_ERR, "event=auth-reload-failed error=\"out of memory\"");
     }
+}
+
+int sk_server_security_start(sk_server *srv, char *err, size_t errlen)
+{
+    const sk_config *cfg = srv->cfg;
+    if (!cfg->dovecot_auth)
+        return 0;
+    srv->dovecot = sk_dovecot_auth_new(srv->base, cfg->dovecot_auth);
+    if (!srv->dovecot) {
+        snprintf(err, errlen, "dovecot_auth: out of memory");
+        return -1;
+    }
+    /* Unreachable now is no reason not to start: AUTH answers 454 until
+     * Dovecot is back, and the client keeps trying. */
+    sk_log(LOG_INFO, "event=auth-ready dovecot_auth=%s", cfg->dovecot_auth);
+    sk_dovecot_auth_start(srv->dovecot);
+    return 0;
+}
+
+void sk_server_security_stop(sk_server *srv)
+{
+    sk_dovecot_auth_free(srv->dovecot);
+    srv->dovecot = NULL;
 }
 
 void sk_server_security_free(sk_server *srv)

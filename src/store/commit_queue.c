@@ -8,7 +8,10 @@
  * distinct directory the kinds named (Maildir new/, the queue's msg/ and
  * env/) once for the whole batch, finishes each message and signals an
  * eventfd. The loop thread reads the eventfd and runs the callbacks in
- * sk_commit_queue_drain(). The queue knows no destination kind.
+ * sk_commit_queue_drain(). The queue knows one thing about destinations:
+ * a commit with an LMTP destination waits on another server (seconds, not
+ * milliseconds), so it is taken alone, and the other workers go on with
+ * the rest (the server runs at least lmtp_connections workers then).
  */
 #include "smtpkit/store.h"
 #include "util/worker_pool.h"
@@ -32,6 +35,7 @@ struct commit_job {
     void *arg;
     sk_store_result res;
     sk_store_outcome out;
+    int slow; /* it waits on another server (LMTP): a batch of its own */
 };
 
 struct sk_commit_queue {
@@ -48,6 +52,7 @@ struct batch_dir {
     dev_t dev;
     ino_t ino;
     sk_store_result res;
+    int errnum; /* of a failed fsync */
 };
 
 /* Collect the distinct new/ directories of the linked messages. Returns the
@@ -81,6 +86,7 @@ static size_t collect_dirs(struct commit_job *batch, struct batch_dir **out)
             dirs[n].dev = dev;
             dirs[n].ino = ino;
             dirs[n].res = SK_STORE_OK;
+            dirs[n].errnum = 0;
             n++;
         }
     }
@@ -104,7 +110,7 @@ static unsigned long long run_batch(struct commit_job *batch)
     size_t ndirs = collect_dirs(batch, &dirs);
     if (ndirs != (size_t)-1) {
         for (size_t k = 0; k < ndirs; k++, fsyncs++)
-            dirs[k].res = sk_store_fsync_dir(dirs[k].path);
+            dirs[k].res = sk_store_fsync_dir(dirs[k].path, &dirs[k].errnum);
     }
     for (struct commit_job *j = batch; j; j = j->next) {
         sk_store_result d = SK_STORE_OK;
@@ -113,17 +119,22 @@ static unsigned long long run_batch(struct commit_job *batch)
             ino_t ino;
             const char *path = sk_store_msg_dir(j->m, i, &dev, &ino);
             sk_store_result r = SK_STORE_OK;
+            int e = 0;
             if (ndirs == (size_t)-1) {
-                r = sk_store_fsync_dir(path); /* no memory to share: one by one */
+                r = sk_store_fsync_dir(path, &e); /* no memory to share: one by one */
                 fsyncs++;
             } else {
                 for (size_t k = 0; k < ndirs; k++) {
-                    if (dirs[k].dev == dev && dirs[k].ino == ino)
+                    if (dirs[k].dev == dev && dirs[k].ino == ino) {
                         r = dirs[k].res;
+                        e = dirs[k].errnum;
+                    }
                 }
             }
-            if (r != SK_STORE_OK && d == SK_STORE_OK)
+            if (r != SK_STORE_OK && d == SK_STORE_OK) {
                 d = r;
+                sk_store_msg_note(j->m, "dir-fsync", path, NULL, e);
+            }
         }
         j->res = sk_store_commit_finish(j->m, d, j->has_env ? j->env.nrcpts : 0, &j->out);
         j->m = NULL;
@@ -142,9 +153,18 @@ static void *worker(void *arg)
             pthread_cond_wait(&q->pool.cv, &q->pool.mu);
         if (!q->pend)
             break; /* stopping and nothing left */
-        struct commit_job *batch = q->pend;
-        q->pend = NULL;
-        q->pend_tail = &q->pend;
+        /* Every pending commit, up to the first slow one; a slow one at
+         * the head goes alone. What is left wakes the next worker. */
+        struct commit_job *batch = q->pend, **cut = &batch->next;
+        if (!batch->slow)
+            while (*cut && !(*cut)->slow)
+                cut = &(*cut)->next;
+        q->pend = *cut;
+        *cut = NULL;
+        if (q->pend)
+            pthread_cond_signal(&q->pool.cv);
+        else
+            q->pend_tail = &q->pend;
         pthread_mutex_unlock(&q->pool.mu);
 
         unsigned long long fsyncs = run_batch(batch);
@@ -244,6 +264,8 @@ int sk_commit_queue_submit(sk_commit_queue *q, sk_store_msg *m, const sk_store_e
         j->dests[i].target = copy_str(&pool, dests[i].target);
         j->dests[i].orcpt = copy_str(&pool, dests[i].orcpt);
         j->dests[i].notify = copy_str(&pool, dests[i].notify);
+        if (dests[i].kind == SK_DEST_LMTP)
+            j->slow = 1;
     }
     j->m = m;
     j->ndests = ndests;

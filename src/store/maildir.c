@@ -31,7 +31,7 @@
 /* One recipient Maildir the message is linked into. */
 struct store_link {
     char *newdir; /* dests[i]/new */
-    char *path;   /* dests[i]/new/<name>,S=<size> */
+    char *path;   /* dests[i]/new/<name>,S=<size>,W=<size> */
     dev_t dev;    /* of newdir */
     ino_t ino;
 };
@@ -42,14 +42,18 @@ struct maildir_state {
     size_t nlinks;
 };
 
-/* dest/tmp, dest/new, dest/cur. */
-static int ensure_maildir(const char *dest)
+/* dest/tmp, dest/new, dest/cur. -1 with errno, the failure noted in m. */
+static int ensure_maildir(sk_store_msg *m, const char *dest)
 {
     static const char *const sub[] = {"tmp", "new", "cur"};
     char p[PATH_MAX];
     for (size_t i = 0; i < sizeof sub / sizeof sub[0]; i++) {
-        if (sk_fs_join(p, sizeof p, dest, sub[i]) < 0 || sk_fs_ensure_dir(p) < 0)
+        if (sk_fs_join(p, sizeof p, dest, sub[i]) < 0 || sk_fs_ensure_dir(p) < 0) {
+            int e = errno;
+            sk_store_msg_note(m, "maildir-create", dest, sub[i], e);
+            errno = e;
             return -1;
+        }
     }
     return 0;
 }
@@ -84,16 +88,18 @@ int sk_store_maildir_clean_tmp(const char *maildir)
 
 /* The destination file name: the tmp name on the first try, then (after a
  * collision, which unique ids make all but impossible) <id>-<n>.<host>, so
- * the name still starts with the id; with ,S=<size> (Maildir++ size hint). */
+ * the name still starts with the id; with ,S=<size> (Maildir++: the file's
+ * size) and ,W=<size> (the RFC 822 size, CRLF line ends), as Dovecot names
+ * its files, so it need not read the file to know either. */
 static int dest_name(sk_store_msg *m, int attempt, char *out, size_t cap)
 {
     int n;
     if (attempt == 0) {
-        n = snprintf(out, cap, "%s,S=%llu", m->name, m->size);
+        n = snprintf(out, cap, "%s,S=%llu,W=%llu", m->name, m->size, m->wire);
     } else {
         const char *host = strchr(m->name, '.');
-        n = snprintf(out, cap, "%.*s-%d%s,S=%llu", (int)(host ? host - m->name : 0), m->name,
-                     attempt, host ? host : "", m->size);
+        n = snprintf(out, cap, "%.*s-%d%s,S=%llu,W=%llu", (int)(host ? host - m->name : 0), m->name,
+                     attempt, host ? host : "", m->size, m->wire);
     }
     if (n < 0 || (size_t)n >= cap) {
         errno = ENAMETOOLONG;
@@ -154,13 +160,18 @@ static int copy_into(sk_store_msg *m, const char *dest, const char *fname, const
 }
 
 /* Link the message into dest's new/ directory (already created) and record
- * the link. 0, 1 if dest is a directory already linked, or -1 with errno. */
+ * the link. 0, 1 if dest is a directory already linked, or -1 with errno
+ * (the failed step noted in m). */
 static int link_one(sk_store_msg *m, struct maildir_state *ms, const char *dest)
 {
     char newdir[PATH_MAX], target[PATH_MAX], fname[SK_STORE_NAME_CAP];
     struct stat sb;
-    if (sk_fs_join(newdir, sizeof newdir, dest, "new") < 0 || stat(newdir, &sb) < 0)
+    if (sk_fs_join(newdir, sizeof newdir, dest, "new") < 0 || stat(newdir, &sb) < 0) {
+        int e = errno;
+        sk_store_msg_note(m, "link", dest, "new", e);
+        errno = e;
         return -1;
+    }
     for (size_t i = 0; i < ms->nlinks; i++) {
         if (ms->links[i].dev == sb.st_dev && ms->links[i].ino == sb.st_ino)
             return 1; /* the same Maildir named twice: one delivery */
@@ -173,27 +184,40 @@ static int link_one(sk_store_msg *m, struct maildir_state *ms, const char *dest)
             same_fs = ms->links[i].path;
     }
     int rc = -1;
+    const char *step = "link";
     for (int attempt = 0; attempt < NAME_TRIES; attempt++) {
         if (dest_name(m, attempt, fname, sizeof fname) < 0 ||
-            sk_fs_join(target, sizeof target, newdir, fname) < 0)
+            sk_fs_join(target, sizeof target, newdir, fname) < 0) {
+            int e = errno;
+            sk_store_msg_note(m, "link", newdir, NULL, e);
+            errno = e;
             return -1;
+        }
+        step = "link";
         if (same_fs)
             rc = link(same_fs, target);
         if (!same_fs || (rc < 0 && errno != EEXIST))
             rc = linkat(m->st->tmp_fd, m->name, AT_FDCWD, target, 0);
-        if (rc < 0 && errno == EXDEV)
+        if (rc < 0 && errno == EXDEV) {
+            step = "copy";
             rc = copy_into(m, dest, fname, target);
+        }
         if (rc == 0 || errno != EEXIST)
             break;
     }
-    if (rc < 0)
+    if (rc < 0) {
+        int e = errno;
+        sk_store_msg_note(m, step, target, NULL, e);
+        errno = e;
         return -1;
+    }
     struct store_link *l = &ms->links[ms->nlinks];
     l->newdir = strdup(newdir);
     l->path = strdup(target);
     l->dev = sb.st_dev;
     l->ino = sb.st_ino;
     if (!l->newdir || !l->path || sk_store_msg_add_dir(m, newdir, sb.st_dev, sb.st_ino) < 0) {
+        sk_store_msg_note(m, "memory", NULL, NULL, ENOMEM);
         unlink(target);
         free(l->newdir);
         free(l->path);
@@ -234,7 +258,7 @@ static sk_store_result maildir_stage(sk_store_msg *m, const sk_store_envelope *e
     struct maildir_state *ms = calloc(1, sizeof *ms);
     if (!ms || !(ms->links = calloc(n, sizeof *ms->links))) {
         free(ms);
-        return SK_STORE_IOERR;
+        return sk_store_msg_note(m, "memory", NULL, NULL, ENOMEM);
     }
     for (size_t i = 0; i < n; i++) {
         /* the same spelling twice: skip without a stat */
@@ -244,8 +268,10 @@ static sk_store_result maildir_stage(sk_store_msg *m, const sk_store_envelope *e
         if (k < i)
             continue;
         if (!dests[i].target || !*dests[i].target) {
+            sk_store_msg_note(m, "arguments", NULL, NULL, EINVAL);
             errno = EINVAL;
-        } else if (ensure_maildir(dests[i].target) == 0 && link_one(m, ms, dests[i].target) >= 0) {
+        } else if (ensure_maildir(m, dests[i].target) == 0 &&
+                   link_one(m, ms, dests[i].target) >= 0) {
             continue;
         }
         sk_store_result r = sk_store_result_of(errno);

@@ -97,17 +97,19 @@ static sk_store_result queue_stage(sk_store_msg *m, const sk_store_envelope *env
                                    const sk_store_dest *dests, size_t n, void **state)
 {
     sk_queue_dir *q = m->st->queue;
-    if (!q || !env)
-        return SK_STORE_IOERR; /* no queue configured, or nothing to write in it */
+    if (!q || !env) /* no queue configured, or nothing to write in it */
+        return sk_store_msg_note(m, q ? "arguments" : "queue-msg", NULL, NULL, 0);
     struct queue_state *qs = calloc(1, sizeof *qs);
     if (!qs)
-        return SK_STORE_IOERR;
+        return sk_store_msg_note(m, "memory", NULL, NULL, ENOMEM);
+    dev_t dev;
+    ino_t ino;
 
     sk_envelope e;
     sk_envelope_init(&e);
     snprintf(e.id, sizeof e.id, "%s", m->id);
     e.arrival = env->arrival > 0 ? env->arrival : (long long)m->begun;
-    e.size = m->size;
+    e.size = m->wire; /* the RFC 822 size (SIZE=), not the LF file's */
     e.body = env->body == SK_STORE_BODY_8BITMIME     ? SK_BODY_8BITMIME
              : env->body == SK_STORE_BODY_BINARYMIME ? SK_BODY_BINARYMIME
                                                      : SK_BODY_7BIT;
@@ -128,7 +130,8 @@ static sk_store_result queue_stage(sk_store_msg *m, const sk_store_envelope *env
     }
     sk_store_result r = SK_STORE_OK;
     if (bad) {
-        r = SK_STORE_IOERR;
+        r = sk_store_msg_note(m, "queue-envelope", sk_queue_dir_env_dir(q, &dev, &ino), m->id,
+                              ENOMEM);
         goto fail;
     }
     /* 1. the message file */
@@ -136,26 +139,27 @@ static sk_store_result queue_stage(sk_store_msg *m, const sk_store_envelope *env
         (errno == EXDEV && copy_message(m, q) == 0)) {
         qs->msg_made = 1;
     } else {
-        r = sk_store_result_of(errno);
+        r = sk_store_msg_note(m, "queue-msg", sk_queue_dir_msg_dir(q, &dev, &ino), m->id, errno);
         goto fail;
     }
     /* 2. the envelope: the directory fsync is the batch's (step 3) */
     if (sk_envelope_save(sk_queue_dir_env_fd(q), m->id, sk_queue_dir_tmp_fd(q), &e, 0) < 0) {
-        r = errno == EINVAL ? SK_STORE_IOERR : sk_store_result_of(errno);
+        int err = errno;
+        r = sk_store_msg_note(m, "queue-envelope", sk_queue_dir_env_dir(q, &dev, &ino), m->id, err);
+        if (err == EINVAL)
+            r = SK_STORE_IOERR;
         goto fail;
     }
     qs->env_made = 1;
     /* 3. */
-    dev_t dev;
-    ino_t ino;
     const char *dir = sk_queue_dir_msg_dir(q, &dev, &ino);
     if (sk_store_msg_add_dir(m, dir, dev, ino) < 0) {
-        r = SK_STORE_IOERR;
+        r = sk_store_msg_note(m, "memory", NULL, NULL, ENOMEM);
         goto fail;
     }
     dir = sk_queue_dir_env_dir(q, &dev, &ino);
     if (sk_store_msg_add_dir(m, dir, dev, ino) < 0) {
-        r = SK_STORE_IOERR;
+        r = sk_store_msg_note(m, "memory", NULL, NULL, ENOMEM);
         goto fail;
     }
     sk_envelope_clear(&e);

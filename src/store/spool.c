@@ -31,6 +31,28 @@ sk_store_result sk_store_result_of(int e)
     return (e == ENOSPC || e == EDQUOT) ? SK_STORE_NOSPACE : SK_STORE_IOERR;
 }
 
+sk_store_result sk_store_msg_note(sk_store_msg *m, const char *step, const char *dir,
+                                  const char *name, int e)
+{
+    if (m && !m->why.step) {
+        m->why.step = step;
+        m->why.errnum = e;
+        snprintf(m->why.path, sizeof m->why.path, "%s%s%s", dir ? dir : "", dir && name ? "/" : "",
+                 name ? name : "");
+    }
+    return e ? sk_store_result_of(e) : SK_STORE_IOERR;
+}
+
+const sk_store_error *sk_store_msg_error(const sk_store_msg *m)
+{
+    return m && m->why.step ? &m->why : NULL;
+}
+
+const char *sk_store_spool_dir(const sk_store *st)
+{
+    return st ? st->tmp_root : NULL;
+}
+
 static void set_err(char *err, size_t errlen, const char *what, const char *path, int e)
 {
     if (err && errlen)
@@ -134,6 +156,11 @@ sk_store *sk_store_open(const char *tmp_root, const char *queue_dir, char *err, 
         free(st);
         return NULL;
     }
+    if (!(st->tmp_root = strdup(tmp_root))) {
+        set_err(err, errlen, "store tmp directory", tmp_root, ENOMEM);
+        sk_store_close(st);
+        return NULL;
+    }
     char host[HOST_NAME_MAX + 1];
     if (gethostname(host, sizeof host) < 0 || host[0] == '\0')
         snprintf(host, sizeof host, "localhost");
@@ -172,6 +199,8 @@ void sk_store_close(sk_store *st)
     if (st->tmp_fd >= 0)
         close(st->tmp_fd);
     sk_queue_dir_close(st->queue);
+    sk_lmtp_pool_free(st->lmtp);
+    free(st->tmp_root);
     free(st);
 }
 
@@ -215,32 +244,44 @@ sk_store_msg *sk_store_begin(sk_store *st, char id[32], sk_store_result *res)
     if (!res)
         res = &dummy;
     *res = SK_STORE_IOERR;
-    if (!st || !id)
+    if (!st || !id) {
+        errno = EINVAL;
         return NULL;
+    }
     sk_store_msg *m = calloc(1, sizeof *m);
-    if (!m)
+    if (!m) {
+        errno = ENOMEM;
         return NULL;
+    }
     m->wb = malloc(SK_STORE_WRITE_BEHIND);
     if (!m->wb) {
         free(m);
+        errno = ENOMEM;
         return NULL;
     }
     m->st = st;
     m->fd = -1;
+    int e = 0;
     for (int tries = 0; tries < NAME_TRIES && m->fd < 0; tries++) {
-        if (make_name(st, m->name, sizeof m->name, m->id) < 0)
+        if (make_name(st, m->name, sizeof m->name, m->id) < 0) {
+            e = ENAMETOOLONG;
             break;
+        }
         int fd = create_locked(st->tmp_fd, m->name);
-        if (fd >= 0)
+        if (fd >= 0) {
             m->fd = fd;
-        else if (errno != EEXIST) {
-            *res = sk_store_result_of(errno);
-            break;
+        } else {
+            e = errno;
+            if (e != EEXIST) {
+                *res = sk_store_result_of(e);
+                break;
+            }
         }
     }
     if (m->fd < 0) {
         free(m->wb);
         free(m);
+        errno = e ? e : EIO;
         return NULL;
     }
     memcpy(id, m->id, sizeof m->id);
@@ -249,41 +290,89 @@ sk_store_msg *sk_store_begin(sk_store *st, char id[32], sk_store_result *res)
     return m;
 }
 
+static sk_store_result put(sk_store_msg *m, const char *p, size_t n);
+
 sk_store_result sk_store_msg_flush(sk_store_msg *m)
 {
+    if (m->err == SK_STORE_OK && m->held_cr) {
+        /* the message ended in a CR without its LF: keep it */
+        m->held_cr = 0;
+        if (put(m, "\r", 1) != SK_STORE_OK)
+            return m->err;
+    }
     if (m->err == SK_STORE_OK && m->wblen > 0) {
         if (sk_fs_write_all(m->fd, m->wb, m->wblen) < 0)
-            m->err = sk_store_result_of(errno);
+            m->err = sk_store_msg_note(m, "append", m->st->tmp_root, m->name, errno);
         m->wblen = 0;
     }
     return m->err;
 }
 
-sk_store_result sk_store_append(sk_store_msg *m, const char *p, size_t n)
+/* Buffered write of file bytes. */
+static sk_store_result put(sk_store_msg *m, const char *p, size_t n)
 {
-    if (!m)
-        return SK_STORE_IOERR;
-    if (m->err != SK_STORE_OK || n == 0)
+    if (n == 0)
         return m->err;
-    if (!p || n > ULLONG_MAX - m->size) {
-        m->err = SK_STORE_IOERR;
-        return m->err;
-    }
     m->size += n;
     if (n <= SK_STORE_WRITE_BEHIND - m->wblen) {
         memcpy(m->wb + m->wblen, p, n);
         m->wblen += n;
         return SK_STORE_OK;
     }
-    if (sk_store_msg_flush(m) != SK_STORE_OK)
-        return m->err;
+    if (m->wblen > 0) {
+        if (sk_fs_write_all(m->fd, m->wb, m->wblen) < 0) {
+            m->err = sk_store_msg_note(m, "append", m->st->tmp_root, m->name, errno);
+            return m->err;
+        }
+        m->wblen = 0;
+    }
     if (n >= SK_STORE_WRITE_BEHIND) {
         if (sk_fs_write_all(m->fd, p, n) < 0)
-            m->err = sk_store_result_of(errno);
+            m->err = sk_store_msg_note(m, "append", m->st->tmp_root, m->name, errno);
         return m->err;
     }
     memcpy(m->wb, p, n);
     m->wblen = n;
+    return SK_STORE_OK;
+}
+
+/* The session hands over CRLF text (RFC 5321 2.3.8); the file keeps the
+ * Unix convention of Maildir and mbox (and of Dovecot's own deliveries):
+ * each CRLF is written as LF. A CR not followed by LF stays as it is (only
+ * BINARYMIME can carry one); a CR at the end of one append waits for the
+ * next. `wire` counts the octets as received, the size SMTP speaks of. */
+sk_store_result sk_store_append(sk_store_msg *m, const char *p, size_t n)
+{
+    if (!m)
+        return SK_STORE_IOERR;
+    if (m->err != SK_STORE_OK || n == 0)
+        return m->err;
+    if (!p || n > ULLONG_MAX - m->wire) {
+        m->err = sk_store_msg_note(m, "arguments", NULL, NULL, 0);
+        return m->err;
+    }
+    m->wire += n;
+    size_t i = 0;
+    if (m->held_cr) {
+        m->held_cr = 0;
+        if (p[0] != '\n' && put(m, "\r", 1) != SK_STORE_OK)
+            return m->err;
+    }
+    while (i < n) {
+        const char *cr = memchr(p + i, '\r', n - i);
+        size_t e = cr ? (size_t)(cr - p) : n;
+        if (put(m, p + i, e - i) != SK_STORE_OK)
+            return m->err;
+        if (!cr)
+            break;
+        if (e + 1 == n) {
+            m->held_cr = 1; /* decided by the next append (or the flush) */
+            break;
+        }
+        if (p[e + 1] != '\n' && put(m, "\r", 1) != SK_STORE_OK)
+            return m->err;
+        i = e + 1; /* the LF (or whatever follows the bare CR) goes next */
+    }
     return SK_STORE_OK;
 }
 
@@ -304,6 +393,8 @@ void sk_store_msg_free(sk_store_msg *m)
     for (size_t i = 0; i < m->ndirs; i++)
         free(m->dirs[i].path);
     free(m->dirs);
+    free(m->rcpt_out);
+    free(m->rcpt_set);
     free(m->wb);
     free(m);
 }

@@ -26,6 +26,7 @@
 static const sk_store_kind *const kinds[SK_DEST_KINDS] = {
     [SK_DEST_MAILDIR] = &sk_store_kind_maildir,
     [SK_DEST_QUEUE] = &sk_store_kind_queue,
+    [SK_DEST_LMTP] = &sk_store_kind_lmtp, /* last: what it hands over stays handed over */
 };
 
 int sk_store_msg_add_dir(sk_store_msg *m, const char *path, dev_t dev, ino_t ino)
@@ -64,11 +65,17 @@ const char *sk_store_msg_dir(const sk_store_msg *m, size_t i, dev_t *dev, ino_t 
     return m->dirs[i].path;
 }
 
-sk_store_result sk_store_fsync_dir(const char *path)
+sk_store_result sk_store_fsync_dir(const char *path, int *errnum)
 {
+    if (errnum)
+        *errnum = 0;
     if (!path)
         return SK_STORE_IOERR;
-    return sk_fs_fsync_dir(path) < 0 ? sk_store_result_of(errno) : SK_STORE_OK;
+    if (sk_fs_fsync_dir(path) == 0)
+        return SK_STORE_OK;
+    if (errnum)
+        *errnum = errno;
+    return sk_store_result_of(errno);
 }
 
 /* Undo every kind staged so far. */
@@ -90,27 +97,27 @@ sk_store_result sk_store_commit_stage(sk_store_msg *m, const sk_store_envelope *
     if (m->err != SK_STORE_OK)
         return m->err;
     if (!dests || ndests == 0 || m->staged) {
-        m->err = SK_STORE_IOERR;
+        m->err = sk_store_msg_note(m, "arguments", NULL, NULL, 0);
         return m->err;
     }
     m->staged = 1;
     for (size_t i = 0; i < ndests; i++) {
         if ((unsigned)dests[i].kind >= SK_DEST_KINDS || !dests[i].target ||
             (env && dests[i].rcpt >= env->nrcpts)) {
-            m->err = SK_STORE_IOERR;
+            m->err = sk_store_msg_note(m, "arguments", NULL, NULL, 0);
             return m->err;
         }
     }
     if (sk_store_msg_flush(m) != SK_STORE_OK)
         return m->err;
     if (fsync(m->fd) < 0) {
-        m->err = sk_store_result_of(errno);
+        m->err = sk_store_msg_note(m, "spool-fsync", m->st->tmp_root, m->name, errno);
         return m->err;
     }
     /* Each kind gets its own destinations, in the order given. */
     sk_store_dest *mine = malloc(ndests * sizeof *mine);
     if (!mine) {
-        m->err = SK_STORE_IOERR;
+        m->err = sk_store_msg_note(m, "memory", NULL, NULL, ENOMEM);
         return m->err;
     }
     for (int k = 0; k < SK_DEST_KINDS && m->err == SK_STORE_OK; k++) {
@@ -123,6 +130,9 @@ sk_store_result sk_store_commit_stage(sk_store_msg *m, const sk_store_envelope *
         void *state = NULL;
         sk_store_result r = kinds[k]->stage(m, env, mine, n, &state);
         if (r != SK_STORE_OK) {
+            /* every kind names its failed step; a kind that did not is
+             * still reported, by its name */
+            sk_store_msg_note(m, kinds[k]->name, NULL, NULL, 0);
             m->err = r;
             unstage(m);
         } else {
@@ -136,16 +146,17 @@ sk_store_result sk_store_commit_stage(sk_store_msg *m, const sk_store_envelope *
 sk_store_result sk_store_commit_finish(sk_store_msg *m, sk_store_result dirs, size_t nrcpts,
                                        sk_store_outcome *out)
 {
-    if (out) {
-        out->result = SK_STORE_IOERR;
-        out->nrcpts = 0;
-        out->rcpts = NULL;
-    }
+    if (out)
+        *out = (sk_store_outcome){.result = SK_STORE_IOERR};
     if (!m)
         return SK_STORE_IOERR;
     sk_store_result r = m->err != SK_STORE_OK ? m->err : dirs;
     if (!m->staged && r == SK_STORE_OK)
         r = SK_STORE_IOERR;
+    if (r != SK_STORE_OK) /* the directory fsyncs' callers note their own */
+        sk_store_msg_note(m, m->staged ? "dir-fsync" : "arguments", NULL, NULL, 0);
+    if (out && r != SK_STORE_OK)
+        out->error = m->why;
     if (r != SK_STORE_OK) {
         unstage(m);
     } else {
@@ -158,15 +169,26 @@ sk_store_result sk_store_commit_finish(sk_store_msg *m, sk_store_result dirs, si
     /* The copies are durable (or gone): the spool name has done its job. If
      * this unlink is lost in a crash, the next open removes the name. */
     unlinkat(m->st->tmp_fd, m->name, 0);
-    sk_store_msg_free(m);
     if (out) {
         out->result = r;
+        out->code = 0;
+        out->enhanced[0] = out->text[0] = '\0';
+        if (r == m->reply.result && (r == SK_STORE_DEFERRED || r == SK_STORE_REFUSED)) {
+            out->code = m->reply.code;
+            memcpy(out->enhanced, m->reply.enhanced, sizeof out->enhanced);
+            memcpy(out->text, m->reply.text, sizeof out->text);
+        }
         if (nrcpts && (out->rcpts = calloc(nrcpts, sizeof *out->rcpts)) != NULL) {
             out->nrcpts = nrcpts;
+            /* a recipient an answering destination (LMTP) spoke for has its
+             * reply; the others share the message's result */
             for (size_t i = 0; i < nrcpts; i++)
-                out->rcpts[i].result = r;
+                out->rcpts[i] = (i < m->nrcpt_out && m->rcpt_set[i])
+                                    ? m->rcpt_out[i]
+                                    : (sk_store_rcpt_outcome){.result = r};
         }
     }
+    sk_store_msg_free(m);
     return r;
 }
 
@@ -180,8 +202,12 @@ sk_store_result sk_store_commit(sk_store_msg *m, const sk_store_envelope *env,
     }
     sk_store_result dirs = SK_STORE_OK;
     if (sk_store_commit_stage(m, env, dests, ndests) == SK_STORE_OK) {
-        for (size_t i = 0; i < sk_store_msg_ndirs(m) && dirs == SK_STORE_OK; i++)
-            dirs = sk_store_fsync_dir(m->dirs[i].path);
+        for (size_t i = 0; i < sk_store_msg_ndirs(m) && dirs == SK_STORE_OK; i++) {
+            int e;
+            dirs = sk_store_fsync_dir(m->dirs[i].path, &e);
+            if (dirs != SK_STORE_OK)
+                sk_store_msg_note(m, "dir-fsync", m->dirs[i].path, NULL, e);
+        }
     }
     return sk_store_commit_finish(m, dirs, env ? env->nrcpts : 0, out);
 }

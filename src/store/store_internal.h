@@ -22,15 +22,18 @@
 
 #include "queue/queue_dir.h"
 #include "smtpkit/store.h"
+#include "store/lmtp_pool.h"
 
 #define SK_STORE_WRITE_BEHIND (64 * 1024)         /* bytes gathered before one write(2) */
 #define SK_STORE_NAME_CAP 512                     /* a unique file name, with ,S=<size> */
 #define SK_STORE_HOST_CAP (4 * HOST_NAME_MAX + 1) /* hostname, escaped */
 
 struct sk_store {
-    int tmp_fd; /* the spool directory (tmp_root), opened once */
+    int tmp_fd;     /* the spool directory (tmp_root), opened once */
+    char *tmp_root; /* its path, for error reports */
     char host[SK_STORE_HOST_CAP];
     sk_queue_dir *queue; /* the outbound queue, or NULL */
+    sk_lmtp_pool *lmtp;  /* the LMTP server's connections, or NULL */
 };
 
 /* A directory whose new entries a commit must fsync. */
@@ -47,14 +50,22 @@ struct sk_store_msg {
     char id[32];                  /* the message id */
     char *wb;                     /* write-behind buffer, SK_STORE_WRITE_BEHIND bytes */
     size_t wblen;
-    unsigned long long size; /* bytes appended */
+    unsigned long long size; /* bytes in the spool file (LF line ends) */
+    unsigned long long wire; /* bytes appended: the RFC 822 (CRLF) size */
+    int held_cr;             /* a CR ended the last append: CRLF or not? */
     sk_store_result err;     /* first error, sticky */
+    sk_store_error why;      /* the first failed step, for the log */
     time_t begun;
     /* commit */
     int staged;                  /* stage ran (finish must run) */
     void *kstate[SK_DEST_KINDS]; /* each kind's staged copy, or NULL */
     sk_store_dir *dirs;          /* directories to fsync, distinct */
     size_t ndirs, capdirs;
+    /* what a destination that answers (LMTP) said, for the outcome */
+    sk_store_rcpt_outcome reply;     /* the message's (DEFERRED, REFUSED) */
+    sk_store_rcpt_outcome *rcpt_out; /* per envelope recipient, or NULL */
+    unsigned char *rcpt_set;         /* rcpt_out[i] was filled */
+    size_t nrcpt_out;
 };
 
 /* One destination kind. */
@@ -74,9 +85,16 @@ typedef struct sk_store_kind {
 
 extern const sk_store_kind sk_store_kind_maildir;
 extern const sk_store_kind sk_store_kind_queue;
+extern const sk_store_kind sk_store_kind_lmtp;
 
 /* errno to a store result: ENOSPC/EDQUOT give SK_STORE_NOSPACE. */
 sk_store_result sk_store_result_of(int e);
+/* Record that `step` failed on dir[/name] with errno e (0: not a system
+ * call), unless an earlier failure is recorded already (the first cause is
+ * the one worth reporting). Does not touch m->err. Returns
+ * sk_store_result_of(e), or SK_STORE_IOERR when e is 0. */
+sk_store_result sk_store_msg_note(sk_store_msg *m, const char *step, const char *dir,
+                                  const char *name, int e);
 /* Write out the write-behind buffer (errors are sticky in m). */
 sk_store_result sk_store_msg_flush(sk_store_msg *m);
 /* Record a directory to fsync before the commit is durable (distinct by
@@ -108,8 +126,9 @@ sk_store_result sk_store_commit_stage(sk_store_msg *m, const sk_store_envelope *
 size_t sk_store_msg_ndirs(const sk_store_msg *m);
 const char *sk_store_msg_dir(const sk_store_msg *m, size_t i, dev_t *dev, ino_t *ino);
 
-/* Phase 2: make the entries of one directory durable. */
-sk_store_result sk_store_fsync_dir(const char *path);
+/* Phase 2: make the entries of one directory durable. On failure *errnum
+ * (when given) is the errno, for sk_store_msg_note(). */
+sk_store_result sk_store_fsync_dir(const char *path, int *errnum);
 
 /* Phase 3: `dirs` is SK_STORE_OK if every directory m named was fsynced,
  * else the error. Every kind keeps or removes its copy; the spool name is

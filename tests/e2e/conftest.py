@@ -24,8 +24,10 @@ server(...) keyword arguments (all optional):
     start         False: only write the file (srv.conf_path) and return
 
 The object returned has host, port, mail_root (Path), conf_path, log_path,
-proc, and helpers: maildir(name), messages(name) (bytes of each file in
-new/, sorted by name), files(name, sub), log() (text), wait_log(regex),
+proc, and helpers: maildir(name), messages(name) (each file in new/,
+sorted by name, in its RFC 822 form: the files have LF line ends, checked
+to hold no CRLF, and come back with CRLF), raw_messages(name) (the files'
+bytes), files(name, sub), log() (text), wait_log(regex),
 write_config(**kw) (rewrite the file, e.g. before SIGHUP), send_signal(sig),
 stop(sig=SIGTERM) -> exit status, raw() -> RawSession (send exact bytes,
 read replies: cmd("EHLO x") -> (code, lines)).
@@ -38,17 +40,54 @@ traversable; otherwise `user` is the current user.
 import os
 import pwd
 import re
+import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
 import pytest
 
+from e2e_paths import open_path_for  # noqa: F401 (used below and by helpers)
+
 REPO = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 10.0
 STOP_TIMEOUT = 20.0
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config):
+    """As root, give this session a base directory of its own.
+
+    The servers under test run as `nobody` and must traverse the test's
+    directories (open_path_for). pytest's default base, /tmp/pytest-of-root,
+    is shared by every session of the user, and each session that starts
+    resets it to mode 0700: a server of this session would lose its
+    Maildirs in the middle of a test (451 at the end of data) whenever a
+    test run of another checkout, or a second invocation, started. A
+    directory made here is touched by no other session. An explicit
+    --basetemp is left alone."""
+    if os.geteuid() != 0 or config.option.basetemp:
+        return
+    base = tempfile.mkdtemp(prefix="smtpkit-e2e-")
+    config.option.basetemp = base
+    config._smtpkit_basetemp = base
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Remove the session's own base directory when every test passed; keep
+    it (and say where) for a look at the failures otherwise."""
+    base = getattr(session.config, "_smtpkit_basetemp", None)
+    if not base:
+        return
+    if exitstatus == 0:
+        shutil.rmtree(base, ignore_errors=True)
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter:
+        reporter.write_line(f"e2e test directories kept in {base}")
 
 
 @pytest.fixture(scope="session")
@@ -82,20 +121,6 @@ def run_as_user():
     if os.geteuid() == 0:
         return "nobody"
     return pwd.getpwuid(os.geteuid()).pw_name
-
-
-def open_path_for(path):
-    """As root, let the unprivileged server user traverse path's ancestors
-    (pytest makes its temporary directories 0700)."""
-    if os.geteuid() != 0:
-        return
-    p = Path(path).resolve()
-    for d in [p, *p.parents]:
-        if str(d) in ("/", "/tmp"):
-            break
-        mode = d.stat().st_mode & 0o777
-        if mode & 0o011 != 0o011:
-            os.chmod(d, mode | 0o011)
 
 
 def read_reply(sock_file):
@@ -289,8 +314,19 @@ class Server:
             return []
         return sorted(p for p in d.iterdir() if p.is_file())
 
-    def messages(self, name):
+    def raw_messages(self, name):
+        """The bytes of each file in new/ (LF line ends)."""
         return [p.read_bytes() for p in self.files(name, "new")]
+
+    def messages(self, name):
+        """Each message in new/ in its RFC 822 form, to compare with what a
+        client sent: the files keep Unix line ends (LF, the Maildir
+        convention), so each must hold no CRLF and every LF reads as CRLF."""
+        out = []
+        for raw in self.raw_messages(name):
+            assert b"\r\n" not in raw, "a stored file with CRLF line ends"
+            out.append(raw.replace(b"\n", b"\r\n"))
+        return out
 
     def raw(self, timeout=10, greet=True):
         """A RawSession; by default the 220 greeting is already read."""

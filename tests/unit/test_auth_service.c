@@ -129,16 +129,62 @@ static void test_reload_keeps_old_file_on_error(void **state)
 
     FILE *f = fopen(path, "w");
     assert_non_null(f);
-    fputs("bob:{PLAIN}builder\n", f);
+    fputs("bob {PLAIN}builder\n", f);
     fclose(f);
     assert_int_equal(sk_auth_service_reload(svc, path, err, sizeof err), -1);
-    assert_non_null(strstr(err, ":1: password scheme not supported"));
+    assert_non_null(strstr(err, ":1: no ':' between user name and password hash"));
     sk_auth_conn c2 = {0};
     assert_int_equal(sk_auth_service_check(svc, "::2", &c2, "bob", "builder", 1).result, 1);
     sk_auth_service_free(svc);
 
     assert_null(sk_auth_service_new(path, NULL, err, sizeof err));
-    assert_non_null(strstr(err, "password scheme not supported"));
+    assert_non_null(strstr(err, "no ':' between user name and password hash"));
+}
+
+/* auth_username_format: "%Lu" finds a lowercase entry whatever case the
+ * client typed; the default matches exactly. */
+static void test_username_format(void **state)
+{
+    (void)state;
+    write_passwd("alice@example.org", "wonderland");
+    sk_auth_service *svc = service(100, 100);
+    sk_auth_conn c = {0};
+    assert_int_equal(
+        sk_auth_service_check(svc, "::1", &c, "Alice@Example.ORG", "wonderland", 1).result, 0);
+    assert_int_equal(sk_auth_service_set_username_format(svc, "%Lu"), 0);
+    assert_int_equal(
+        sk_auth_service_check(svc, "::1", &c, "Alice@Example.ORG", "wonderland", 1).result, 1);
+    assert_int_equal(
+        sk_auth_service_check(svc, "::1", &c, "Alice@Example.ORG", "Wonderland", 1).result, 0);
+    assert_int_equal(sk_auth_service_set_username_format(svc, "%Ln@example.org"), 0);
+    assert_int_equal(sk_auth_service_check(svc, "::1", &c, "ALICE", "wonderland", 1).result, 1);
+    assert_int_equal(sk_auth_service_set_username_format(svc, NULL), 0);
+    assert_int_equal(sk_auth_service_check(svc, "::1", &c, "ALICE", "wonderland", 1).result, 0);
+    sk_auth_service_free(svc);
+}
+
+/* Without a password file (Dovecot checks): the budgets alone. */
+static void test_budgets_without_a_file(void **state)
+{
+    (void)state;
+    sk_auth_limit_config lc = {
+        .max_failures = 2, .window_seconds = 900, .max_conn_failures = 5, .fail_delay_ms = 300};
+    char err[256];
+    sk_auth_service *svc = sk_auth_service_new(NULL, &lc, err, sizeof err);
+    assert_non_null(svc);
+    assert_null(sk_auth_service_passwd(svc));
+    sk_auth_conn c = {0};
+    sk_auth_verdict v;
+    assert_int_equal(sk_auth_service_blocked(svc, "::1", &c, 1, &v), 0);
+    v = sk_auth_service_finish(svc, "::1", &c, 0, 1);
+    assert_int_equal(v.result, 0);
+    assert_int_equal(v.delay_ms, 300);
+    v = sk_auth_service_finish(svc, "::1", &c, 0, 1);
+    assert_int_equal(sk_auth_service_blocked(svc, "::1", &c, 1, &v), 1);
+    assert_int_equal(v.result, -1);
+    assert_string_equal(v.why, "address-blocked");
+    assert_int_equal(c.failures, 3);
+    sk_auth_service_free(svc);
 }
 
 static void test_sender_allowed(void **state)
@@ -171,6 +217,8 @@ int main(void)
         cmocka_unit_test(test_success_and_failure),
         cmocka_unit_test(test_blocked_address_is_not_checked),
         cmocka_unit_test(test_reload_keeps_old_file_on_error),
+        cmocka_unit_test(test_username_format),
+        cmocka_unit_test(test_budgets_without_a_file),
         cmocka_unit_test(test_sender_allowed),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

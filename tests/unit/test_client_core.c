@@ -8,7 +8,8 @@
  * and malformed replies (garbage, bare LF, long lines, a code changing mid
  * reply, short lines: the OpenSMTPD CVE-2020-8794 class), STARTTLS (with
  * injected plaintext), AUTH PLAIN and LOGIN, RSET between messages, BDAT,
- * DSN parameters, SIZE, timeouts per RFC 5321 4.5.3.2.
+ * DSN parameters, SIZE, timeouts per RFC 5321 4.5.3.2; the LMTP mode
+ * (RFC 2033: LHLO, one reply per accepted recipient after the data).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -1153,6 +1154,123 @@ static void test_verdicts(void **state)
     assert_string_equal(sk_cc_phase_name(SK_CC_PHASE_DATA_END), "DATA-END");
 }
 
+/* ---- LMTP (RFC 2033) --------------------------------------------------- */
+
+#define LHLO_PIPE                                                                                  \
+    "250-lmtp.test\r\n250-PIPELINING\r\n250-ENHANCEDSTATUSCODES\r\n250-CHUNKING\r\n250 "           \
+    "8BITMIME\r\n"
+
+static const sk_cc_rcpt four_rcpts[] = {
+    {"u0@example.test", 0, NULL},
+    {"u1@example.test", 0, NULL},
+    {"u2@example.test", 0, NULL},
+    {"u3@example.test", 0, NULL},
+};
+
+static void test_lmtp_per_recipient_replies_after_data(void **state)
+{
+    (void)state;
+    /* u1 is refused at RCPT; the three others are answered after the dot,
+     * in RCPT order, by their own replies; CHUNKING is offered but LMTP
+     * sends DATA; RSET between messages proves a pooled connection alive. */
+    static const sk_cc_message m[] = {
+        {"s@example.org", four_rcpts, 4, 0, 0, 0, SK_CC_RET_NONE, NULL, NULL, 0},
+        {"s@example.org", four_rcpts, 1, 0, 0, 0, SK_CC_RET_NONE, NULL, NULL, 0},
+    };
+    script s = {
+        .cfg = {.helo = "mx.example.org", .lmtp = 1, .rset_between = 1},
+        .msgs = m,
+        .nmsgs = 2,
+        .body = "Subject: x\n\n.dot\n",
+        .turns = {"220 lmtp.test LMTP ready\r\n", LHLO_PIPE,
+                  "250 2.1.0 ok\r\n250 2.1.5 ok\r\n550 5.1.1 <u1@example.test> User doesn't "
+                  "exist\r\n250 2.1.5 ok\r\n250 2.1.5 ok\r\n354 go\r\n",
+                  "250 2.0.0 <u0@example.test> Saved\r\n452 4.2.2 <u2@example.test> Quota "
+                  "exceeded\r\n",
+                  "552 5.2.2 <u3@example.test> Mailbox full\r\n", "250 2.0.0 ok\r\n",
+                  "250 2.1.0 ok\r\n250 2.1.5 ok\r\n354 go\r\n",
+                  "250 2.0.0 <u0@example.test> Saved\r\n", "250 2.0.0 ok\r\n", "221 bye\r\n"},
+        .want_out = "LHLO mx.example.org\r\n"
+                    "MAIL FROM:<s@example.org>\r\nRCPT TO:<u0@example.test>\r\n"
+                    "RCPT TO:<u1@example.test>\r\nRCPT TO:<u2@example.test>\r\n"
+                    "RCPT TO:<u3@example.test>\r\nDATA\r\n"
+                    "Subject: x\r\n\r\n..dot\r\n.\r\nRSET\r\n"
+                    "MAIL FROM:<s@example.org>\r\nRCPT TO:<u0@example.test>\r\nDATA\r\n"
+                    "Subject: x\r\n\r\n..dot\r\n.\r\nRSET\r\nQUIT\r\n",
+        .want_events = "READY\nRCPT 0 250 OK\nRCPT 1 550 PERM\nRCPT 2 250 OK\nRCPT 3 250 OK\n"
+                       "SEND_BODY\nRCPT 0 250 OK\nRCPT 2 452 TEMP\nRCPT 3 552 PERM\n"
+                       "DONE REFUSED DATA-END 452 TEMP acc=3\nREADY\n"
+                       "RCPT 0 250 OK\nSEND_BODY\nRCPT 0 250 OK\n"
+                       "DONE SENT DATA-END 250 OK acc=1\nREADY\n",
+    };
+    run(&s);
+}
+
+static void test_lmtp_lhlo_refused_and_421_between_replies(void **state)
+{
+    (void)state;
+    /* a refused LHLO is not followed by HELO (LMTP has none) */
+    script s = {
+        .cfg = {.lmtp = 1},
+        .turns = {"220 lmtp.test\r\n", "500 5.5.1 unknown command\r\n", "221 bye\r\n"},
+        .want_out = "LHLO localhost\r\nQUIT\r\n",
+        .want_events = "FAILED EHLO 500 refused: LHLO refused: 500 5.5.1 unknown command\n",
+    };
+    run(&s);
+    /* the server goes away after answering one of two recipients: the
+     * message is aborted, the first recipient's 250 was reported */
+    static const sk_cc_message m = {"s@example.org", four_rcpts, 2,    0, 0, 0,
+                                    SK_CC_RET_NONE,  NULL,       NULL, 0};
+    script s2 = {
+        .cfg = {.lmtp = 1},
+        .msgs = &m,
+        .nmsgs = 1,
+        .body = "x\r\n",
+        .turns = {"220 lmtp.test\r\n", "250-lmtp.test\r\n250 PIPELINING\r\n",
+                  "250 ok\r\n250 ok\r\n250 ok\r\n354 go\r\n",
+                  "250 2.0.0 saved\r\n421 4.3.2 shutting down\r\n"},
+        .want_out = "LHLO localhost\r\nMAIL FROM:<s@example.org>\r\nRCPT TO:<u0@example.test>\r\n"
+                    "RCPT TO:<u1@example.test>\r\nDATA\r\nx\r\n.\r\n",
+        .want_events = "READY\nRCPT 0 250 OK\nRCPT 1 250 OK\nSEND_BODY\nRCPT 0 250 OK\n"
+                       "DONE ABORTED DATA-END 421 TEMP acc=2 the message data answered 421: 421 "
+                       "4.3.2 shutting down\n"
+                       "FAILED DATA-END 421 closed: the message data answered 421: 421 4.3.2 "
+                       "shutting down\n",
+    };
+    run(&s2);
+    /* every recipient refused: DATA (pipelined) gets 503, no data is sent */
+    script s3 = {
+        .cfg = {.lmtp = 1},
+        .msgs = &m,
+        .nmsgs = 1,
+        .body = "x\r\n",
+        .turns = {"220 lmtp.test\r\n", "250-lmtp.test\r\n250 PIPELINING\r\n",
+                  "250 ok\r\n550 5.1.1 no\r\n450 4.2.1 later\r\n503 5.5.1 No valid recipients\r\n",
+                  "250 ok\r\n", "221 bye\r\n"},
+        .want_out = "LHLO localhost\r\nMAIL FROM:<s@example.org>\r\nRCPT TO:<u0@example.test>\r\n"
+                    "RCPT TO:<u1@example.test>\r\nDATA\r\nRSET\r\nQUIT\r\n",
+        .want_events = "READY\nRCPT 0 550 PERM\nRCPT 1 450 TEMP\n"
+                       "DONE NO_RECIPIENTS RCPT 0 TEMP acc=0\nREADY\n",
+    };
+    run(&s3);
+    /* a 354 without any accepted recipient breaks RFC 2033 4.2: fail */
+    script s4 = {
+        .cfg = {.lmtp = 1},
+        .msgs = &m,
+        .nmsgs = 1,
+        .body = "x\r\n",
+        .turns = {"220 lmtp.test\r\n", "250-lmtp.test\r\n250 PIPELINING\r\n",
+                  "250 ok\r\n550 5.1.1 no\r\n550 5.1.1 no\r\n354 go\r\n"},
+        .want_out = "LHLO localhost\r\nMAIL FROM:<s@example.org>\r\nRCPT TO:<u0@example.test>\r\n"
+                    "RCPT TO:<u1@example.test>\r\nDATA\r\n",
+        .want_events = "READY\nRCPT 0 550 PERM\nRCPT 1 550 PERM\n"
+                       "DONE ABORTED DATA 354 TEMP acc=0 the LMTP server took DATA without a "
+                       "recipient\n"
+                       "FAILED DATA 354 protocol: the LMTP server took DATA without a recipient\n",
+    };
+    run(&s4);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1180,6 +1298,8 @@ int main(void)
         cmocka_unit_test(test_after_ehlo_envelope_only_extra_params),
         cmocka_unit_test(test_timeouts_per_phase),
         cmocka_unit_test(test_verdicts),
+        cmocka_unit_test(test_lmtp_per_recipient_replies_after_data),
+        cmocka_unit_test(test_lmtp_lhlo_refused_and_421_between_replies),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -156,7 +156,7 @@ static int routed_two(int n, int which)
     return n % 2 == which;
 }
 
-/* Checks every file in mb[which]/new is exactly "msg <n>\r\n", each n once,
+/* Checks every file in mb[which]/new is exactly "msg <n>\n" (sent as "msg <n>\r\n"), each n once,
  * and (if given) that n was routed there. Returns the number of files. */
 static int check_maildir(struct fx *f, int which, int total, int (*routed)(int, int))
 {
@@ -175,10 +175,10 @@ static int check_maildir(struct fx *f, int which, int total, int (*routed)(int, 
         char *c = tu_read(tu_path(p, "%s/%s", newdir, de->d_name), &len);
         assert_non_null(c);
         int n = -1;
-        assert_int_equal(sscanf(c, "msg %d\r\n", &n), 1);
+        assert_int_equal(sscanf(c, "msg %d\n", &n), 1);
         assert_true(n >= 0 && n < total);
         char expect[64];
-        assert_int_equal(len, (size_t)snprintf(expect, sizeof expect, "msg %d\r\n", n));
+        assert_int_equal(len, (size_t)snprintf(expect, sizeof expect, "msg %d\n", n));
         assert_memory_equal(c, expect, len);
         if (routed)
             assert_true(routed(n, which));
@@ -321,7 +321,7 @@ static void test_failure_in_batch_is_isolated(void **state)
         size_t len;
         char *c = tu_read(tu_path(p, "%s/%s", newdir, de->d_name), &len);
         assert_non_null(c);
-        assert_string_not_equal(c, "msg 3\r\n");
+        assert_string_not_equal(c, "msg 3\n");
         free(c);
     }
     closedir(d);

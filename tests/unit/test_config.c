@@ -116,6 +116,31 @@ static void test_full_file(void **state)
     sk_config_free(c);
 }
 
+static void test_lmtp_settings(void **state)
+{
+    (void)state;
+    sk_config *c = load_text(BASE);
+    assert_non_null(c);
+    assert_null(c->lmtp); /* Maildirs */
+    assert_int_equal(c->lmtp_connections, 10);
+    sk_config_free(c);
+    c = load_text(BASE "lmtp = \"unix:/run/dovecot/lmtp\";\nlmtp_connections = 3;\n");
+    if (!c)
+        fail_msg("load failed: %s", err);
+    assert_string_equal(c->lmtp, "unix:/run/dovecot/lmtp");
+    assert_int_equal(c->lmtp_connections, 3);
+    sk_config_free(c);
+    c = load_text(BASE "lmtp = \"[::1]:24\";\n");
+    assert_non_null(c);
+    sk_config_free(c);
+    assert_null(load_text(BASE "lmtp = \"127.0.0.1\";\n"));
+    assert_error_at(4, "LMTP target \"127.0.0.1\"");
+    assert_null(load_text(BASE "lmtp = \"unix:run/lmtp\";\n"));
+    assert_error_at(4, "absolute socket path");
+    assert_null(load_text(BASE "lmtp_connections = 0;\n"));
+    assert_error_at(4, "'lmtp_connections' = 0 is out of range (1..");
+}
+
 static void test_syntax_error_has_line(void **state)
 {
     (void)state;
@@ -343,6 +368,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_full_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_syntax_error_has_line, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_setting, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lmtp_settings, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rfc_minima, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wrong_types, setup, teardown),
         cmocka_unit_test_setup_teardown(test_required, setup, teardown),

@@ -91,7 +91,7 @@ static void test_refused_combinations(void **state)
 
     assert_null(load_text(HEAD TLS_FILES "listeners = (\n { address = \"::1\"; port = 25; "
                                          "starttls = true; auth = true; } );\n"));
-    assert_error_at(5, "offers AUTH but passwd_file is not set");
+    assert_error_at(5, "offers AUTH but neither passwd_file nor dovecot_auth is set");
 
     assert_null(load_text(HEAD TLS_FILES "listeners = (\n { address = \"::1\"; port = 465; "
                                          "starttls = true; implicit_tls = true; } );\n"));
@@ -125,12 +125,48 @@ static void test_refused_combinations(void **state)
     assert_error_at(2, "unknown setting 'tls_cert'");
 }
 
+/* dovecot_auth instead of passwd_file, never both; auth_username_format
+ * checked at load. */
+static void test_dovecot_auth_and_username_format(void **state)
+{
+    (void)state;
+    sk_config *c = load_text(HEAD TLS_FILES "dovecot_auth = \"/run/dovecot/auth-client\";\n"
+                                            "listeners = (\n { address = \"::1\"; port = 587; "
+                                            "starttls = true; auth = true; } );\n");
+    if (!c)
+        fail_msg("%s", err);
+    assert_string_equal(c->dovecot_auth, "/run/dovecot/auth-client");
+    assert_null(c->passwd_file);
+    assert_null(c->auth_username_format);
+    sk_config_free(c);
+
+    assert_null(load_text(HEAD "passwd_file = \"p\";\ndovecot_auth = \"/run/a\";\n"
+                               "listeners = ( { address = \"::1\"; port = 25; } );\n"));
+    assert_error_at(3, "passwd_file and dovecot_auth both set");
+
+    c = load_text(HEAD "passwd_file = \"p\";\nauth_username_format = \"%Ln@%Ld\";\n"
+                       "listeners = ( { address = \"::1\"; port = 25; } );\n");
+    if (!c)
+        fail_msg("%s", err);
+    assert_string_equal(c->auth_username_format, "%Ln@%Ld");
+    sk_config_free(c);
+
+    assert_null(load_text(HEAD "passwd_file = \"p\";\nauth_username_format = \"%x\";\n"
+                               "listeners = ( { address = \"::1\"; port = 25; } );\n"));
+    assert_error_at(3, "auth_username_format: use %u, %n, %d");
+
+    assert_null(load_text(HEAD "dovecot_auth = \"/run/a\";\nauth_username_format = \"%Lu\";\n"
+                               "listeners = ( { address = \"::1\"; port = 25; } );\n"));
+    assert_error_at(3, "auth_username_format is for passwd_file");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults_without_tls),
         cmocka_unit_test(test_three_listener_policies),
         cmocka_unit_test(test_refused_combinations),
+        cmocka_unit_test(test_dovecot_auth_and_username_format),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

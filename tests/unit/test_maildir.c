@@ -67,6 +67,33 @@ static char *make_data(size_t n, unsigned seed)
     return p;
 }
 
+/* What the file holds for CRLF input: each CRLF as LF (Maildir and mbox
+ * keep Unix line ends), every other byte as it is. *outlen set. */
+static char *lf_of(const char *p, size_t n, size_t *outlen)
+{
+    char *o = malloc(n + 1);
+    assert_non_null(o);
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!(p[i] == '\r' && i + 1 < n && p[i + 1] == '\n'))
+            o[k++] = p[i];
+    *outlen = k;
+    return o;
+}
+
+static void assert_file_is_lf(const char *path, const char *crlf, size_t len)
+{
+    size_t n;
+    char *want = lf_of(crlf, len, &n);
+    size_t got;
+    char *p = tu_read(path, &got);
+    assert_non_null(p);
+    assert_int_equal(got, n);
+    assert_memory_equal(p, want, n);
+    free(p);
+    free(want);
+}
+
 /* begin + append in chunks cycling through `chunks` + commit. */
 static sk_store_result deliver(sk_store *st, const char *data, size_t len, const size_t *chunks,
                                size_t nchunks, const char *const *dests, size_t ndests, char id[32])
@@ -133,11 +160,17 @@ static void test_commit_one_recipient_byte_exact(void **state)
     assert_int_equal(strspn(id, "0123456789ABCDEFGHIJKLMNOPQRSTUV"), 20);
 
     only_file(dest, file);
-    assert_file_is(file, data, len);
+    /* the chunks split CRLF pairs too: the file is the same as for one append */
+    assert_file_is_lf(file, data, len);
+    size_t lflen;
+    free(lf_of(data, len, &lflen));
+    assert_true(lflen < len); /* the data holds CRLF pairs */
     const char *base = strrchr(file, '/') + 1;
     assert_int_equal(strncmp(base, id, 20), 0);
     assert_int_equal(base[20], '.');
-    assert_non_null(strstr(base, ",S=200000"));
+    char sizes[64];
+    snprintf(sizes, sizeof sizes, ",S=%zu,W=200000", lflen);
+    assert_non_null(strstr(base, sizes));
     assert_null(strchr(base, '/'));
 
     assert_int_equal(tu_count(f->root, NULL), 0); /* nothing left in tmp_root */
@@ -165,7 +198,7 @@ static void test_empty_message(void **state)
     assert_int_equal(deliver(f->st, "", 0, NULL, 0, dests, 1, NULL), SK_STORE_OK);
     only_file(dest, file);
     assert_file_is(file, "", 0);
-    assert_non_null(strstr(file, ",S=0"));
+    assert_non_null(strstr(file, ",S=0,W=0"));
 }
 
 static void test_three_recipients_hard_linked(void **state)
@@ -180,13 +213,42 @@ static void test_three_recipients_hard_linked(void **state)
     struct stat sb[3];
     for (int i = 0; i < 3; i++) {
         only_file(d[i], file[i]);
-        assert_file_is(file[i], msg, strlen(msg));
+        assert_file_is(file[i], "From: a@example.org\nSubject: x\n\nhello\n", strlen(msg) - 4);
         assert_int_equal(stat(file[i], &sb[i]), 0);
     }
     assert_int_equal(sb[0].st_ino, sb[1].st_ino);
     assert_int_equal(sb[0].st_ino, sb[2].st_ino);
     assert_int_equal(sb[0].st_nlink, 3); /* the tmp name is gone */
     assert_int_equal(tu_count(f->root, NULL), 0);
+}
+
+/* CRLF becomes LF whatever the chunks; a CR without LF (in the middle, or
+ * last) stays; the name says both sizes as Dovecot does: S= the file, W=
+ * the RFC 822 size. */
+static void test_lf_line_ends_and_sizes(void **state)
+{
+    struct fx *f = *state;
+    static const char msg[] = "A: b\r\n\r\nx\ry\r\r\nz\r\n\r";
+    static const char want[] = "A: b\n\nx\ry\r\nz\n\r";
+    char dest[PATH_MAX], file[PATH_MAX];
+    tu_path(dest, "%s/m", f->dir);
+    const char *dests[] = {dest};
+    /* every split point, one byte at a time, and whole */
+    static const size_t ones[] = {1};
+    for (int way = 0; way < 2; way++) {
+        char sub[PATH_MAX];
+        tu_path(sub, "%s/%d", dest, way);
+        const char *d1[] = {sub};
+        assert_int_equal(
+            deliver(f->st, msg, sizeof msg - 1, way ? ones : NULL, way ? 1 : 0, d1, 1, NULL),
+            SK_STORE_OK);
+        only_file(sub, file);
+        assert_file_is(file, want, sizeof want - 1);
+        char sizes[64];
+        snprintf(sizes, sizeof sizes, ",S=%zu,W=%zu", sizeof want - 1, sizeof msg - 1);
+        assert_non_null(strstr(strrchr(file, '/'), sizes));
+    }
+    (void)dests;
 }
 
 static void test_same_maildir_twice_delivers_once(void **state)
@@ -428,7 +490,7 @@ static void test_hostname_escaped_in_name(void **state)
     assert_int_equal(WEXITSTATUS(status), 0);
     only_file(dest, file);
     const char *base = strrchr(file, '/') + 1;
-    assert_non_null(strstr(base, ".mx\\0571\\072a\\054b,S=3"));
+    assert_non_null(strstr(base, ".mx\\0571\\072a\\054b,S=2,W=3"));
 }
 
 static void test_ioerror_file_where_new_should_be(void **state)
@@ -622,7 +684,7 @@ static void test_nospace_on_append(void **state)
     /* A message that fits still goes through on the same filesystem. */
     assert_int_equal(deliver_str(st, "small\r\n", dests, 1), SK_STORE_OK);
     only_file(dest, p);
-    assert_file_is(p, "small\r\n", 7);
+    assert_file_is(p, "small\n", 6);
     sk_store_close(st);
     free(chunk);
     unmount_fx(f);
@@ -696,7 +758,7 @@ static void test_cross_filesystem_copies(void **state)
     struct stat sb[2];
     for (int i = 0; i < 2; i++) {
         only_file(d[i], file[i]);
-        assert_file_is(file[i], data, len);
+        assert_file_is_lf(file[i], data, len);
         assert_int_equal(stat(file[i], &sb[i]), 0);
         assert_int_equal(tu_count(tu_path(p, "%s/tmp", d[i]), NULL), 0);
     }
@@ -713,6 +775,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_commit_one_recipient_byte_exact, setup, teardown),
         cmocka_unit_test_setup_teardown(test_empty_message, setup, teardown),
         cmocka_unit_test_setup_teardown(test_three_recipients_hard_linked, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lf_line_ends_and_sizes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_same_maildir_twice_delivers_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_abort_leaves_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stale_tmp_cleaned_at_open, setup, teardown),

@@ -164,17 +164,34 @@ static void test_parse_line_fields(void **state)
     (void)state;
     static const char line[] =
         "dave:{CRYPT}$6$saltstring$svn8UoSVapNtMuq1ukKS4tPQd8iKwSMHWjl/"
-        "O817G3uBnIFNjnQJuesI68u4OTLiBFdcbYEdFCoEOfaS35inz1:1:2:G:/h:/s:x=y\r";
+        "O817G3uBnIFNjnQJuesI68u4OTLiBFdcbYEdFCoEOfaS35inz1:1:2:G:/h:/s:x=y q=a:b\r";
     sk_passwd_line pl;
     const char *err;
     assert_int_equal(sk_passwd_parse_line(line, strlen(line), &pl, &err), 0);
     assert_false(pl.blank);
     assert_int_equal(pl.user_len, 4);
     assert_memory_equal(pl.user, "dave", 4);
-    assert_int_equal(pl.hash_len, strlen("$6$saltstring$") + 86);
-    assert_memory_equal(pl.hash, "$6$saltstring$", 14);
-    assert_int_equal(pl.extra_len, strlen("1:2:G:/h:/s:x=y"));
-    assert_memory_equal(pl.extra, "1:2:G:/h:/s:x=y", pl.extra_len);
+    assert_int_equal(pl.hash_len, strlen("{CRYPT}$6$saltstring$") + 86);
+    assert_memory_equal(pl.hash, "{CRYPT}$6$saltstring$", 21);
+    assert_int_equal(pl.uid_len, 1);
+    assert_memory_equal(pl.uid, "1", 1);
+    assert_memory_equal(pl.gid, "2", 1);
+    assert_int_equal(pl.home_len, 2);
+    assert_memory_equal(pl.home, "/h", 2);
+    assert_int_equal(pl.extra_len, strlen("x=y q=a:b"));
+    assert_memory_equal(pl.extra, "x=y q=a:b", pl.extra_len);
+    assert_int_equal(pl.rest_len, strlen("1:2:G:/h:/s:x=y q=a:b"));
+    assert_memory_equal(pl.rest, "1:2:G:/h:/s:x=y q=a:b", pl.rest_len);
+
+    /* The short forms of Dovecot's passwd-file. */
+    static const char s2[] = "erin:{PLAIN}pw";
+    assert_int_equal(sk_passwd_parse_line(s2, strlen(s2), &pl, &err), 0);
+    assert_int_equal(pl.hash_len, 9);
+    assert_int_equal(pl.uid_len + pl.gid_len + pl.home_len + pl.extra_len, 0);
+    static const char s3[] = "erin:{PLAIN}pw:1000:1000::/home/erin";
+    assert_int_equal(sk_passwd_parse_line(s3, strlen(s3), &pl, &err), 0);
+    assert_memory_equal(pl.home, "/home/erin", pl.home_len);
+    assert_int_equal(pl.extra_len, 0);
 
     assert_int_equal(sk_passwd_parse_line("", 0, &pl, &err), 0);
     assert_true(pl.blank);
@@ -200,22 +217,6 @@ static void test_malformed_lines_report_line_numbers(void **state)
         {":$y$j9T$abc$def", "empty user name"},
         {"a b:$y$j9T$abc$def", "user name contains a space or control character"},
         {"a\tb:$y$j9T$abc$def", "user name contains a space or control character"},
-        {"empty:", "empty password hash"},
-        {"empty::1000:1000", "empty password hash"},
-        {"plain:{PLAIN}secret", "password scheme not supported"},
-        {"ssha:{SSHA}abcdef==", "password scheme not supported"},
-        {"brace:{CRYPT$6$x", "'{' of a scheme prefix without '}'"},
-        {"mismatch:{SHA512-CRYPT}$y$j9T$abc$def", "hash does not belong to its {SCHEME} prefix"},
-        {"md5:$1$saltsalt$qjXMvbEw8oaL.CzflDugX/", "legacy hash method"},
-        {"des:ab01FAX.bQRSU", "legacy DES hash"},
-        {"plaintext:wonderland", "legacy DES hash"},
-        {"star:$6$salt$*bad*", "password hash contains a character crypt(3) never produces"},
-        {"unknown:$9$abc$def", "unknown or disabled crypt(3) hash method"},
-        {"salt:$6$saltonly", "incomplete password hash"},
-        {"salt2:$6$rounds=5000$", "incomplete password hash"},
-        {"yes:$y$j9T$abc", "incomplete yescrypt hash"},
-        {"short:$6$saltstring$tooShort", "SHA-512-crypt hash has the wrong length"},
-        {"bf:$2b$04$tooShort", "bcrypt hash has the wrong length"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char content[1024], err[512] = "", want[512];
@@ -244,6 +245,105 @@ static void test_malformed_lines_report_line_numbers(void **state)
     fclose(f);
     assert_null(sk_passwd_load(path, err, sizeof err));
     assert_non_null(strstr(err, ":3: NUL byte in line"));
+}
+
+/* A password smtpkit cannot verify disables its user only, with one
+ * warning naming the file and line; the other users go on working. (Before,
+ * one {ARGON2ID} line made the whole file refused.) */
+static void test_unverifiable_line_disables_only_its_user(void **state)
+{
+    (void)state;
+    static const bad_case cases[] = {
+        {"bad:", "empty password hash"},
+        {"bad::1000:1000", "empty password hash"},
+        {"bad:{CRAM-MD5}fa2d3d534d81cb25feff8f504d6cf4eff07b86f1e0fc86c258693a4cd16e0cdf",
+         "password scheme not supported by smtpkit"},
+        {"bad:{NOSUCH}abcdef==", "unknown password scheme"},
+        {"bad:{CRYPT$6$x", "'{' of a scheme prefix without '}'"},
+        {"bad:{SHA512-CRYPT}$y$j9T$abc$def", "hash does not belong to its {SCHEME} prefix"},
+        {"bad:wonderland", "not a crypt(3) hash"},
+        {"bad:$6$salt$*bad*", "password hash contains a character crypt(3) never produces"},
+        {"bad:$9$abc$def", "unknown or disabled crypt(3) hash method"},
+        {"bad:$6$saltonly", "incomplete password hash"},
+        {"bad:$y$j9T$abc", "incomplete yescrypt hash"},
+        {"bad:$6$saltstring$tooShort", "SHA-512-crypt hash has the wrong length"},
+        {"bad:$2b$04$tooShort", "bcrypt hash has the wrong length"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char content[2048], want[512];
+        snprintf(
+            content, sizeof content,
+            "argon:{ARGON2ID}$argon2id$v=19$m=65536,t=3,p=1$vMSlPPgTXsfeW4tk28YmrQ$"
+            "PJu4qPCvcWdJpCzUxgg99M2A9Dc7Ld2TdPF6TdLvir8\n"
+            "# comment\n%s\n"
+            "sha:{SHA512-CRYPT}$6$wXj8gSGnSWWbHPc1$J2.2qOQYoc015q43PSmuagDQ9Wb65CuGmVzjqXNDjtG/"
+            "dYBShlXbhrcfHDpMUAJsLiLCbX4bxsH8SVnysSWaU0:1000:1000::/home/sha::\n",
+            cases[i].line);
+        sk_passwd *pw = load_ok(content);
+        assert_int_equal(sk_passwd_count(pw), 3);
+        assert_int_equal(sk_passwd_warning_count(pw), 1);
+        snprintf(want, sizeof want, "%s:3: user 'bad' disabled: %s", path, cases[i].message);
+        const char *w = sk_passwd_warning(pw, 0);
+        if (strncmp(w, want, strlen(want)) != 0)
+            fail_msg("line \"%s\": want \"%s...\", got \"%s\"", cases[i].line, want, w);
+        assert_true(sk_passwd_has_user(pw, "bad"));
+        assert_false(sk_passwd_user_enabled(pw, "bad"));
+        assert_int_equal(sk_passwd_verify(pw, "bad", "wonderland"), 0);
+        assert_int_equal(sk_passwd_verify(pw, "bad", ""), 0);
+        if (i == 0) { /* the slow checks once */
+            assert_int_equal(sk_passwd_verify(pw, "argon", "c0rrect horse:b\xc3\xa9ta"), 1);
+            assert_int_equal(sk_passwd_verify(pw, "argon", "c0rrect horse:beta"), 0);
+            assert_int_equal(sk_passwd_verify(pw, "sha", "c0rrect horse:b\xc3\xa9ta"), 1);
+            assert_int_equal(sk_passwd_verify(pw, "sha", "wrong"), 0);
+        }
+        sk_passwd_userdb u;
+        assert_int_equal(sk_passwd_userdb_of(pw, "sha", &u), 0);
+        assert_string_equal(u.uid, "1000");
+        assert_string_equal(u.gid, "1000");
+        assert_string_equal(u.home, "/home/sha");
+        assert_string_equal(u.extra, "");
+        assert_int_equal(sk_passwd_userdb_of(pw, "nobody-here", &u), -1);
+        sk_passwd_free(pw);
+    }
+}
+
+/* Clear text and weak methods work, each with one warning. */
+static void test_plain_and_weak_work_with_a_warning(void **state)
+{
+    (void)state;
+    char want[512];
+    sk_passwd *pw = load_ok("p:{PLAIN}wonderland::::::\n"
+                            "c:{CLEAR}looking-glass\n"
+                            "m:{MD5-CRYPT}$1$z58DQp0N$5Y3bgTuy0/z3AAiJoH8Nv.\n");
+    assert_int_equal(sk_passwd_warning_count(pw), 3);
+    snprintf(want, sizeof want, "%s:1: user 'p' accepted: plain-text password", path);
+    assert_memory_equal(sk_passwd_warning(pw, 0), want, strlen(want));
+    snprintf(want, sizeof want, "%s:3: user 'm' accepted: weak hash method", path);
+    assert_memory_equal(sk_passwd_warning(pw, 2), want, strlen(want));
+    assert_int_equal(sk_passwd_verify(pw, "p", "wonderland"), 1);
+    assert_int_equal(sk_passwd_verify(pw, "p", "wonderlanD"), 0);
+    assert_int_equal(sk_passwd_verify(pw, "c", "looking-glass"), 1);
+    assert_int_equal(sk_passwd_verify(pw, "m", "c0rrect horse:b\xc3\xa9ta"), 1);
+    sk_passwd_free(pw);
+}
+
+/* Warnings are bounded: past SK_PASSWD_WARNINGS_MAX only counted. */
+static void test_warnings_are_bounded(void **state)
+{
+    (void)state;
+    size_t n = SK_PASSWD_WARNINGS_MAX + 20;
+    char *content = malloc(n * 40);
+    assert_non_null(content);
+    size_t off = 0;
+    for (size_t i = 0; i < n; i++)
+        off += (size_t)sprintf(content + off, "u%zu:{OTP}x\n", i);
+    sk_passwd *pw = load_ok(content);
+    free(content);
+    assert_int_equal(sk_passwd_count(pw), n);
+    assert_int_equal(sk_passwd_warning_count(pw), SK_PASSWD_WARNINGS_MAX);
+    assert_int_equal(sk_passwd_warnings_dropped(pw), 20);
+    assert_int_equal(sk_passwd_verify(pw, "u0", "x"), 0);
+    sk_passwd_free(pw);
 }
 
 static void test_duplicate_user(void **state)
@@ -346,6 +446,9 @@ int main(void)
         cmocka_unit_test(test_missing_and_empty_files),
         cmocka_unit_test(test_unknown_user_costs_a_hash),
         cmocka_unit_test(test_overlong_password_refused_cheaply),
+        cmocka_unit_test(test_unverifiable_line_disables_only_its_user),
+        cmocka_unit_test(test_plain_and_weak_work_with_a_warning),
+        cmocka_unit_test(test_warnings_are_bounded),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -12,6 +12,7 @@
 
 #include "fake_shell.h"
 #include "smtpkit/registry.h"
+#include "smtpkit/sasl.h"
 
 /* Cross-check every reply against the reply registry (which commands may
  * return which code, RFC 5321 4.3.2 and the ESMTP RFCs). */
@@ -152,6 +153,50 @@ static void test_ehlo_keywords(void **state)
     fake_finish(&f);
 }
 
+/* The shell's backend chooses the mechanisms (Dovecot offers its own):
+ * EHLO lists only those, AUTH with another one is 504, none at all hides
+ * AUTH. */
+static unsigned mech_mask;
+static unsigned fake_auth_mechanisms(void *ctx)
+{
+    (void)ctx;
+    return mech_mask;
+}
+
+static void test_auth_mechanisms_from_the_shell(void **state)
+{
+    (void)state;
+    static const struct {
+        unsigned mask;
+        const char *line; /* the AUTH keyword line, NULL: none */
+        int plain, login; /* first reply to AUTH PLAIN / AUTH LOGIN */
+    } cases[] = {
+        {(1u << SK_SASL_PLAIN) | (1u << SK_SASL_LOGIN), "AUTH PLAIN LOGIN", 235, 334},
+        {1u << SK_SASL_PLAIN, "AUTH PLAIN", 235, 504},
+        {1u << SK_SASL_LOGIN, "AUTH LOGIN", 504, 334},
+        {0, NULL, 504, 504},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        fake f;
+        fake_defaults(&f);
+        f.ops.auth_mechanisms = fake_auth_mechanisms;
+        mech_mask = cases[i].mask;
+        start_greeted(&f);
+        fake_send(&f, "EHLO client.example\r\n");
+        fake_reply *r = EXPECT(&f, 250, "");
+        assert_int_equal(strstr(r->text, "AUTH") != NULL, cases[i].line != NULL);
+        if (cases[i].line)
+            assert_true(has_line(r->text, cases[i].line));
+        fake_send(&f, "AUTH LOGIN\r\n");
+        EXPECT(&f, cases[i].login, cases[i].login == 504 ? "5.5.4" : "");
+        if (cases[i].login == 334)
+            fake_send(&f, "*\r\n"), EXPECT(&f, 501, "5.7.0");
+        fake_send(&f, "AUTH PLAIN AHVzZXIAc2VjcmV0\r\n");
+        EXPECT(&f, cases[i].plain, cases[i].plain == 504 ? "5.5.4" : "2.7.0");
+        fake_finish(&f);
+    }
+}
+
 static void test_ehlo_without_starttls_or_auth(void **state)
 {
     (void)state;
@@ -272,6 +317,41 @@ static void test_closing_421_carries_code_without_ehlo(void **state)
     fake_collect(&f);
     EXPECT(&f, 421, "4.3.2");
     fake_finish(&f);
+}
+
+/* RFC 5321 2.3.8: only CRLF ends a command line. A bare LF inside it does
+ * not: "NOOP<LF>NOOP<CRLF>" is one bad line with one reply, and what
+ * follows the LF never runs as a command, however the input is split. */
+static void test_command_bare_lf_does_not_end_line(void **state)
+{
+    (void)state;
+    static const char *const inputs[][3] = {
+        {"NOOP\nNOOP\r\n", NULL, NULL},
+        {"NOOP\n", "QUIT\r\n", NULL},
+        {"NOOP\r", "\n", NULL}, /* a CRLF split over two feeds is a line end */
+        {"RSET\nMAIL FROM:<a@example.org>\n", "QUIT", "\r\n"},
+        {"\nQUIT\r\n", NULL, NULL},
+    };
+    for (size_t i = 0; i < sizeof inputs / sizeof inputs[0]; i++) {
+        fake f;
+        fake_defaults(&f);
+        start_greeted(&f);
+        fake_send(&f, "EHLO client.example\r\n");
+        drain(&f);
+        for (int k = 0; k < 3 && inputs[i][k]; k++)
+            fake_send(&f, inputs[i][k]);
+        if (i == 2) {
+            EXPECT(&f, 250, "2.0.0");
+        } else {
+            fake_reply *r = EXPECT(&f, 500, "5.5.2");
+            assert_non_null(strstr(r->text, "bare <LF>"));
+        }
+        EXPECT_NONE(&f);
+        /* the session goes on: nothing was run, nothing closed */
+        fake_send(&f, "MAIL FROM:<a@example.org>\r\n");
+        EXPECT(&f, 250, "2.1.0");
+        fake_finish(&f);
+    }
 }
 
 static void test_ehlo_resets_transaction(void **state)
@@ -783,6 +863,66 @@ static void test_commit_failures(void **state)
         EXPECT(&f, cases[i].code, cases[i].enh);
         REGISTRY_OK(cases[i].code, "DATA-END");
         EXPECT(&f, 503, "5.5.1"); /* transaction reset */
+        fake_finish(&f);
+    }
+}
+
+/* A destination that answers (LMTP) gives the reply to the end of data:
+ * its code, enhanced code and text when they are of the result's class,
+ * one line, control bytes masked; else the store's own reply. */
+static void test_commit_outcome_from_destination(void **state)
+{
+    (void)state;
+    static const struct {
+        sk_store_result r;
+        int code;
+        const char *enh, *text;
+        int want;
+        const char *want_enh, *want_text;
+    } cases[] = {
+        {SK_STORE_DEFERRED, 452, "4.2.2",
+         "<b@example.com> Quota\x01"
+         "exceeded",
+         452, "4.2.2", "<b@example.com> Quota?exceeded"},
+        {SK_STORE_REFUSED, 550, "5.1.1", "<b@example.com> User doesn't exist\r\n250 ok", 550,
+         "5.1.1", "<b@example.com> User doesn't exist  250 ok"},
+        {SK_STORE_DEFERRED, 0, "", "", 451, "4.3.0", "Error: local error in processing"},
+        {SK_STORE_DEFERRED, 550, "5.1.1", "wrong class", 451, "4.3.0",
+         "Error: local error in processing"},
+        {SK_STORE_DEFERRED, 451, "5.1.1", "enhanced of another class", 451, "4.3.0",
+         "Error: local error in processing"},
+        {SK_STORE_DEFERRED, 491, "4.3.0", "second digit over 5", 451, "4.3.0",
+         "Error: local error in processing"},
+        {SK_STORE_REFUSED, 0, "", "", 554, "5.0.0", "Error: transaction failed"},
+        /* not a reply to the data (RFC 5321 4.3.2): the class's own code */
+        {SK_STORE_REFUSED, 553, "5.1.3", "bad address syntax", 554, "5.1.3", "bad address syntax"},
+        {SK_STORE_OK, 550, "5.1.1", "ignored on success", 250, "2.0.0", NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        fake f;
+        fake_defaults(&f);
+        f.manual_commit = 1;
+        start_greeted(&f);
+        fake_send(&f, "EHLO c.example\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.com>\r\n"
+                      "DATA\r\nhello\r\n.\r\n");
+        drain(&f);
+        assert_true(sk_session_wants(f.s) & SK_WANT_COMMIT);
+        sk_store_outcome out = {.result = cases[i].r, .code = cases[i].code};
+        snprintf(out.enhanced, sizeof out.enhanced, "%s", cases[i].enh);
+        snprintf(out.text, sizeof out.text, "%s", cases[i].text);
+        sk_session_commit_outcome(f.s, &out);
+        fake_collect(&f);
+        fake_reply *r = fake_pop(&f);
+        assert_non_null(r);
+        assert_int_equal(r->code, cases[i].want);
+        assert_string_equal(r->enhanced, cases[i].want_enh);
+        assert_int_equal(r->nlines, 1);
+        if (cases[i].want_text)
+            assert_string_equal(r->text, cases[i].want_text);
+        REGISTRY_OK(cases[i].want, "DATA-END");
+        assert_false(sk_session_wants(f.s) & SK_WANT_COMMIT);
+        fake_send(&f, "RCPT TO:<b@example.com>\r\n");
+        EXPECT(&f, 503, "5.5.1"); /* the transaction is over either way */
         fake_finish(&f);
     }
 }
@@ -1887,12 +2027,13 @@ static void test_bad_bytes_in_commands(void **state)
     fake_feed(&f, "NO\0OP\r\n", 7);
     fake_reply *r = EXPECT(&f, 500, "5.5.2");
     assert_non_null(strstr(r->text, "NUL"));
+    /* a bare LF does not end the line: one reply up to the CRLF */
     fake_send(&f, "NOOP\nNOOP\rX\r\nNOOP\r\r\n");
     r = EXPECT(&f, 500, "5.5.2");
     assert_non_null(strstr(r->text, "bare <LF>"));
     r = EXPECT(&f, 500, "5.5.2");
     assert_non_null(strstr(r->text, "bare <CR>"));
-    EXPECT(&f, 500, "5.5.2");
+    EXPECT_NONE(&f);
     fake_send(&f, "NOOP\r\n");
     EXPECT(&f, 250, "2.0.0");
     fake_finish(&f);
@@ -2182,9 +2323,12 @@ int main(void)
         cmocka_unit_test(test_helo_is_one_plain_line),
         cmocka_unit_test(test_ehlo_keywords),
         cmocka_unit_test(test_ehlo_without_starttls_or_auth),
+        cmocka_unit_test(test_auth_mechanisms_from_the_shell),
         cmocka_unit_test(test_helo_ehlo_arguments),
         cmocka_unit_test(test_enhanced_codes_without_ehlo),
         cmocka_unit_test(test_closing_421_carries_code_without_ehlo),
+
+        cmocka_unit_test(test_command_bare_lf_does_not_end_line),
         cmocka_unit_test(test_ehlo_resets_transaction),
         cmocka_unit_test(test_every_command_in_every_state),
         cmocka_unit_test(test_transaction_and_trace_headers),
@@ -2193,6 +2337,7 @@ int main(void)
         cmocka_unit_test(test_any_split_same_replies),
         cmocka_unit_test(test_commit_is_asynchronous),
         cmocka_unit_test(test_commit_failures),
+        cmocka_unit_test(test_commit_outcome_from_destination),
         cmocka_unit_test(test_data_store_begin_fails),
         cmocka_unit_test(test_data_append_fails_midway),
         cmocka_unit_test(test_data_too_big_while_streaming),

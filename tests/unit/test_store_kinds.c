@@ -53,6 +53,8 @@ static int teardown(void **state)
 }
 
 static const char BODY[] = "Subject: t\r\n\r\nhello\r\n";
+/* the spool file, and so every copy, keeps LF line ends */
+static const char BODY_LF[] = "Subject: t\n\nhello\n";
 
 static sk_store_msg *begin(struct fx *f, char id[32])
 {
@@ -108,8 +110,8 @@ static void test_mixed_commit_lands_in_both(void **state)
     size_t len;
     char *msg = tu_read(tu_path(p, "%s/msg/%s", f->queue, id), &len);
     assert_non_null(msg);
-    assert_int_equal(len, sizeof BODY - 1);
-    assert_memory_equal(msg, BODY, len);
+    assert_int_equal(len, sizeof BODY_LF - 1);
+    assert_memory_equal(msg, BODY_LF, len);
     free(msg);
     sk_envelope e;
     char err[256];
@@ -122,6 +124,7 @@ static void test_mixed_commit_lands_in_both(void **state)
     assert_string_equal(e.envid, "E1");
     assert_string_equal(e.ret, "HDRS");
     assert_int_equal(e.body, SK_BODY_8BITMIME);
+    /* size: the RFC 822 (CRLF) size, what SIZE= declares */
     assert_true(e.arrival == 1764670000 && e.size == sizeof BODY - 1);
     assert_int_equal(e.nrcpts, 2);
     assert_string_equal(e.rcpts[0].addr, "x@remote.test");
@@ -178,6 +181,84 @@ static void test_queue_failure_removes_the_maildir_copies(void **state)
     assert_int_equal(sk_store_commit(m, &env, badkind, 1, NULL), SK_STORE_IOERR);
     assert_int_equal(count(f->alice, "new"), 0);
     sk_store_close(noq);
+}
+
+struct failed_seen {
+    int calls;
+    char step[32], path[PATH_MAX];
+    int errnum;
+};
+
+static void on_failed(void *arg, const sk_store_outcome *out)
+{
+    struct failed_seen *s = arg;
+    s->calls++;
+    snprintf(s->step, sizeof s->step, "%s", out->error.step ? out->error.step : "");
+    snprintf(s->path, sizeof s->path, "%s", out->error.path);
+    s->errnum = out->error.errnum;
+}
+
+/* A failed commit says which step failed, on what path, with which errno
+ * (the server logs it as event=store-error), the first cause only. */
+static void test_failed_step_is_named(void **state)
+{
+    struct fx *f = *state;
+    char id[32], p[PATH_MAX];
+    sk_store_outcome out;
+    sk_store_envelope env = {.sender = "", .nrcpts = 1};
+
+    /* the queue's record cannot be written: a directory in its place */
+    sk_store_msg *m = begin(f, id);
+    assert_null(sk_store_msg_error(m));
+    assert_int_equal(mkdir(tu_path(p, "%s/env/%s", f->queue, id), 0700), 0);
+    sk_store_dest q[] = {{.kind = SK_DEST_QUEUE, .target = "x@remote.test"}};
+    assert_int_equal(sk_store_commit(m, &env, q, 1, &out), SK_STORE_IOERR);
+    assert_non_null(out.error.step);
+    assert_string_equal(out.error.step, "queue-envelope");
+    assert_string_equal(out.error.path, p);
+    assert_true(out.error.errnum > 0);
+    sk_store_outcome_free(&out);
+    rmdir(p);
+
+    /* a Maildir whose new/ is a file: the directory step, ENOTDIR */
+    char box[PATH_MAX];
+    tu_path(box, "%s/broken", f->dir);
+    assert_int_equal(mkdir(box, 0700), 0);
+    FILE *fp = fopen(tu_path(p, "%s/new", box), "w");
+    assert_non_null(fp);
+    fclose(fp);
+    m = begin(f, id);
+    sk_store_dest md[] = {{.kind = SK_DEST_MAILDIR, .target = f->alice},
+                          {.kind = SK_DEST_MAILDIR, .target = box}};
+    assert_int_equal(sk_store_commit(m, &env, md, 2, &out), SK_STORE_IOERR);
+    assert_string_equal(out.error.step, "maildir-create");
+    assert_string_equal(out.error.path, p);
+    assert_int_equal(out.error.errnum, ENOTDIR);
+    sk_store_outcome_free(&out);
+    assert_int_equal(count(f->alice, "new"), 0); /* all or nothing still */
+
+    /* through the commit queue: the callback sees the same */
+    sk_commit_queue *cq = sk_commit_queue_new(1);
+    assert_non_null(cq);
+    struct failed_seen seen = {0};
+    m = begin(f, id);
+    assert_int_equal(sk_commit_queue_submit(cq, m, &env, md + 1, 1, on_failed, &seen), 0);
+    struct pollfd pfd = {.fd = sk_commit_queue_fd(cq), .events = POLLIN};
+    for (int rounds = 0; !seen.calls && rounds < 3000; rounds++) {
+        if (poll(&pfd, 1, 10) > 0)
+            sk_commit_queue_drain(cq);
+    }
+    sk_commit_queue_free(cq);
+    assert_int_equal(seen.calls, 1);
+    assert_string_equal(seen.step, "maildir-create");
+    assert_string_equal(seen.path, p);
+    assert_int_equal(seen.errnum, ENOTDIR);
+
+    /* a delivered message has no error */
+    m = begin(f, id);
+    assert_int_equal(sk_store_commit(m, &env, md, 1, &out), SK_STORE_OK);
+    assert_null(out.error.step);
+    sk_store_outcome_free(&out);
 }
 
 struct tally {
@@ -260,6 +341,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_mixed_commit_lands_in_both, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_failed_step_is_named, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queue_failure_removes_the_maildir_copies, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_group_commit_shares_both_kinds_fsyncs, setup,

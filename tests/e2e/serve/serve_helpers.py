@@ -5,11 +5,19 @@ import re
 TRACE_FIELD = re.compile(rb"^(Return-Path|Received):", re.IGNORECASE)
 
 
+def rfc822(stored):
+    """A stored file (LF line ends, the Maildir convention) in its RFC 822
+    form (CRLF); the file must hold no CRLF."""
+    assert b"\r\n" not in stored, "a stored file with CRLF line ends"
+    return stored.replace(b"\n", b"\r\n")
+
+
 def split_trace(stored):
     """Split a stored message into (trace headers, the client's message).
 
     The server prepends a Return-Path and a Received header (RFC 5321 4.4);
     everything after them must be exactly what the client sent (dot-unstuffed).
+    `stored` is in its RFC 822 form (CRLF), as srv.messages() gives it.
     Returns the trace block (bytes, ending in CRLF) and the rest."""
     pos = 0
     fields = []

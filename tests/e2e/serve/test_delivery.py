@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from serve_helpers import assert_delivered, split_trace
+from serve_helpers import assert_delivered, rfc822, split_trace
 
 MSG = (b"From: Carol <carol@remote.test>\r\n"
        b"To: Alice <alice@example.test>\r\n"
@@ -110,7 +110,7 @@ def test_trusted_network_relays_into_relay_queue(server, tmp_path):
     # the outbound queue: the message file and its envelope record
     files = sorted((queue / "msg").iterdir())
     assert len(files) == 1
-    _, rest, _ = split_trace(files[0].read_bytes())
+    _, rest, _ = split_trace(rfc822(files[0].read_bytes()))
     assert rest == MSG
     env = (queue / "env" / files[0].name).read_text()
     assert "\nrcpt friend@remote.test - - pending 0 " in env, env

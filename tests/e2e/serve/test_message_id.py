@@ -7,7 +7,7 @@ line to the stored file with grep and ls. Refusals carry the envelope
 import re
 import smtplib
 
-from serve_helpers import split_trace
+from serve_helpers import rfc822, split_trace
 
 MSG = b"Subject: id test\r\n\r\nbody\r\n"
 ID = r"[0-9A-V]{20}"
@@ -37,7 +37,7 @@ def test_one_id_in_reply_log_received_and_file_name(server):
             named = [p for p in srv.files(box) if mid in p.name]
             assert len(named) == 1, (mid, srv.files(box))
             assert named[0].name.startswith(mid + "."), named[0].name
-            trace, rest, _ = split_trace(named[0].read_bytes())
+            trace, rest, _ = split_trace(rfc822(named[0].read_bytes()))
             assert rest == MSG
             assert re.search(rb"\r\n\tid " + mid.encode() + rb"(\r\n|;| )", trace) or \
                 re.search(rb" id " + mid.encode() + rb"\b", trace), trace

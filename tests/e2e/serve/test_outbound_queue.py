@@ -13,7 +13,7 @@ import socket
 import time
 import urllib.parse
 
-from serve_helpers import split_trace
+from serve_helpers import rfc822, split_trace
 
 MSG = (b"From: Alice <alice@example.test>\r\n"
        b"Subject: mixed\r\n"
@@ -79,8 +79,8 @@ def test_local_and_two_remote_recipients_one_id(server, tmp_path):
     # the local copy: new/<id>.<host>,S=<size>
     local = srv.files("alice")
     assert len(local) == 1 and local[0].name.startswith(mid + "."), local
-    stored = local[0].read_bytes()
-    trace, rest, _ = split_trace(stored)
+    stored = local[0].read_bytes()  # LF line ends: one spool file for every kind
+    trace, rest, _ = split_trace(rfc822(stored))
     assert rest == MSG
     assert re.search(rb"\bid " + mid.encode() + rb"\b", trace), trace
     assert srv.files("bob") == []
@@ -94,7 +94,8 @@ def test_local_and_two_remote_recipients_one_id(server, tmp_path):
     fields, rcpts = parse_envelope((queue / "env" / mid).read_text())
     assert fields["id"] == mid
     assert fields["sender"] == "alice@example.test"
-    assert int(fields["size"]) == len(stored)
+    # size: the RFC 822 (CRLF) size, what the agent declares with SIZE=
+    assert int(fields["size"]) == len(rfc822(stored))
     assert abs(int(fields["arrival"]) - time.time()) < 60
     assert fields["body"] == "8bitmime" and fields["smtputf8"] == "0"
     assert fields["envid"] == "" and fields["ret"] == ""
@@ -157,7 +158,7 @@ def test_kill_9_right_after_the_250_loses_nothing(server, tmp_path):
     mid = re.search(ID, last).group(0).decode()
     local = srv.files("alice")
     assert [p.name.startswith(mid + ".") for p in local] == [True]
-    _, rest, _ = split_trace(local[0].read_bytes())
+    _, rest, _ = split_trace(rfc822(local[0].read_bytes()))
     assert rest == MSG
     assert (queue / "msg" / mid).read_bytes() == local[0].read_bytes()
     _, rcpts = parse_envelope((queue / "env" / mid).read_text())
@@ -185,6 +186,10 @@ def test_a_failing_queue_leaves_nothing_in_the_maildir(server, tmp_path):
     assert list((srv.mail_root / ".spool").iterdir()) == []
     srv.wait_log(r"event=message conn=\d+ .*rcpts=<bob@example\.test>,<x@remote\.test> "
                  r"size=\d+ result=451 reason=commit\n")
+    # the log names the failed step, the record's path and the errno
+    err = srv.wait_log(r"event=store-error conn=\d+ [^\n]*")[0]
+    assert re.search(r" result=ioerr step=queue-envelope path=" + re.escape(str(queue / "env"))
+                     + r"/[0-9A-V]{20} errno=13 error=\"Permission denied\"$", err), err
     # and the next message goes through again
     assert send(srv, ["bob@example.test", "x@remote.test"])[0] == 250
     assert len(srv.files("bob")) == 1 and len(list((queue / "env").iterdir())) == 1

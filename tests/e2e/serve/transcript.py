@@ -169,10 +169,11 @@ class ClientModel:
                 continue
             if self.mode == "await-354":
                 return  # whether data follows depends on the reply to DATA
-            lf = self.pending.find(b"\n")
+            # only CRLF ends a command line (RFC 5321 2.3.8), as in the server
+            lf = self.pending.find(b"\r\n")
             if lf < 0:
                 return
-            line, self.pending = self.pending[:lf], self.pending[lf + 1:]
+            line, self.pending = self.pending[:lf], self.pending[lf + 2:]
             if self.auth_lines:
                 self.owners.append("AUTH")
                 self.auth_lines = False  # until the next 334

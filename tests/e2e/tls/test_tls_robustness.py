@@ -258,12 +258,21 @@ def test_check_validates_certificate_and_password_file(tls_server, tmp_path):
     r = subprocess.run([srv.binary, "serve", "--check", "-c", str(srv.conf_path)],
                        capture_output=True, timeout=20)
     assert r.returncode == 1 and b"does not match certificate" in r.stderr
-    # a password file with an MD5 hash on line 2
+    # a password file with a broken MD5 hash on line 2: that user is
+    # disabled, with a warning; the file (and the server) still work
     srv = tls_server(cert=a_cert, key=a_key, start=False, users={})
     (tmp_path / "passwd").write_text("ok:$6$saltstring$svn8UoSVapNtMuq1ukKS4tPQd8iKwSMHWjl/"
                                      "O817G3uBnIFNjnQJuesI68u4OTLiBFdcbYEdFCoEOfaS35inz1\n"
                                      "x:$1$salt$hash\n")
     r = subprocess.run([srv.binary, "serve", "--check", "-c", str(srv.conf_path)],
                        capture_output=True, timeout=20)
+    assert r.returncode == 0, r.stderr
+    assert b"passwd:2: user 'x' disabled: MD5-crypt hash has the wrong length" in r.stderr, r.stderr
+    # a line that is no passwd-file line refuses the file
+    (tmp_path / "passwd").write_text("ok:$6$saltstring$svn8UoSVapNtMuq1ukKS4tPQd8iKwSMHWjl/"
+                                     "O817G3uBnIFNjnQJuesI68u4OTLiBFdcbYEdFCoEOfaS35inz1\n"
+                                     "no colon here\n")
+    r = subprocess.run([srv.binary, "serve", "--check", "-c", str(srv.conf_path)],
+                       capture_output=True, timeout=20)
     assert r.returncode == 1
-    assert b"passwd:2: legacy hash method" in r.stderr, r.stderr
+    assert b"passwd:2: no ':' between user name and password hash" in r.stderr, r.stderr
