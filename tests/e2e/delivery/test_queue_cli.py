@@ -34,12 +34,14 @@ ID_RE = r"[0-9A-V]{20}"
 EXIT_ERROR, EXIT_USAGE, EXIT_NO_MESSAGE, EXIT_NO_SERVER = 1, 2, 3, 4
 
 
-def relay_server(server, tmp_path, start=True):
+def relay_server(server, tmp_path, start=True, agent=True):
     queue = tmp_path / "mail" / "queue"
-    # Should a delivery agent run, it finds no DNS answer (a closed port)
-    # and only defers: the records stay in the queue.
+    # The delivery agent finds no DNS answer (a closed port) and only
+    # defers: the records stay in the queue. Without it (agent=False) the
+    # records stay exactly as the store wrote them.
     extra = (f'trusted_networks = [ "127.0.0.0/8" ];\nrelay_queue = "{queue}";\n'
-             'delivery = { dns_servers = [ "127.0.0.1:9" ]; };\n')
+             'delivery = { dns_servers = [ "127.0.0.1:9" ]; '
+             + ('' if agent else 'enabled = false; ') + '};\n')
     srv = server(extra=extra, start=start)
     return srv, queue
 
@@ -249,7 +251,8 @@ def test_hold_release_delete_change_files_and_listing(server, smtpkit_bin, tmp_p
 
 
 def test_without_server_files_change_flush_bounce_exit_4(server, smtpkit_bin, tmp_path):
-    srv, queue = relay_server(server, tmp_path)
+    # no agent: the record is still untouched (pending) when the server stops
+    srv, queue = relay_server(server, tmp_path, agent=False)
     mid = send(srv, ["carol@remote.test", "dave@other.test"])
     assert srv.stop() == 0
     assert not (queue / "control").exists()  # removed at the end
@@ -342,9 +345,10 @@ def test_second_server_on_one_queue_is_refused(server, smtpkit_bin, tmp_path):
 def test_hold_waits_for_the_lock(server, smtpkit_bin, tmp_path):
     srv, queue = relay_server(server, tmp_path)
     mid = send(srv, ["carol@remote.test"])
-    before = (queue / "env" / mid).read_text()
     with open(queue / "lock", "rb") as lk:
         fcntl.flock(lk, fcntl.LOCK_EX)  # as the delivery agent would
+        # read under the lock: the agent may have deferred the record before
+        before = (queue / "env" / mid).read_text()
         traversable(srv.conf_path.parent)
         p = subprocess.Popen([smtpkit_bin, "queue", "-c", str(srv.conf_path), "hold", mid],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
