@@ -122,6 +122,7 @@ def test_lmtp_down_4xx_nothing_lost_then_retry(server, tmp_path, how):
     queue = tmp_path / "queue"
     srv = lmtp_server(server, dv, target=target or f"127.0.0.1:{dv.lmtp_port}",
                       extra=f'relay_queue = "{queue}";\n'
+                            'delivery = { enabled = false; };\n'  # the queue as stored
                             'trusted_networks = [ "127.0.0.0/8" ];')
     if how == "stopped":
         # Dovecot was up (a pooled connection is idle), then stops

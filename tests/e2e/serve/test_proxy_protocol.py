@@ -109,7 +109,9 @@ def test_haproxy_trusted_networks_apply_to_the_client(server, tmp_path):
     queue = tmp_path / "queue"
     srv, pport = proxied_server(
         server, tmp_path,
-        extra=f'trusted_networks = [ "{CLIENT}/32" ];\nrelay_queue = "{queue}";')
+        extra=f'trusted_networks = [ "{CLIENT}/32" ];\nrelay_queue = "{queue}";\n'
+              # queued only: no delivery agent looks remote.test up
+              'delivery = { enabled = false; };')
     with HAProxy(tmp_path, {"v1": ("127.0.0.1", pport, "send-proxy"),
                             "v2": ("127.0.0.1", pport, "send-proxy-v2")}) as hp:
         for name in ("v1", "v2"):
