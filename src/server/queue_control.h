@@ -28,8 +28,9 @@ struct event_base;
 typedef struct sk_queue_control sk_queue_control;
 
 /* Listen on <relay_queue>/control on base. agent may be NULL (no delivery
- * agent runs): FLUSH and BOUNCE then answer "ERR no delivery agent
- * running" and KICK answers OK (the record is read when an agent starts).
+ * agent runs: delivery.enabled is false): FLUSH and BOUNCE then answer
+ * "ERR no delivery agent running" and KICK answers OK (the record is read
+ * when an agent starts).
  * A socket there from a server that is gone is replaced; one that answers
  * means another server runs on this queue: refused. NULL with err. */
 sk_queue_control *sk_queue_control_start(struct event_base *base, const char *relay_queue,
