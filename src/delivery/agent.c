@@ -257,8 +257,10 @@ static size_t skip_return_path(const char *p, size_t n)
     }
 }
 
-/* Where a bounce to the sender goes: the sender's Maildir(s) when local,
- * the queue otherwise (the tables decide, as for any recipient). */
+/* Where a bounce to the sender goes: when local, the sender's Maildir(s),
+ * or with `lmtp` set the LMTP server (for the mailbox's address), as any
+ * local message; the queue otherwise (the tables decide, as for any
+ * recipient). */
 static void dsn_destinations(sk_agent *ag, agent_round *r)
 {
     const char *sender = r->env.sender;
@@ -276,13 +278,23 @@ static void dsn_destinations(sk_agent *ag, agent_round *r)
     if (r->dsn_dests && r->dsn_targets) {
         for (size_t i = 0; i < n; i++) {
             int local = i < d->nmaildirs;
-            const char *t = local ? d->maildirs[i] : d->remote[i - d->nmaildirs];
+            sk_dest_kind kind = SK_DEST_QUEUE;
+            const char *t = NULL;
+            if (!local) {
+                t = d->remote[i - d->nmaildirs];
+            } else if (ag->cfg->lmtp) {
+                kind = SK_DEST_LMTP;
+                t = d->mailboxes[i];
+            } else {
+                kind = SK_DEST_MAILDIR;
+                t = d->maildirs[i];
+            }
             char *copy = strdup(t);
             if (!copy)
                 break;
             r->dsn_targets[r->ndsn_dests] = copy;
-            r->dsn_dests[r->ndsn_dests++] = (sk_store_dest){
-                .kind = local ? SK_DEST_MAILDIR : SK_DEST_QUEUE, .target = copy, .rcpt = 0};
+            r->dsn_dests[r->ndsn_dests++] =
+                (sk_store_dest){.kind = kind, .target = copy, .rcpt = 0};
         }
     }
     sk_delivery_free(d);
