@@ -37,6 +37,11 @@ struct sk_conn {
 
     /* the message being received, and the one being committed */
     sk_store_msg *msg;
+    char msg_id[32]; /* its id, for the milters' "i" macro */
+
+    /* the listener's milters (milter.c), NULL without; a step in flight */
+    struct sk_milters *milters;
+    int policy_pending;
 
     int counted;           /* counted in srv->per_ip */
     int commit_pending;    /* the commit queue holds a callback to us */

@@ -27,6 +27,7 @@
 #include "server/auth_service.h"
 #include "server/conn.h"
 #include "server/log.h"
+#include "server/milter.h"
 #include "server/work_queue.h"
 
 #include <openssl/crypto.h>
@@ -66,6 +67,7 @@ static sk_store_result op_store_begin(void *ctx, sk_transaction *tx)
                res == SK_STORE_NOSPACE ? "nospace" : "ioerr");
         return res == SK_STORE_OK ? SK_STORE_IOERR : res;
     }
+    snprintf(c->msg_id, sizeof c->msg_id, "%s", tx->id);
     return SK_STORE_OK;
 }
 
@@ -283,6 +285,17 @@ static void op_replied(void *ctx, const char *verb, int code)
         sk_metrics_recipient(&c->srv->metrics, code);
 }
 
+/* The listener's milters (milter.c) on HELO/EHLO, MAIL, RCPT and the end
+ * of the message; their verdict comes back through sk_conn_policy_done. */
+static int op_policy_check(void *ctx, int step, const sk_session_info *info, const char *arg)
+{
+    sk_conn *c = ctx;
+    if (!c->milters || !sk_milters_step(c->milters, step, info, arg))
+        return 0;
+    c->policy_pending = 1;
+    return SK_POLICY_PENDING;
+}
+
 const sk_session_ops sk_conn_ops = {
     .rcpt_check = op_rcpt_check,
     .dest_free = op_dest_free,
@@ -295,4 +308,5 @@ const sk_session_ops sk_conn_ops = {
     .tls_available = op_tls_available,
     .mail_check = op_mail_check,
     .replied = op_replied,
+    .policy_check = op_policy_check,
 };
