@@ -51,8 +51,8 @@ int sk_milter_enc_optneg(sk_buf *out, uint32_t version, uint32_t actions, uint32
 }
 
 /* Strings joined with their NULs into one packet's data. */
-static int enc_strings(sk_buf *out, char cmd, const char *prefix, size_t plen,
-                       const char *const *s, size_t n)
+static int enc_strings(sk_buf *out, char cmd, const char *prefix, size_t plen, const char *const *s,
+                       size_t n)
 {
     size_t len = plen;
     for (size_t i = 0; i < n; i++) {

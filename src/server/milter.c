@@ -96,6 +96,7 @@ struct sk_milters {
     /* the end of message, for the milter being asked */
     char *hdr; /* the header section, with its blank line if any */
     size_t hdrlen, hdrpos;
+    size_t rplen; /* our Return-Path field at its top: never shown, kept first */
     unsigned long long body_off, body_pos, size;
     int skip_body;
     mod *mods, **mods_tail;
@@ -255,8 +256,8 @@ static void milter_failed(sk_milters *m, mclient *mc, const char *why)
     sk_conn *c = m->c;
     char w[160];
     sk_log(LOG_WARNING,
-           "event=milter-error conn=%llu peer=%s milter=%s step=%s error=\"%s\" default=%s",
-           c->id, c->addr, mc->cfg->socket, step_name(m->step), quoted_clean(why, w, sizeof w),
+           "event=milter-error conn=%llu peer=%s milter=%s step=%s error=\"%s\" default=%s", c->id,
+           c->addr, mc->cfg->socket, step_name(m->step), quoted_clean(why, w, sizeof w),
            mc->tempfail ? "tempfail" : "accept");
     close_client(mc, 0);
     mc->state = MS_FAILED;
@@ -344,8 +345,8 @@ sk_milters *sk_milters_new(sk_conn *c)
         mclient *mc = &m->v[i];
         mc->owner = m;
         mc->cfg = &lc->milters[i];
-        mc->tempfail =
-            mc->cfg->default_tempfail >= 0 ? mc->cfg->default_tempfail : cfg->milter_default_tempfail;
+        mc->tempfail = mc->cfg->default_tempfail >= 0 ? mc->cfg->default_tempfail
+                                                      : cfg->milter_default_tempfail;
         mc->timeout = mc->cfg->timeout ? mc->cfg->timeout : cfg->milter_timeout;
         mc->state = MS_CONNECTING;
         struct sockaddr_storage ss;
@@ -441,6 +442,16 @@ static int load_header(sk_milters *m)
             return -1; /* a header section larger than we show a milter */
     }
     m->hdrlen = end;
+    /* The Return-Path field the session writes belongs to the delivery
+     * (RFC 5321 4.4); Postfix adds it only then, so a milter never sees
+     * it and "index 0" means the first field after it. */
+    m->rplen = 0;
+    if (end > 12 && !strncasecmp(m->hdr, "Return-Path:", 12)) {
+        char *nl = memmem(m->hdr, end, "\r\n", 2);
+        if (nl)
+            m->rplen = (size_t)(nl - m->hdr) + 2;
+    }
+    m->hdrpos = m->rplen;
     m->body_off = end < cap ? end + 2 : end; /* past the blank line */
     if (m->body_off > m->size)
         m->body_off = m->size;
@@ -728,7 +739,7 @@ static int apply_changes(sk_milters *m, mclient *mc)
     unsigned added = 0, changed = 0, deleted = 0;
     if (!f)
         return -1;
-    size_t pos = 0;
+    size_t pos = m->rplen;
     while (pos < m->hdrlen) {
         size_t len = 0, left = m->hdrlen - pos;
         const char *p = m->hdr + pos;
@@ -818,6 +829,7 @@ static int apply_changes(sk_milters *m, mclient *mc)
     sk_store_msg *nm = sk_store_begin(c->srv->store, id, &res);
     if (!nm)
         goto out;
+    sk_store_append(nm, m->hdr, m->rplen);
     for (size_t i = 0; i < nf; i++)
         sk_store_append(nm, f[i].text, f[i].len);
     sk_store_append(nm, "\r\n", 2);
@@ -838,8 +850,8 @@ static int apply_changes(sk_milters *m, mclient *mc)
         unsigned long long off = m->body_off;
         while (off < m->size) {
             unsigned long long left = m->size - off;
-            long r = sk_store_msg_read(c->msg, off, buf,
-                                       left < sizeof buf ? (size_t)left : sizeof buf);
+            long r =
+                sk_store_msg_read(c->msg, off, buf, left < sizeof buf ? (size_t)left : sizeof buf);
             if (r <= 0) {
                 sk_store_abort(nm);
                 goto out;
@@ -852,9 +864,9 @@ static int apply_changes(sk_milters *m, mclient *mc)
         goto out;
     if (m->quarantine[0]) {
         char q[300];
-        sk_log(LOG_NOTICE, "event=milter-quarantine conn=%llu peer=%s id=%s milter=%s reason=\"%s\"",
-               c->id, c->addr, c->msg_id, mc->cfg->socket,
-               quoted_clean(m->quarantine, q, sizeof q));
+        sk_log(LOG_NOTICE,
+               "event=milter-quarantine conn=%llu peer=%s id=%s milter=%s reason=\"%s\"", c->id,
+               c->addr, c->msg_id, mc->cfg->socket, quoted_clean(m->quarantine, q, sizeof q));
     }
     sk_log(LOG_INFO,
            "event=milter-changes conn=%llu peer=%s id=%s milter=%s added=%u changed=%u "
@@ -879,7 +891,8 @@ static void next_milter(sk_milters *m)
     if (m->step == SK_POLICY_DATA) {
         mc->in_msg = 0;
         if (apply_changes(m, mc) != 0) {
-            sk_log(LOG_ERR, "event=milter-error conn=%llu peer=%s milter=%s step=data "
+            sk_log(LOG_ERR,
+                   "event=milter-error conn=%llu peer=%s milter=%s step=data "
                    "error=\"cannot rewrite the spooled message\"",
                    m->c->id, m->c->addr, mc->cfg->socket);
             finish(m, SK_POLICY_TEMPFAIL);
