@@ -30,7 +30,12 @@ static void test_encoders(void **state)
     sk_buf_clear(&b);
 
     assert_int_equal(sk_milter_enc_connect(&b, "[192.0.2.1]", '4', 2525, "192.0.2.1"), 0);
-    expect_bytes(&b, "\0\0\0\x1a" "C[192.0.2.1]\0" "4\x09\xdd" "192.0.2.1\0", 30);
+    expect_bytes(&b,
+                 "\0\0\0\x1a"
+                 "C[192.0.2.1]\0"
+                 "4\x09\xdd"
+                 "192.0.2.1\0",
+                 30);
     sk_buf_clear(&b);
 
     assert_int_equal(sk_milter_enc_helo(&b, "client.example"), 0);
@@ -49,7 +54,10 @@ static void test_encoders(void **state)
     const char *names[] = {"i", "{auth_authen}"};
     const char *values[] = {"ID1", NULL};
     assert_int_equal(sk_milter_enc_macros(&b, SMFIC_MAIL, names, values, 2), 0);
-    expect_bytes(&b, "\0\0\0\x17" "DMi\0ID1\0{auth_authen}\0\0", 27);
+    expect_bytes(&b,
+                 "\0\0\0\x17"
+                 "DMi\0ID1\0{auth_authen}\0\0",
+                 27);
     sk_buf_clear(&b);
 
     /* a body in chunks of at most 65535 octets */
@@ -59,7 +67,10 @@ static void test_encoders(void **state)
     assert_int_equal(b.len, 3 * 5 + sizeof body);
     assert_memory_equal(b.data, "\0\x01\0\0B", 5);
     assert_memory_equal(b.data + 5 + 65535, "\0\x01\0\0B", 5);
-    assert_memory_equal(b.data + 10 + 2 * 65535, "\0\0\0\x0b" "B", 5);
+    assert_memory_equal(b.data + 10 + 2 * 65535,
+                        "\0\0\0\x0b"
+                        "B",
+                        5);
     sk_buf_free(&b);
 
     /* too long for one packet, or for the buffer: nothing half written */
@@ -120,7 +131,10 @@ static void test_decode_replies(void **state)
     assert_int_equal(r.cmd, SMFIR_CHGHEADER);
     assert_string_equal(r.value, ""); /* deletes the field */
 
-    assert_int_equal(decode_all("\0\0\0\x05" "bnew\n", 9, &r), SK_MILTER_PACKET);
+    assert_int_equal(decode_all("\0\0\0\x05"
+                                "bnew\n",
+                                9, &r),
+                     SK_MILTER_PACKET);
     assert_int_equal(r.len, 4);
     assert_memory_equal(r.data, "new\n", 4);
 
@@ -129,7 +143,10 @@ static void test_decode_replies(void **state)
 
     /* two packets back to back: one at a time */
     size_t used, need;
-    assert_int_equal(sk_milter_decode("\0\0\0\x01" "c\0\0\0\x01" "a", 10, &used, &need, &r),
+    assert_int_equal(sk_milter_decode("\0\0\0\x01"
+                                      "c\0\0\0\x01"
+                                      "a",
+                                      10, &used, &need, &r),
                      SK_MILTER_PACKET);
     assert_int_equal(used, 5);
     assert_int_equal(r.cmd, 'c');
@@ -145,7 +162,10 @@ static void test_decode_errors(void **state)
     assert_int_equal(sk_milter_decode("\0\x10\0\0", 4, &used, &need, &r), SK_MILTER_ERROR);
     assert_int_equal(sk_milter_decode("\xff\xff\xff\xff", 4, &used, &need, &r), SK_MILTER_ERROR);
     /* a verdict with data, a short OPTNEG, an unknown command */
-    assert_int_equal(decode_all("\0\0\0\x02" "cX", 6, &r), SK_MILTER_ERROR);
+    assert_int_equal(decode_all("\0\0\0\x02"
+                                "cX",
+                                6, &r),
+                     SK_MILTER_ERROR);
     assert_int_equal(decode_all("\0\0\0\x05O\0\0\0\x06", 9, &r), SK_MILTER_ERROR);
     assert_int_equal(decode_all("\0\0\0\x01Z", 5, &r), SK_MILTER_ERROR);
     /* strings must end inside the packet, and nothing may follow them */
@@ -180,13 +200,14 @@ static void test_replycode(void **state)
         0);
     assert_string_equal(text, "one");
     /* controls masked */
-    assert_int_equal(sk_milter_parse_replycode("550 5.7.1 a\x01" "b\x7f", &code, enh, text,
-                                               sizeof text),
+    assert_int_equal(sk_milter_parse_replycode("550 5.7.1 a\x01"
+                                               "b\x7f",
+                                               &code, enh, text, sizeof text),
                      0);
     assert_string_equal(text, "a?b?");
     /* refused: not 4xx/5xx, class mismatch, malformed */
-    const char *bad[] = {"250 2.0.0 ok", "550 4.7.1 mismatch", "55", "5x0 text", "550x",
-                         "650 text",     "599 5.7.1 x",        "550 5.7. x"};
+    const char *bad[] = {"250 2.0.0 ok", "550 4.7.1 mismatch", "55",          "5x0 text",
+                         "550x",         "650 text",           "599 5.7.1 x", "550 5.7. x"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
         if (sk_milter_parse_replycode(bad[i], &code, enh, text, sizeof text) == 0)
             fail_msg("accepted \"%s\"", bad[i]);

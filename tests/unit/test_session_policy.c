@@ -120,22 +120,24 @@ static void test_refusals(void **state)
     next(&f, 250, "2.1.0");
     /* RCPT: the policy's own valid reply is passed through, the recipient dropped */
     fake_send(&f, "RCPT TO:<b@example.com>\r\n");
-    v = (sk_policy_verdict){.action = SK_POLICY_REJECT, .code = 550, .enhanced = "5.7.1",
+    v = (sk_policy_verdict){.action = SK_POLICY_REJECT,
+                            .code = 550,
+                            .enhanced = "5.7.1",
                             .text = "Recipient refused\x01 by filter"};
     done(&f, &v);
     r = next(&f, 550, "5.7.1");
     assert_string_equal(r->text, "Recipient refused? by filter");
     /* a code the registry does not list for RCPT (554) gets the default */
     fake_send(&f, "RCPT TO:<c@example.com>\r\n");
-    v = (sk_policy_verdict){.action = SK_POLICY_REJECT, .code = 554, .enhanced = "5.7.1",
-                            .text = "nope"};
+    v = (sk_policy_verdict){
+        .action = SK_POLICY_REJECT, .code = 554, .enhanced = "5.7.1", .text = "nope"};
     done(&f, &v);
     r = next(&f, 550, "5.7.1");
     assert_string_equal(r->text, "Command rejected");
     /* an enhanced code of another class gets the default too */
     fake_send(&f, "RCPT TO:<c@example.com>\r\n");
-    v = (sk_policy_verdict){.action = SK_POLICY_REJECT, .code = 550, .enhanced = "4.7.1",
-                            .text = "nope"};
+    v = (sk_policy_verdict){
+        .action = SK_POLICY_REJECT, .code = 550, .enhanced = "4.7.1", .text = "nope"};
     done(&f, &v);
     r = next(&f, 550, "5.7.1");
     assert_string_equal(r->text, "Command rejected");
@@ -168,8 +170,8 @@ static void test_end_of_data(void **state)
     next(&f, 250, "2.1.0");
     next(&f, 250, "2.1.5");
     next(&f, 354, "");
-    sk_policy_verdict v = {.action = SK_POLICY_REJECT, .code = 554, .enhanced = "5.7.1",
-                           .text = "Spam detected"};
+    sk_policy_verdict v = {
+        .action = SK_POLICY_REJECT, .code = 554, .enhanced = "5.7.1", .text = "Spam detected"};
     int aborts = f.aborts;
     done(&f, &v);
     fake_reply *r = next(&f, 554, "5.7.1");
