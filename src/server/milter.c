@@ -86,6 +86,7 @@ struct sk_milters {
     int phase;
     int waiting;       /* for a reply */
     int waiting_write; /* for the milter to read what we sent */
+    const char *why;   /* why exchange() failed */
     int finished;      /* verdict ready, done_ev active */
     char *arg;
     char auth_user[256];
@@ -596,8 +597,10 @@ static int exchange(sk_milters *m, mclient *mc)
             switch (m->phase) {
             case P_DATA: {
                 m->phase = P_HEADERS;
-                if (load_header(m) != 0)
+                if (load_header(m) != 0) {
+                    m->why = "header section unreadable or over 256 KiB";
                     return -1;
+                }
                 m->skip_body = 0;
                 const char *names[] = {"i"};
                 const char *values[] = {c->msg_id};
@@ -652,8 +655,10 @@ static int exchange(sk_milters *m, mclient *mc)
                 unsigned long long left = m->size - m->body_pos;
                 size_t k = left < sizeof chunk ? (size_t)left : sizeof chunk;
                 long r = sk_store_msg_read(c->msg, m->body_pos, chunk, k);
-                if (r <= 0)
+                if (r <= 0) {
+                    m->why = "cannot read the spooled message";
                     return -1;
+                }
                 m->body_pos += (unsigned long long)r;
                 if (sk_milter_enc_packet(&m->out, SMFIC_BODY, chunk, (size_t)r) != 0 ||
                     send_packet(m, mc) != 0)
@@ -927,9 +932,10 @@ static void run(sk_milters *m)
             m->cur++;
             continue;
         }
+        m->why = NULL;
         int r = exchange(m, mc);
         if (r < 0) {
-            milter_failed(m, mc, "cannot send");
+            milter_failed(m, mc, m->why ? m->why : "cannot send");
             return;
         }
         if (r == 0)
@@ -951,8 +957,8 @@ static int start(sk_milters *m, int step, const char *arg)
     m->arg = arg ? strdup(arg) : NULL;
     mods_clear(m);
     if (step == SK_POLICY_DATA && m->msg_discard) {
-        for (size_t i = 0; i < m->n; i++)
-            m->v[i].in_msg = m->v[i].in_msg && m->v[i].state == MS_READY;
+        /* discarded before its end: nobody need read it (the milters that
+         * saw its MAIL get ABORT before the next one) */
         finish(m, SK_POLICY_DISCARD);
         return 1;
     }
