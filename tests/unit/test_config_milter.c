@@ -36,15 +36,16 @@ static void test_milter_defaults(void **state)
 static void test_milter_settings(void **state)
 {
     (void)state;
-    sk_config *c = load_text(
-        HEAD "listeners = (\n"
-             " { address = \"127.0.0.1\"; port = 2525;\n"
-             "   milters = [ \"inet:127.0.0.1:8891\", \"unix:/run/f.sock\" ]; },\n"
-             " { address = \"::1\"; port = 2526;\n"
-             "   milters = ( \"inet6:[::1]:11332\",\n"
-             "     { socket = \"inet:8891@127.0.0.1\"; default_action = \"accept\"; timeout = 5; } ); }\n"
-             ");\n"
-             "milter_default_action = \"accept\";\nmilter_timeout = 7;\n");
+    sk_config *c =
+        load_text(HEAD "listeners = (\n"
+                       " { address = \"127.0.0.1\"; port = 2525;\n"
+                       "   milters = [ \"inet:127.0.0.1:8891\", \"unix:/run/f.sock\" ]; },\n"
+                       " { address = \"::1\"; port = 2526;\n"
+                       "   milters = ( \"inet6:[::1]:11332\",\n"
+                       "     { socket = \"inet:8891@127.0.0.1\"; default_action = \"accept\"; "
+                       "timeout = 5; } ); }\n"
+                       ");\n"
+                       "milter_default_action = \"accept\";\nmilter_timeout = 7;\n");
     assert_non_null(c);
     assert_int_equal(c->listeners[0].nmilters, 2);
     assert_string_equal(c->listeners[0].milters[1].socket, "unix:/run/f.sock");
@@ -104,9 +105,14 @@ static void test_socket_forms(void **state)
     assert_int_equal(ss.ss_family, AF_UNIX);
     assert_string_equal(((struct sockaddr_un *)&ss)->sun_path, "/run/x.sock");
     assert_int_equal(sk_milter_parse_socket("local:/run/x.sock", &ss, &len, why, sizeof why), 0);
-    const char *bad[] = {"inet:127.0.0.1",  "inet:127.0.0.1:0", "inet:127.0.0.1:65536",
-                         "inet:host:25",    "inet::25",         "unix:",
-                         "inet:1.2.3.4:2x", "8891"};
+    const char *bad[] = {"inet:127.0.0.1",
+                         "inet:127.0.0.1:0",
+                         "inet:127.0.0.1:65536",
+                         "inet:host:25",
+                         "inet::25",
+                         "unix:",
+                         "inet:1.2.3.4:2x",
+                         "8891"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
         if (sk_milter_parse_socket(bad[i], &ss, &len, why, sizeof why) == 0)
             fail_msg("accepted \"%s\"", bad[i]);
