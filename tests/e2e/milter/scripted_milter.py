@@ -16,14 +16,17 @@ behaviour with the sender, a recipient or the Subject:
     Subject "quarantine"            SMFIR_QUARANTINE "held by test", then SMFIR_CONTINUE
     Subject "garbage"               garbage bytes instead of a reply at end of message
     Subject "close"                 closes the connection on the first body chunk
+    Subject "slow"                  answers the end of message after `slow` seconds (2)
 
 Everything received is recorded in `events` (command letter, decoded
 fields) for the tests to check what the server sent.
 """
 
+import os
 import socket
 import struct
 import threading
+import time
 
 SMFIF_ADDHDRS, SMFIF_CHGBODY, SMFIF_CHGHDRS, SMFIF_QUARANTINE = 0x01, 0x02, 0x10, 0x20
 
@@ -33,12 +36,20 @@ def packet(cmd, data=b""):
 
 
 class ScriptedMilter:
-    def __init__(self, protocol_flags=0):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
+    def __init__(self, protocol_flags=0, unix_path=None, slow=2.0):
+        self.unix_path = unix_path
+        self.slow = slow
+        if unix_path:
+            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.sock.bind(str(unix_path))
+            os.chmod(unix_path, 0o666)  # the server runs as nobody
+            self.port = None
+        else:
+            self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            self.sock.bind(("127.0.0.1", 0))
+            self.port = self.sock.getsockname()[1]
         self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
         self.protocol_flags = protocol_flags
         self.events = []
         self.lock = threading.Lock()
@@ -48,7 +59,7 @@ class ScriptedMilter:
 
     @property
     def spec(self):
-        return f"inet:127.0.0.1:{self.port}"
+        return f"unix:{self.unix_path}" if self.unix_path else f"inet:127.0.0.1:{self.port}"
 
     def stop(self):
         self.stopping = True
@@ -171,6 +182,9 @@ class ScriptedMilter:
                 send(packet(b"c"))
             elif subj == "quarantine":
                 send(packet(b"q", b"held by test\0"))
+                send(packet(b"c"))
+            elif subj == "slow":
+                time.sleep(self.slow)
                 send(packet(b"c"))
             elif subj == "garbage":
                 send(b"\xff\xff\xff\xffthis is not a milter reply")

@@ -11,6 +11,8 @@ serving."""
 
 import smtplib
 import socket
+import threading
+import time
 
 import pytest
 
@@ -242,3 +244,76 @@ def test_bad_milter_socket_is_a_config_error(server, smtpkit_bin):
                        capture_output=True, text=True)
     assert r.returncode != 0
     assert "milter 'inet:localhost:notaport'" in r.stderr
+
+
+def test_slow_milter_does_not_block_other_clients(server, milter):
+    srv = serve(server, [milter.spec])
+    result = {}
+
+    def slow_client():
+        with smtplib.SMTP(srv.host, srv.port) as s:
+            result["slow"] = s.sendmail(FROM, ["alice@example.test"], msg("slow"))
+            result["slow_done"] = time.monotonic()
+
+    t = threading.Thread(target=slow_client)
+    t.start()
+    time.sleep(0.5)  # the slow client is now waiting for the milter's verdict
+    with smtplib.SMTP(srv.host, srv.port) as s:
+        s.sendmail(FROM, ["bob@example.test"], msg("quick"))
+    quick_done = time.monotonic()
+    t.join(timeout=20)
+    assert "slow_done" in result
+    assert quick_done < result["slow_done"] - 0.5
+    assert len(srv.messages("alice")) == 1 and len(srv.messages("bob")) == 1
+    assert srv.stop() == 0
+
+
+def test_milter_timeout_gets_default_action(server, milter):
+    milter.slow = 4.0
+    srv = serve(server, [f'{{ socket = "{milter.spec}"; timeout = 1; }}'])
+    start = time.monotonic()
+    with smtplib.SMTP(srv.host, srv.port) as s:
+        s.ehlo("client.example")
+        s.mail(FROM)
+        s.rcpt("alice@example.test")
+        code, text = s.data(msg("slow"))
+        assert (code, text) == (451, b"4.7.1 Service unavailable - try again later")
+    assert time.monotonic() - start < 3.5
+    srv.wait_log(r'event=milter-error .*step=data error="timeout" default=tempfail')
+    assert srv.messages("alice") == []
+    assert srv.stop() == 0
+
+
+def test_unix_socket_milter(server, tmp_path):
+    path = tmp_path / "milter.sock"
+    m = ScriptedMilter(unix_path=path)
+    try:
+        srv = serve(server, [m.spec])
+        with smtplib.SMTP(srv.host, srv.port) as s:
+            s.sendmail(FROM, ["alice@example.test"], msg("headers"))
+        (stored,) = srv.messages("alice")
+        assert b"\r\nX-Added: added by milter\r\n" in stored
+        assert srv.stop() == 0
+    finally:
+        m.stop()
+
+
+def test_milters_in_order_see_each_others_changes(server, milter):
+    second = ScriptedMilter()
+    try:
+        srv = serve(server, [milter.spec, second.spec])
+        with smtplib.SMTP(srv.host, srv.port) as s:
+            s.sendmail(FROM, ["alice@example.test"], msg("headers"))
+        subjects = [e[2] for e in second.seen("L") if e[1] == "Subject"]
+        assert subjects == ["[tagged] headers"]
+        assert [e[1] for e in second.seen("L")][0] == "X-Inserted"
+        # a refusal by the first milter: the second is not asked
+        with smtplib.SMTP(srv.host, srv.port) as s:
+            s.ehlo("client.example")
+            s.mail(FROM)
+            s.rcpt("alice@example.test")
+            assert s.data(msg("reject"))[0] == 554
+        assert len(second.seen("E")) == 1
+        assert srv.stop() == 0
+    finally:
+        second.stop()
