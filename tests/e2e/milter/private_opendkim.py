@@ -20,8 +20,9 @@ def free_port():
 
 
 class OpenDKIM:
-    def __init__(self, tmp_path: Path, mode, domain="example.test", selector="sel", keydir=None):
-        self.dir = tmp_path / f"opendkim-{mode}"
+    def __init__(self, tmp_path: Path, mode, domain="example.test", selector="sel", keydir=None,
+                 internal="127.0.0.1"):
+        self.dir = tmp_path / f"opendkim-{mode}-{internal}"
         self.dir.mkdir()
         self.domain, self.selector = domain, selector
         self.keydir = keydir or self.dir
@@ -43,7 +44,7 @@ class OpenDKIM:
             f"PidFile {self.dir}/pid",
             "Canonicalization relaxed/simple",
             # the verifier must see the loopback client as external
-            "InternalHosts " + ("127.0.0.1" if "s" in mode else "192.0.2.1"),
+            "InternalHosts " + (internal if "s" in mode else "192.0.2.1"),
             f"TestPublicKeys {keys}",
             "AlwaysAddARHeader yes",
             "AuthservID mx.example.test",

@@ -8,6 +8,7 @@ Authentication-Results: dkim=pass. A message changed after signing fails
 that verification."""
 
 import smtplib
+import subprocess
 
 import dkim
 import pytest
@@ -78,3 +79,36 @@ def test_opendkim_verifier_says_pass(server, tmp_path, signer):
         assert signing.stop() == 0 and verifying.stop() == 0
     finally:
         verifier.stop()
+
+
+def test_opendkim_signs_for_authenticated_clients_only(server, smtpkit_bin, tmp_path):
+    """With the loopback client outside InternalHosts, OpenDKIM signs only
+    what an authenticated client submits: it reads the {auth_type} macro
+    the server sends with MAIL."""
+    signer = OpenDKIM(tmp_path, "s", internal="192.0.2.1")
+    try:
+        passwd = tmp_path / "passwd"
+        r = subprocess.run([smtpkit_bin, "passwd", "--stdin", "--scheme", "sha512-crypt", "--cost",
+                            "1000", "alice@example.test"], input=b"wonderland\n",
+                           capture_output=True, timeout=30, check=True)
+        passwd.write_text(r.stdout.decode())
+        passwd.chmod(0o644)
+        srv = server(listener=f'auth = true; auth_requires_tls = false; '
+                              f'milters = [ "{signer.spec}" ];',
+                     extra=f'passwd_file = "{passwd}";')
+        with smtplib.SMTP(srv.host, srv.port) as s:
+            s.sendmail("alice@example.test", ["bob@example.test"], MSG)
+        with smtplib.SMTP(srv.host, srv.port) as s:
+            s.login("alice@example.test", "wonderland")
+            s.sendmail("alice@example.test", ["bob@example.test"], MSG)
+        unsigned, signed = srv.messages("bob")
+        assert b"DKIM-Signature:" not in unsigned
+        assert b"\r\nDKIM-Signature: " in signed
+
+        def dnsfunc(name, timeout=5):
+            return signer.txt_record().encode()
+
+        assert dkim.verify(signed, dnsfunc=dnsfunc)
+        assert srv.stop() == 0
+    finally:
+        signer.stop()
