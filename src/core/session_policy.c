@@ -106,6 +106,12 @@ void sk_session_policy_done(sk_session *s, const sk_policy_verdict *v)
             const char *enh;
             char ebuf[16], text[512];
             refusal_reply(s, v, step, &code, &enh, ebuf, text, sizeof text);
+            if (code == 421) {
+                s->tx_result = 421;
+                s->tx_why = why;
+                sk_sess_close_421(s, enh, text, "policy");
+                return;
+            }
             sk_sess_end_tx(s, code, why, enh, text);
         }
         return;
@@ -120,6 +126,12 @@ void sk_session_policy_done(sk_session *s, const sk_policy_verdict *v)
     const char *enh;
     char ebuf[16], text[512];
     refusal_reply(s, v, step, &code, &enh, ebuf, text, sizeof text);
+    if (code == 421 || (step == SK_POLICY_HELO && code / 100 == 4)) {
+        /* 421 closes (RFC 5321 3.8); and 4.3.2 lists no other 4xx for
+         * HELO/EHLO, so a temporary refusal of the name closes too */
+        sk_sess_close_421(s, enh, text, "policy");
+        return;
+    }
     switch (step) {
     case SK_POLICY_HELO:
         free(s->helo);

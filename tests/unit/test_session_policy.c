@@ -141,6 +141,13 @@ static void test_refusals(void **state)
     done(&f, &v);
     r = next(&f, 550, "5.7.1");
     assert_string_equal(r->text, "Command rejected");
+    /* a 450 the registry lists for RCPT is passed through */
+    fake_send(&f, "RCPT TO:<c@example.com>\r\n");
+    done(&f,
+         &(sk_policy_verdict){
+             .action = SK_POLICY_TEMPFAIL, .code = 450, .enhanced = "4.7.1", .text = "greylisted"});
+    r = next(&f, 450, "4.7.1");
+    assert_string_equal(r->text, "greylisted");
     /* a tempfail's code must be 4xx */
     fake_send(&f, "RCPT TO:<c@example.com>\r\n");
     v = (sk_policy_verdict){.action = SK_POLICY_TEMPFAIL, .code = 550, .text = "nope"};
@@ -149,6 +156,14 @@ static void test_refusals(void **state)
     /* no recipient was kept: DATA is refused */
     fake_send(&f, "DATA\r\n");
     next(&f, 554, "5.5.1");
+    /* a policy's 421 closes the connection (RFC 5321 3.8) */
+    fake_send(&f, "RCPT TO:<c@example.com>\r\n");
+    sk_policy_verdict v421 = {
+        .action = SK_POLICY_TEMPFAIL, .code = 421, .enhanced = "4.7.0", .text = "closing"};
+    done(&f, &v421);
+    r = next(&f, 421, "4.7.0");
+    assert_non_null(strstr(r->text, "closing"));
+    assert_true(sk_session_wants(f.s) & SK_WANT_CLOSE);
     fake_finish(&f);
 }
 
@@ -222,6 +237,15 @@ static void test_helo_refused_and_client_gone(void **state)
     assert_int_equal(r->code, 550);
     assert_string_equal(r->text, "go away");
     assert_null(sk_session_get_info(f.s)->helo);
+    /* RFC 5321 lists no 4xx for HELO/EHLO but 421: a temporary refusal closes */
+    fake_send(&f, "EHLO c.example\r\n");
+    v = (sk_policy_verdict){.action = SK_POLICY_TEMPFAIL};
+    done(&f, &v);
+    r = fake_pop(&f);
+    assert_int_equal(r->code, 421);
+    assert_true(sk_session_wants(f.s) & SK_WANT_CLOSE);
+    fake_finish(&f);
+    start(&f);
 
     /* a verdict after the client left is ignored; freeing while pending is safe */
     fake_send(&f, "HELO c.example\r\n");
