@@ -163,11 +163,6 @@ void sk_sess_set_cmd_addr(sk_session *s, const char *addr)
 /* One more client error: at max_errors, 421 4.7.0 and close. */
 static void count_error(sk_session *s)
 {
-    sk_sess_count_error(s);
-}
-
-void sk_sess_count_error(sk_session *s)
-{
     s->errors++;
     if (s->cfg->max_errors && s->errors >= s->cfg->max_errors && !(s->wants & SK_WANT_CLOSE))
         sk_sess_close_421(s, "4.7.0", "Error: too many errors", "too-many-errors");

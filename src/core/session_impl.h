@@ -170,8 +170,6 @@ void sk_sess_data_commit(sk_session *s);
 /* End of data with a reply instead of a commit (session.c's end_tx). */
 void sk_sess_end_tx(sk_session *s, int code, const char *why, const char *enhanced,
                     const char *text);
-/* Count one more client error (5xx): 421 4.7.0 and close at max_errors. */
-void sk_sess_count_error(sk_session *s);
 /* Start/finish an AUTH exchange line. */
 void sk_sess_auth_line(sk_session *s, const char *line, size_t len);
 void sk_sess_auth_result(sk_session *s, sk_sasl_status st, const char *challenge);
