@@ -252,6 +252,18 @@ static int conn_start_tls(sk_conn *c)
     return 0;
 }
 
+/* The greeting, after the milters' connect step when the listener has
+ * milters (sk_conn_milter_connected() then greets or refuses). */
+static void conn_greet(sk_conn *c)
+{
+    if ((c->milters = sk_milters_new(c)) != NULL) {
+        c->policy_pending = 1;
+        sk_milters_connect(c->milters);
+    } else {
+        sk_session_greet(c->session);
+    }
+}
+
 /* The handshake finished: tell the session (RFC 3207 4.2: it forgets the
  * EHLO and starts over; it logs version and cipher), greet on an
  * implicit-TLS listener (RFC 8314 3.3). */
@@ -264,7 +276,7 @@ static void conn_tls_up(sk_conn *c)
     c->tls_version = version;
     sk_session_tls_started(c->session, version, cipher);
     if (c->lst->cfg->session.implicit_tls && !(sk_session_wants(c->session) & SK_WANT_CLOSE))
-        sk_session_greet(c->session);
+        conn_greet(c);
     conn_flush(c);
     conn_process(c);
 }
@@ -796,12 +808,8 @@ void sk_conn_begin(sk_conn *c, int fd)
         /* implicit TLS: the handshake first, the greeting after it */
         bufferevent_enable(c->bev, EV_READ | EV_WRITE);
         return;
-    } else if ((c->milters = sk_milters_new(c)) != NULL) {
-        /* the milters' connect step first: sk_conn_milter_connected() greets */
-        c->policy_pending = 1;
-        sk_milters_connect(c->milters);
     } else {
-        sk_session_greet(c->session);
+        conn_greet(c);
     }
     conn_flush(c);
     bufferevent_enable(c->bev, EV_WRITE);

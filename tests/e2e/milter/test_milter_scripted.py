@@ -317,3 +317,34 @@ def test_milters_in_order_see_each_others_changes(server, milter):
         assert srv.stop() == 0
     finally:
         second.stop()
+
+
+def test_implicit_tls_listener_consults_its_milters(server, milter, tmp_path):
+    """On an implicit-TLS listener the connect step runs after the
+    handshake, then the greeting; STARTTLS keeps the milter connection."""
+    import ssl
+
+    from loopback_port import free_port
+
+    smtps = free_port()
+    listener = (f'starttls = true; milters = [ "{milter.spec}" ]; }},\n'
+                f'  {{ address = "127.0.0.1"; port = {smtps}; implicit_tls = true; '
+                f'milters = [ "{milter.spec}" ];')
+    extra = "\n".join([f'tls_certificate = "{tmp_path / "cert.pem"}";',
+                       f'tls_key = "{tmp_path / "key.pem"}";', "tls_generate_if_missing = true;"])
+    srv = server(listener=listener, extra=extra, mailboxes=MAILBOXES)
+    srv.wait_log(r"event=disconnect conn=1 ")  # the fixture's start-up probe
+    before = len(milter.seen("C"))
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    with smtplib.SMTP_SSL(srv.host, smtps, context=ctx) as s:
+        s.sendmail(FROM, ["alice@example.test"], msg("headers"))
+    with smtplib.SMTP(srv.host, srv.port) as s:
+        s.starttls(context=ctx)
+        s.sendmail(FROM, ["alice@example.test"], msg("headers"))
+    stored = srv.messages("alice")
+    assert len(stored) == 2
+    assert all(b"\r\nX-Added: added by milter\r\n" in m for m in stored)
+    assert len(milter.seen("C")) == before + 2  # one milter connection per client connection
+    assert srv.stop() == 0
