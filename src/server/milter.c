@@ -98,7 +98,8 @@ struct sk_milters {
     char *hdr; /* the header section, with its blank line if any */
     size_t hdrlen, hdrpos;
     size_t rplen; /* our Return-Path field at its top: never shown, kept first */
-    unsigned long long body_off, body_pos, size;
+    unsigned long long body_off, body_pos, size; /* in the spool file */
+    int body_cr;                                 /* the body read so far ended with CR */
     int skip_body;
     mod *mods, **mods_tail;
     sk_buf repl;
@@ -412,8 +413,27 @@ static int skip_milter(const sk_milters *m, const mclient *mc)
     }
 }
 
+/* Append p[0..n) to b with every bare LF made CRLF; *cr says whether the
+ * octet before p was a CR (the spool may hold CRLF or, as a Maildir file,
+ * LF line ends: milters and the store's append both take CRLF). */
+static int append_crlf(sk_buf *b, const char *p, size_t n, int *cr)
+{
+    size_t start = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] == '\n' && !(i > 0 ? p[i - 1] == '\r' : *cr)) {
+            if (sk_buf_append(b, p + start, i - start) != 0 || sk_buf_append(b, "\r\n", 2) != 0)
+                return -1;
+            start = i + 1;
+        }
+    }
+    if (n)
+        *cr = p[n - 1] == '\r';
+    return sk_buf_append(b, p + start, n - start);
+}
+
 /* Read the header section of the spooled message (for the milter about to
- * be asked: an earlier one may have changed it). 0 or -1. */
+ * be asked: an earlier one may have changed it) into m->hdr with CRLF line
+ * ends, and where the body starts in the file. 0 or -1. */
 static int load_header(sk_milters *m)
 {
     free(m->hdr);
@@ -424,39 +444,58 @@ static int load_header(sk_milters *m)
         return -1;
     m->size = sk_store_msg_size(msg);
     size_t cap = m->size < HEADER_MAX ? (size_t)m->size : HEADER_MAX;
-    m->hdr = malloc(cap + 1);
-    if (!m->hdr)
+    char *raw = malloc(cap + 1);
+    if (!raw)
         return -1;
-    long r = cap ? sk_store_msg_read(msg, 0, m->hdr, cap) : 0;
-    if (r < 0 || (size_t)r != cap)
+    long r = cap ? sk_store_msg_read(msg, 0, raw, cap) : 0;
+    if (r < 0 || (size_t)r != cap) {
+        free(raw);
         return -1;
-    m->hdr[cap] = '\0';
-    /* the header section ends at the first empty line (or the message's end) */
-    size_t end = cap;
-    if (cap >= 2 && m->hdr[0] == '\r' && m->hdr[1] == '\n')
-        end = 0;
-    else {
-        char *blank = memmem(m->hdr, cap, "\r\n\r\n", 4);
-        if (blank)
-            end = (size_t)(blank - m->hdr) + 2;
-        else if (m->size > HEADER_MAX)
-            return -1; /* a header section larger than we show a milter */
     }
-    m->hdrlen = end;
+    /* the header section ends at the first empty line (or the message's end) */
+    size_t end = cap, body = cap, pos = 0;
+    int found = 0;
+    while (pos < cap) {
+        const char *nl = memchr(raw + pos, '\n', cap - pos);
+        size_t len = nl ? (size_t)(nl - (raw + pos)) : cap - pos;
+        if (len == 0 || (len == 1 && raw[pos] == '\r')) {
+            end = pos;
+            body = nl ? (size_t)(nl - raw) + 1 : cap;
+            found = 1;
+            break;
+        }
+        if (!nl)
+            break;
+        pos += len + 1;
+    }
+    if (!found && m->size > HEADER_MAX) {
+        free(raw);
+        return -1; /* a header section larger than we show a milter */
+    }
+    sk_buf h;
+    sk_buf_init(&h, 2 * HEADER_MAX + 8);
+    int cr = 0;
+    if (append_crlf(&h, raw, end, &cr) != 0 || sk_buf_append(&h, "", 1) != 0) {
+        sk_buf_free(&h);
+        free(raw);
+        return -1;
+    }
+    free(raw);
+    m->hdr = h.data; /* sk_buf's storage is malloc'ed: freed with free() */
+    m->hdrlen = h.len - 1;
     /* The Return-Path field the session writes belongs to the delivery
      * (RFC 5321 4.4); Postfix adds it only then, so a milter never sees
      * it and "index 0" means the first field after it. */
     m->rplen = 0;
-    if (end > 12 && !strncasecmp(m->hdr, "Return-Path:", 12)) {
-        char *nl = memmem(m->hdr, end, "\r\n", 2);
+    if (m->hdrlen > 12 && !strncasecmp(m->hdr, "Return-Path:", 12)) {
+        char *nl = memmem(m->hdr, m->hdrlen, "\r\n", 2);
         if (nl)
             m->rplen = (size_t)(nl - m->hdr) + 2;
     }
     m->hdrpos = m->rplen;
-    m->body_off = end < cap ? end + 2 : end; /* past the blank line */
-    if (m->body_off > m->size)
-        m->body_off = m->size;
+    m->body_off = body; /* past the blank line, in the file */
     m->body_pos = m->body_off;
+    m->body_cr = 0;
     return 0;
 }
 
@@ -651,7 +690,9 @@ static int exchange(sk_milters *m, mclient *mc)
                     m->phase = P_EOB;
                     continue;
                 }
-                char chunk[SK_MILTER_CHUNK];
+                /* half a chunk from the file: with its LFs made CRLF it
+                 * still fits one packet */
+                char chunk[SK_MILTER_CHUNK / 2];
                 unsigned long long left = m->size - m->body_pos;
                 size_t k = left < sizeof chunk ? (size_t)left : sizeof chunk;
                 long r = sk_store_msg_read(c->msg, m->body_pos, chunk, k);
@@ -660,8 +701,12 @@ static int exchange(sk_milters *m, mclient *mc)
                     return -1;
                 }
                 m->body_pos += (unsigned long long)r;
-                if (sk_milter_enc_packet(&m->out, SMFIC_BODY, chunk, (size_t)r) != 0 ||
-                    send_packet(m, mc) != 0)
+                sk_buf crlf;
+                sk_buf_init(&crlf, SK_MILTER_CHUNK);
+                int e = append_crlf(&crlf, chunk, (size_t)r, &m->body_cr) != 0 ||
+                        sk_milter_enc_packet(&m->out, SMFIC_BODY, crlf.data, crlf.len) != 0;
+                sk_buf_free(&crlf);
+                if (e || send_packet(m, mc) != 0)
                     return -1;
                 if (s & SMFIP_NR_BODY)
                     return exchange(m, mc);
@@ -851,19 +896,25 @@ static int apply_changes(sk_milters *m, mclient *mc)
         }
         sk_store_append(nm, p + start, n - start);
     } else {
-        char buf[65536];
+        char buf[32768];
+        sk_buf crlf;
+        sk_buf_init(&crlf, 2 * sizeof buf);
         unsigned long long off = m->body_off;
+        int cr = 0;
         while (off < m->size) {
             unsigned long long left = m->size - off;
             long r =
                 sk_store_msg_read(c->msg, off, buf, left < sizeof buf ? (size_t)left : sizeof buf);
-            if (r <= 0) {
+            sk_buf_clear(&crlf);
+            if (r <= 0 || append_crlf(&crlf, buf, (size_t)r, &cr) != 0) {
+                sk_buf_free(&crlf);
                 sk_store_abort(nm);
                 goto out;
             }
-            sk_store_append(nm, buf, (size_t)r);
+            sk_store_append(nm, crlf.data, crlf.len);
             off += (unsigned long long)r;
         }
+        sk_buf_free(&crlf);
     }
     if (sk_store_msg_replace(c->msg, nm) != SK_STORE_OK)
         goto out;

@@ -8,6 +8,8 @@
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "store/store_internal.h"
@@ -44,14 +46,22 @@ sk_store_result sk_store_msg_replace(sk_store_msg *m, sk_store_msg *with)
         sk_store_abort(with);
         return r;
     }
-    /* the first file's inode goes with its descriptor; the second one's
-     * lock (create_locked) comes with its descriptor */
-    close(m->fd);
-    m->fd = with->fd;
-    m->size = with->size;
-    m->wblen = 0;
-    m->err = SK_STORE_OK;
-    with->fd = -1;
-    sk_store_msg_free(with);
+    /* m takes everything of `with` (its descriptor and lock, sizes, write
+     * buffer) but its own identity: id, name (now the new file's), store,
+     * start time. What m had is then released: the first file's inode goes
+     * with its descriptor. Nothing has been committed yet, so neither has
+     * directories or outcomes to free. */
+    sk_store_msg old = *m;
+    *m = *with;
+    m->st = old.st;
+    m->begun = old.begun;
+    memcpy(m->id, old.id, sizeof m->id);
+    memcpy(m->name, old.name, sizeof m->name);
+    close(old.fd);
+    free(old.wb);
+    for (size_t i = 0; i < old.ndirs; i++)
+        free(old.dirs[i].path);
+    free(old.dirs);
+    free(with);
     return SK_STORE_OK;
 }
