@@ -37,8 +37,12 @@ struct sk_conn {
 
     /* the message being received, and the one being committed */
     sk_store_msg *msg;
-    char msg_id[32];      /* its id, for the store-error log line */
+    char msg_id[32];      /* its id: the store-error log line, the milters' "i" macro */
     int store_err_logged; /* the message's failed store step is logged */
+
+    /* the listener's milters (milter.c), NULL without; a step in flight */
+    struct sk_milters *milters;
+    int policy_pending;
 
     int counted;           /* counted in srv->per_ip */
     int commit_pending;    /* the commit queue holds a callback to us */
