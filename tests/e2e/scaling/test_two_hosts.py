@@ -240,15 +240,18 @@ def test_each_host_has_its_own_queue(server, tmp_path, smtpkit_bin):
 def open_connections(port, tries):
     """Open `tries` connections from CLIENT through the balancer, one after
     the other, keeping each one that got the greeting; returns (the open
-    sockets, the first reply line of each try)."""
+    sockets, the first reply line of each try, b"" when closed unanswered)."""
     kept, firsts = [], []
     for _ in range(tries):
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         s.settimeout(SEND_TIMEOUT)
         s.bind((CLIENT, 0))
-        s.connect(("127.0.0.1", port))
         f = s.makefile("rb")
-        line = f.readline()
+        try:
+            s.connect(("127.0.0.1", port))
+            line = f.readline()
+        except ConnectionResetError:
+            line = b""  # closed by the balancer
         firsts.append(line)
         if line.startswith(b"220 "):
             kept.append((s, f))
@@ -270,7 +273,8 @@ def test_per_ip_limit_is_per_host(server, tmp_path):
     """connections_per_ip = 2 on each host. Each host counts only the
     connections it holds, so through a round-robin balancer one client
     gets 2 per host, 4 in all; with `balance source` every connection of
-    a client goes to the same host and the limit is 2 again."""
+    a client goes to the same host and the limit is 2 again; a stick table
+    in HAProxy makes one count for the whole cluster."""
     tries = 8
     with PrivateDovecot(tmp_path, users=USERS) as dv:
         a, b = start_hosts(server, tmp_path, dv, limits={"connections_per_ip": 2})
@@ -296,6 +300,20 @@ def test_per_ip_limit_is_per_host(server, tmp_path):
         counts = [len(re.findall(rf"event=connect conn=\d+ peer={re.escape(CLIENT)} ",
                                  h.srv.log())) - tries // 2 for h in (a, b)]
         assert sorted(counts) == [0, 4], counts
+        # or the balancer counts for the whole cluster: a stick table of
+        # open connections per source, the third one closed by HAProxy
+        # before any host sees it (so no 421: the client gets EOF)
+        stick = ["stick-table type ip size 10k expire 10m store conn_cur",
+                 "tcp-request connection track-sc0 src",
+                 "tcp-request connection reject if { sc0_conn_cur gt 2 }"]
+        with HAProxy(tmp_path, {"mx": [a.backend(), b.backend()]}, balance="roundrobin",
+                     extra=stick) as hp:
+            kept, firsts = open_connections(hp.port("mx"), 4)
+            assert [x[:4] for x in firsts] == [b"220 ", b"220 ", b"", b""], firsts
+            close_connections(kept)
+        counts = [len(re.findall(rf"event=connect conn=\d+ peer={re.escape(CLIENT)} ",
+                                 h.srv.log())) - tries // 2 for h in (a, b)]
+        assert sorted(counts) == [1, 5], counts  # one more on each host
         for h in (a, b):
             assert h.srv.stop() == 0
 

@@ -24,14 +24,15 @@ HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
 
 
 class HAProxy:
-    def __init__(self, tmp_path, routes, check=False, balance=None):
+    def __init__(self, tmp_path, routes, check=False, balance=None, extra=()):
         """routes: {name: (backend host, backend port, "send-proxy"|"send-proxy-v2"|"")},
         or {name: [such tuples]} for several backends, named s_NAME_1, s_NAME_2, ...
         check: health-check the backends (v2 then sends LOCAL headers) every
         500 ms, down after 2 failures.
         balance: HAProxy's algorithm for several backends ("roundrobin",
         "source", ...); a connection a backend refuses is tried again, the
-        last time on another one (retries 2, option redispatch)."""
+        last time on another one (retries 2, option redispatch).
+        extra: more lines for every listen section (a stick table, ...)."""
         self.dir = tmp_path / "haproxy"
         self.dir.mkdir(exist_ok=True)
         self.ports = {}
@@ -54,6 +55,7 @@ class HAProxy:
                           "  retries 2",
                           "  option redispatch"]
                 backends = [(f"s_{name}_{i}",) + b for i, b in enumerate(backends, 1)]
+            lines += [f"  {x}" for x in extra]
             for sname, host, port, send in backends:
                 lines.append(f"  server {sname} {host}:{port} {send}"
                              + (" check inter 500ms fall 2 rise 2" if check else ""))
