@@ -2,7 +2,10 @@
  * fuzz_session.c - libFuzzer target for the whole SMTP session state
  * machine: arbitrary client bytes against fake ops, fed in pieces chosen by
  * the input, following the shell contract of session.h (commit_done after
- * SK_WANT_COMMIT, tls_started after SK_WANT_TLS, stop at SK_WANT_CLOSE).
+ * SK_WANT_COMMIT, tls_started after SK_WANT_TLS, stop at SK_WANT_CLOSE;
+ * with knob 0x40 a policy (the shell's milters) holds every step and the
+ * input picks its verdict, reply code and text: policy_done after
+ * SK_WANT_POLICY).
  * Checked: every output line is a well-formed reply, every 2xx/4xx/5xx
  * reply carries an enhanced code of its class on every line whatever the
  * client sent (RFC 2034 3-4: only the greeting and the replies to HELO/EHLO
@@ -18,6 +21,10 @@
 #include "smtpkit/session.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* The step the pending verdict is for: a refusal of HELO/EHLO goes without
+ * an enhanced code, as every reply to HELO/EHLO does. */
+static int policy_step;
 
 typedef struct fz {
     int open; /* a message is open in the store */
@@ -182,7 +189,8 @@ static void check_output(sk_buf *out)
         if (e && (p[0] == '3' || t[0] != p[0]))
             abort(); /* 3xx carry none; the class is the reply's */
         if (!in_reply) {
-            if (!e && p[0] != '3' && !exempt(code, t, tn))
+            if (!e && p[0] != '3' && !exempt(code, t, tn) &&
+                !(policy_step == SK_POLICY_HELO && code >= 400))
                 abort(); /* RFC 2034 4: "regardless of whether or not EHLO" */
             memcpy(first_enh, t, e);
             first_enh[e] = '\0';
@@ -193,6 +201,34 @@ static void check_output(sk_buf *out)
         i += len + 1;
     }
     sk_buf_consume(out, out->len);
+}
+
+static int policy_check(void *ctx, int step, const sk_session_info *info, const char *arg)
+{
+    (void)ctx;
+    (void)arg;
+    if (!info || step < SK_POLICY_HELO || step > SK_POLICY_DATA)
+        abort();
+    policy_step = step;
+    return SK_POLICY_PENDING;
+}
+
+/* A verdict from the input: any action, any code, text with any octets. */
+static void policy_verdict(sk_session *s, const uint8_t *d, size_t n)
+{
+    static const char *const enh[] = {NULL, "5.7.1", "4.7.1", "2.0.0", "5.7", "x"};
+    char text[64];
+    size_t k = n > 6 ? (n - 6 < sizeof text - 1 ? n - 6 : sizeof text - 1) : 0;
+    if (k)
+        memcpy(text, d + 6, k);
+    text[k] = '\0';
+    sk_policy_verdict v = {
+        .action = (sk_policy_action)(n > 0 ? d[0] % 4 : 0),
+        .code = n > 2 ? (d[1] % 7) * 100 + d[2] % 100 : 0,
+        .enhanced = enh[n > 3 ? d[3] % 6 : 0],
+        .text = n > 4 && d[4] % 2 ? text : NULL,
+    };
+    sk_session_policy_done(s, &v);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -220,6 +256,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     z.max_message = cfg.max_message_size;
     sk_session_ops ops = {rcpt_check,   dest_free,   auth_check, store_begin, store_append,
                           store_commit, store_abort, log_line,   NULL};
+    if (data[0] & 0x40)
+        ops.policy_check = policy_check;
     sk_peer peer = {"192.0.2.1", (data[1] & 1) ? "client.example" : NULL, 0};
     sk_session *s = sk_session_new(&cfg, &ops, &z, &peer);
     if (!s)
@@ -239,7 +277,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
         unsigned w = sk_session_wants(s);
         check_output(sk_session_output(s));
-        if (used < chunk && !(w & (SK_WANT_CLOSE | SK_WANT_TLS | SK_WANT_COMMIT)))
+        if (used < chunk && !(w & (SK_WANT_CLOSE | SK_WANT_TLS | SK_WANT_COMMIT | SK_WANT_POLICY)))
             abort(); /* stopped reading without saying why */
         pos += used;
         if (w & SK_WANT_CLOSE)
@@ -251,6 +289,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             sk_session_tls_started(s, "TLSv1.3", "TLS_AES_128_GCM_SHA256");
             /* CVE-2011-0411: the rest was discarded; carry on with nothing */
             break;
+        }
+        if (w & SK_WANT_POLICY) {
+            if (sk_session_feed(s, in + pos, n - pos) != 0)
+                abort(); /* nothing is read while a verdict is pending */
+            policy_verdict(s, (const uint8_t *)in + pos, n - pos);
+            check_output(sk_session_output(s));
+            policy_step = 0;
+            w = sk_session_wants(s);
+            if (w & SK_WANT_POLICY)
+                abort();
         }
         if (w & SK_WANT_COMMIT) {
             if (!z.committing || sk_session_feed(s, in + pos, n - pos) != 0)

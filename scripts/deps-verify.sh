@@ -81,6 +81,13 @@ check "postfix (master, smtpd, postconf)" postfix sh -c \
 check "chromium --headless" chromium sh -c 'chromium --headless --no-sandbox --disable-gpu --dump-dom about:blank 2>/dev/null | grep -q "<html"'
 check "chromedriver" chromium-driver sh -c 'chromedriver --version | grep -q ChromeDriver'
 check "python3 module selenium" python3-selenium "$PYTHON" -c "from selenium import webdriver; from selenium.webdriver.chrome.options import Options"
+# real milters for tests/e2e/milter: OpenDKIM (its key made by
+# opendkim-genkey; TestPublicKeys instead of DNS) and rspamd's proxy worker
+# in milter mode; dkimpy verifies the signatures independently.
+check "opendkim (TestPublicKeys)" opendkim sh -c 'opendkim -V | grep -q "OpenDKIM Filter" && grep -aq TestPublicKeys "$(command -v opendkim)"'
+check "opendkim-genkey" opendkim-tools sh -c 'command -v opendkim-genkey || test -x /usr/sbin/opendkim-genkey'
+check "rspamd (proxy worker, milter mode)" rspamd sh -c 'rspamd --version | grep -q "Rspamd daemon" && test -f /etc/rspamd/worker-proxy.inc'
+check "python3 module dkim" python3-dkim "$PYTHON" -c "import dkim; dkim.verify"
 check "cppcheck" cppcheck cppcheck --version
 check "clang-format" clang-format clang-format --version
 

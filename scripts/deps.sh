@@ -14,7 +14,9 @@ BUILD="build-essential clang pkg-config libssl-dev libevent-dev libconfig-dev li
 # `smtpkit web` are checked in a real headless browser.
 # haproxy: a real PROXY protocol sender; systemd: systemd-analyze checks the
 # unit offline; python3-prometheus-client parses the metrics endpoint.
-TEST="cppcheck clang-format libcmocka-dev python3 python3-pytest python3-aiosmtpd swaks libnet-ssleay-perl libio-socket-ssl-perl curl dnsmasq-base libclang-rt-14-dev man-db postfix dovecot-core dovecot-imapd dovecot-lmtpd dovecot-sieve chromium chromium-driver python3-selenium haproxy systemd python3-prometheus-client"
+# opendkim, opendkim-tools, rspamd: real milters (private instances, nothing
+# system-wide is configured); python3-dkim verifies their DKIM signatures.
+TEST="cppcheck clang-format libcmocka-dev python3 python3-pytest python3-aiosmtpd swaks libnet-ssleay-perl libio-socket-ssl-perl curl dnsmasq-base libclang-rt-14-dev man-db postfix dovecot-core dovecot-imapd dovecot-lmtpd dovecot-sieve chromium chromium-driver python3-selenium haproxy systemd python3-prometheus-client opendkim opendkim-tools rspamd python3-dkim"
 case "${1:-build}" in
   build) want="$BUILD" ;;
   test)  want="$BUILD $TEST" ;;

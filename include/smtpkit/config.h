@@ -55,12 +55,23 @@ typedef struct sk_delivery_config {
     unsigned smtp_port;          /* tests only: the MX port, 25 */
 } sk_delivery_config;
 
+/* One milter (Sendmail's mail filter protocol) a listener consults. */
+typedef struct sk_milter_config {
+    char *socket;         /* "inet:HOST:PORT", "inet:PORT@HOST", "inet6:...", "unix:/path" */
+    int default_tempfail; /* unreachable, timed out or garbled: 1 tempfail, 0 accept,
+                             -1 the top-level milter_default_action */
+    unsigned timeout;     /* seconds per connect and per reply; 0: milter_timeout */
+    int line;
+} sk_milter_config;
+
 /* One listening socket and the session policy for connections on it. */
 typedef struct sk_listener_config {
     char *address; /* numeric: "127.0.0.1", "::1", "0.0.0.0", "::" */
     unsigned port;
     int line;                  /* where it is defined, for messages */
     int proxy_protocol;        /* a PROXY v1/v2 header precedes every connection */
+    sk_milter_config *milters; /* consulted in order at each step (milter.c) */
+    size_t nmilters;
     sk_session_config session; /* limits copied from the limits group, the
                                   policy fields from the listener; hostname
                                   points at sk_config.server_name */
@@ -175,6 +186,12 @@ typedef struct sk_config {
     char **proxy_networks;
     size_t nproxy_networks;
     unsigned proxy_timeout;
+
+    /* milters: what a milter that cannot be reached (or times out, or
+     * answers garbage) means: 1 tempfail (default), 0 accept; and how long
+     * a connect or one reply may take (seconds, 30). */
+    int milter_default_tempfail;
+    unsigned milter_timeout;
 
     char *pid_file; /* absolute, or NULL: no pid file */
     char *log_file; /* absolute, with log_target SK_LOG_FILE */

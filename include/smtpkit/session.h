@@ -143,16 +143,53 @@ typedef struct sk_session_ops {
      * command it answers ("RCPT", "DATA"; NULL for the greeting and
      * replies to no command), for counters such as recipients by code. */
     void (*replied)(void *ctx, const char *verb, int code);
+    /* Optional (may be NULL): a content policy (milters) on one step that
+     * the session has otherwise accepted: the HELO/EHLO name, the MAIL
+     * reverse-path, the RCPT forward-path (the recipient is already in
+     * tx), and the end of the message (arg NULL: the whole message is in
+     * the store, not yet committed). Returns 0 to go on at once, or
+     * SK_POLICY_PENDING: the session sets SK_WANT_POLICY, consumes no
+     * input and holds its reply until the shell calls
+     * sk_session_policy_done() (never from inside this call). */
+    int (*policy_check)(void *ctx, int step, const sk_session_info *info, const char *arg);
 } sk_session_ops;
 
 /* Flags returned by sk_session_wants(). */
 #define SK_WANT_CLOSE 0x1 /* flush output, then close the connection */
 #define SK_WANT_TLS                                                                                \
-    0x2                    /* flush the 220, discard unread input, start TLS,                      \
-                              then call sk_session_tls_started() */
-#define SK_WANT_COMMIT 0x4 /* waiting for sk_session_commit_done() */
-#define SK_IN_DATA 0x8     /* reading message data (use the data timeout) */
-#define SK_WANT_AUTH 0x10  /* waiting for sk_session_auth_done() */
+    0x2                     /* flush the 220, discard unread input, start TLS,                     \
+                               then call sk_session_tls_started() */
+#define SK_WANT_COMMIT 0x4  /* waiting for sk_session_commit_done() */
+#define SK_IN_DATA 0x8      /* reading message data (use the data timeout) */
+#define SK_WANT_AUTH 0x10   /* waiting for sk_session_auth_done() */
+#define SK_WANT_POLICY 0x20 /* waiting for sk_session_policy_done() */
+
+/* policy_check's steps */
+#define SK_POLICY_HELO 1
+#define SK_POLICY_MAIL 2
+#define SK_POLICY_RCPT 3
+#define SK_POLICY_DATA 4 /* the end of the message (DATA or BDAT LAST) */
+#define SK_POLICY_PENDING 1
+
+/* A policy's verdict on the pending step. */
+typedef enum sk_policy_action {
+    SK_POLICY_CONTINUE, /* the step's own reply (250 ...), or the commit */
+    SK_POLICY_REJECT,   /* 5xx: the given reply if valid for the step, else 550 5.7.1 */
+    SK_POLICY_TEMPFAIL, /* 4xx: the given reply if valid for the step, else 451 4.7.1 */
+    SK_POLICY_DISCARD,  /* accept but store nothing: 250 to the end of data */
+} sk_policy_action;
+
+typedef struct sk_policy_verdict {
+    sk_policy_action action;
+    /* REJECT/TEMPFAIL: a reply chosen by the policy (0/NULL: the default).
+     * It is used only when the code is of the action's class, allowed for
+     * the command by the registry, and the enhanced code (if any) is of the
+     * same class; the text's control octets are masked. */
+    int code;
+    const char *enhanced;
+    const char *text;
+    const char *why; /* for the log line ("milter" if NULL) */
+} sk_policy_verdict;
 
 /* ops->auth_check's answer "checking, the verdict comes later". */
 #define SK_AUTH_PENDING 2
@@ -171,8 +208,8 @@ void sk_session_refuse(sk_session *s, int code, const char *enhanced, const char
 
 /* Feed bytes from the client. Returns how many were consumed; fewer than n
  * only when the session stops reading (SK_WANT_CLOSE, SK_WANT_TLS,
- * SK_WANT_COMMIT or SK_WANT_AUTH): feed the rest again after the condition clears (except
- * after SK_WANT_TLS, where the rest must be discarded). */
+ * SK_WANT_COMMIT, SK_WANT_AUTH or SK_WANT_POLICY): feed the rest again after the condition clears
+ * (except after SK_WANT_TLS, where the rest must be discarded). */
 size_t sk_session_feed(sk_session *s, const char *p, size_t n);
 /* Output grows only when commands arrive: at most one reply per command
  * (the longest is the HELP/EHLO list, under 512 octets), so a shell that
@@ -200,6 +237,10 @@ void sk_session_commit_outcome(sk_session *s, const sk_store_outcome *out);
  * The session may be freed while a check is pending (it keeps nothing the
  * shell's check uses); the shell must then not call this any more. */
 void sk_session_auth_done(sk_session *s, int result);
+/* The verdict of a pending policy_check (SK_WANT_POLICY). Ignored when
+ * none is pending; after sk_session_disconnected() it only clears the
+ * wait. Input is consumed again afterwards. */
+void sk_session_policy_done(sk_session *s, const sk_policy_verdict *v);
 /* Idle/command/data timeout: 421 4.4.2 and close. */
 void sk_session_timeout(sk_session *s);
 /* Server shutting down: 421 4.3.2 and close (only call between transactions

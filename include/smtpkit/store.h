@@ -136,6 +136,13 @@ sk_store_result sk_store_commit(sk_store_msg *m, const sk_store_envelope *env,
 sk_store_result sk_store_commit_maildirs(sk_store_msg *m, const char *const *dirs, size_t ndirs);
 /* Discard the message. Frees m. */
 void sk_store_abort(sk_store_msg *m);
+/* Before the commit (store/spool_rewrite.c): read back what was appended
+ * (pread semantics: bytes read, 0 at the end, -1 on error), its size, and
+ * replace the message's text by `with`'s (a message begun on the same
+ * store, fully appended): m keeps its id, `with` is consumed either way. */
+long sk_store_msg_read(sk_store_msg *m, unsigned long long off, char *buf, size_t n);
+unsigned long long sk_store_msg_size(const sk_store_msg *m);
+sk_store_result sk_store_msg_replace(sk_store_msg *m, sk_store_msg *with);
 void sk_store_outcome_free(sk_store_outcome *o);
 
 /*

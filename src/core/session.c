@@ -461,6 +461,12 @@ __attribute__((format(printf, 5, 6))) static void end_tx(sk_session *s, int code
         count_error(s);
 }
 
+void sk_sess_end_tx(sk_session *s, int code, const char *why, const char *enhanced,
+                    const char *text)
+{
+    end_tx(s, code, why, enhanced, "%s", text);
+}
+
 /* A failed AUTH: its event=auth line says what happened, so no separate
  * reject line; it still counts towards max_errors. */
 __attribute__((format(printf, 4, 5))) static void
@@ -518,6 +524,18 @@ void sk_sess_data_finish(sk_session *s, const char *phase)
         }
         return;
     }
+    /* the policy (milters) sees the whole message before it is committed */
+    if (s->ops->policy_check &&
+        s->ops->policy_check(s->ctx, SK_POLICY_DATA, &s->info, NULL) == SK_POLICY_PENDING) {
+        s->policy_step = SK_POLICY_DATA;
+        s->wants |= SK_WANT_POLICY;
+        return;
+    }
+    sk_sess_data_commit(s);
+}
+
+void sk_sess_data_commit(sk_session *s)
+{
     /* Hand the message over. store_commit may call sk_session_commit_done()
      * before it returns: nothing below may touch the transaction. */
     s->wants |= SK_WANT_COMMIT;
@@ -790,7 +808,8 @@ static size_t bdat_input(sk_session *s, const char *p, size_t n)
 size_t sk_session_feed(sk_session *s, const char *p, size_t n)
 {
     size_t i = 0;
-    const unsigned stop = SK_WANT_CLOSE | SK_WANT_TLS | SK_WANT_COMMIT | SK_WANT_AUTH;
+    const unsigned stop =
+        SK_WANT_CLOSE | SK_WANT_TLS | SK_WANT_COMMIT | SK_WANT_AUTH | SK_WANT_POLICY;
     while (i < n && !(s->wants & stop)) {
         switch (s->mode) {
         case SK_MODE_DATA:

@@ -59,7 +59,7 @@ static int set_helo(sk_session *s, const sk_command *cmd, int esmtp)
 void sk_cmd_helo(sk_session *s, const sk_command *cmd)
 {
     if (set_helo(s, cmd, 0) == 0)
-        sk_sess_reply(s, 250, NULL, "%s", s->cfg->hostname);
+        sk_sess_policy_gate(s, SK_POLICY_HELO, s->helo, 250, NULL, s->cfg->hostname);
 }
 
 static unsigned auth_mechanisms(const sk_session *s);
@@ -85,7 +85,7 @@ void sk_cmd_ehlo(sk_session *s, const sk_command *cmd)
         if (mechs & (1u << SK_SASL_LOGIN))
             sk_buf_append_str(&b, " LOGIN");
     }
-    sk_sess_reply(s, 250, NULL, "%s", b.data ? b.data : "");
+    sk_sess_policy_gate(s, SK_POLICY_HELO, s->helo, 250, NULL, b.data ? b.data : "");
     sk_buf_free(&b);
 }
 
@@ -222,7 +222,7 @@ void sk_cmd_mail(sk_session *s, const sk_command *cmd)
     s->tx.body_8bit = body_8bit;
     s->tx.smtputf8 = smtputf8;
     s->in_tx = 1; /* logged once, when the transaction ends (log_tx) */
-    sk_sess_reply(s, 250, "2.1.0", "Ok");
+    sk_sess_policy_gate(s, SK_POLICY_MAIL, s->tx.mail_from, 250, "2.1.0", "Ok");
 }
 
 /* ---- RCPT --------------------------------------------------------------- */
@@ -295,11 +295,12 @@ void sk_cmd_rcpt(sk_session *s, const sk_command *cmd)
         s->tx.nrcpts++;
         /* accepted recipients are logged with the transaction (log_tx) */
         if (v == SK_RCPT_FORWARD && fwd) {
-            char cfwd[300];
-            sk_sess_reply(s, 251, "2.1.5", "User not local; will forward to <%s>",
-                          sk_sess_printable(fwd, cfwd, sizeof cfwd));
+            char cfwd[300], text[360];
+            snprintf(text, sizeof text, "User not local; will forward to <%s>",
+                     sk_sess_printable(fwd, cfwd, sizeof cfwd));
+            sk_sess_policy_gate(s, SK_POLICY_RCPT, copy, 251, "2.1.5", text);
         } else {
-            sk_sess_reply(s, 250, "2.1.5", "Ok");
+            sk_sess_policy_gate(s, SK_POLICY_RCPT, copy, 250, "2.1.5", "Ok");
         }
         return;
     }

@@ -111,6 +111,13 @@ struct sk_session {
      * for the verdict's log line and the authenticated identity */
     char *auth_check_user;
     const char *auth_check_mech;
+
+    /* policy step in flight (SK_WANT_POLICY, session_policy.c): which one,
+     * and the reply it holds back until the verdict (HELO/EHLO, MAIL, RCPT) */
+    int policy_step;
+    int policy_code;
+    const char *policy_enhanced;
+    char policy_text[600];
 };
 
 /* Replies. The enhanced code goes on every 2xx/4xx/5xx reply in every
@@ -152,6 +159,17 @@ void sk_sess_sync_info(sk_session *s);
 sk_store_result sk_sess_data_open(sk_session *s);
 /* The end of a message (DATA end marker or BDAT LAST): commit or refuse. */
 void sk_sess_data_finish(sk_session *s, const char *phase);
+/* The policy gate (session_policy.c): the step has been accepted; ask
+ * ops->policy_check and send the reply (code, enhanced, text) now or when
+ * the verdict comes. Returns 1 while the verdict is pending. */
+int sk_sess_policy_gate(sk_session *s, int step, const char *arg, int code, const char *enhanced,
+                        const char *text);
+/* End of data: the message passed every check; commit it (after the
+ * policy's verdict on the whole message, when there is a policy). */
+void sk_sess_data_commit(sk_session *s);
+/* End of data with a reply instead of a commit (session.c's end_tx). */
+void sk_sess_end_tx(sk_session *s, int code, const char *why, const char *enhanced,
+                    const char *text);
 /* Start/finish an AUTH exchange line. */
 void sk_sess_auth_line(sk_session *s, const char *line, size_t len);
 void sk_sess_auth_result(sk_session *s, sk_sasl_status st, const char *challenge);

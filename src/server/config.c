@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "server/cidr.h"
+#include "server/milter.h"
 #include "server/pathutil.h"
 #include "server/username_format.h"
 #include "smtpkit/store.h"
@@ -520,6 +521,70 @@ static int normalise_listen_address(char **addr)
     return inet_pton(AF_INET, a, buf) == 1 || inet_pton(AF_INET6, a, buf) == 1;
 }
 
+/* "tempfail" or "accept" */
+static int milter_action(loader *L, const config_setting_t *s, const char *v)
+{
+    if (!strcmp(v, "tempfail"))
+        return 1;
+    if (!strcmp(v, "accept"))
+        return 0;
+    fail(L, s, "milter default_action must be \"tempfail\" or \"accept\", not '%s'", v);
+    return 1;
+}
+
+/* milters = [ "inet:127.0.0.1:8891", { socket = "unix:/run/f.sock";
+ * default_action = "accept"; timeout = 10; } ]; */
+static void load_milters(loader *L, sk_listener_config *lc, const config_setting_t *list)
+{
+    static const char *const allowed[] = {"socket", "default_action", "timeout", NULL};
+    if (!list)
+        return;
+    int t = config_setting_type(list);
+    if (t != CONFIG_TYPE_LIST && t != CONFIG_TYPE_ARRAY) {
+        fail(L, list, "'milters' must be a list [ \"inet:127.0.0.1:8891\", ... ]");
+        return;
+    }
+    int n = config_setting_length(list);
+    if (n > 16) {
+        fail(L, list, "'milters': at most 16");
+        return;
+    }
+    lc->milters = n ? calloc((size_t)n, sizeof *lc->milters) : NULL;
+    if (n && !lc->milters) {
+        fail(L, list, "out of memory");
+        return;
+    }
+    for (int i = 0; i < n && !L->failed; i++) {
+        const config_setting_t *e = config_setting_get_elem(list, (unsigned)i);
+        sk_milter_config *m = &lc->milters[lc->nmilters++];
+        m->line = config_setting_source_line(e);
+        m->default_tempfail = -1;
+        if (config_setting_type(e) == CONFIG_TYPE_STRING) {
+            m->socket = strdup(config_setting_get_string(e));
+            if (!m->socket)
+                fail(L, e, "out of memory");
+        } else if (config_setting_type(e) == CONFIG_TYPE_GROUP) {
+            check_members(L, e, allowed, "a milter");
+            if (!get_string(L, e, "socket", &m->socket) && !L->failed)
+                fail(L, e, "milter without 'socket'");
+            char *a = NULL;
+            if (get_string(L, e, "default_action", &a))
+                m->default_tempfail = milter_action(L, member(e, "default_action"), a);
+            free(a);
+            get_unsigned(L, e, "timeout", 1, 3600, &m->timeout);
+        } else {
+            fail(L, e, "each milter is a string \"inet:HOST:PORT\" or a group { socket = ...; }");
+        }
+        if (L->failed)
+            return;
+        struct sockaddr_storage ss;
+        socklen_t sl;
+        char why[160];
+        if (sk_milter_parse_socket(m->socket, &ss, &sl, why, sizeof why) != 0)
+            fail(L, e, "milter '%s': %s", m->socket, why);
+    }
+}
+
 static void load_listeners(loader *L, sk_config *c, const config_setting_t *list)
 {
     static const char *const allowed[] = {"address",
@@ -530,6 +595,7 @@ static void load_listeners(loader *L, sk_config *c, const config_setting_t *list
                                           "auth_requires_tls",
                                           "mail_requires_auth",
                                           "proxy_protocol",
+                                          "milters",
                                           NULL};
     int t = config_setting_type(list);
     if (t != CONFIG_TYPE_LIST) {
@@ -577,6 +643,7 @@ static void load_listeners(loader *L, sk_config *c, const config_setting_t *list
         get_bool(L, g, "auth_requires_tls", &sc->auth_requires_tls);
         get_bool(L, g, "mail_requires_auth", &sc->mail_requires_auth);
         get_bool(L, g, "proxy_protocol", &lc->proxy_protocol);
+        load_milters(L, lc, member(g, "milters"));
         if (L->failed)
             return;
         if (sc->starttls_offered && sc->implicit_tls)
@@ -933,6 +1000,8 @@ static void set_defaults(sk_config *c)
     c->auth_failures_per_connection = 3;
     c->auth_failure_delay_ms = 1000;
     c->proxy_timeout = 10;
+    c->milter_default_tempfail = 1;
+    c->milter_timeout = 30;
     sk_retry_policy_default(&c->delivery.retry);
     c->delivery.connections_per_destination = 20;
     c->delivery.max_connections = 100;
@@ -987,6 +1056,8 @@ static void load_root(loader *L, sk_config *c, const config_setting_t *root)
                                           "sender_must_match_login",
                                           "proxy_networks",
                                           "proxy_timeout",
+                                          "milter_default_action",
+                                          "milter_timeout",
                                           "pid_file",
                                           "metrics",
                                           NULL};
@@ -1089,6 +1160,11 @@ static void load_root(loader *L, sk_config *c, const config_setting_t *root)
     load_tls_auth(L, c, root);
     load_proxy(L, c, root);
     load_service(L, c, root);
+    char *mda = NULL;
+    if (get_string(L, root, "milter_default_action", &mda))
+        c->milter_default_tempfail = milter_action(L, member(root, "milter_default_action"), mda);
+    free(mda);
+    get_unsigned(L, root, "milter_timeout", 1, 3600, &c->milter_timeout);
 
     /* Every listener's session settings share the global limits. */
     for (size_t i = 0; i < c->nlisteners && !L->failed; i++) {
@@ -1171,8 +1247,12 @@ void sk_config_free(sk_config *c)
     free(c->relay_queue);
     free(c->lmtp);
     free(c->postmaster);
-    for (size_t i = 0; i < c->nlisteners; i++)
+    for (size_t i = 0; i < c->nlisteners; i++) {
         free(c->listeners[i].address);
+        for (size_t k = 0; k < c->listeners[i].nmilters; k++)
+            free(c->listeners[i].milters[k].socket);
+        free(c->listeners[i].milters);
+    }
     free(c->listeners);
     free_strv(c->domains, c->ndomains);
     for (size_t i = 0; i < c->nmailboxes; i++) {

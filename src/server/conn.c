@@ -67,6 +67,7 @@
 #include <openssl/err.h>
 
 #include "server/log.h"
+#include "server/milter.h"
 #include "server/tls.h"
 
 static void conn_process(sk_conn *c);
@@ -97,6 +98,10 @@ static void conn_finish(sk_conn *c)
         reason = sk_session_close_reason(c->session);
     if (!reason)
         reason = "closed";
+    /* the milters first: an end-of-message exchange reads the spooled message */
+    sk_milters_free(c->milters);
+    c->milters = NULL;
+    c->policy_pending = 0;
     /* Aborts a message still open (disconnect mid-DATA): nothing stored. */
     sk_session_disconnected(c->session);
     if (c->msg) {
@@ -249,6 +254,18 @@ static int conn_start_tls(sk_conn *c)
     return 0;
 }
 
+/* The greeting, after the milters' connect step when the listener has
+ * milters (sk_conn_milter_connected() then greets or refuses). */
+static void conn_greet(sk_conn *c)
+{
+    if ((c->milters = sk_milters_new(c)) != NULL) {
+        c->policy_pending = 1;
+        sk_milters_connect(c->milters);
+    } else {
+        sk_session_greet(c->session);
+    }
+}
+
 /* The handshake finished: tell the session (RFC 3207 4.2: it forgets the
  * EHLO and starts over; it logs version and cipher), greet on an
  * implicit-TLS listener (RFC 8314 3.3). */
@@ -261,7 +278,7 @@ static void conn_tls_up(sk_conn *c)
     c->tls_version = version;
     sk_session_tls_started(c->session, version, cipher);
     if (c->lst->cfg->session.implicit_tls && !(sk_session_wants(c->session) & SK_WANT_CLOSE))
-        sk_session_greet(c->session);
+        conn_greet(c);
     conn_flush(c);
     conn_process(c);
 }
@@ -350,7 +367,8 @@ static void conn_deadline_clear(sk_conn *c)
 static void conn_deadline_note(sk_conn *c, size_t used, int replied)
 {
     unsigned w = sk_session_wants(c->session);
-    if (replied || (w & (SK_WANT_COMMIT | SK_WANT_AUTH | SK_WANT_CLOSE | SK_WANT_TLS))) {
+    if (replied ||
+        (w & (SK_WANT_COMMIT | SK_WANT_AUTH | SK_WANT_POLICY | SK_WANT_CLOSE | SK_WANT_TLS))) {
         conn_deadline_clear(c);
         return;
     }
@@ -424,7 +442,7 @@ static void conn_timer_cb(evutil_socket_t fd, short what, void *arg)
     }
     /* our side is busy (a commit, a password check) or already closing:
      * not the client's fault */
-    if (c->closing || c->commit_pending || c->auth_pending ||
+    if (c->closing || c->commit_pending || c->auth_pending || c->policy_pending ||
         (sk_session_wants(c->session) & (SK_WANT_COMMIT | SK_WANT_AUTH | SK_WANT_CLOSE)))
         return;
     c->reason = "deadline";
@@ -441,7 +459,7 @@ static void conn_maybe_shutdown(sk_conn *c)
     if (!c->srv->shutting_down || c->shutdown_sent || c->closing || c->ended)
         return;
     unsigned w = sk_session_wants(c->session);
-    if (w & (SK_WANT_COMMIT | SK_WANT_AUTH | SK_WANT_CLOSE))
+    if (c->policy_pending || (w & (SK_WANT_COMMIT | SK_WANT_AUTH | SK_WANT_POLICY | SK_WANT_CLOSE)))
         return;
     if ((w & SK_IN_DATA) && !c->srv->grace_over)
         return;
@@ -477,7 +495,7 @@ static void conn_settle(sk_conn *c)
         }
         return;
     }
-    if (w & (SK_WANT_COMMIT | SK_WANT_AUTH)) {
+    if ((w & (SK_WANT_COMMIT | SK_WANT_AUTH | SK_WANT_POLICY)) || c->policy_pending) {
         /* Keep reading (into the capped input buffer) while the message is
          * made durable or the password checked, so a client that resets
          * now is noticed now (and the message's log line says it never
@@ -510,14 +528,14 @@ static void conn_settle(sk_conn *c)
  * stops reading. May free c. */
 static void conn_process(sk_conn *c)
 {
-    if (c->ended || c->closing || c->auth_hold)
+    if (c->ended || c->closing || c->auth_hold || c->policy_pending)
         return;
     struct evbuffer *in = bufferevent_get_input(c->bev);
     struct evbuffer *out = bufferevent_get_output(c->bev);
     for (;;) {
         conn_maybe_shutdown(c);
         unsigned w = sk_session_wants(c->session);
-        if (w & (SK_WANT_CLOSE | SK_WANT_COMMIT | SK_WANT_AUTH | SK_WANT_TLS))
+        if (w & (SK_WANT_CLOSE | SK_WANT_COMMIT | SK_WANT_AUTH | SK_WANT_POLICY | SK_WANT_TLS))
             break;
         if (evbuffer_get_length(out) >= c->srv->cfg->output_buffer) {
             c->out_blocked = 1;
@@ -537,6 +555,8 @@ static void conn_process(sk_conn *c)
         if (c->auth_hold && conn_auth_hold(c) == 0)
             return; /* conn_auth_release() goes on */
         conn_flush(c);
+        if (c->policy_pending)
+            break; /* sk_conn_policy_done() goes on */
         if (c->commit_failed_now) {
             /* the commit queue refused the message: answer at once */
             c->commit_failed_now = 0;
@@ -544,8 +564,9 @@ static void conn_process(sk_conn *c)
             conn_flush(c);
             continue;
         }
-        if (used < v.iov_len && !(sk_session_wants(c->session) &
-                                  (SK_WANT_CLOSE | SK_WANT_COMMIT | SK_WANT_AUTH | SK_WANT_TLS))) {
+        if (used < v.iov_len &&
+            !(sk_session_wants(c->session) &
+              (SK_WANT_CLOSE | SK_WANT_COMMIT | SK_WANT_AUTH | SK_WANT_POLICY | SK_WANT_TLS))) {
             /* The contract says this cannot happen; stop rather than spin. */
             sk_log(LOG_ERR, "event=bug conn=%llu what=session-stalled", c->id);
             c->reason = "internal-error";
@@ -625,8 +646,8 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
             conn_end(c, "write-timeout"); /* the client does not read our replies */
             return;
         }
-        if (c->commit_pending || c->auth_pending ||
-            (sk_session_wants(c->session) & (SK_WANT_COMMIT | SK_WANT_AUTH)))
+        if (c->commit_pending || c->auth_pending || c->policy_pending ||
+            (sk_session_wants(c->session) & (SK_WANT_COMMIT | SK_WANT_AUTH | SK_WANT_POLICY)))
             return; /* our side, not the client, is slow; reading resumes after it */
         c->reason = "timeout";
         sk_session_timeout(c->session);
@@ -790,7 +811,7 @@ void sk_conn_begin(sk_conn *c, int fd)
         bufferevent_enable(c->bev, EV_READ | EV_WRITE);
         return;
     } else {
-        sk_session_greet(c->session);
+        conn_greet(c);
     }
     conn_flush(c);
     bufferevent_enable(c->bev, EV_WRITE);
@@ -805,7 +826,7 @@ void sk_conn_shutdown(sk_conn *c)
     }
     if (c->ended || c->closing)
         return;
-    if (c->commit_pending || c->auth_pending)
+    if (c->commit_pending || c->auth_pending || c->policy_pending)
         return; /* sk_conn_commit_done() / sk_conn_auth_done() go on with the shutdown */
     if (c->tls_state == TLS_FLUSHING_220 || c->tls_state == TLS_HANDSHAKE) {
         /* no session to end politely yet, and no way to say 421 */
@@ -842,7 +863,7 @@ void sk_conn_grace_expired(sk_conn *c)
         conn_end(c, c->reason ? c->reason : "shutdown");
         return;
     }
-    if (c->commit_pending || c->auth_pending)
+    if (c->commit_pending || c->auth_pending || c->policy_pending)
         return; /* a durable commit is never cut short; it ends afterwards */
     conn_process(c);
 }
@@ -899,6 +920,46 @@ void sk_conn_auth_done(sk_conn *c, int result)
     /* a failure's reply waits for its delay, counted from the verdict */
     if (c->auth_hold && conn_auth_hold(c) == 0)
         return; /* conn_auth_release() goes on */
+    conn_flush(c);
+    conn_process(c);
+}
+
+/* The milters' connect step is over: greet, or refuse the connection with
+ * their reply (a reject: 554 5.7.1; a tempfail: 421 4.7.1), as Postfix
+ * does for a milter's connect-time verdict. */
+void sk_conn_milter_connected(sk_conn *c, const sk_policy_verdict *v)
+{
+    c->policy_pending = 0;
+    if (c->ended)
+        return;
+    if (v->action == SK_POLICY_REJECT || v->action == SK_POLICY_TEMPFAIL) {
+        int temp = v->action == SK_POLICY_TEMPFAIL;
+        c->reason = "milter";
+        sk_log(LOG_NOTICE, "event=milter-refused conn=%llu peer=%s step=connect action=%s", c->id,
+               c->addr, temp ? "tempfail" : "reject");
+        sk_session_refuse(c->session, temp ? 421 : 554, temp ? "4.7.1" : "5.7.1",
+                          temp ? "Service unavailable - try again later"
+                               : "Connection rejected by content filter");
+    } else {
+        sk_session_greet(c->session);
+    }
+    conn_flush(c);
+    bufferevent_enable(c->bev, EV_WRITE);
+    conn_process(c);
+}
+
+/* A milter verdict on a session step (SK_WANT_POLICY). */
+void sk_conn_policy_done(sk_conn *c, const sk_policy_verdict *v)
+{
+    c->policy_pending = 0;
+    if (c->ended)
+        return;
+    sk_session_policy_done(c->session, v);
+    if (c->commit_failed_now) {
+        /* the end of data went on to a commit the queue refused */
+        c->commit_failed_now = 0;
+        conn_commit_result(c, &(sk_store_outcome){.result = SK_STORE_IOERR});
+    }
     conn_flush(c);
     conn_process(c);
 }

@@ -39,8 +39,12 @@ struct sk_conn {
     sk_store_msg *msg;
     char queued_id[32];   /* the message being committed has queued copies:
                              the delivery agent hears of it once durable */
-    char msg_id[32];      /* its id, for the store-error log line */
+    char msg_id[32];      /* its id: the store-error log line, the milters' "i" macro */
     int store_err_logged; /* the message's failed store step is logged */
+
+    /* the listener's milters (milter.c), NULL without; a step in flight */
+    struct sk_milters *milters;
+    int policy_pending;
 
     int counted;           /* counted in srv->per_ip */
     int commit_pending;    /* the commit queue holds a callback to us */

@@ -34,6 +34,7 @@
 #include "server/dovecot_auth.h"
 #include "server/conn.h"
 #include "server/log.h"
+#include "server/milter.h"
 #include "server/work_queue.h"
 #include "smtpkit/sasl.h"
 
@@ -426,6 +427,17 @@ static void op_replied(void *ctx, const char *verb, int code)
         sk_metrics_recipient(&c->srv->metrics, code);
 }
 
+/* The listener's milters (milter.c) on HELO/EHLO, MAIL, RCPT and the end
+ * of the message; their verdict comes back through sk_conn_policy_done. */
+static int op_policy_check(void *ctx, int step, const sk_session_info *info, const char *arg)
+{
+    sk_conn *c = ctx;
+    if (!c->milters || !sk_milters_step(c->milters, step, info, arg))
+        return 0;
+    c->policy_pending = 1;
+    return SK_POLICY_PENDING;
+}
+
 const sk_session_ops sk_conn_ops = {
     .rcpt_check = op_rcpt_check,
     .dest_free = op_dest_free,
@@ -439,4 +451,5 @@ const sk_session_ops sk_conn_ops = {
     .mail_check = op_mail_check,
     .auth_mechanisms = op_auth_mechanisms,
     .replied = op_replied,
+    .policy_check = op_policy_check,
 };
