@@ -62,12 +62,18 @@ struct agent_msg {
     int force;     /* flush: every recipient still to deliver, now */
     agent_round *round;
     agent_msg *next;
+    /* waiting for a connection slot of this destination (its wait list) */
+    struct agent_dest *parked;
+    agent_msg *wnext;
 };
 
 typedef struct agent_dest {
     char domain[256];
     unsigned active; /* connections (attempts) now */
     sk_dest_backoff backoff;
+    /* messages that found every slot taken, first come first served: the
+     * end of an attempt here starts the first of them at once */
+    agent_msg *whead, *wtail;
     struct agent_dest *next;
 } agent_dest;
 
@@ -161,8 +167,57 @@ static agent_msg *msg_add(sk_agent *ag, const char *id, long long due)
     return m;
 }
 
+/* Park m on d: the schedule skips it (no reading of its record) until a
+ * slot of d is free. */
+static void msg_park(agent_dest *d, agent_msg *m)
+{
+    if (m->parked)
+        return;
+    m->parked = d;
+    m->wnext = NULL;
+    if (d->wtail)
+        d->wtail->wnext = m;
+    else
+        d->whead = m;
+    d->wtail = m;
+}
+
+static void msg_unpark(agent_msg *m)
+{
+    agent_dest *d = m->parked;
+    if (!d)
+        return;
+    agent_msg *prev = NULL;
+    for (agent_msg *x = d->whead; x; prev = x, x = x->wnext) {
+        if (x != m)
+            continue;
+        if (prev)
+            prev->wnext = m->wnext;
+        else
+            d->whead = m->wnext;
+        if (d->wtail == m)
+            d->wtail = prev;
+        break;
+    }
+    m->parked = NULL;
+    m->wnext = NULL;
+}
+
+/* Bring back as many parked messages of d as d has free slots: they are
+ * due now, ahead of the tick. */
+static void dest_release(agent_dest *d, unsigned perdest)
+{
+    unsigned free_slots = d->active < perdest ? perdest - d->active : 0;
+    while (free_slots-- && d->whead) {
+        agent_msg *m = d->whead;
+        msg_unpark(m);
+        m->due = 0;
+    }
+}
+
 static void msg_remove(sk_agent *ag, agent_msg *m)
 {
+    msg_unpark(m);
     for (agent_msg **pp = &ag->msgs; *pp; pp = &(*pp)->next) {
         if (*pp == m) {
             *pp = m->next;
@@ -704,15 +759,6 @@ static int round_start(sk_agent *ag, agent_msg *m, long long now)
         round_free(r);
         return 0;
     }
-    char path[4096];
-    if (sk_queue_dir_msg_path(ag->q, m->id, path, sizeof path) < 0 ||
-        read_file(path, &r->data, &r->len) < 0) {
-        sk_log(LOG_WARNING, "event=queue-error id=%s error=\"cannot read the message file\"",
-               m->id);
-        m->due = now + 3600;
-        round_free(r);
-        return 0;
-    }
     size_t nr = r->env.nrcpts;
     unsigned char *taken = calloc(nr, 1);
     size_t *idx = calloc(nr, sizeof *idx);
@@ -727,23 +773,15 @@ static int round_start(sk_agent *ag, agent_msg *m, long long now)
         round_free(r);
         return 0;
     }
-    dsn_destinations(ag, r);
-    size_t skip = skip_return_path(r->data, r->len);
-    /* the record's size counts CRLF line ends, the file may have LF ones */
-    unsigned long long whole = r->env.size > r->len ? r->env.size : r->len;
-    sk_attempt_msg am = {
-        .sender = r->env.sender,
-        .data = r->data + skip,
-        .len = r->len - skip,
-        .size = whole - skip,
-        .body_8bit = r->env.body != SK_BODY_7BIT,
-        .smtputf8 = r->env.smtputf8,
-    };
+    sk_attempt_msg am = {0};
     const sk_delivery_config *dc = &ag->cfg->delivery;
     size_t per = dc->recipients_per_transaction ? dc->recipients_per_transaction : 50;
     unsigned maxc = dc->max_connections ? dc->max_connections : 100;
     unsigned perdest = dc->connections_per_destination ? dc->connections_per_destination : 20;
-    long long waiting = -1; /* earliest back-off end among skipped domains */
+    long long waiting = -1;    /* earliest back-off end among skipped domains */
+    agent_dest *capped = NULL; /* a destination with every slot taken */
+    int full = 0;              /* max_connections reached */
+    int unreadable = 0;
     for (;;) {
         size_t n = sk_dlv_next_group(&r->env, now, m->force, taken, per, idx);
         if (!n)
@@ -764,9 +802,34 @@ static int round_start(sk_agent *ag, agent_msg *m, long long now)
                 waiting = d->backoff.until;
             continue;
         }
-        if (d->active >= perdest || ag->active >= maxc) {
-            waiting = now + 1;
+        if (ag->active >= maxc) {
+            full = 1;
+            break;
+        }
+        if (d->active >= perdest) {
+            if (!capped)
+                capped = d;
             continue;
+        }
+        if (!r->data) { /* read only when an attempt is about to start */
+            char path[4096];
+            if (sk_queue_dir_msg_path(ag->q, m->id, path, sizeof path) < 0 ||
+                read_file(path, &r->data, &r->len) < 0) {
+                unreadable = 1;
+                break;
+            }
+            dsn_destinations(ag, r);
+            size_t skip = skip_return_path(r->data, r->len);
+            /* the record's size counts CRLF line ends, the file may have LF ones */
+            unsigned long long whole = r->env.size > r->len ? r->env.size : r->len;
+            am = (sk_attempt_msg){
+                .sender = r->env.sender,
+                .data = r->data + skip,
+                .len = r->len - skip,
+                .size = whole - skip,
+                .body_8bit = r->env.body != SK_BODY_7BIT,
+                .smtputf8 = r->env.smtputf8,
+            };
         }
         for (size_t i = 0; i < n; i++) {
             memset(&grp[i], 0, sizeof grp[i]);
@@ -784,8 +847,24 @@ static int round_start(sk_agent *ag, agent_msg *m, long long now)
     free(taken);
     free(idx);
     free(grp);
+    if (unreadable && !r->running) {
+        sk_log(LOG_WARNING, "event=queue-error id=%s error=\"cannot read the message file\"",
+               m->id);
+        m->due = now + 3600;
+        round_free(r);
+        return 0;
+    }
     if (!r->running) {
-        m->due = waiting >= 0 ? waiting : now + 1;
+        if (full) {
+            m->due = now; /* still due: the next free slot anywhere starts it */
+        } else if (capped) {
+            /* started by the end of an attempt to that destination, and
+             * skipped by the schedule until then */
+            m->due = now;
+            msg_park(capped, m);
+        } else {
+            m->due = waiting >= 0 ? waiting : now + 1;
+        }
         round_free(r);
         return 0;
     }
@@ -800,10 +879,17 @@ static void schedule_run(sk_agent *ag)
         return;
     long long now = (long long)time(NULL);
     unsigned maxc = ag->cfg->delivery.max_connections ? ag->cfg->delivery.max_connections : 100;
+    unsigned perdest = ag->cfg->delivery.connections_per_destination
+                           ? ag->cfg->delivery.connections_per_destination
+                           : 20;
+    /* a destination with a free slot starts its waiting messages first */
+    for (agent_dest *d = ag->dests; d; d = d->next)
+        if (d->whead && d->active < perdest)
+            dest_release(d, perdest);
     agent_msg *m = ag->msgs;
     while (m && ag->active < maxc) {
         agent_msg *next = m->next; /* m may leave the list */
-        if (!m->round && (m->force || m->due <= now))
+        if (!m->round && !m->parked && (m->force || m->due <= now))
             round_start(ag, m, now);
         m = next;
     }

@@ -4,6 +4,7 @@ bounces only that one with an RFC 3464 DSN; the log has one event=delivery
 line per attempt per recipient."""
 
 import re
+import threading
 import shutil
 import time
 
@@ -130,3 +131,37 @@ def test_one_delay_warning_while_deferred(relay):
     assert rcpts[0]["status"] == "4.3.0"
     assert "will-retry-until" in rcpts[0]
     assert len(re.findall(r"event=delay-warning", srv.log())) == 1
+
+
+def test_waiting_messages_follow_each_other_on_the_one_connection(relay):
+    """With one connection per destination, the messages waiting for it
+    start as soon as it is free (on it), not one per one-second tick: the 11
+    that wait behind the first all go out in the time the tick would have
+    taken for a few (before: at least 10 s, one message per tick)."""
+    n = 12
+    r = relay({"remote.test": [(10, "mx1.remote.test", "127.0.0.8")]},
+              delivery="messages_per_connection = 100; connections_per_destination = 1;")
+    times = []
+    lock = threading.Lock()
+
+    def dot(i, tx):
+        with lock:
+            first = not times
+            times.append(time.monotonic())
+        if first:  # hold the first message until every message is queued
+            deadline = time.monotonic() + 20
+            while len(r.queued()) < n and time.monotonic() < deadline:
+                time.sleep(0.05)
+        return "250 2.0.0 Ok: queued"
+
+    with ScriptedMX("127.0.0.8", r.port, replies={"DOT": dot}) as mx:
+        srv = r.start()
+        for k in range(n):
+            r.send(["bob@remote.test"], msg=b"Subject: %d\r\n\r\nx\r\n" % k)
+        wait_for(lambda: len(mx.messages) == n, timeout=40, what="%d deliveries" % n,
+                 log=srv.log)
+        r.wait_empty()
+    assert len(mx.sessions) == 1  # every message on the one cached connection
+    assert len(mx.sessions[0]["messages"]) == n
+    span = times[-1] - times[1]
+    assert span < (n - 2) / 2, "the waiting messages took %.1f s: one per tick" % span
