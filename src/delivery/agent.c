@@ -85,8 +85,9 @@ struct agent_round {
     round_kind kind;
     char id[32];
     long long started;
-    sk_envelope env; /* as read at the start */
-    char *data;      /* the message file */
+    sk_envelope env;      /* as read at the start */
+    sk_queue_stamp stamp; /* of that version of the record */
+    char *data;           /* the message file */
     size_t len;
     sk_attempt **attempts;
     size_t nattempts, running;
@@ -520,7 +521,14 @@ static void round_work(void *arg)
     char err[256];
     long long now = (long long)time(NULL);
     sk_queue_dir_lock(ag->q);
-    if (sk_queue_dir_load(ag->q, r->id, &e, err, sizeof err) < 0) {
+    sk_queue_stamp st;
+    if (r->kind == ROUND_DELIVER && sk_queue_dir_stamp(ag->q, r->id, &st) == 0 &&
+        sk_queue_stamp_same(&r->stamp, &st)) {
+        /* the record is the one read at the start (a record is only ever
+         * replaced by a rename): no need to read it again */
+        e = r->env;
+        sk_envelope_init(&r->env);
+    } else if (sk_queue_dir_load(ag->q, r->id, &e, err, sizeof err) < 0) {
         sk_queue_dir_unlock(ag->q);
         if (errno == ENOENT) {
             r->next_due = -1; /* deleted meanwhile */
@@ -574,7 +582,8 @@ static void round_work(void *arg)
     free(bounced);
     int rc;
     if (sk_dlv_all_final(&e)) {
-        rc = sk_queue_dir_remove(ag->q, r->id);
+        /* no directory fsync: a removal a crash undoes is a redelivery */
+        rc = sk_queue_dir_retire(ag->q, r->id);
         r->next_due = -1;
     } else {
         rc = sk_queue_dir_update(ag->q, &e);
@@ -734,10 +743,15 @@ static int round_start(sk_agent *ag, agent_msg *m, long long now)
     r->started = now;
     snprintf(r->id, sizeof r->id, "%s", m->id);
     char err[256];
-    sk_queue_dir_lock(ag->q);
-    int rc = sk_queue_dir_load(ag->q, m->id, &r->env, err, sizeof err);
+    /* No queue lock to read: a record is only ever replaced whole (a
+     * rename). The stamp is taken first, so a record replaced meanwhile
+     * never matches it and is read again under the lock in round_work. */
+    int rc = sk_queue_dir_stamp(ag->q, m->id, &r->stamp);
+    if (rc == 0)
+        rc = sk_queue_dir_load(ag->q, m->id, &r->env, err, sizeof err);
+    else
+        snprintf(err, sizeof err, "%s", strerror(errno));
     int e = errno;
-    sk_queue_dir_unlock(ag->q);
     if (rc < 0) {
         if (e == ENOENT) {
             msg_remove(ag, m);

@@ -220,6 +220,44 @@ int sk_queue_dir_remove(sk_queue_dir *q, const char *id)
     return fsync(q->msg_fd);
 }
 
+int sk_queue_dir_retire(sk_queue_dir *q, const char *id)
+{
+    if (!q || !sk_queue_id_valid(id)) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (unlinkat(q->env_fd, id, 0) < 0)
+        return -1;
+    if (unlinkat(q->msg_fd, id, 0) < 0 && errno != ENOENT)
+        return -1;
+    return 0;
+}
+
+int sk_queue_dir_stamp(sk_queue_dir *q, const char *id, sk_queue_stamp *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!q || !sk_queue_id_valid(id)) {
+        errno = EINVAL;
+        return -1;
+    }
+    struct stat sb;
+    if (fstatat(q->env_fd, id, &sb, AT_SYMLINK_NOFOLLOW) < 0)
+        return -1;
+    out->dev = sb.st_dev;
+    out->ino = sb.st_ino;
+    out->size = sb.st_size;
+    out->mtim = sb.st_mtim;
+    out->ctim = sb.st_ctim;
+    return 0;
+}
+
+int sk_queue_stamp_same(const sk_queue_stamp *a, const sk_queue_stamp *b)
+{
+    return a->ino != 0 && a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
+           a->mtim.tv_sec == b->mtim.tv_sec && a->mtim.tv_nsec == b->mtim.tv_nsec &&
+           a->ctim.tv_sec == b->ctim.tv_sec && a->ctim.tv_nsec == b->ctim.tv_nsec;
+}
+
 /* The names in a directory that are ids, sorted. NULL on error. */
 static char **list_ids(int dirfd, size_t *count)
 {

@@ -67,6 +67,24 @@ int sk_queue_dir_update(sk_queue_dir *q, const sk_envelope *e);
  * its message file (then msg/ fsynced). 0 or -1 with errno (ENOENT: not
  * queued). */
 int sk_queue_dir_remove(sk_queue_dir *q, const char *id);
+/* Take a delivered message out of the queue (every recipient final): as
+ * sk_queue_dir_remove, envelope first, but without the directory fsyncs.
+ * A crash may undo the removal and the message is delivered again, which
+ * at-least-once allows (docs/STORE.md). 0 or -1 with errno. */
+int sk_queue_dir_retire(sk_queue_dir *q, const char *id);
+
+/* What identifies one version of a record: a record is only ever replaced
+ * by a rename, so a record whose stamp is unchanged is the one read. */
+typedef struct sk_queue_stamp {
+    dev_t dev;
+    ino_t ino;
+    off_t size;
+    struct timespec mtim, ctim;
+} sk_queue_stamp;
+/* The stamp of env/<id> now. 0 or -1 with errno (ENOENT: not queued). */
+int sk_queue_dir_stamp(sk_queue_dir *q, const char *id, sk_queue_stamp *out);
+/* 1 when a and b are the same version of a record. */
+int sk_queue_stamp_same(const sk_queue_stamp *a, const sk_queue_stamp *b);
 
 /* One record met by a scan: env is NULL when the record could not be read
  * or parsed, or its message file is missing; err then says why. Return 0

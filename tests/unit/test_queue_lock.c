@@ -14,6 +14,7 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 
@@ -278,6 +279,39 @@ static void test_threads_lose_no_update(void **state)
     assert_int_equal(attempts(f->q), 80);
 }
 
+/* The stamp that lets the agent keep a record in memory between its read
+ * and its update: unchanged while the record is, changed by every update
+ * (two in a row too, whatever inode the second gets). */
+static void test_stamp_follows_every_update(void **state)
+{
+    fixture *f = *state;
+    sk_queue_stamp a, b, c;
+    assert_int_equal(sk_queue_dir_stamp(f->q, ID, &a), 0);
+    assert_int_equal(sk_queue_dir_stamp(f->q, ID, &b), 0);
+    assert_true(sk_queue_stamp_same(&a, &b));
+    assert_int_equal(increment(f->q), 0);
+    assert_int_equal(sk_queue_dir_stamp(f->q, ID, &b), 0);
+    assert_false(sk_queue_stamp_same(&a, &b));
+    assert_int_equal(increment(f->q), 0);
+    assert_int_equal(sk_queue_dir_stamp(f->q, ID, &c), 0);
+    assert_false(sk_queue_stamp_same(&a, &c));
+    assert_false(sk_queue_stamp_same(&b, &c));
+    assert_int_equal(sk_queue_dir_stamp(f->q, "0QJ2K5O1A3B4C00E1F99", &c), -1);
+    assert_int_equal(errno, ENOENT);
+}
+
+/* A delivered message leaves the queue: the record and the message file. */
+static void test_retire_removes_both(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(sk_queue_dir_retire(f->q, ID), 0);
+    struct stat sb;
+    assert_int_equal(fstatat(sk_queue_dir_env_fd(f->q), ID, &sb, 0), -1);
+    assert_int_equal(fstatat(sk_queue_dir_msg_fd(f->q), ID, &sb, 0), -1);
+    assert_int_equal(sk_queue_dir_retire(f->q, ID), -1);
+    assert_int_equal(errno, ENOENT);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -286,6 +320,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_processes_lose_no_update, setup, teardown),
         cmocka_unit_test_setup_teardown(test_other_thread_blocks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_threads_lose_no_update, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stamp_follows_every_update, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_retire_removes_both, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
