@@ -7,12 +7,15 @@
  * message is queued or flushed, start a round for every due message, as
  * far as the connection caps allow (max_connections in all,
  * connections_per_destination per domain) and no destination's back-off
- * forbids.
+ * forbids. A message that finds its destination's slots all taken waits on
+ * that destination's list, skipped by the tick, and the end of an attempt
+ * there makes the first waiting ones due at once.
  *
- * A round: the record is read (under the queue lock), the due recipients
- * are grouped by domain, at most recipients_per_transaction each, and one
- * attempt (attempt.c) per group runs at once. When every attempt is done,
- * a job on the work queue takes the queue lock, reads the record again,
+ * A round: the record is read (no lock needed: it is only ever replaced by
+ * a rename; its stamp is kept), the due recipients are grouped by domain,
+ * at most recipients_per_transaction each, and one attempt (attempt.c) per
+ * group runs at once. When every attempt is done, a job on the work queue
+ * takes the queue lock, reads the record again if its stamp changed,
  * applies the results (rcpt_result.c), commits a DSN (RFC 3464, dsn.c) for
  * the recipients that bounced through the store (into the sender's
  * Maildir, or the queue), and only then saves the record (or removes the
@@ -749,9 +752,9 @@ static int round_start(sk_agent *ag, agent_msg *m, long long now)
     int rc = sk_queue_dir_stamp(ag->q, m->id, &r->stamp);
     if (rc == 0)
         rc = sk_queue_dir_load(ag->q, m->id, &r->env, err, sizeof err);
-    else
-        snprintf(err, sizeof err, "%s", strerror(errno));
     int e = errno;
+    if (rc < 0 && e != ENOENT && r->stamp.ino == 0)
+        snprintf(err, sizeof err, "%s", strerror(e));
     if (rc < 0) {
         if (e == ENOENT) {
             msg_remove(ag, m);
