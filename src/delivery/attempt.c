@@ -30,6 +30,7 @@ struct sk_attempt {
     sk_attempt_env env;
     sk_attempt_msg msg;
     char domain[256];
+    sk_tls_policy tls_policy; /* for this domain (delivery.tls_policies) */
     sk_dlv_rcpt_result *res;
     size_t n;
     sk_attempt_done_fn done;
@@ -373,13 +374,24 @@ static void conn_failed(sk_attempt *a, const sk_reply *r, const char *why)
     memcpy(a->last_why, t, sizeof t);
 }
 
+/* The system's trust anchors, loaded into the shared client context the
+ * first time a destination needs them (a per-destination "verify" under a
+ * global "may" or "encrypt"). */
+static void load_verify_paths(SSL_CTX *ctx)
+{
+    static SSL_CTX *loaded;
+    if (loaded != ctx && SSL_CTX_set_default_verify_paths(ctx) == 1)
+        loaded = ctx;
+}
+
 static int start_tls(sk_attempt *a)
 {
     SSL *ssl = SSL_new(a->env.tls);
     if (!ssl)
         return -1;
     const char *name = a->route ? a->route->hosts[a->host_i].name : a->domain;
-    if (a->env.cfg->tls_policy == SK_TLS_VERIFY) {
+    if (a->tls_policy == SK_TLS_VERIFY) {
+        load_verify_paths(a->env.tls);
         SSL_set_verify(ssl, SSL_VERIFY_PEER, NULL);
         SSL_set1_host(ssl, name);
     }
@@ -668,8 +680,8 @@ static int conn_open(sk_attempt *a)
             },
     };
     if (a->env.tls && !a->plaintext)
-        cc.tls = cfg->tls_policy == SK_TLS_MAY ? SK_CC_TLS_OPPORTUNISTIC : SK_CC_TLS_REQUIRED;
-    else if (cfg->tls_policy != SK_TLS_MAY)
+        cc.tls = a->tls_policy == SK_TLS_MAY ? SK_CC_TLS_OPPORTUNISTIC : SK_CC_TLS_REQUIRED;
+    else if (a->tls_policy != SK_TLS_MAY)
         cc.tls = SK_CC_TLS_REQUIRED;
     a->tls = a->tls_failed = 0;
     a->msg_done = 0;
@@ -722,7 +734,7 @@ static void next_step(sk_attempt *a)
                 finish(a);
             return;
         }
-        if (a->tls_failed && !a->plaintext && a->env.cfg->tls_policy == SK_TLS_MAY) {
+        if (a->tls_failed && !a->plaintext && a->tls_policy == SK_TLS_MAY) {
             a->plaintext = 1; /* the same address once more, without TLS */
         } else if (a->started) {
             a->plaintext = 0;
@@ -787,6 +799,7 @@ sk_attempt *sk_attempt_start(const sk_attempt_env *env, const char *domain,
     a->env = *env;
     a->msg = *msg;
     snprintf(a->domain, sizeof a->domain, "%s", domain);
+    a->tls_policy = sk_delivery_tls_policy(env->cfg, a->domain);
     a->n = n;
     a->done = done;
     a->arg = arg;

@@ -57,3 +57,27 @@ def test_encrypt_policy_defers_a_peer_without_starttls(relay):
     assert not any(c.upper().startswith("MAIL") for s in mx.sessions for c in s["commands"])
     assert len(r.queued()) == 1
     assert srv.messages("alice") == []
+
+
+def test_per_destination_policy_encrypt_beside_default_may(relay):
+    """delivery.tls_policies: mail for a subdomain of .secure.test (policy
+    encrypt) waits for STARTTLS while plain.test (the default, may) is sent
+    in plaintext by the same server."""
+    r = relay({"mx.secure.test": [(10, "mx1.secure.test", "127.0.0.54")],
+               "plain.test": [(10, "mx1.plain.test", "127.0.0.55")]},
+              delivery='tls_policies = ( { domain = ".secure.test"; policy = "encrypt"; },\n'
+                       '                 { domain = "other.test"; policy = "verify"; } );')
+    caps = ["PIPELINING", "8BITMIME"]
+    with ScriptedMX("127.0.0.54", r.port, capabilities=caps) as secure, \
+            ScriptedMX("127.0.0.55", r.port, capabilities=caps) as plain:
+        srv = r.start()
+        r.send(["bob@mx.secure.test"])
+        r.send(["carol@plain.test"])
+        wait_for(lambda: plain.messages, what="plaintext delivery", log=srv.log)
+        srv.wait_log(r"event=delivery .*to=<carol@plain\.test> .*tls=no status=sent")
+        srv.wait_log(r"event=delivery .*to=<bob@mx\.secure\.test> .*status=deferred dsn=4\.7\.4 "
+                     r"reply=\".*does not offer STARTTLS\"")
+    assert secure.messages == []
+    assert not any(c.upper().startswith("MAIL") for s in secure.sessions for c in s["commands"])
+    assert len(plain.messages) == 1
+    assert len(r.queued()) == 1
