@@ -152,6 +152,14 @@ static void soft(sk_attempt *a, size_t k, const sk_reply *r, const char *why)
     decide(a, k, SK_DLV_OPEN, r, why, "4.4.1");
 }
 
+/* Results of finished attempts by state (the loop thread only). */
+static unsigned long long result_totals[4];
+
+void sk_attempt_totals(unsigned long long out[4])
+{
+    memcpy(out, result_totals, sizeof result_totals);
+}
+
 static void finish(sk_attempt *a)
 {
     for (size_t i = 0; i < a->n; i++) {
@@ -173,6 +181,9 @@ static void finish(sk_attempt *a)
             sk_dlv_set(r, SK_DLV_DEFER, 0, "4.4.1", a->relay, "no MX host could be reached");
         }
     }
+    for (size_t i = 0; i < a->n; i++)
+        if ((unsigned)a->res[i].state < 4)
+            result_totals[a->res[i].state]++;
     a->done(a->arg, a);
 }
 
