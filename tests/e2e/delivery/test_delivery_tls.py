@@ -81,3 +81,32 @@ def test_per_destination_policy_encrypt_beside_default_may(relay):
     assert not any(c.upper().startswith("MAIL") for s in secure.sessions for c in s["commands"])
     assert len(plain.messages) == 1
     assert len(r.queued()) == 1
+
+
+def test_per_destination_verify_refuses_a_self_signed_certificate(relay, tmp_path):
+    """A domain with policy verify checks the MX's certificate although the
+    default is may: a self-signed one defers with 4.7.5 and is not retried
+    in plaintext, while the same kind of certificate on a may domain still
+    encrypts."""
+    crt, key = make_cert(str(tmp_path), cn="mx1.strict.test", san="DNS:mx1.strict.test")
+    ctx = server_tls_context(crt, key)
+    r = relay({"strict.test": [(10, "mx1.strict.test", "127.0.0.56")],
+               "open.test": [(10, "mx1.open.test", "127.0.0.57")]},
+              delivery='tls_policies = ( { domain = "strict.test"; policy = "verify"; } );')
+    with ScriptedMX("127.0.0.56", r.port, capabilities=CAPS, tls_context=ctx) as strict, \
+            ScriptedMX("127.0.0.57", r.port, capabilities=CAPS, tls_context=ctx) as open_:
+        srv = r.start()
+        r.send(["bob@strict.test"])
+        r.send(["carol@open.test"])
+        wait_for(lambda: open_.messages, what="delivery to open.test", log=srv.log)
+        srv.wait_log(r"event=delivery .*to=<carol@open\.test> .*tls=yes status=sent")
+        srv.wait_log(r"event=delivery .*to=<bob@strict\.test> .*status=deferred dsn=4\.7\.5 ")
+    assert strict.messages == []
+    # no plaintext retry under verify: every session asked for STARTTLS first
+    assert strict.sessions
+    for s in strict.sessions:
+        cmds = [c.split()[0].upper() for c in s["commands"]]
+        assert cmds[:2] == ["EHLO", "STARTTLS"], cmds
+        assert "MAIL" not in cmds
+    assert open_.sessions[0]["tls"] is True
+    assert len(r.queued()) == 1
