@@ -22,13 +22,20 @@ typedef enum sk_log_target {
     SK_LOG_JOURNAL, /* journald with one field per key=value (needs libsystemd) */
 } sk_log_target;
 
-/* TLS for outbound delivery (per destination later; one value now). */
+/* TLS for outbound delivery: a default and per-destination exceptions. */
 typedef enum sk_tls_policy {
     SK_TLS_MAY,     /* STARTTLS whenever offered; an unverifiable certificate
                        still encrypts; plaintext when not offered (default) */
     SK_TLS_ENCRYPT, /* STARTTLS required, certificate not checked */
     SK_TLS_VERIFY,  /* STARTTLS required and the certificate must verify */
 } sk_tls_policy;
+
+/* One `delivery.tls_policies` entry: "example.org" matches that domain
+ * only, ".example.org" its subdomains (not example.org itself). */
+typedef struct sk_tls_policy_rule {
+    char *domain; /* lower case, as written (with the leading dot if any) */
+    sk_tls_policy policy;
+} sk_tls_policy_rule;
 
 /* The `delivery` group: the outbound queue and the delivery agent
  * (docs/DELIVERY.md). Times in seconds. */
@@ -42,7 +49,9 @@ typedef struct sk_delivery_config {
     unsigned max_connections;             /* outbound connections in all, 100 */
     unsigned messages_per_connection;     /* then QUIT and a new connection, 100 */
     unsigned recipients_per_transaction;  /* RCPTs per MAIL, 50 */
-    sk_tls_policy tls_policy;
+    sk_tls_policy tls_policy;             /* the default, "may" */
+    sk_tls_policy_rule *tls_policies;     /* per-destination exceptions */
+    size_t ntls_policies;
     /* RFC 5321 4.5.3.2 client timeouts */
     unsigned timeout_greeting;   /* 220: 300 */
     unsigned timeout_mail;       /* MAIL: 300 */
@@ -201,6 +210,10 @@ typedef struct sk_config {
     unsigned metrics_port;
     sk_delivery_config delivery;
 } sk_config;
+
+/* The TLS policy for mail to `domain`: the most specific tls_policies entry
+ * (an exact match, else the longest ".suffix"), else d->tls_policy. */
+sk_tls_policy sk_delivery_tls_policy(const sk_delivery_config *d, const char *domain);
 
 /* Load and validate `path`. NULL on error with "FILE:LINE: message" (or
  * "FILE: message") in err. */

@@ -1241,3 +1241,58 @@ int sk_agent_bounce(sk_agent *ag, const char *id, char *msg, size_t msglen)
     snprintf(msg, msglen, "%s: bouncing", id);
     return 0;
 }
+
+/* ---- the metrics endpoint's view of the queue ---------------------------- */
+
+static int stats_cb(void *arg, const char *id, const sk_envelope *env, const char *err)
+{
+    sk_agent_queue_stats *st = arg;
+    (void)id;
+    (void)err;
+    if (!env) {
+        st->unreadable++;
+        return 0;
+    }
+    unsigned long long n[SK_AGENT_STATES] = {0};
+    for (size_t i = 0; i < env->nrcpts; i++) {
+        switch (env->rcpts[i].state) {
+        case SK_ENV_PENDING:
+            n[SK_AGENT_PENDING]++;
+            break;
+        case SK_ENV_DEFERRED:
+            n[SK_AGENT_DEFERRED]++;
+            break;
+        case SK_ENV_HELD:
+            n[SK_AGENT_HELD]++;
+            break;
+        default: /* sent or bounced: done */
+            break;
+        }
+    }
+    int state = n[SK_AGENT_PENDING]    ? SK_AGENT_PENDING
+                : n[SK_AGENT_DEFERRED] ? SK_AGENT_DEFERRED
+                : n[SK_AGENT_HELD]     ? SK_AGENT_HELD
+                                       : -1;
+    if (state < 0)
+        return 0; /* every recipient final: about to leave the queue */
+    for (int s = 0; s < SK_AGENT_STATES; s++)
+        st->state[s].recipients += n[s];
+    st->state[state].messages++;
+    long long *oldest = &st->state[state].oldest_arrival;
+    if (st->state[state].messages == 1 || env->arrival < *oldest)
+        *oldest = env->arrival;
+    return 0;
+}
+
+int sk_agent_stats(sk_agent *ag, sk_agent_queue_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    unsigned long long totals[4];
+    sk_attempt_totals(totals);
+    out->sent = totals[SK_DLV_SENT];
+    out->deferred = totals[SK_DLV_DEFER];
+    out->bounced = totals[SK_DLV_BOUNCE];
+    if (!ag || !ag->q)
+        return -1;
+    return sk_queue_dir_scan(ag->q, stats_cb, out) < 0 ? -1 : 0;
+}

@@ -37,6 +37,35 @@ int sk_agent_kick(sk_agent *a, const char *id, char *msg, size_t msglen);
  * and the message leaves the queue. */
 int sk_agent_bounce(sk_agent *a, const char *id, char *msg, size_t msglen);
 
+/* ---- what the metrics endpoint reports ------------------------------- */
+
+/* Queue states of a message, by its recipients still to deliver: pending
+ * when one was never tried, else deferred when one waits for its next
+ * attempt, else held (only held recipients are left). */
+typedef enum sk_agent_queue_state {
+    SK_AGENT_PENDING,
+    SK_AGENT_DEFERRED,
+    SK_AGENT_HELD,
+    SK_AGENT_STATES
+} sk_agent_queue_state;
+
+typedef struct sk_agent_queue_stats {
+    struct {
+        unsigned long long messages;   /* messages in this state */
+        unsigned long long recipients; /* recipients in this state (of any message) */
+        long long oldest_arrival;      /* Unix seconds of the oldest message */
+    } state[SK_AGENT_STATES];
+    unsigned long long unreadable; /* records that could not be read */
+    /* recipient results of delivery attempts since the start, as the
+     * event=delivery log lines report them */
+    unsigned long long sent, deferred, bounced;
+} sk_agent_queue_stats;
+
+/* Fill *out from one walk of the queue's records (each record is read:
+ * the cost grows with the queue). 0, or -1 when the queue cannot be read
+ * (the counters are filled anyway). */
+int sk_agent_stats(sk_agent *a, sk_agent_queue_stats *out);
+
 /* ---- the agent's life in the server (server.c, conn.c) ---------------- */
 
 struct event_base;

@@ -30,6 +30,7 @@ struct sk_attempt {
     sk_attempt_env env;
     sk_attempt_msg msg;
     char domain[256];
+    sk_tls_policy tls_policy; /* for this domain (delivery.tls_policies) */
     sk_dlv_rcpt_result *res;
     size_t n;
     sk_attempt_done_fn done;
@@ -151,6 +152,14 @@ static void soft(sk_attempt *a, size_t k, const sk_reply *r, const char *why)
     decide(a, k, SK_DLV_OPEN, r, why, "4.4.1");
 }
 
+/* Results of finished attempts by state (the loop thread only). */
+static unsigned long long result_totals[4];
+
+void sk_attempt_totals(unsigned long long out[4])
+{
+    memcpy(out, result_totals, sizeof result_totals);
+}
+
 static void finish(sk_attempt *a)
 {
     for (size_t i = 0; i < a->n; i++) {
@@ -172,6 +181,9 @@ static void finish(sk_attempt *a)
             sk_dlv_set(r, SK_DLV_DEFER, 0, "4.4.1", a->relay, "no MX host could be reached");
         }
     }
+    for (size_t i = 0; i < a->n; i++)
+        if ((unsigned)a->res[i].state < 4)
+            result_totals[a->res[i].state]++;
     a->done(a->arg, a);
 }
 
@@ -373,13 +385,24 @@ static void conn_failed(sk_attempt *a, const sk_reply *r, const char *why)
     memcpy(a->last_why, t, sizeof t);
 }
 
+/* The system's trust anchors, loaded into the shared client context the
+ * first time a destination needs them (a per-destination "verify" under a
+ * global "may" or "encrypt"). */
+static void load_verify_paths(SSL_CTX *ctx)
+{
+    static SSL_CTX *loaded;
+    if (loaded != ctx && SSL_CTX_set_default_verify_paths(ctx) == 1)
+        loaded = ctx;
+}
+
 static int start_tls(sk_attempt *a)
 {
     SSL *ssl = SSL_new(a->env.tls);
     if (!ssl)
         return -1;
     const char *name = a->route ? a->route->hosts[a->host_i].name : a->domain;
-    if (a->env.cfg->tls_policy == SK_TLS_VERIFY) {
+    if (a->tls_policy == SK_TLS_VERIFY) {
+        load_verify_paths(a->env.tls);
         SSL_set_verify(ssl, SSL_VERIFY_PEER, NULL);
         SSL_set1_host(ssl, name);
     }
@@ -668,8 +691,8 @@ static int conn_open(sk_attempt *a)
             },
     };
     if (a->env.tls && !a->plaintext)
-        cc.tls = cfg->tls_policy == SK_TLS_MAY ? SK_CC_TLS_OPPORTUNISTIC : SK_CC_TLS_REQUIRED;
-    else if (cfg->tls_policy != SK_TLS_MAY)
+        cc.tls = a->tls_policy == SK_TLS_MAY ? SK_CC_TLS_OPPORTUNISTIC : SK_CC_TLS_REQUIRED;
+    else if (a->tls_policy != SK_TLS_MAY)
         cc.tls = SK_CC_TLS_REQUIRED;
     a->tls = a->tls_failed = 0;
     a->msg_done = 0;
@@ -722,7 +745,7 @@ static void next_step(sk_attempt *a)
                 finish(a);
             return;
         }
-        if (a->tls_failed && !a->plaintext && a->env.cfg->tls_policy == SK_TLS_MAY) {
+        if (a->tls_failed && !a->plaintext && a->tls_policy == SK_TLS_MAY) {
             a->plaintext = 1; /* the same address once more, without TLS */
         } else if (a->started) {
             a->plaintext = 0;
@@ -787,6 +810,7 @@ sk_attempt *sk_attempt_start(const sk_attempt_env *env, const char *domain,
     a->env = *env;
     a->msg = *msg;
     snprintf(a->domain, sizeof a->domain, "%s", domain);
+    a->tls_policy = sk_delivery_tls_policy(env->cfg, a->domain);
     a->n = n;
     a->done = done;
     a->arg = arg;

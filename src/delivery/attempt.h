@@ -79,6 +79,9 @@ void sk_attempt_abort(sk_attempt *a);
 void sk_attempt_free(sk_attempt *a);
 
 const char *sk_attempt_domain(const sk_attempt *a);
+/* Recipient results of the finished attempts of this process (the loop
+ * thread's), by state: [SK_DLV_SENT], [SK_DLV_DEFER], [SK_DLV_BOUNCE]. */
+void sk_attempt_totals(unsigned long long out[4]);
 sk_dlv_rcpt_result *sk_attempt_results(sk_attempt *a, size_t *n);
 /* 1 when no MX host could be talked to at all (no session reached the
  * point where a message could be sent): the destination's back-off. */

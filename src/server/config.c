@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <syslog.h>
 #include <unistd.h>
 
@@ -403,6 +404,91 @@ static int valid_dns_server(const char *v)
     return 1;
 }
 
+/* A tls_policy string ("may", "encrypt", "verify"); *out untouched when
+ * absent. */
+static void get_tls_policy(loader *L, const config_setting_t *g, const char *name,
+                           sk_tls_policy *out)
+{
+    char *s = NULL;
+    if (get_string(L, g, name, &s)) {
+        if (!strcmp(s, "may"))
+            *out = SK_TLS_MAY;
+        else if (!strcmp(s, "encrypt"))
+            *out = SK_TLS_ENCRYPT;
+        else if (!strcmp(s, "verify"))
+            *out = SK_TLS_VERIFY;
+        else
+            fail(L, member(g, name), "%s = \"%s\": use \"may\", \"encrypt\" or \"verify\"", name,
+                 s);
+    }
+    free(s);
+}
+
+/* delivery.tls_policies = ( { domain = "example.org"; policy = "verify"; },
+ * { domain = ".example.net"; policy = "encrypt"; } ); */
+static void load_tls_policies(loader *L, sk_delivery_config *d, const config_setting_t *list)
+{
+    static const char *const allowed[] = {"domain", "policy", NULL};
+    if (config_setting_type(list) != CONFIG_TYPE_LIST) {
+        fail(L, list, "'tls_policies' must be a list ( { domain = ...; policy = ...; }, ... )");
+        return;
+    }
+    int n = config_setting_length(list);
+    d->tls_policies = calloc((size_t)n + 1, sizeof *d->tls_policies);
+    if (!d->tls_policies) {
+        fail(L, list, "out of memory");
+        return;
+    }
+    for (int i = 0; i < n && !L->failed; i++) {
+        const config_setting_t *g = config_setting_get_elem(list, (unsigned)i);
+        if (config_setting_type(g) != CONFIG_TYPE_GROUP) {
+            fail(L, g, "each tls_policies entry must be a group { domain = ...; policy = ...; }");
+            return;
+        }
+        check_members(L, g, allowed, "a tls_policies entry");
+        sk_tls_policy_rule *r = &d->tls_policies[d->ntls_policies];
+        if (!get_string(L, g, "domain", &r->domain)) {
+            fail(L, g, "tls_policies entry without 'domain'");
+            return;
+        }
+        d->ntls_policies++;
+        lower(r->domain);
+        if (!valid_domain(r->domain[0] == '.' ? r->domain + 1 : r->domain)) {
+            fail(L, member(g, "domain"),
+                 "tls_policies: '%s' is not a domain (or .domain for its subdomains)", r->domain);
+            return;
+        }
+        if (!member(g, "policy")) {
+            fail(L, g, "tls_policies entry %s without 'policy'", r->domain);
+            return;
+        }
+        get_tls_policy(L, g, "policy", &r->policy);
+        for (size_t k = 0; k + 1 < d->ntls_policies && !L->failed; k++)
+            if (!strcmp(d->tls_policies[k].domain, r->domain))
+                fail(L, member(g, "domain"), "tls_policies: '%s' is listed twice", r->domain);
+    }
+}
+
+sk_tls_policy sk_delivery_tls_policy(const sk_delivery_config *d, const char *domain)
+{
+    size_t dl = domain ? strlen(domain) : 0, best = 0;
+    sk_tls_policy p = d->tls_policy;
+    for (size_t i = 0; i < d->ntls_policies; i++) {
+        const char *rd = d->tls_policies[i].domain;
+        size_t rl = strlen(rd);
+        if (rd[0] == '.') {
+            /* ".example.net": a proper subdomain; longer suffixes win */
+            if (dl > rl && rl > best && !strcasecmp(domain + dl - rl, rd)) {
+                best = rl;
+                p = d->tls_policies[i].policy;
+            }
+        } else if (rl == dl && !strcasecmp(domain, rd)) {
+            return d->tls_policies[i].policy; /* an exact match wins over any suffix */
+        }
+    }
+    return p;
+}
+
 static void load_delivery(loader *L, sk_config *c, const config_setting_t *g)
 {
     static const char *const allowed[] = {"enabled",
@@ -415,6 +501,7 @@ static void load_delivery(loader *L, sk_config *c, const config_setting_t *g)
                                           "messages_per_connection",
                                           "recipients_per_transaction",
                                           "tls_policy",
+                                          "tls_policies",
                                           "timeout_greeting",
                                           "timeout_mail",
                                           "timeout_rcpt",
@@ -448,19 +535,10 @@ static void load_delivery(loader *L, sk_config *c, const config_setting_t *g)
     get_unsigned(L, g, "timeout_final_dot", 1, 86400, &d->timeout_final_dot);
     get_unsigned(L, g, "smtp_port", 1, 65535, &d->smtp_port);
 
-    char *s = NULL;
-    if (get_string(L, g, "tls_policy", &s)) {
-        if (!strcmp(s, "may"))
-            d->tls_policy = SK_TLS_MAY;
-        else if (!strcmp(s, "encrypt"))
-            d->tls_policy = SK_TLS_ENCRYPT;
-        else if (!strcmp(s, "verify"))
-            d->tls_policy = SK_TLS_VERIFY;
-        else
-            fail(L, member(g, "tls_policy"),
-                 "tls_policy = \"%s\": use \"may\", \"encrypt\" or \"verify\"", s);
-    }
-    free(s);
+    get_tls_policy(L, g, "tls_policy", &d->tls_policy);
+    const config_setting_t *tp = member(g, "tls_policies");
+    if (tp && !L->failed)
+        load_tls_policies(L, d, tp);
 
     const config_setting_t *ds = member(g, "dns_servers");
     if (ds && !L->failed) {
@@ -1283,5 +1361,8 @@ void sk_config_free(sk_config *c)
     free(c->log_file);
     free(c->metrics_address);
     free(c->delivery.dns_servers);
+    for (size_t i = 0; i < c->delivery.ntls_policies; i++)
+        free(c->delivery.tls_policies[i].domain);
+    free(c->delivery.tls_policies);
     free(c);
 }

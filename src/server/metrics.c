@@ -154,3 +154,36 @@ int sk_metrics_render(const sk_metrics *m, unsigned open, sk_buf *out)
     r |= sk_buf_printf(out, "smtpkit_commit_seconds_count %llu\n", m->commit_count);
     return r ? -1 : 0;
 }
+
+int sk_metrics_render_queue(const sk_agent_queue_stats *q, long long now, sk_buf *out)
+{
+    static const char *const names[SK_AGENT_STATES] = {"pending", "deferred", "held"};
+    int r = 0;
+    r |= family(out, "smtpkit_queue_messages", "gauge",
+                "Messages in the outbound queue, by state (pending: a recipient never tried; "
+                "deferred: waiting for a retry; held: only held recipients left).");
+    for (int s = 0; s < SK_AGENT_STATES; s++)
+        r |= sk_buf_printf(out, "smtpkit_queue_messages{state=\"%s\"} %llu\n", names[s],
+                           q->state[s].messages);
+    r |= family(out, "smtpkit_queue_recipients", "gauge",
+                "Recipients still to deliver in the outbound queue, by state.");
+    for (int s = 0; s < SK_AGENT_STATES; s++)
+        r |= sk_buf_printf(out, "smtpkit_queue_recipients{state=\"%s\"} %llu\n", names[s],
+                           q->state[s].recipients);
+    r |= family(out, "smtpkit_queue_oldest_age_seconds", "gauge",
+                "Age of the oldest message in each state (0: none), in seconds since arrival.");
+    for (int s = 0; s < SK_AGENT_STATES; s++) {
+        long long age = q->state[s].messages ? now - q->state[s].oldest_arrival : 0;
+        r |= sk_buf_printf(out, "smtpkit_queue_oldest_age_seconds{state=\"%s\"} %lld\n", names[s],
+                           age < 0 ? 0 : age);
+    }
+    r |= family(out, "smtpkit_queue_unreadable", "gauge",
+                "Queue records that could not be read (see event=queue-broken in the log).");
+    r |= sk_buf_printf(out, "smtpkit_queue_unreadable %llu\n", q->unreadable);
+    r |= family(out, "smtpkit_deliveries_total", "counter",
+                "Recipient delivery attempts by result, as the event=delivery log lines.");
+    r |= sk_buf_printf(out, "smtpkit_deliveries_total{result=\"sent\"} %llu\n", q->sent);
+    r |= sk_buf_printf(out, "smtpkit_deliveries_total{result=\"deferred\"} %llu\n", q->deferred);
+    r |= sk_buf_printf(out, "smtpkit_deliveries_total{result=\"bounced\"} %llu\n", q->bounced);
+    return r ? -1 : 0;
+}

@@ -2,7 +2,8 @@
  * metrics.h - the server's counters and their Prometheus text exposition
  * (format 0.0.4): connections open, accepted and refused by reason,
  * sessions by TLS version, transactions and recipients by reply code,
- * AUTH results, bytes received, and the commit latency histogram. Updated
+ * AUTH results, bytes received, the commit latency histogram, and the
+ * outbound queue by state with delivery results (the delivery agent's). Updated
  * on the loop thread only; rendered by the `metrics` HTTP endpoint
  * (metrics_http.c).
  */
@@ -11,6 +12,7 @@
 
 #include <stddef.h>
 
+#include "delivery/agent.h"
 #include "smtpkit/buf.h"
 
 /* Why a connection was closed before its session could start. */
@@ -67,5 +69,12 @@ void sk_metrics_log_line(sk_metrics *m, const char *line);
 /* Render the exposition text into out; open is the gauge of open
  * connections. 0, or -1 when out is full. */
 int sk_metrics_render(const sk_metrics *m, unsigned open, sk_buf *out);
+
+/* Append the outbound queue's families (the delivery agent's view at
+ * `now`, Unix seconds): smtpkit_queue_messages, smtpkit_queue_recipients
+ * and smtpkit_queue_oldest_age_seconds by state (gauges),
+ * smtpkit_queue_unreadable (gauge) and smtpkit_deliveries_total by result
+ * (counter). 0, or -1 when out is full. */
+int sk_metrics_render_queue(const sk_agent_queue_stats *q, long long now, sk_buf *out);
 
 #endif

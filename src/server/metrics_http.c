@@ -9,6 +9,7 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include <event2/buffer.h>
 #include <event2/http.h>
@@ -32,8 +33,13 @@ static void metrics_request(struct evhttp_request *req, void *arg)
     sk_buf b;
     sk_buf_init(&b, METRICS_MAX);
     struct evbuffer *body = evbuffer_new();
-    if (!body || sk_metrics_render(&srv->metrics, srv->nconns, &b) != 0 ||
-        evbuffer_add(body, b.data, b.len) != 0) {
+    int rc = sk_metrics_render(&srv->metrics, srv->nconns, &b);
+    if (rc == 0 && srv->agent) {
+        sk_agent_queue_stats q;
+        (void)sk_agent_stats(srv->agent, &q); /* an unreadable queue: zeros */
+        rc = sk_metrics_render_queue(&q, (long long)time(NULL), &b);
+    }
+    if (!body || rc != 0 || evbuffer_add(body, b.data, b.len) != 0) {
         if (body)
             evbuffer_free(body);
         sk_buf_free(&b);

@@ -352,6 +352,76 @@ static void test_delivery_errors(void **state)
     }
 }
 
+static void test_delivery_tls_policies(void **state)
+{
+    (void)state;
+    sk_config *c = load_text(BASE "delivery = { tls_policy = \"encrypt\"; tls_policies = (\n"
+                                  "  { domain = \"Example.ORG\"; policy = \"verify\"; },\n"
+                                  "  { domain = \".example.net\"; policy = \"may\"; },\n"
+                                  "  { domain = \".mx.example.net\"; policy = \"verify\"; },\n"
+                                  "  { domain = \"example.net\"; policy = \"encrypt\"; } ); };\n");
+    assert_non_null(c);
+    const sk_delivery_config *d = &c->delivery;
+    assert_int_equal(d->ntls_policies, 4);
+    assert_string_equal(d->tls_policies[0].domain, "example.org");
+    /* exact domain only for an entry without the dot */
+    assert_int_equal(sk_delivery_tls_policy(d, "example.org"), SK_TLS_VERIFY);
+    assert_int_equal(sk_delivery_tls_policy(d, "EXAMPLE.org"), SK_TLS_VERIFY);
+    assert_int_equal(sk_delivery_tls_policy(d, "sub.example.org"), SK_TLS_ENCRYPT);
+    /* ".example.net" covers subdomains, not example.net itself */
+    assert_int_equal(sk_delivery_tls_policy(d, "a.example.net"), SK_TLS_MAY);
+    assert_int_equal(sk_delivery_tls_policy(d, "example.net"), SK_TLS_ENCRYPT);
+    /* the longest suffix wins */
+    assert_int_equal(sk_delivery_tls_policy(d, "x.mx.example.net"), SK_TLS_VERIFY);
+    assert_int_equal(sk_delivery_tls_policy(d, "mx.example.net"), SK_TLS_MAY);
+    /* no entry: the global default */
+    assert_int_equal(sk_delivery_tls_policy(d, "example.com"), SK_TLS_ENCRYPT);
+    assert_int_equal(sk_delivery_tls_policy(d, "badexample.net"), SK_TLS_ENCRYPT);
+    sk_config_free(c);
+
+    c = load_text(BASE "delivery = { };\n");
+    assert_non_null(c);
+    assert_int_equal(c->delivery.ntls_policies, 0);
+    assert_int_equal(sk_delivery_tls_policy(&c->delivery, "example.org"), SK_TLS_MAY);
+    sk_config_free(c);
+
+    static const struct {
+        const char *text, *needle;
+    } bad[] = {
+        {"delivery = { tls_policies = ( { domain = \"example.org\"; policy = \"dane\"; } ); };",
+         "policy = \"dane\": use \"may\", \"encrypt\" or \"verify\""},
+        {"delivery = { tls_policies = ( { domain = \"exa mple.org\"; policy = \"may\"; } ); };",
+         "'exa mple.org' is not a domain"},
+        {"delivery = { tls_policies = ( { domain = \"..org\"; policy = \"may\"; } ); };",
+         "'..org' is not a domain"},
+        {"delivery = { tls_policies = ( { policy = \"may\"; } ); };",
+         "tls_policies entry without 'domain'"},
+        {"delivery = { tls_policies = ( { domain = \"a.org\"; } ); };",
+         "tls_policies entry a.org without 'policy'"},
+        {"delivery = { tls_policies = ( { domain = \"a.org\"; policy = \"may\"; mode = 1; } ); };",
+         "unknown setting 'mode' in a tls_policies entry"},
+        {"delivery = { tls_policies = ( { domain = \"a.org\"; policy = \"may\"; }, "
+         "{ domain = \"A.org\"; policy = \"verify\"; } ); };",
+         "'a.org' is listed twice"},
+        {"delivery = { tls_policies = \"a.org\"; };", "'tls_policies' must be a list"},
+        {"delivery = { tls_policies = ( \"a.org\" ); };", "must be a group"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char text[1024];
+        snprintf(text, sizeof text, BASE "%s\n", bad[i].text);
+        c = load_text(text);
+        if (c)
+            fail_msg("accepted: %s", bad[i].text);
+        assert_error_at(4, bad[i].needle);
+    }
+    /* the line of the offending entry, not of the group */
+    c = load_text(BASE "delivery = {\n tls_policies = (\n"
+                       "  { domain = \"a.org\"; policy = \"may\"; },\n"
+                       "  { domain = \"b.org\"; policy = \"often\"; } ); };\n");
+    assert_null(c);
+    assert_error_at(7, "policy = \"often\"");
+}
+
 static void test_missing_file(void **state)
 {
     (void)state;
@@ -378,6 +448,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_delivery_defaults, setup, teardown),
         cmocka_unit_test_setup_teardown(test_delivery_full, setup, teardown),
         cmocka_unit_test_setup_teardown(test_delivery_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_delivery_tls_policies, setup, teardown),
         cmocka_unit_test_setup_teardown(test_missing_file, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

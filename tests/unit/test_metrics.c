@@ -120,6 +120,53 @@ static void test_histogram(void **state)
     sk_buf_free(&b);
 }
 
+static void test_queue(void **state)
+{
+    (void)state;
+    sk_agent_queue_stats q = {0};
+    q.state[SK_AGENT_PENDING].messages = 2;
+    q.state[SK_AGENT_PENDING].recipients = 5;
+    q.state[SK_AGENT_PENDING].oldest_arrival = 1000;
+    q.state[SK_AGENT_DEFERRED].messages = 1;
+    q.state[SK_AGENT_DEFERRED].recipients = 1;
+    q.state[SK_AGENT_DEFERRED].oldest_arrival = 400;
+    q.state[SK_AGENT_HELD].recipients = 3; /* held recipients of messages in other states */
+    q.sent = 7;
+    q.bounced = 1;
+    sk_buf b;
+    sk_buf_init(&b, 1 << 20);
+    assert_int_equal(sk_buf_append(&b, "\n", 1), 0);
+    assert_int_equal(sk_metrics_render_queue(&q, 1060, &b), 0);
+    assert_int_equal(sk_buf_append(&b, "", 1), 0);
+    const char *t = (const char *)b.data;
+    assert_line(t, "# TYPE smtpkit_queue_messages gauge");
+    assert_line(t, "smtpkit_queue_messages{state=\"pending\"} 2");
+    assert_line(t, "smtpkit_queue_messages{state=\"deferred\"} 1");
+    assert_line(t, "smtpkit_queue_messages{state=\"held\"} 0");
+    assert_line(t, "smtpkit_queue_recipients{state=\"pending\"} 5");
+    assert_line(t, "smtpkit_queue_recipients{state=\"held\"} 3");
+    assert_line(t, "# TYPE smtpkit_queue_oldest_age_seconds gauge");
+    assert_line(t, "smtpkit_queue_oldest_age_seconds{state=\"pending\"} 60");
+    assert_line(t, "smtpkit_queue_oldest_age_seconds{state=\"deferred\"} 660");
+    assert_line(t, "smtpkit_queue_oldest_age_seconds{state=\"held\"} 0"); /* no held message */
+    assert_line(t, "# TYPE smtpkit_deliveries_total counter");
+    assert_line(t, "smtpkit_deliveries_total{result=\"sent\"} 7");
+    assert_line(t, "smtpkit_deliveries_total{result=\"deferred\"} 0");
+    assert_line(t, "smtpkit_deliveries_total{result=\"bounced\"} 1");
+    sk_buf_free(&b);
+    /* a clock behind an arrival: never a negative age */
+    sk_buf_init(&b, 1 << 20);
+    assert_int_equal(sk_buf_append(&b, "\n", 1), 0);
+    assert_int_equal(sk_metrics_render_queue(&q, 10, &b), 0);
+    assert_int_equal(sk_buf_append(&b, "", 1), 0);
+    assert_line((const char *)b.data, "smtpkit_queue_oldest_age_seconds{state=\"pending\"} 0");
+    sk_buf_free(&b);
+    /* a full buffer is an error */
+    sk_buf_init(&b, 64);
+    assert_int_equal(sk_metrics_render_queue(&q, 1060, &b), -1);
+    sk_buf_free(&b);
+}
+
 static void test_full_buffer(void **state)
 {
     (void)state;
@@ -133,10 +180,9 @@ static void test_full_buffer(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_empty),
-        cmocka_unit_test(test_counts),
-        cmocka_unit_test(test_histogram),
-        cmocka_unit_test(test_full_buffer),
+        cmocka_unit_test(test_empty),     cmocka_unit_test(test_counts),
+        cmocka_unit_test(test_histogram), cmocka_unit_test(test_full_buffer),
+        cmocka_unit_test(test_queue),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

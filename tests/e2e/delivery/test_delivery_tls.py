@@ -57,3 +57,56 @@ def test_encrypt_policy_defers_a_peer_without_starttls(relay):
     assert not any(c.upper().startswith("MAIL") for s in mx.sessions for c in s["commands"])
     assert len(r.queued()) == 1
     assert srv.messages("alice") == []
+
+
+def test_per_destination_policy_encrypt_beside_default_may(relay):
+    """delivery.tls_policies: mail for a subdomain of .secure.test (policy
+    encrypt) waits for STARTTLS while plain.test (the default, may) is sent
+    in plaintext by the same server."""
+    r = relay({"mx.secure.test": [(10, "mx1.secure.test", "127.0.0.54")],
+               "plain.test": [(10, "mx1.plain.test", "127.0.0.55")]},
+              delivery='tls_policies = ( { domain = ".secure.test"; policy = "encrypt"; },\n'
+                       '                 { domain = "other.test"; policy = "verify"; } );')
+    caps = ["PIPELINING", "8BITMIME"]
+    with ScriptedMX("127.0.0.54", r.port, capabilities=caps) as secure, \
+            ScriptedMX("127.0.0.55", r.port, capabilities=caps) as plain:
+        srv = r.start()
+        r.send(["bob@mx.secure.test"])
+        r.send(["carol@plain.test"])
+        wait_for(lambda: plain.messages, what="plaintext delivery", log=srv.log)
+        srv.wait_log(r"event=delivery .*to=<carol@plain\.test> .*tls=no status=sent")
+        srv.wait_log(r"event=delivery .*to=<bob@mx\.secure\.test> .*status=deferred dsn=4\.7\.4 "
+                     r"reply=\".*does not offer STARTTLS\"")
+    assert secure.messages == []
+    assert not any(c.upper().startswith("MAIL") for s in secure.sessions for c in s["commands"])
+    assert len(plain.messages) == 1
+    assert len(r.queued()) == 1
+
+
+def test_per_destination_verify_refuses_a_self_signed_certificate(relay, tmp_path):
+    """A domain with policy verify checks the MX's certificate although the
+    default is may: a self-signed one defers with 4.7.5 and is not retried
+    in plaintext, while the same kind of certificate on a may domain still
+    encrypts."""
+    crt, key = make_cert(str(tmp_path), cn="mx1.strict.test", san="DNS:mx1.strict.test")
+    ctx = server_tls_context(crt, key)
+    r = relay({"strict.test": [(10, "mx1.strict.test", "127.0.0.56")],
+               "open.test": [(10, "mx1.open.test", "127.0.0.57")]},
+              delivery='tls_policies = ( { domain = "strict.test"; policy = "verify"; } );')
+    with ScriptedMX("127.0.0.56", r.port, capabilities=CAPS, tls_context=ctx) as strict, \
+            ScriptedMX("127.0.0.57", r.port, capabilities=CAPS, tls_context=ctx) as open_:
+        srv = r.start()
+        r.send(["bob@strict.test"])
+        r.send(["carol@open.test"])
+        wait_for(lambda: open_.messages, what="delivery to open.test", log=srv.log)
+        srv.wait_log(r"event=delivery .*to=<carol@open\.test> .*tls=yes status=sent")
+        srv.wait_log(r"event=delivery .*to=<bob@strict\.test> .*status=deferred dsn=4\.7\.5 ")
+    assert strict.messages == []
+    # no plaintext retry under verify: every session asked for STARTTLS first
+    assert strict.sessions
+    for s in strict.sessions:
+        cmds = [c.split()[0].upper() for c in s["commands"]]
+        assert cmds[:2] == ["EHLO", "STARTTLS"], cmds
+        assert "MAIL" not in cmds
+    assert open_.sessions[0]["tls"] is True
+    assert len(r.queued()) == 1
