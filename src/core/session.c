@@ -35,19 +35,6 @@
 
 /* ---- small helpers ------------------------------------------------------ */
 
-const char *sk_sess_clean(const char *src, char *dst, size_t n)
-{
-    size_t i = 0;
-    if (n == 0)
-        return "";
-    for (; src && src[i] && i + 1 < n; i++) {
-        unsigned char c = (unsigned char)src[i];
-        dst[i] = (c < 0x21 || c == 0x7f || c == '"' || c == '\\') ? '?' : (char)c;
-    }
-    dst[i] = '\0';
-    return dst;
-}
-
 const char *sk_sess_printable(const char *src, char *dst, size_t n)
 {
     size_t i = 0;
@@ -56,18 +43,6 @@ const char *sk_sess_printable(const char *src, char *dst, size_t n)
     for (; src && src[i] && i + 1 < n; i++) {
         unsigned char c = (unsigned char)src[i];
         dst[i] = (c < 0x20 || c > 0x7e) ? '?' : (char)c;
-    }
-    dst[i] = '\0';
-    return dst;
-}
-
-/* As sk_sess_clean, but keeps spaces: for quoted free text in logs. */
-static const char *clean_text(const char *src, char *dst, size_t n)
-{
-    size_t i = 0;
-    for (; src[i] && i + 1 < n; i++) {
-        unsigned char c = (unsigned char)src[i];
-        dst[i] = (c < 0x20 || c == 0x7f || c == '"' || c == '\\') ? '?' : (char)c;
     }
     dst[i] = '\0';
     return dst;
@@ -142,7 +117,7 @@ refusal(sk_session *s, int code, const char *enhanced, const char *fmt, va_list 
      * client cannot add a field or a line. */
     int is_mail = s->verb && !strcmp(s->verb, "MAIL"),
         is_rcpt = s->verb && !strcmp(s->verb, "RCPT");
-    const char *f = s->in_tx                     ? sk_sess_clean(s->tx.mail_from, from, sizeof from)
+    const char *f = s->in_tx                     ? sk_text_token(s->tx.mail_from, from, sizeof from)
                     : is_mail && s->cmd_addr_set ? s->cmd_addr
                                                  : NULL;
     int has_to = is_rcpt && s->cmd_addr_set;
@@ -150,13 +125,13 @@ refusal(sk_session *s, int code, const char *enhanced, const char *fmt, va_list 
                 s->verb ? s->verb : "-", code, enhanced ? enhanced : "-", f ? " from=<" : "",
                 f ? f : "", f ? ">" : "", has_to ? " to=<" : "", has_to ? s->cmd_addr : "",
                 has_to ? ">" : "", s->helo ? " helo=" : "",
-                s->helo ? sk_sess_clean(s->helo, helo, sizeof helo) : "",
-                clean_text(text, clean, sizeof clean));
+                s->helo ? sk_text_token(s->helo, helo, sizeof helo) : "",
+                sk_text_quoted(text, clean, sizeof clean));
 }
 
 void sk_sess_set_cmd_addr(sk_session *s, const char *addr)
 {
-    sk_sess_clean(addr, s->cmd_addr, sizeof s->cmd_addr);
+    sk_text_token(addr, s->cmd_addr, sizeof s->cmd_addr);
     s->cmd_addr_set = 1;
 }
 
@@ -205,7 +180,7 @@ static void log_tx(sk_session *s, const char *why)
     rcpts[0] = '\0';
     for (size_t i = 0; i < s->tx.nrcpts; i++) {
         char one[300];
-        sk_sess_clean(s->tx.rcpts[i].addr, one, sizeof one);
+        sk_text_token(s->tx.rcpts[i].addr, one, sizeof one);
         int n = snprintf(rcpts + len, sizeof rcpts - len, "%s<%s>", i ? "," : "", one);
         if (n < 0 || (size_t)n >= sizeof rcpts - len) {
             /* nrcpts gives the count; mark where the list was cut */
@@ -218,8 +193,8 @@ static void log_tx(sk_session *s, const char *why)
     snprintf(result, sizeof result, s->tx_result ? "%d" : "none", s->tx_result);
     const char *reason = s->tx_why ? s->tx_why : s->tx_result ? NULL : why;
     sk_sess_log(s, "event=message id=%s from=<%s> nrcpts=%zu rcpts=%s size=%llu result=%s%s%s",
-                s->tx.id[0] ? sk_sess_clean(s->tx.id, id, sizeof id) : "-",
-                sk_sess_clean(s->tx.mail_from ? s->tx.mail_from : "", from, sizeof from),
+                s->tx.id[0] ? sk_text_token(s->tx.id, id, sizeof id) : "-",
+                sk_text_token(s->tx.mail_from ? s->tx.mail_from : "", from, sizeof from),
                 s->tx.nrcpts, rcpts, s->data_size, result, reason ? " reason=" : "",
                 reason ? reason : "");
 }
@@ -585,7 +560,7 @@ void sk_sess_bdat_chunk_end(sk_session *s)
 static void auth_verdict(sk_session *s, const char *mech, const char *raw_user, int ok)
 {
     char user[300];
-    sk_sess_clean(raw_user ? raw_user : "", user, sizeof user);
+    sk_text_token(raw_user ? raw_user : "", user, sizeof user);
     if (ok == 1 && raw_user) {
         char *u = strdup(raw_user);
         sk_sasl_clear(&s->sasl);
@@ -854,8 +829,8 @@ void sk_session_tls_started(sk_session *s, const char *version, const char *ciph
     sk_sess_sync_info(s);
     char v[64], c[128];
     sk_sess_log(s, "event=tls version=%s cipher=%s",
-                sk_sess_clean(version ? version : "-", v, sizeof v),
-                sk_sess_clean(cipher ? cipher : "-", c, sizeof c));
+                sk_text_token(version ? version : "-", v, sizeof v),
+                sk_text_token(cipher ? cipher : "-", c, sizeof c));
 }
 
 void sk_session_commit_done(sk_session *s, sk_store_result r)
@@ -894,7 +869,7 @@ void sk_session_commit_outcome(sk_session *s, const sk_store_outcome *out)
                 : gone                  ? "client-gone"
                                         : NULL;
     char id[40];
-    sk_sess_clean(s->tx.id, id, sizeof id);
+    sk_text_token(s->tx.id, id, sizeof id);
     sk_sess_tx_reset(s, NULL);
     if (theirs) {
         char enh[12], text[sizeof out->text];
@@ -932,7 +907,7 @@ void sk_session_auth_done(sk_session *s, int result)
         /* the client left (or the session closed) while its credentials were checked: log what
          * the check said, reply to nobody, never become authenticated */
         char user[300];
-        sk_sess_clean(u ? u : "", user, sizeof user);
+        sk_text_token(u ? u : "", user, sizeof user);
         sk_sess_log(s, "event=auth mech=%s user=%s result=%d reason=client-gone",
                     s->auth_check_mech ? s->auth_check_mech : "-", user,
                     result == 1   ? 235

@@ -52,7 +52,7 @@ static int set_helo(sk_session *s, const sk_command *cmd, int esmtp)
     sk_sess_sync_info(s);
     char clean[128];
     sk_sess_log(s, "event=helo verb=%s helo=%s", esmtp ? "EHLO" : "HELO",
-                sk_sess_clean(name, clean, sizeof clean));
+                sk_text_token(name, clean, sizeof clean));
     return 0;
 }
 

@@ -18,6 +18,7 @@
 #include "smtpkit/command.h"
 #include "smtpkit/sasl.h"
 #include "smtpkit/session.h"
+#include "util/text_mask.h"
 
 typedef enum sk_input_mode {
     SK_MODE_COMMAND, /* reading command lines */
@@ -72,7 +73,7 @@ struct sk_session {
     unsigned long commands;
     const char *verb;         /* the command being handled: logs, RFC 2034 3 */
     const char *close_reason; /* set with SK_WANT_CLOSE, see sk_session_close_reason */
-    /* MAIL/RCPT being handled: its address (sk_sess_clean'ed), for the
+    /* MAIL/RCPT being handled: its address (sk_text_token'ed), for the
      * from=/to= of a refusal's log line; cleared before each command */
     char cmd_addr[300];
     int cmd_addr_set;
@@ -136,9 +137,6 @@ void sk_sess_refuse_temp(sk_session *s, int code, const char *enhanced, const ch
 void sk_sess_log(sk_session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Remember the address of the MAIL/RCPT being handled for its log lines. */
 void sk_sess_set_cmd_addr(sk_session *s, const char *addr);
-/* Copy a client-supplied string into dst for a log line: bytes that could
- * break a key=value line (controls, space, '"', '\') become '?'. */
-const char *sk_sess_clean(const char *src, char *dst, size_t n);
 /* Copy a client-supplied string into dst for a reply text (RFC 5321 4.2:
  * textstring is HT, SP and printable ASCII): other bytes become '?', so an
  * address shows as written ("a b"@example.test), quotes included. */

@@ -98,7 +98,7 @@ void sk_session_policy_done(sk_session *s, const sk_policy_verdict *v)
         } else if (v->action == SK_POLICY_DISCARD) {
             /* accepted for the client, stored nowhere; the message line says so */
             char id[40], text[80];
-            sk_sess_clean(s->tx.id, id, sizeof id);
+            sk_text_token(s->tx.id, id, sizeof id);
             snprintf(text, sizeof text, "Ok: queued as %s", id);
             sk_sess_end_tx(s, 250, "milter-discard", "2.0.0", text);
         } else {

@@ -610,7 +610,7 @@ static void round_done(void *arg)
     if (r->failed || r->err[0]) {
         char why[300];
         sk_log(LOG_WARNING, "event=queue-error id=%s error=\"%s\"", r->id,
-               sk_log_quoted(r->err, why, sizeof why));
+               sk_text_quoted(r->err, why, sizeof why));
     }
     if (r->nbounced && r->dsn_id[0])
         sk_log(LOG_INFO, "event=bounce id=%s recipients=%zu dsn_id=%s", r->id, r->nbounced,
@@ -688,10 +688,10 @@ static void log_result(const agent_round *r, const sk_dlv_rcpt_result *x, int tl
     sk_log(LOG_INFO,
            "event=delivery id=%s to=<%s> relay=%s delay=%lld tls=%s status=%s dsn=%s "
            "reply=\"%s\"",
-           r->id, sk_log_clean(x->addr, to, sizeof to),
-           x->host[0] ? sk_log_clean(x->host, relay, sizeof relay) : "none", delay < 0 ? 0 : delay,
+           r->id, sk_text_token(x->addr, to, sizeof to),
+           x->host[0] ? sk_text_token(x->host, relay, sizeof relay) : "none", delay < 0 ? 0 : delay,
            tls ? "yes" : "no", state_word(x->state), x->enhanced,
-           sk_log_quoted(full, reply, sizeof reply));
+           sk_text_quoted(full, reply, sizeof reply));
 }
 
 static void attempt_done(void *arg, sk_attempt *a)
@@ -761,7 +761,7 @@ static int round_start(sk_agent *ag, agent_msg *m, long long now)
         } else {
             char why[300];
             sk_log(LOG_WARNING, "event=queue-error id=%s error=\"%s\"", m->id,
-                   sk_log_clean(err, why, sizeof why));
+                   sk_text_token(err, why, sizeof why));
             m->due = now + 3600;
         }
         free(r);
@@ -1026,7 +1026,7 @@ static int scan_cb(void *arg, const char *id, const sk_envelope *env, const char
     if (!env) {
         char why[300];
         sk_log(LOG_WARNING, "event=queue-broken id=%s error=\"%s\"", id,
-               sk_log_quoted(err ? err : "", why, sizeof why));
+               sk_text_quoted(err ? err : "", why, sizeof why));
         return 0;
     }
     long long due = sk_dlv_next_due(env);

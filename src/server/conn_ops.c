@@ -81,7 +81,7 @@ void sk_conn_log_store_error(sk_conn *c, sk_store_result r, const sk_store_error
            : r == SK_STORE_REFUSED  ? "refused"
                                     : "ioerr",
            e && e->step ? e->step : "unknown",
-           e && e->path[0] ? sk_log_clean(e->path, path, sizeof path) : "-", e ? e->errnum : 0,
+           e && e->path[0] ? sk_text_token(e->path, path, sizeof path) : "-", e ? e->errnum : 0,
            e && e->errnum ? strerror(e->errnum) : "-", detail[0] ? " detail=\"" : "", detail,
            detail[0] ? "\"" : "");
 }
@@ -204,7 +204,7 @@ static void auth_apply(sk_conn *c, const sk_auth_verdict *v, const char *user)
     /* the user name, never the password */
     char u[300];
     sk_log(LOG_NOTICE, "event=auth-failed conn=%llu peer=%s user=%s why=%s conn_failures=%u", c->id,
-           c->addr, sk_log_clean(user ? user : "", u, sizeof u), v->why, c->auth.failures);
+           c->addr, sk_text_token(user ? user : "", u, sizeof u), v->why, c->auth.failures);
 }
 
 /* One password check in flight. The worker sees only this job's own

@@ -90,32 +90,6 @@ static const char *level_name(int prio)
     }
 }
 
-const char *sk_log_clean(const char *src, char *dst, size_t n)
-{
-    size_t i = 0;
-    if (n == 0)
-        return "";
-    for (; src && src[i] && i + 1 < n; i++) {
-        unsigned char c = (unsigned char)src[i];
-        dst[i] = (c < 0x21 || c == 0x7f || c == '"' || c == '\\') ? '?' : (char)c;
-    }
-    dst[i] = '\0';
-    return dst;
-}
-
-const char *sk_log_quoted(const char *src, char *dst, size_t n)
-{
-    size_t i = 0;
-    if (n == 0)
-        return "";
-    for (; src && src[i] && i + 1 < n; i++) {
-        unsigned char c = (unsigned char)src[i];
-        dst[i] = (c < 0x20 || c == 0x7f || c == '"' || c == '\\') ? '?' : (char)c;
-    }
-    dst[i] = '\0';
-    return dst;
-}
-
 void sk_log(int prio, const char *fmt, ...)
 {
     char msg[2048];

@@ -10,6 +10,7 @@
 #include <syslog.h>
 
 #include "smtpkit/config.h"
+#include "util/text_mask.h"
 
 /* Choose the destination (stderr until called). */
 void sk_log_open(sk_log_target target, int facility);
@@ -25,12 +26,5 @@ int sk_log_reopen(char *err, size_t errlen);
 /* Log one line at `prio` (LOG_ERR, LOG_WARNING, LOG_INFO). Control bytes in
  * the text are replaced by '?', so no logged value can forge a line. */
 void sk_log(int prio, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Copy a client-supplied value into dst (n bytes) for a key=value field:
- * controls, space, '"', '\\' and DEL become '?', so a value can neither end
- * the field nor the line. Returns dst. */
-const char *sk_log_clean(const char *src, char *dst, size_t n);
-/* The same for a value written between double quotes (key="..."), such as
- * a reply text: spaces stay, controls, '"', '\\' and DEL become '?'. */
-const char *sk_log_quoted(const char *src, char *dst, size_t n);
 
 #endif

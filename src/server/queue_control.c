@@ -134,7 +134,7 @@ static void answer(ctl_conn *cc, const char *line, size_t len)
     if (sk_control_parse(line, len, &c, NULL, 0) == 0) {
         snprintf(verb, sizeof verb, "%s", sk_control_verb_name(c.verb));
         if (c.arg[0])
-            sk_log_clean(c.arg, arg, sizeof arg);
+            sk_text_token(c.arg, arg, sizeof arg);
     }
     /* The answer as a quoted field: it never holds a control byte; its
      * quotes and backslashes become '. */

@@ -42,26 +42,7 @@ static int copy_message(sk_store_msg *m, sk_queue_dir *q)
     int out = openat(tmpfd, tname, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (out < 0)
         return -1;
-    off_t off = 0;
-    int rc = 0;
-    for (;;) {
-        ssize_t r = pread(m->fd, m->wb, SK_STORE_WRITE_BEHIND, off);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0 || (r > 0 && sk_fs_write_all(out, m->wb, (size_t)r) < 0)) {
-            rc = -1;
-            break;
-        }
-        if (r == 0)
-            break;
-        off += r;
-    }
-    if (rc == 0 && (unsigned long long)off != m->size) {
-        errno = EIO;
-        rc = -1;
-    }
-    if (rc == 0 && fsync(out) < 0)
-        rc = -1;
+    int rc = sk_store_msg_copy_to(m, out);
     int e = errno;
     close(out);
     if (rc == 0 && renameat2(tmpfd, tname, sk_queue_dir_msg_fd(q), m->id, RENAME_NOREPLACE) < 0) {

@@ -292,6 +292,26 @@ sk_store_msg *sk_store_begin(sk_store *st, char id[32], sk_store_result *res)
 
 static sk_store_result put(sk_store_msg *m, const char *p, size_t n);
 
+int sk_store_msg_copy_to(sk_store_msg *m, int out)
+{
+    off_t off = 0;
+    for (;;) {
+        ssize_t r = pread(m->fd, m->wb, SK_STORE_WRITE_BEHIND, off);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0 || (r > 0 && sk_fs_write_all(out, m->wb, (size_t)r) < 0))
+            return -1;
+        if (r == 0)
+            break;
+        off += r;
+    }
+    if ((unsigned long long)off != m->size) {
+        errno = EIO;
+        return -1;
+    }
+    return fsync(out);
+}
+
 sk_store_result sk_store_msg_flush(sk_store_msg *m)
 {
     if (m->err == SK_STORE_OK && m->held_cr) {

@@ -97,6 +97,10 @@ sk_store_result sk_store_msg_note(sk_store_msg *m, const char *step, const char 
                                   const char *name, int e);
 /* Write out the write-behind buffer (errors are sticky in m). */
 sk_store_result sk_store_msg_flush(sk_store_msg *m);
+/* Copy the whole spool file into out and fsync it (the cross-filesystem
+ * fallback of the kinds that link it). 0, or -1 with errno (EIO: a copy of
+ * another size than the message). out stays open. */
+int sk_store_msg_copy_to(sk_store_msg *m, int out);
 /* Record a directory to fsync before the commit is durable (distinct by
  * device and inode). 0 or -1 (out of memory). */
 int sk_store_msg_add_dir(sk_store_msg *m, const char *path, dev_t dev, ino_t ino);
